@@ -1,0 +1,72 @@
+/**
+ * `proctree chain PID`: the ancestors of a live process, from `/proc`.
+ *
+ * @module
+ */
+
+import { CliError, parseFlags } from "./common.ts";
+import { procfs } from "../ffi/procfs.ts";
+import { Users } from "../lib/users.ts";
+import { chainObjects, formatChain } from "../lib/record.ts";
+import type { ProcNode } from "../lib/tree.ts";
+
+export const CHAIN_HELP = `proctree chain — the ancestors of a live process
+
+Usage: proctree chain [--json] PID
+
+Prints pid|comm|user for the process and each parent up to the root, joined by ";"
+(fsmon's format). --json prints an array of {pid, comm, user} instead.
+
+Example:
+  proctree chain $$`;
+
+/** Reads the chain of a live process from `/proc` as tree nodes (self first). */
+export function liveChain(pid: number): ProcNode[] | null {
+  const out: ProcNode[] = [];
+  const seen = new Set<number>();
+  for (let p = pid; p > 0 && !seen.has(p);) {
+    seen.add(p);
+    const st = procfs.stat(p);
+    if (!st) {
+      if (p === pid) return null;
+      break;
+    }
+    out.push({
+      pid: p,
+      ppid: st.ppid,
+      parent: null,
+      children: new Set(),
+      startNs: null,
+      startTicks: st.startTicks,
+      comm: st.comm,
+      argv: null,
+      exe: null,
+      uid: procfs.euid(p),
+      alive: true,
+      exitStatus: null,
+      exitNs: null,
+      execs: 0,
+      expired: false,
+    });
+    p = st.ppid;
+  }
+  return out;
+}
+
+/** Runs `proctree chain`. */
+export function chain(args: string[]): number {
+  const f = parseFlags(args, { boolean: ["json", "help"], alias: { h: "help" } }, "chain");
+  if (f.help) {
+    console.log(CHAIN_HELP);
+    return 0;
+  }
+  if (f._.length !== 1 || !/^\d+$/.test(String(f._[0]))) {
+    throw new CliError("chain: expects one PID (see proctree chain --help)", 2);
+  }
+  const pid = Number(f._[0]);
+  const nodes = liveChain(pid);
+  if (!nodes) throw new CliError(`chain: no process with pid ${pid}`, 1);
+  const users = new Users();
+  console.log(f.json ? JSON.stringify(chainObjects(nodes, users)) : formatChain(nodes, users));
+  return 0;
+}

@@ -1,0 +1,158 @@
+/**
+ * Pieces every command shares: one-line errors, the stdout writer, flag parsing with
+ * clear errors, and opening the connector plus the tree it feeds.
+ *
+ * @module
+ */
+
+import { type Args, parseArgs, type ParseOptions } from "@std/cli";
+import { ConnectorError, ProcConnector } from "../ffi/connector.ts";
+import { Clock, clockNs } from "../ffi/libc.ts";
+import { PidTree } from "../lib/tree.ts";
+import { snapshot } from "../lib/procfs.ts";
+import { procfs } from "../ffi/procfs.ts";
+import { WallClock } from "../lib/time.ts";
+
+/** A failure the CLI reports as one line on stderr with an exit status. */
+export class CliError extends Error {
+  readonly status: number;
+  constructor(message: string, status = 1) {
+    super(message);
+    this.name = "CliError";
+    this.status = status;
+  }
+}
+
+/** Parses flags; an unknown flag is a usage error (exit 2). */
+export function parseFlags(args: string[], options: ParseOptions, command: string): Args {
+  return parseArgs(args, {
+    ...options,
+    unknown: (arg: string, key?: string) => {
+      if (key === undefined) return true; // a positional argument
+      throw new CliError(`${command}: unknown option ${arg} (see proctree ${command} --help)`, 2);
+    },
+  });
+}
+
+/** Parses a positive integer flag value, or fails with a usage error. */
+export function intFlag(value: unknown, name: string, min = 0): number {
+  const n = Number(value);
+  if (value === "" || !Number.isInteger(n) || n < min) {
+    throw new CliError(
+      `--${name} expects a whole number ≥ ${min}, got ${JSON.stringify(value)}`,
+      2,
+    );
+  }
+  return n;
+}
+
+/** Parses sizes such as `8M`, `512k`, `1048576`. */
+export function bytesFlag(value: unknown, name: string): number {
+  const m = /^(\d+)([kKmMgG]?)(i?B)?$/.exec(String(value));
+  if (!m) {
+    throw new CliError(
+      `--${name} expects a size such as 8M or 1048576, got ${JSON.stringify(value)}`,
+      2,
+    );
+  }
+  const unit = { "": 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[m[2].toLowerCase()]!;
+  return Number(m[1]) * unit;
+}
+
+const encoder = new TextEncoder();
+
+/**
+ * Buffers lines and writes them with synchronous writes. A closed reader (EPIPE) marks the
+ * writer closed instead of throwing: `proctree watch | head -3` ends quietly.
+ */
+export class LineWriter {
+  #lines: string[] = [];
+  #out: { writeSync(p: Uint8Array): number };
+  closed = false;
+
+  constructor(out: { writeSync(p: Uint8Array): number } = Deno.stdout) {
+    this.#out = out;
+  }
+
+  /** Queues one line (without its newline). */
+  push(line: string): void {
+    if (!this.closed) this.#lines.push(line);
+  }
+
+  /** Lines queued and not yet written. */
+  get pending(): number {
+    return this.#lines.length;
+  }
+
+  /** Writes everything queued. */
+  flush(): void {
+    if (this.#lines.length === 0 || this.closed) return;
+    const bytes = encoder.encode(this.#lines.join("\n") + "\n");
+    this.#lines.length = 0;
+    try {
+      let at = 0;
+      while (at < bytes.length) at += this.#out.writeSync(bytes.subarray(at));
+    } catch (e) {
+      if (e instanceof Deno.errors.BrokenPipe) this.closed = true;
+      else throw e;
+    }
+  }
+}
+
+/** CLOCK_REALTIME − CLOCK_MONOTONIC now, in ns. */
+export function wallOffsetNs(): number {
+  return clockNs(Clock.REALTIME) - clockNs(Clock.MONOTONIC);
+}
+
+/** CLOCK_BOOTTIME − CLOCK_MONOTONIC now, in ns (time spent suspended). */
+export function bootOffsetNs(): number {
+  return clockNs(Clock.BOOTTIME) - clockNs(Clock.MONOTONIC);
+}
+
+/** Options shared by the commands that listen. */
+export interface ListenOptions {
+  rcvbufBytes?: number;
+  eventMask?: number;
+  graceMs?: number;
+  maxExited?: number;
+}
+
+/** A subscribed connector and the tree seeded right after subscribing. */
+export interface Listening {
+  connector: ProcConnector;
+  tree: PidTree;
+  clock: WallClock;
+  seeded: number;
+}
+
+/**
+ * Subscribes first and snapshots `/proc` second, so no process can start unseen between
+ * the two. Connector failures become a one-line {@linkcode CliError}.
+ */
+export function listen(opts: ListenOptions): Listening {
+  let connector: ProcConnector;
+  try {
+    connector = ProcConnector.open({ rcvbufBytes: opts.rcvbufBytes, eventMask: opts.eventMask });
+  } catch (e) {
+    if (e instanceof ConnectorError) throw new CliError(e.message, 1);
+    if (e instanceof Deno.errors.NotCapable || e instanceof Deno.errors.PermissionDenied) {
+      throw new CliError(`needs --allow-ffi and --allow-read: ${(e as Error).message}`, 1);
+    }
+    throw e;
+  }
+  const tree = new PidTree({
+    graceMs: opts.graceMs,
+    maxExited: opts.maxExited,
+    bootOffsetNs: bootOffsetNs(),
+  });
+  const entries = snapshot(procfs);
+  tree.seed(entries);
+  return { connector, tree, clock: new WallClock(wallOffsetNs()), seeded: entries.length };
+}
+
+/** Prints one line on stderr. */
+export function say(line: string): void {
+  try {
+    Deno.stderr.writeSync(encoder.encode(line + "\n"));
+  } catch { /* stderr gone: nothing else to do */ }
+}

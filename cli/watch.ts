@@ -1,0 +1,192 @@
+/**
+ * `proctree watch`: every process event as one JSON line (or a readable text line).
+ *
+ * @module
+ */
+
+import {
+  bytesFlag,
+  CliError,
+  intFlag,
+  LineWriter,
+  listen,
+  parseFlags,
+  say,
+  wallOffsetNs,
+} from "./common.ts";
+import { EventProcessor, type ProcessFilter } from "../lib/processor.ts";
+import { runLoop } from "../lib/loop.ts";
+import { EVENT_BITS, WHAT } from "../lib/wire.ts";
+import { Users } from "../lib/users.ts";
+import { procfs } from "../ffi/procfs.ts";
+import { toJsonLine } from "../lib/record.ts";
+import { TextFormatter } from "../lib/text_view.ts";
+import type { PidTree, ProcNode } from "../lib/tree.ts";
+import { Clock, clockNs } from "../ffi/libc.ts";
+import { DEFAULT_RCVBUF_BYTES } from "../ffi/connector.ts";
+
+export const WATCH_HELP = `proctree watch — stream process events as JSON lines
+
+Usage: proctree watch [options]
+
+Options:
+  --events LIST        only these events (comma-separated): fork,exec,exit,uid,gid,sid,
+                       ptrace,comm,coredump. lost, resync, malformed and unknown always print
+  --under NAME|PID     only processes that are, or descend from, a process with this comm
+                       (or executable name) or this pid; repeatable
+  --user NAME|UID      only processes of this user; repeatable
+  --comm NAME          only processes with this comm; repeatable
+  --threads            also report thread creation and exit (tid differs from pid)
+  --format json|text   JSON lines (default) or a readable, indented view
+  --no-chain           leave out the ancestor chain
+  --rcvbuf SIZE        socket receive buffer (default ${DEFAULT_RCVBUF_BYTES / 1024 / 1024}M)
+  --grace SECONDS      keep exited processes this long for chains (default 60)
+  --max-exited N       keep at most N exited processes (default 50000)
+  -q, --quiet          no "proctree: listening" line on stderr
+  -h, --help           this help
+
+Example:
+  proctree watch --events exec --under sshd | jq -r .chain`;
+
+/** Builds the `--under` matchers; a number names a live pid, pinned to that process. */
+export function underMatchers(values: string[], tree: PidTree): ((n: ProcNode) => boolean)[] {
+  return values.map((v) => {
+    if (/^\d+$/.test(v)) {
+      const node = tree.get(Number(v));
+      if (!node?.alive) throw new CliError(`--under ${v}: no process with pid ${v}`, 1);
+      return (n: ProcNode) => n === node;
+    }
+    return nameMatcher(v);
+  });
+}
+
+/** Matches a process by comm (the kernel keeps 15 bytes of it) or by executable basename. */
+export function nameMatcher(name: string): (n: ProcNode) => boolean {
+  const comm = name.slice(0, 15);
+  return (n) =>
+    n.comm === comm || (n.exe !== null && n.exe.slice(n.exe.lastIndexOf("/") + 1) === name);
+}
+
+function parseEvents(list: string): Set<string> {
+  const names = list.split(",").map((s) => s.trim()).filter(Boolean);
+  for (const n of names) {
+    if (!(n in EVENT_BITS)) {
+      throw new CliError(
+        `--events: unknown event "${n}" (known: ${Object.keys(EVENT_BITS).join(",")})`,
+        2,
+      );
+    }
+  }
+  return new Set(names);
+}
+
+/** Runs `proctree watch`; resolves to the exit status. */
+export async function watch(args: string[]): Promise<number> {
+  const f = parseFlags(args, {
+    boolean: ["threads", "quiet", "help", "chain"],
+    string: ["events", "format", "rcvbuf", "grace", "max-exited"],
+    collect: ["under", "user", "comm"],
+    negatable: ["chain"],
+    alias: { q: "quiet", h: "help" },
+    default: { format: "json", chain: true },
+  }, "watch");
+  if (f.help) {
+    console.log(WATCH_HELP);
+    return 0;
+  }
+  if (f._.length) throw new CliError(`watch: unexpected argument ${String(f._[0])}`, 2);
+  if (f.format !== "json" && f.format !== "text") {
+    throw new CliError(`--format expects json or text, got ${JSON.stringify(f.format)}`, 2);
+  }
+  const events = f.events !== undefined ? parseEvents(f.events) : undefined;
+  // The tree needs fork, exec, exit and comm whatever is printed.
+  let mask: number | undefined;
+  if (events) {
+    mask = WHAT.FORK | WHAT.EXEC | WHAT.EXIT | WHAT.COMM;
+    for (const e of events) mask |= EVENT_BITS[e as keyof typeof EVENT_BITS];
+    mask >>>= 0;
+  }
+  const users = new Users();
+  const uids = (f.user as string[]).map((u) => {
+    if (/^\d+$/.test(u)) return Number(u);
+    const uid = users.uidOf(u);
+    if (uid === null) throw new CliError(`--user ${u}: no such user`, 1);
+    return uid;
+  });
+
+  const l = listen({
+    rcvbufBytes: f.rcvbuf !== undefined ? bytesFlag(f.rcvbuf, "rcvbuf") : undefined,
+    eventMask: mask,
+    graceMs: f.grace !== undefined ? intFlag(f.grace, "grace") * 1000 : undefined,
+    maxExited: f["max-exited"] !== undefined
+      ? intFlag(f["max-exited"], "max-exited", 1)
+      : undefined,
+  });
+  const { connector, tree, clock } = l;
+  try {
+    const filter: ProcessFilter = {};
+    if (f.under.length) filter.under = underMatchers(f.under, tree);
+    if (uids.length) filter.uids = new Set(uids);
+    if (f.comm.length) filter.comms = new Set(f.comm as string[]);
+
+    const out = new LineWriter();
+    const text = f.format === "text" ? new TextFormatter(tree, filter.under) : null;
+    const processor = new EventProcessor({
+      tree,
+      reader: procfs,
+      users,
+      clock,
+      events,
+      threads: f.threads,
+      filter,
+      chains: f.chain,
+      kernelFilter: connector.kernelFilter,
+      sink: text
+        ? (rec, node) => out.push(text.format(rec, node))
+        : (rec) => out.push(toJsonLine(rec)),
+    });
+
+    connector.watchHangup(1);
+    let stop = false;
+    const onSignal = () => {
+      stop = true;
+      connector.wake();
+    };
+    const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
+    for (const s of signals) Deno.addSignalListener(s, onSignal);
+    if (!f.quiet) {
+      say(
+        `proctree: listening (${l.seeded} processes seeded, rcvbuf ${connector.rcvbufBytes} bytes` +
+          `${connector.kernelFilter ? ", kernel event filter" : ""})`,
+      );
+    }
+    let lastClockNs = clockNs(Clock.MONOTONIC);
+    try {
+      await runLoop(connector, {
+        batch: (b) => processor.process(b),
+        overrun: () => processor.overrun(),
+        tick: () => {
+          out.flush();
+          if (out.closed) stop = true;
+          const now = clockNs(Clock.MONOTONIC);
+          tree.sweep(now);
+          if (now - lastClockNs > 1e9) {
+            lastClockNs = now;
+            clock.offsetNs = wallOffsetNs();
+          }
+        },
+        stopped: () => stop,
+        hangup: () => {
+          out.closed = true;
+          stop = true;
+        },
+      });
+    } finally {
+      for (const s of signals) Deno.removeSignalListener(s, onSignal);
+    }
+    out.flush();
+    return 0;
+  } finally {
+    await connector.close();
+  }
+}

@@ -1,0 +1,408 @@
+/**
+ * The proc connector socket: subscribe, confirm, read in batches, unsubscribe.
+ *
+ * Reading parks in a nonblocking `poll` on the socket and an eventfd (so `wake()` can end an
+ * idle wait at once) and, once readable, drains with synchronous `recvmmsg(MSG_DONTWAIT)`
+ * calls: one FFI crossing per batch of up to {@linkcode BATCH} datagrams, no await per event.
+ *
+ * @module
+ */
+
+import { readFileText } from "./procfs.ts";
+import { Clock, clockNs, Errno, errno, errnoName, libc, LibcError } from "./libc.ts";
+import {
+  type Decoded,
+  decodeDatagram,
+  encodeMcastRequest,
+  MCAST_OP,
+  NETLINK_CONNECTOR,
+  WHAT_ALL,
+} from "../lib/wire.ts";
+
+const AF_NETLINK = 16;
+const SOCK_DGRAM = 2;
+const SOCK_NONBLOCK = 0x800;
+const SOCK_CLOEXEC = 0x80000;
+const SOL_SOCKET = 1;
+const SO_RCVBUF = 8;
+const SO_RCVBUFFORCE = 33;
+const MSG_DONTWAIT = 0x40;
+const MSG_TRUNC = 0x20;
+const POLLIN = 1;
+const EFD_CLOEXEC = 0x80000;
+const EFD_NONBLOCK = 0x800;
+
+// struct sockaddr_nl { u16 family; u16 pad; u32 nl_pid; u32 nl_groups; }
+const SOCKADDR_NL = { size: 12, family: 0, pid: 4, groups: 8 } as const;
+// struct mmsghdr on LP64: struct msghdr (56 bytes) then unsigned msg_len.
+const MMSGHDR = {
+  size: 64,
+  name: 0,
+  namelen: 8,
+  iov: 16,
+  iovlen: 24,
+  control: 32,
+  controllen: 40,
+  flags: 48,
+  len: 56,
+} as const;
+const IOVEC = { size: 16, base: 0, len: 8 } as const;
+
+/** Datagrams fetched per `recvmmsg` call. */
+export const BATCH = 64;
+/** Bytes per datagram slot; a kernel proc event is 76, anything longer is foreign. */
+const SLOT_BYTES = 512;
+
+/** Default receive buffer: room for tens of thousands of events during a storm. */
+export const DEFAULT_RCVBUF_BYTES: number = 16 * 1024 * 1024;
+
+/** Why the connector could not be opened; `code` is stable for scripts and tests. */
+export class ConnectorError extends Error {
+  /** `EPERM`, `NO_ACK`, `NO_CONNECTOR`, `NACK` or an errno name. */
+  readonly code: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.name = "ConnectorError";
+    this.code = code;
+  }
+}
+
+/** Options of {@linkcode ProcConnector.open}. */
+export interface ConnectorOptions {
+  /** Receive buffer to request, in bytes. */
+  rcvbufBytes?: number;
+  /**
+   * Kernel-side event filter (`WHAT` bits). Applied only on Linux ≥ 6.6; `kernelFilter`
+   * on the connector says whether it was. Callers filter in user space as well.
+   */
+  eventMask?: number;
+  /** How long to wait for the kernel to confirm the subscription, in ms. */
+  ackTimeoutMs?: number;
+}
+
+/** Receives each datagram: bytes `[offset, offset + length)` of `view`. */
+export type DatagramSink = (view: DataView, offset: number, length: number) => void;
+
+/** Counters the connector keeps about the socket itself. */
+export interface ConnectorStats {
+  /** Datagrams received from the kernel. */
+  datagrams: number;
+  /** Times the kernel reported a receive-buffer overrun (`ENOBUFS`). */
+  overruns: number;
+  /** Datagrams dropped because they did not come from the kernel (spoofing). */
+  foreign: number;
+  /** Datagrams cut short because they did not fit a slot. */
+  truncated: number;
+}
+
+function kernelAtLeast(major: number, minor: number): boolean {
+  const m = /^(\d+)\.(\d+)/.exec(readFileText("/proc/sys/kernel/osrelease") ?? "");
+  if (!m) return false;
+  const [maj, min] = [Number(m[1]), Number(m[2])];
+  return maj > major || (maj === major && min >= minor);
+}
+
+function namespaceHint(): string {
+  const map = readFileText("/proc/self/uid_map");
+  if (map !== null && map.trim().split(/\s+/).join(" ") !== "0 0 4294967295") {
+    return "this process is not in the initial user namespace (a container?)";
+  }
+  return "not in the initial user/pid namespace (a container?), or the connector is disabled";
+}
+
+/** An open, subscribed proc connector socket. */
+export class ProcConnector {
+  /** The socket's file descriptor. */
+  readonly fd: number;
+  /** Receive buffer the kernel granted, in bytes (as `getsockopt` reports it). */
+  readonly rcvbufBytes: number;
+  /** True when the kernel applies the event filter (so `cn_msg.seq` gaps are not losses). */
+  readonly kernelFilter: boolean;
+  /** Socket counters. */
+  readonly stats: ConnectorStats = { datagrams: 0, overruns: 0, foreign: 0, truncated: 0 };
+
+  #efd: number;
+  #closed = false;
+  #pending: Uint8Array[] = [];
+  #polling: Promise<number> | null = null;
+  #pollfds = new Uint8Array(24); // struct pollfd { int fd; short events, revents; } × 3
+  #pollView = new DataView(this.#pollfds.buffer);
+  #slots = new Uint8Array(BATCH * SLOT_BYTES);
+  #slotView = new DataView(this.#slots.buffer);
+  #names = new Uint8Array(BATCH * SOCKADDR_NL.size);
+  #namesView = new DataView(this.#names.buffer);
+  #hdrs = new Uint8Array(BATCH * MMSGHDR.size);
+  #hdrView = new DataView(this.#hdrs.buffer);
+  #iovs = new Uint8Array(BATCH * IOVEC.size);
+  #eventfdBuf = new BigUint64Array(1);
+
+  private constructor(fd: number, efd: number, rcvbufBytes: number, kernelFilter: boolean) {
+    this.fd = fd;
+    this.#efd = efd;
+    this.rcvbufBytes = rcvbufBytes;
+    this.kernelFilter = kernelFilter;
+    const iovView = new DataView(this.#iovs.buffer);
+    const slotsAt = Deno.UnsafePointer.value(Deno.UnsafePointer.of(this.#slots));
+    const namesAt = Deno.UnsafePointer.value(Deno.UnsafePointer.of(this.#names));
+    const iovsAt = Deno.UnsafePointer.value(Deno.UnsafePointer.of(this.#iovs));
+    for (let i = 0; i < BATCH; i++) {
+      iovView.setBigUint64(
+        i * IOVEC.size + IOVEC.base,
+        BigInt(slotsAt) + BigInt(i * SLOT_BYTES),
+        true,
+      );
+      iovView.setBigUint64(i * IOVEC.size + IOVEC.len, BigInt(SLOT_BYTES), true);
+      const h = i * MMSGHDR.size;
+      this.#hdrView.setBigUint64(
+        h + MMSGHDR.name,
+        BigInt(namesAt) + BigInt(i * SOCKADDR_NL.size),
+        true,
+      );
+      this.#hdrView.setUint32(h + MMSGHDR.namelen, SOCKADDR_NL.size, true);
+      this.#hdrView.setBigUint64(h + MMSGHDR.iov, BigInt(iovsAt) + BigInt(i * IOVEC.size), true);
+      this.#hdrView.setBigUint64(h + MMSGHDR.iovlen, 1n, true);
+    }
+    this.#pollView.setInt32(0, fd, true);
+    this.#pollView.setInt16(4, POLLIN, true);
+    this.#pollView.setInt32(8, efd, true);
+    this.#pollView.setInt16(12, POLLIN, true);
+    this.#pollView.setInt32(16, -1, true); // poll skips negative fds
+  }
+
+  /**
+   * Also ends `wait()` with `"hangup"` when `fd` reports an error or hang-up, e.g. stdout
+   * whose reader went away (`proctree watch | head -3` on an idle machine).
+   */
+  watchHangup(fd: number): void {
+    this.#pollView.setInt32(16, fd, true);
+    this.#pollView.setInt16(20, 0, true); // no events asked: POLLERR/POLLHUP always report
+  }
+
+  /**
+   * Opens the socket, subscribes and waits for the kernel's acknowledgement.
+   * Throws {@linkcode ConnectorError} with a one-line message naming the cause.
+   */
+  static open(options: ConnectorOptions = {}): ProcConnector {
+    const c = libc();
+    const fd = c.socket(AF_NETLINK, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, NETLINK_CONNECTOR);
+    if (fd < 0) {
+      const e = errno();
+      if (e === Errno.EPROTONOSUPPORT || e === 97 /* EAFNOSUPPORT */) {
+        throw new ConnectorError(
+          "NO_CONNECTOR",
+          `this kernel has no netlink connector (socket: ${errnoName(e)})`,
+        );
+      }
+      throw new ConnectorError(errnoName(e), `cannot open a netlink socket: ${errnoName(e)}`);
+    }
+    try {
+      const granted = setRcvbuf(fd, options.rcvbufBytes ?? DEFAULT_RCVBUF_BYTES);
+      const addr = new Uint8Array(SOCKADDR_NL.size);
+      const av = new DataView(addr.buffer);
+      av.setUint16(SOCKADDR_NL.family, AF_NETLINK, true);
+      av.setUint32(SOCKADDR_NL.groups, 1, /* CN_IDX_PROC's group bit */ true);
+      if (c.bind(fd, addr, addr.length) !== 0) {
+        const e = errno();
+        throw new ConnectorError(
+          errnoName(e),
+          e === Errno.EPERM
+            ? "not permitted to join the proc connector group (EPERM): run as root, or on Linux ≥ 6.6"
+            : `cannot bind to the proc connector: ${errnoName(e)}`,
+        );
+      }
+      const efd = c.eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+      if (efd < 0) throw new LibcError("eventfd", errno());
+      const wanted = options.eventMask === undefined
+        ? WHAT_ALL
+        : (options.eventMask & WHAT_ALL) >>> 0;
+      const filter = wanted !== WHAT_ALL && kernelAtLeast(6, 6);
+      const conn = new ProcConnector(fd, efd, granted, filter);
+      try {
+        conn.#subscribe(options.ackTimeoutMs ?? 2000);
+        if (filter) {
+          // The kernel acks this too, but its own filter then drops the ack (what = NONE).
+          conn.#request(MCAST_OP.LISTEN, wanted);
+        }
+      } catch (e) {
+        c.close(efd);
+        throw e;
+      }
+      return conn;
+    } catch (e) {
+      c.close(fd);
+      throw e;
+    }
+  }
+
+  #request(op: number, eventMask?: number): number {
+    const nonce = (crypto.getRandomValues(new Uint32Array(1))[0] | 1) >>> 1;
+    const msg = encodeMcastRequest(op, { portId: libc().getpid(), seq: 0, ack: nonce, eventMask });
+    const n = libc().send(this.fd, msg, BigInt(msg.length), 0);
+    if (Number(n) !== msg.length) {
+      const e = errno();
+      throw new ConnectorError(
+        errnoName(e),
+        e === Errno.EPERM
+          ? "not permitted to subscribe to process events (EPERM): run as root, or on Linux ≥ 6.6"
+          : `cannot send the subscription request: ${errnoName(e)}`,
+      );
+    }
+    return nonce;
+  }
+
+  #subscribe(timeoutMs: number): void {
+    const nonce = this.#request(MCAST_OP.LISTEN);
+    const deadline = clockNs(Clock.MONOTONIC) + timeoutMs * 1e6;
+    const decoded: Decoded[] = [];
+    for (;;) {
+      const left = Math.ceil((deadline - clockNs(Clock.MONOTONIC)) / 1e6);
+      if (left <= 0) break;
+      this.#pollView.setInt16(6, 0, true);
+      if (libc().poll(this.#pollfds.subarray(0, 8), 1n, left) <= 0) continue;
+      let acked = -1;
+      this.drain((view, offset, length) => {
+        decoded.length = 0;
+        decodeDatagram(view, offset, length, decoded);
+        const d = decoded[0];
+        if (decoded.length === 1 && d.what === "ack" && d.ack === ((nonce + 1) >>> 0)) {
+          acked = d.err;
+        }
+        // Kept for the first real drain: events that raced the reply, and the reply itself,
+        // whose cn_msg.seq the loss accounting needs.
+        this.#pending.push(new Uint8Array(view.buffer, offset, length).slice());
+      });
+      if (acked === 0) return;
+      if (acked > 0) {
+        throw new ConnectorError(
+          "NACK",
+          `the proc connector refused to subscribe: ${errnoName(acked)}`,
+        );
+      }
+    }
+    throw new ConnectorError(
+      "NO_ACK",
+      `no reply from the proc connector within ${timeoutMs} ms: ${namespaceHint()}`,
+    );
+  }
+
+  /**
+   * Reads every datagram available now, without blocking, handing each to `sink`.
+   * Returns the number delivered; 0 means the socket is empty. `onOverrun` runs when the
+   * kernel reports that the receive buffer overflowed (events were dropped).
+   */
+  drain(sink: DatagramSink, onOverrun?: () => void, maxDatagrams = Infinity): number {
+    let delivered = 0;
+    if (this.#pending.length) {
+      for (const p of this.#pending.splice(0)) {
+        sink(new DataView(p.buffer), 0, p.length);
+        delivered++;
+      }
+    }
+    const c = libc();
+    const hv = this.#hdrView;
+    while (delivered < maxDatagrams) {
+      const n = c.recvmmsg(this.fd, this.#hdrs, BATCH, MSG_DONTWAIT, null);
+      if (n < 0) {
+        const e = errno();
+        if (e === Errno.EAGAIN) break;
+        if (e === Errno.EINTR) continue;
+        if (e === Errno.ENOBUFS) {
+          this.stats.overruns++;
+          onOverrun?.();
+          continue;
+        }
+        throw new LibcError("recvmmsg", e);
+      }
+      for (let i = 0; i < n; i++) {
+        const h = i * MMSGHDR.size;
+        const len = hv.getUint32(h + MMSGHDR.len, true);
+        const flags = hv.getInt32(h + MMSGHDR.flags, true);
+        hv.setUint32(h + MMSGHDR.namelen, SOCKADDR_NL.size, true);
+        if (this.#namesView.getUint32(i * SOCKADDR_NL.size + SOCKADDR_NL.pid, true) !== 0) {
+          this.stats.foreign++;
+          continue;
+        }
+        if (flags & MSG_TRUNC) this.stats.truncated++;
+        this.stats.datagrams++;
+        delivered++;
+        sink(this.#slotView, i * SLOT_BYTES, Math.min(len, SLOT_BYTES));
+      }
+      if (n < BATCH) break;
+    }
+    return delivered;
+  }
+
+  /**
+   * Waits until the socket is readable, `wake()` is called, the `watchHangup` fd hangs up,
+   * or `timeoutMs` passes (-1: no limit).
+   */
+  async wait(timeoutMs = -1): Promise<"readable" | "woken" | "timeout" | "hangup"> {
+    if (this.#closed) return "woken";
+    if (this.#pending.length) return "readable";
+    this.#pollView.setInt16(6, 0, true);
+    this.#pollView.setInt16(14, 0, true);
+    this.#pollView.setInt16(22, 0, true);
+    this.#polling = libc().pollAsync(this.#pollfds, 3n, timeoutMs);
+    const r = await this.#polling;
+    this.#polling = null;
+    if (r <= 0) return "timeout";
+    if (this.#pollView.getInt16(22, true) !== 0) return "hangup";
+    if (this.#pollView.getInt16(14, true) & POLLIN) {
+      libc().read(this.#efd, new Uint8Array(this.#eventfdBuf.buffer), 8n);
+      return "woken";
+    }
+    return "readable";
+  }
+
+  /** Ends a pending or the next `wait()` at once. Safe from a signal handler. */
+  wake(): void {
+    if (this.#closed) return;
+    this.#eventfdBuf[0] = 1n;
+    libc().write(this.#efd, new Uint8Array(this.#eventfdBuf.buffer), 8n);
+  }
+
+  /** True once `close()` was called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Unsubscribes and closes both descriptors (after any wait in flight has ended). */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    const polling = this.#polling;
+    if (polling) {
+      this.wake();
+      await polling;
+    }
+    this.#closed = true;
+    try {
+      this.#request(MCAST_OP.IGNORE);
+    } catch { /* the socket is going away anyway */ }
+    libc().close(this.fd);
+    libc().close(this.#efd);
+  }
+}
+
+function setRcvbuf(fd: number, bytes: number): number {
+  const c = libc();
+  const v = new Int32Array([Math.min(bytes, 0x3fffffff)]);
+  const asBytes = new Uint8Array(v.buffer);
+  // SO_RCVBUFFORCE ignores rmem_max but needs CAP_NET_ADMIN; SO_RCVBUF is capped by it.
+  if (c.setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, asBytes, 4) !== 0) {
+    c.setsockopt(fd, SOL_SOCKET, SO_RCVBUF, asBytes, 4);
+  }
+  const out = new Int32Array(1);
+  const len = new Uint32Array([4]);
+  if (
+    c.getsockopt(
+      fd,
+      SOL_SOCKET,
+      SO_RCVBUF,
+      new Uint8Array(out.buffer),
+      new Uint8Array(len.buffer),
+    ) !== 0
+  ) {
+    return 0;
+  }
+  return out[0];
+}

@@ -1,0 +1,125 @@
+/**
+ * The libc symbol table: the only `Deno.dlopen` in proctree.
+ *
+ * Every call here is synchronous except `pollAsync`, which parks on a worker thread so that
+ * the event loop stays free while the socket is idle. errno is thread-local, so it is read
+ * right after a synchronous call on the main thread and never after an await.
+ *
+ * @module
+ */
+
+const SYMBOLS = {
+  socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  send: { parameters: ["i32", "buffer", "usize", "i32"], result: "isize" },
+  recv: { parameters: ["i32", "buffer", "usize", "i32"], result: "isize" },
+  recvmmsg: { parameters: ["i32", "buffer", "u32", "i32", "pointer"], result: "i32" },
+  poll: { parameters: ["buffer", "u64", "i32"], result: "i32" },
+  pollAsync: {
+    name: "poll",
+    parameters: ["buffer", "u64", "i32"],
+    result: "i32",
+    nonblocking: true,
+  },
+  setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
+  getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
+  eventfd: { parameters: ["u32", "i32"], result: "i32" },
+  open: { parameters: ["buffer", "i32"], result: "i32" },
+  read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  readlink: { parameters: ["buffer", "buffer", "usize"], result: "isize" },
+  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  close: { parameters: ["i32"], result: "i32" },
+  opendir: { parameters: ["buffer"], result: "pointer" },
+  readdir: { parameters: ["pointer"], result: "pointer" },
+  closedir: { parameters: ["pointer"], result: "i32" },
+  getpid: { parameters: [], result: "i32" },
+  clock_gettime: { parameters: ["i32", "buffer"], result: "i32" },
+  __errno_location: { parameters: [], result: "pointer" },
+} as const;
+
+/** The loaded libc. */
+export type Libc = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
+
+let lib: Deno.DynamicLibrary<typeof SYMBOLS> | undefined;
+let errnoView: Deno.UnsafePointerView | undefined;
+
+/** Loads libc once; throws a one-line error when FFI is unavailable. */
+export function libc(): Libc {
+  if (!lib) {
+    lib = Deno.dlopen("libc.so.6", SYMBOLS);
+    const p = lib.symbols.__errno_location();
+    if (p === null) throw new Error("libc: __errno_location returned NULL");
+    errnoView = new Deno.UnsafePointerView(p);
+  }
+  return lib.symbols;
+}
+
+/** errno of the main thread, as left by the last synchronous libc call. */
+export function errno(): number {
+  libc();
+  return errnoView!.getInt32(0);
+}
+
+// Linux x86_64/aarch64 values (asm-generic); the ones proctree can meet.
+const ERRNO_NAMES: Record<number, string> = {
+  1: "EPERM",
+  2: "ENOENT",
+  3: "ESRCH",
+  4: "EINTR",
+  9: "EBADF",
+  11: "EAGAIN",
+  12: "ENOMEM",
+  13: "EACCES",
+  14: "EFAULT",
+  22: "EINVAL",
+  24: "EMFILE",
+  93: "EPROTONOSUPPORT",
+  97: "EAFNOSUPPORT",
+  105: "ENOBUFS",
+  111: "ECONNREFUSED",
+};
+
+/** errno numbers proctree branches on. */
+export const Errno = {
+  EPERM: 1,
+  ENOENT: 2,
+  ESRCH: 3,
+  EINTR: 4,
+  EAGAIN: 11,
+  EACCES: 13,
+  ENOBUFS: 105,
+  EPROTONOSUPPORT: 93,
+} as const;
+
+/** The symbolic name of an errno value, e.g. `ENOBUFS`, or `errno N`. */
+export function errnoName(code: number): string {
+  return ERRNO_NAMES[code] ?? `errno ${code}`;
+}
+
+/** A failed libc call, carrying the errno name in `code` and in its message. */
+export class LibcError extends Error {
+  /** The errno name, e.g. `EPERM`. */
+  readonly code: string;
+  /** The errno number. */
+  readonly errno: number;
+  constructor(call: string, errnoValue: number) {
+    super(`${call}: ${errnoName(errnoValue)}`);
+    this.name = "LibcError";
+    this.errno = errnoValue;
+    this.code = errnoName(errnoValue);
+  }
+}
+
+/** Clock ids for {@linkcode clockNs}. */
+export const Clock = { REALTIME: 0, MONOTONIC: 1, BOOTTIME: 7 } as const;
+
+const timespec = new BigInt64Array(2);
+const timespecBytes = new Uint8Array(timespec.buffer);
+
+/** Reads a clock as nanoseconds (a number: exact to well below a microsecond for decades). */
+export function clockNs(clock: number): number {
+  if (libc().clock_gettime(clock, timespecBytes) !== 0) {
+    throw new LibcError("clock_gettime", errno());
+  }
+  return Number(timespec[0]) * 1e9 + Number(timespec[1]);
+}

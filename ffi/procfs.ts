@@ -1,0 +1,105 @@
+/**
+ * Reads `/proc` through libc: Deno's file API refuses `/proc` without `--allow-all`, and
+ * open/read/close into one reused buffer is also several times cheaper per exec than
+ * `Deno.readFileSync` (no path or result objects beyond the parsed values).
+ *
+ * @module
+ */
+
+import { libc } from "./libc.ts";
+import { parseCmdline, parseStat, parseStatusUids, type ProcReader } from "../lib/procfs.ts";
+
+const O_RDONLY_CLOEXEC = 0x80000;
+const encoder = new TextEncoder();
+const latin1 = new TextDecoder("latin1");
+
+let buf = new Uint8Array(64 * 1024);
+const pathBuf = new Uint8Array(4096);
+
+function cPath(path: string): Uint8Array {
+  const r = encoder.encodeInto(path, pathBuf);
+  if (r.written >= pathBuf.length) return encoder.encode(path + "\0");
+  pathBuf[r.written] = 0;
+  return pathBuf;
+}
+
+/** Reads a whole file into the shared buffer; returns its length, or -1. */
+function readInto(path: string): number {
+  const c = libc();
+  const fd = c.open(cPath(path), O_RDONLY_CLOEXEC);
+  if (fd < 0) return -1;
+  let len = 0;
+  try {
+    for (;;) {
+      if (len === buf.length) {
+        const bigger = new Uint8Array(buf.length * 2);
+        bigger.set(buf);
+        buf = bigger;
+      }
+      const n = Number(c.read(fd, buf.subarray(len), BigInt(buf.length - len)));
+      if (n < 0) return len > 0 ? len : -1;
+      if (n === 0) return len;
+      len += n;
+    }
+  } finally {
+    c.close(fd);
+  }
+}
+
+/** A file's bytes, or null when it cannot be read. */
+export function readFileBytes(path: string): Uint8Array | null {
+  const n = readInto(path);
+  return n < 0 ? null : buf.slice(0, n);
+}
+
+/** A file's text (Latin-1: /proc text is ASCII), or null. */
+export function readFileText(path: string): string | null {
+  const n = readInto(path);
+  return n < 0 ? null : latin1.decode(buf.subarray(0, n));
+}
+
+const linkBuf = new Uint8Array(4096);
+
+/** The target of a symlink, or null. */
+export function readLink(path: string): string | null {
+  const n = Number(libc().readlink(cPath(path), linkBuf, BigInt(linkBuf.length)));
+  if (n < 0) return null;
+  return new TextDecoder().decode(linkBuf.subarray(0, n));
+}
+
+const DIRENT_NAME = 19; // struct dirent64: d_ino 8, d_off 8, d_reclen 2, d_type 1, d_name
+
+/** Reads `/proc/<pid>/…` through libc. */
+export const procfs: ProcReader = {
+  stat(pid) {
+    const n = readInto(`/proc/${pid}/stat`);
+    return n < 0 ? null : parseStat(buf.subarray(0, n));
+  },
+  cmdline(pid) {
+    const n = readInto(`/proc/${pid}/cmdline`);
+    return n < 0 ? null : parseCmdline(buf.subarray(0, n));
+  },
+  exe(pid) {
+    return readLink(`/proc/${pid}/exe`);
+  },
+  euid(pid) {
+    const t = readFileText(`/proc/${pid}/status`);
+    return t === null ? null : parseStatusUids(t)?.euid ?? null;
+  },
+  pids() {
+    const c = libc();
+    const dir = c.opendir(cPath("/proc"));
+    if (dir === null) return [];
+    const out: number[] = [];
+    try {
+      for (let e = c.readdir(dir); e !== null; e = c.readdir(dir)) {
+        const name = new Deno.UnsafePointerView(e).getCString(DIRENT_NAME);
+        const ch = name.charCodeAt(0);
+        if (ch >= 0x30 && ch <= 0x39) out.push(Number(name));
+      }
+    } finally {
+      c.closedir(dir);
+    }
+    return out;
+  },
+};

@@ -1,0 +1,65 @@
+/**
+ * The read loop: drain everything the socket holds (in bounded batches), decode, process,
+ * flush, and only then park until the socket is readable again. Written against
+ * {@linkcode EventSource} so the loop is the same for the kernel socket and for tests.
+ *
+ * @module
+ */
+
+import { type Decoded, decodeDatagram } from "./wire.ts";
+
+/** What the loop needs from a connector (`ffi/connector.ts` implements it). */
+export interface EventSource {
+  /** Hands every available datagram to `sink` without blocking; returns how many. */
+  drain(
+    sink: (view: DataView, offset: number, length: number) => void,
+    onOverrun?: () => void,
+    maxDatagrams?: number,
+  ): number;
+  /** Parks until readable, woken, or `timeoutMs` (-1: forever). */
+  wait(timeoutMs?: number): Promise<"readable" | "woken" | "timeout" | "hangup">;
+  /** Ends a pending wait. */
+  wake(): void;
+}
+
+/** Callbacks of {@linkcode runLoop}. */
+export interface LoopHandlers {
+  /** One drained batch, in arrival order. */
+  batch(batch: Decoded[]): void;
+  /** The kernel reported a receive-buffer overrun (before the batch that follows it). */
+  overrun(): void;
+  /** After each batch and at least every `tickMs` when idle: flush output, sweep, stats. */
+  tick(): void;
+  /** Checked after every wake-up; true ends the loop. */
+  stopped(): boolean;
+  /** The watched output went away (see `watchHangup`). */
+  hangup?(): void;
+}
+
+/** Most datagrams handled before output is flushed and the event loop gets a turn. */
+export const MAX_BATCH = 4096;
+
+/** Runs until `handlers.stopped()`; a last drain happens after the stop so nothing queued is lost. */
+export async function runLoop(
+  source: EventSource,
+  handlers: LoopHandlers,
+  tickMs = 1000,
+): Promise<void> {
+  const batch: Decoded[] = [];
+  const sink = (view: DataView, offset: number, length: number) =>
+    decodeDatagram(view, offset, length, batch);
+  const overrun = () => handlers.overrun();
+  const drainOnce = (): number => {
+    batch.length = 0;
+    const n = source.drain(sink, overrun, MAX_BATCH);
+    if (batch.length) handlers.batch(batch);
+    handlers.tick();
+    return n;
+  };
+  while (!handlers.stopped()) {
+    drainOnce();
+    if (handlers.stopped()) break;
+    if ((await source.wait(tickMs)) === "hangup") handlers.hangup?.();
+  }
+  while (drainOnce() >= MAX_BATCH) { /* flush what the kernel already queued */ }
+}

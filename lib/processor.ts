@@ -1,0 +1,333 @@
+/**
+ * Turns batches of decoded events into output records: loss accounting, `/proc`
+ * enrichment of execs, tree updates, chains, filters and resync after losses.
+ *
+ * A batch is everything one drain of the socket returned. `/proc` is read only after the
+ * drain, and an exec is read only when nothing later in the batch (another exec, or a new
+ * process on the same pid) has already made `/proc/<pid>` describe something else.
+ *
+ * @module
+ */
+
+import type { Decoded, ProcEvent } from "./wire.ts";
+import { SeqTracker } from "./seq.ts";
+import { type ProcReader, snapshot } from "./procfs.ts";
+import type { ExecInfo, PidTree, ProcNode } from "./tree.ts";
+import { formatChain, type RecordKind, type WatchRecord } from "./record.ts";
+import type { Users } from "./users.ts";
+import type { WallClock } from "./time.ts";
+import { decodeWaitStatus } from "./wait_status.ts";
+import { decodeBytes } from "./text.ts";
+
+/** Receives each record that passes the filters, with the tree node it is about. */
+export type RecordSink = (rec: WatchRecord, node: ProcNode | null) => void;
+
+/** Selects processes for `--under`, `--user` and `--comm`. */
+export interface ProcessFilter {
+  /** Keep processes that are, or descend from, a node matching one of these. */
+  under?: ((n: ProcNode) => boolean)[];
+  /** Keep processes whose effective uid is one of these. */
+  uids?: Set<number>;
+  /** Keep processes whose comm is one of these. */
+  comms?: Set<string>;
+}
+
+/** Options of {@linkcode EventProcessor}. */
+export interface ProcessorOptions {
+  tree: PidTree;
+  reader: ProcReader;
+  users: Users;
+  clock: WallClock;
+  sink: RecordSink;
+  /** Event names to print; undefined: all. lost, resync, malformed and unknown always print. */
+  events?: Set<string>;
+  /** Report thread creation, thread exits and per-thread id/comm changes. */
+  threads?: boolean;
+  filter?: ProcessFilter;
+  /** Add `chain` to every event (default true). */
+  chains?: boolean;
+  /** The kernel filters events, so seq gaps are not losses. */
+  kernelFilter?: boolean;
+}
+
+/** Running totals. */
+export interface ProcessorCounters {
+  events: number;
+  lost: number;
+  /** Overruns reported by the kernel while seq gaps were not usable (count unknown). */
+  overrunsUncounted: number;
+  malformed: number;
+  unknown: number;
+  resyncs: number;
+  execsUnreadable: number;
+}
+
+const NULL_INFO: ExecInfo = {
+  comm: null,
+  argv: null,
+  exe: null,
+  uid: null,
+  ppid: null,
+  startTicks: null,
+};
+
+/** The event pipeline shared by `watch`, `run` and the library. */
+export class EventProcessor {
+  readonly counters: ProcessorCounters = {
+    events: 0,
+    lost: 0,
+    overrunsUncounted: 0,
+    malformed: 0,
+    unknown: 0,
+    resyncs: 0,
+    execsUnreadable: 0,
+  };
+  #o: ProcessorOptions;
+  #seq = new SeqTracker();
+  #stale: Uint8Array = new Uint8Array(64);
+  #touched = new Set<number>();
+  #overrunPending = false;
+  #needResync = false;
+  #chains: boolean;
+  /** Newest kernel timestamp seen: the time of lines that have none of their own. */
+  #lastNs = 0;
+
+  constructor(options: ProcessorOptions) {
+    this.#o = options;
+    this.#chains = options.chains ?? true;
+  }
+
+  /** The kernel reported an overrun: events were dropped before the next datagram. */
+  overrun(): void {
+    this.#overrunPending = true;
+    this.#needResync = true;
+    if (this.#o.kernelFilter) {
+      this.counters.overrunsUncounted++;
+      this.#emit({
+        event: "lost",
+        time: this.#o.clock.iso(this.#lastNs),
+        count: null,
+        reason: "overrun",
+      }, null);
+    }
+  }
+
+  /** Processes one drained batch, in order, then resyncs the tree if anything was lost. */
+  process(batch: readonly Decoded[]): void {
+    this.#markStale(batch);
+    for (let i = 0; i < batch.length; i++) this.#one(batch[i], this.#stale[i] === 1);
+    if (this.#needResync) this.resync();
+  }
+
+  /** Reconciles the tree with `/proc` and prints a `resync` line. */
+  resync(): void {
+    this.#needResync = false;
+    this.#overrunPending = false;
+    const entries = snapshot(this.#o.reader);
+    const r = this.#o.tree.resync(entries, this.#lastNs);
+    this.counters.resyncs++;
+    this.#emit({
+      event: "resync",
+      time: this.#o.clock.iso(this.#lastNs),
+      added: r.added,
+      removed: r.removed,
+    }, null);
+  }
+
+  #markStale(batch: readonly Decoded[]): void {
+    if (this.#stale.length < batch.length) this.#stale = new Uint8Array(batch.length * 2);
+    const touched = this.#touched;
+    touched.clear();
+    for (let i = batch.length - 1; i >= 0; i--) {
+      const ev = batch[i];
+      this.#stale[i] = 0;
+      if (ev.what === "exec") {
+        if (touched.has(ev.tgid)) this.#stale[i] = 1;
+        touched.add(ev.tgid);
+      } else if (ev.what === "fork" && ev.pid === ev.tgid) {
+        touched.add(ev.pid);
+      }
+    }
+  }
+
+  #emit(rec: WatchRecord, node: ProcNode | null): void {
+    this.#o.sink(rec, node);
+  }
+
+  #wanted(kind: RecordKind, node: ProcNode | null): boolean {
+    const ev = this.#o.events;
+    if (ev && !ev.has(kind)) return false;
+    const f = this.#o.filter;
+    if (!f) return true;
+    if (!node) return !f.under && !f.uids && !f.comms;
+    if (f.uids && (node.uid === null || !f.uids.has(node.uid))) return false;
+    if (f.comms && (node.comm === null || !f.comms.has(node.comm))) return false;
+    if (f.under) {
+      const under = f.under;
+      if (!this.#o.tree.isUnder(node, (n) => under.some((m) => m(n)))) return false;
+    }
+    return true;
+  }
+
+  #base(kind: RecordKind, ev: ProcEvent, node: ProcNode | null): WatchRecord {
+    const rec: WatchRecord = { event: kind, time: this.#o.clock.iso(ev.timestampNs), pid: ev.tgid };
+    if (ev.pid !== ev.tgid) rec.tid = ev.pid;
+    if (node) {
+      rec.ppid = node.ppid || null;
+      rec.comm = node.comm;
+    }
+    return rec;
+  }
+
+  #finish(rec: WatchRecord, node: ProcNode | null): void {
+    if (node) {
+      rec.user = this.#o.users.name(node.uid);
+      if (this.#chains) rec.chain = formatChain(this.#o.tree.chain(node), this.#o.users);
+    }
+    this.#emit(rec, node);
+  }
+
+  #one(ev: Decoded, stale: boolean): void {
+    if (ev.what === "error") {
+      this.counters.malformed++;
+      this.#emit(
+        { event: "malformed", time: this.#o.clock.iso(this.#lastNs), reason: ev.reason },
+        null,
+      );
+      return;
+    }
+    if (!this.#o.kernelFilter) {
+      const gap = this.#seq.observe(ev.cpu, ev.seq);
+      if (gap > 0) {
+        this.counters.lost += gap;
+        this.#needResync = true;
+        this.#emit({
+          event: "lost",
+          time: this.#o.clock.iso(ev.timestampNs),
+          count: gap,
+          reason: this.#overrunPending ? "overrun" : "seq_gap",
+          cpu: ev.cpu,
+        }, null);
+      }
+    }
+    if (ev.timestampNs > this.#lastNs) this.#lastNs = ev.timestampNs;
+    if (ev.what === "unknown") {
+      this.counters.unknown++;
+      this.#emit({
+        event: "unknown",
+        time: this.#o.clock.iso(ev.timestampNs),
+        code: ev.code,
+        cpu: ev.cpu,
+      }, null);
+      return;
+    }
+    if (ev.what === "ack") return;
+    this.counters.events++;
+    const tree = this.#o.tree;
+    const isProcess = ev.pid === ev.tgid;
+    if (!isProcess && !this.#o.threads) {
+      if (ev.what === "exec" || ev.what === "ptrace" || ev.what === "coredump") {
+        // Process-wide facts reported from a thread: fall through under the process.
+      } else return;
+    }
+    switch (ev.what) {
+      case "fork": {
+        if (!isProcess) {
+          const node = tree.get(ev.tgid) ?? null;
+          if (this.#wanted("fork", node)) this.#finish(this.#base("fork", ev, node), node);
+          return;
+        }
+        const node = tree.fork(ev.pid, ev.parentTgid, ev.timestampNs);
+        if (!this.#wanted("fork", node)) return;
+        const rec = this.#base("fork", ev, node);
+        rec.ppid = ev.parentTgid;
+        this.#finish(rec, node);
+        return;
+      }
+      case "exec": {
+        const info = this.#enrich(ev.tgid, stale);
+        const node = tree.exec(ev.tgid, info);
+        if (!this.#wanted("exec", node)) return;
+        const rec = this.#base("exec", ev, node);
+        rec.argv = info.argv;
+        rec.exe = info.exe;
+        rec.uid = node.uid;
+        this.#finish(rec, node);
+        return;
+      }
+      case "exit": {
+        const ws = decodeWaitStatus(ev.exitCode);
+        let node: ProcNode | null;
+        if (isProcess) {
+          node = tree.exit(ev.tgid, ev.exitCode, ev.parentTgid, ev.timestampNs) ?? null;
+        } else node = tree.get(ev.tgid) ?? null;
+        if (!this.#wanted("exit", node)) return;
+        const rec = this.#base("exit", ev, node);
+        if (isProcess) rec.ppid = ev.parentTgid || null;
+        rec.exit_code = ws.exitCode;
+        rec.signal = ws.signal;
+        if (ws.coreDumped) rec.core_dumped = true;
+        this.#finish(rec, node);
+        return;
+      }
+      case "comm": {
+        const name = decodeBytes(ev.comm);
+        const node = isProcess ? tree.rename(ev.tgid, name) ?? null : tree.get(ev.tgid) ?? null;
+        if (!this.#wanted("comm", node)) return;
+        const rec = this.#base("comm", ev, node);
+        rec.comm = name;
+        this.#finish(rec, node);
+        return;
+      }
+      case "uid":
+      case "gid": {
+        const node = ev.what === "uid" && isProcess
+          ? tree.setUid(ev.tgid, ev.effective) ?? null
+          : tree.get(ev.tgid) ?? null;
+        if (!this.#wanted(ev.what, node)) return;
+        const rec = this.#base(ev.what, ev, node);
+        rec.real = ev.real;
+        rec.effective = ev.effective;
+        this.#finish(rec, node);
+        return;
+      }
+      case "ptrace": {
+        const node = tree.get(ev.tgid) ?? null;
+        if (!this.#wanted("ptrace", node)) return;
+        const rec = this.#base("ptrace", ev, node);
+        rec.tracer_pid = ev.tracerTgid;
+        this.#finish(rec, node);
+        return;
+      }
+      case "sid":
+      case "coredump": {
+        const node = tree.get(ev.tgid) ?? null;
+        if (!this.#wanted(ev.what, node)) return;
+        this.#finish(this.#base(ev.what, ev, node), node);
+        return;
+      }
+    }
+  }
+
+  #enrich(pid: number, stale: boolean): ExecInfo {
+    if (stale) {
+      this.counters.execsUnreadable++;
+      return NULL_INFO;
+    }
+    const r = this.#o.reader;
+    const st = r.stat(pid);
+    const node = this.#o.tree.get(pid);
+    if (!st || (node?.alive && !this.#o.tree.sameStart(node, st.startTicks))) {
+      this.counters.execsUnreadable++;
+      return NULL_INFO;
+    }
+    return {
+      comm: st.comm,
+      argv: r.cmdline(pid),
+      exe: r.exe(pid),
+      uid: r.euid(pid),
+      ppid: st.ppid,
+      startTicks: st.startTicks,
+    };
+  }
+}

@@ -1,0 +1,109 @@
+/**
+ * Bytes from the kernel and /proc are not promised to be UTF-8. proctree decodes them
+ * losslessly: valid UTF-8 becomes the same characters, and every byte that is not part of
+ * valid UTF-8 becomes the lone surrogate U+DC00+byte (Python's "surrogateescape"). In JSON
+ * such a byte reads `\udcXX`; `bytesOf` turns a string back into the exact bytes.
+ *
+ * @module
+ */
+
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+/** Decodes bytes to a string, escaping invalid UTF-8 bytes as U+DC80–U+DCFF. */
+export function decodeBytes(bytes: Uint8Array): string {
+  let ascii = true;
+  for (let i = 0; i < bytes.length; i++) {
+    if (bytes[i] >= 0x80) {
+      ascii = false;
+      break;
+    }
+  }
+  if (ascii) {
+    // String.fromCharCode on short arrays is several times faster than TextDecoder.
+    return bytes.length <= 64 ? String.fromCharCode(...bytes) : utf8.decode(bytes);
+  }
+  try {
+    return utf8.decode(bytes);
+  } catch {
+    return decodeLossless(bytes);
+  }
+}
+
+function seqLength(b: number): number {
+  if (b >= 0xc2 && b <= 0xdf) return 2;
+  if (b >= 0xe0 && b <= 0xef) return 3;
+  if (b >= 0xf0 && b <= 0xf4) return 4;
+  return 0;
+}
+
+function decodeLossless(bytes: Uint8Array): string {
+  let out = "";
+  let i = 0;
+  while (i < bytes.length) {
+    const b = bytes[i];
+    if (b < 0x80) {
+      out += String.fromCharCode(b);
+      i++;
+      continue;
+    }
+    const n = seqLength(b);
+    if (n > 0 && i + n <= bytes.length) {
+      try {
+        out += utf8.decode(bytes.subarray(i, i + n));
+        i += n;
+        continue;
+      } catch { /* fall through: escape the lead byte alone */ }
+    }
+    out += String.fromCharCode(0xdc00 + b);
+    i++;
+  }
+  return out;
+}
+
+const encoder = new TextEncoder();
+
+/** The exact bytes a string from {@linkcode decodeBytes} stood for. */
+export function bytesOf(s: string): Uint8Array {
+  const parts: number[] = [];
+  let run = "";
+  const flush = () => {
+    if (run) parts.push(...encoder.encode(run));
+    run = "";
+  };
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0xdc80 && c <= 0xdcff) {
+      flush();
+      parts.push(c - 0xdc00);
+    } else {
+      run += s[i];
+    }
+  }
+  flush();
+  return new Uint8Array(parts);
+}
+
+/**
+ * Makes a string safe to print on a terminal: control characters (C0, DEL, C1), escaped
+ * bytes and lone surrogates are shown as `\xNN`/`\u{…}`, and a backslash as `\\`, so that
+ * no process name can move the cursor, recolour or rewrite the operator's screen.
+ */
+export function terminalSafe(s: string): string {
+  // deno-lint-ignore no-control-regex
+  if (!/[\x00-\x1f\x7f-\x9f\\\ud800-\udfff]/.test(s)) return s;
+  let out = "";
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 0x5c) out += "\\\\";
+    else if (c >= 0xdc80 && c <= 0xdcff) out += "\\x" + (c - 0xdc00).toString(16);
+    else if (c < 0x20 || (c >= 0x7f && c <= 0x9f)) out += "\\x" + c.toString(16).padStart(2, "0");
+    else if (c >= 0xd800 && c <= 0xdfff) {
+      const next = s.charCodeAt(i + 1);
+      if (c < 0xdc00 && next >= 0xdc00 && next <= 0xdfff) {
+        out += s[i] + s[i + 1];
+        i++;
+      } else out += `\\u{${c.toString(16)}}`;
+    } else out += s[i];
+  }
+  return out;
+}

@@ -1,0 +1,96 @@
+/**
+ * The human view of `watch --format text` and `run`: one line per event, indented by
+ * depth, with every name passed through `terminalSafe` so no process can write control
+ * sequences to the operator's terminal.
+ *
+ * @module
+ */
+
+import type { WatchRecord } from "./record.ts";
+import type { PidTree, ProcNode } from "./tree.ts";
+import { terminalSafe } from "./text.ts";
+
+const MAX_INDENT = 24;
+
+/** Quotes one argument for display when it is empty or holds spaces or quotes. */
+export function displayArg(a: string): string {
+  const s = terminalSafe(a);
+  return s === "" || /[\s'"]/.test(s) ? JSON.stringify(s) : s;
+}
+
+/** How to name a process in one line: its argv, else its comm, else `<unknown>`. */
+export function displayName(
+  argv: readonly string[] | null | undefined,
+  comm: string | null | undefined,
+): string {
+  if (argv && argv.length) return argv.map(displayArg).join(" ");
+  if (comm) return `[${terminalSafe(comm)}]`;
+  return "<unknown>";
+}
+
+/** Formats records as text lines. */
+export class TextFormatter {
+  #tree: PidTree;
+  #roots?: ((n: ProcNode) => boolean)[];
+
+  constructor(tree: PidTree, roots?: ((n: ProcNode) => boolean)[]) {
+    this.#tree = tree;
+    this.#roots = roots;
+  }
+
+  #depth(node: ProcNode | null): number {
+    if (!node) return 0;
+    const chain = this.#tree.chain(node);
+    if (this.#roots) {
+      const roots = this.#roots;
+      const i = chain.findIndex((n) => roots.some((m) => m(n)));
+      if (i >= 0) return Math.min(i, MAX_INDENT);
+    }
+    return Math.min(chain.length - 1, MAX_INDENT);
+  }
+
+  /** One text line for `rec`. */
+  format(rec: WatchRecord, node: ProcNode | null): string {
+    const time = rec.time.slice(11, 26);
+    const head = `${time} ${rec.event.padEnd(8)}`;
+    if (rec.pid === undefined) {
+      const rest = Object.entries(rec)
+        .filter(([k]) => k !== "event" && k !== "time")
+        .map(([k, v]) => `${k}=${terminalSafe(String(v))}`)
+        .join(" ");
+      return `${head} ${rest}`;
+    }
+    const pid = String(rec.pid).padStart(7) + (rec.tid !== undefined ? `/${rec.tid}` : "");
+    const indent = "  ".repeat(this.#depth(node));
+    let detail: string;
+    switch (rec.event) {
+      case "fork":
+        detail = `${displayName(null, rec.comm)} forked by ${rec.ppid ?? "?"}`;
+        break;
+      case "exec":
+        detail = displayName(rec.argv, rec.comm);
+        break;
+      case "exit":
+        detail = `${displayName(null, rec.comm)} ` +
+          (rec.signal
+            ? `killed by ${rec.signal}${rec.core_dumped ? " (core dumped)" : ""}`
+            : `exit ${rec.exit_code}`);
+        break;
+      case "comm":
+        detail = `renamed ${displayName(null, rec.comm)}`;
+        break;
+      case "uid":
+      case "gid":
+        detail = `${displayName(null, rec.comm)} ${rec.event} ${rec.real}/${rec.effective}`;
+        break;
+      case "ptrace":
+        detail = `${displayName(null, rec.comm)} ${
+          rec.tracer_pid ? `traced by ${rec.tracer_pid}` : "detached"
+        }`;
+        break;
+      default:
+        detail = displayName(null, rec.comm);
+    }
+    return `${head} ${pid} ${indent}${detail}`;
+  }
+}

@@ -1,0 +1,34 @@
+/**
+ * Kernel event times are CLOCK_MONOTONIC nanoseconds; lines carry ISO-8601 UTC wall time
+ * with microseconds. The wall/monotonic offset is measured by the caller (see `ffi/libc.ts`).
+ *
+ * @module
+ */
+
+/** Formats monotonic timestamps as wall-clock ISO-8601 strings, `…T12:34:56.123456Z`. */
+export class WallClock {
+  /** CLOCK_REALTIME − CLOCK_MONOTONIC, in ns. */
+  offsetNs: number;
+  #second = NaN;
+  #prefix = "";
+
+  constructor(offsetNs: number) {
+    this.offsetNs = offsetNs;
+  }
+
+  /** The wall time of a monotonic timestamp, in ns since the epoch. */
+  wallNs(monotonicNs: number): number {
+    return monotonicNs + this.offsetNs;
+  }
+
+  /** ISO-8601 UTC with microseconds. */
+  iso(monotonicNs: number): string {
+    const us = Math.floor(this.wallNs(monotonicNs) / 1000);
+    const second = Math.floor(us / 1e6);
+    if (second !== this.#second) {
+      this.#second = second;
+      this.#prefix = new Date(second * 1000).toISOString().slice(0, 20); // "YYYY-MM-DDTHH:MM:SS."
+    }
+    return this.#prefix + String(us - second * 1e6).padStart(6, "0") + "Z";
+  }
+}

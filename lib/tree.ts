@@ -1,0 +1,387 @@
+/**
+ * The live process tree: seeded from a `/proc` snapshot, kept current by kernel events.
+ *
+ * - A node is one process incarnation: a fork for a pid already held makes a new node, so a
+ *   reused pid never joins an old process's lineage.
+ * - `parent` is the process that created this one (from the fork event) and never changes:
+ *   chains and `--under` follow creation lineage, so a daemon that double-forks stays under
+ *   whatever started it. `ppid` is the current parent as the kernel last reported it
+ *   (reparenting to init or a subreaper shows there).
+ * - Exited nodes stay for a grace period, and as long as a child of theirs is held, so late
+ *   lookups and the chains of short-lived children work. A cap bounds how many are kept.
+ *
+ * @module
+ */
+
+import { TICKS_PER_SECOND } from "./procfs.ts";
+
+/** One process incarnation. */
+export interface ProcNode {
+  pid: number;
+  /** Current parent pid as last reported by the kernel (0: unknown or none). */
+  ppid: number;
+  /** The creator, for lineage; null for a root or when unknown. */
+  parent: ProcNode | null;
+  /** Children created by this process and still held by the tree. */
+  children: Set<ProcNode>;
+  /** Start: fork event time (CLOCK_MONOTONIC ns), when the fork was seen. */
+  startNs: number | null;
+  /** Start from `/proc/<pid>/stat` (ticks after boot), when it was read. */
+  startTicks: number | null;
+  /** Kernel name; null when not known (an exec whose process could not be read). */
+  comm: string | null;
+  argv: string[] | null;
+  exe: string | null;
+  /** Effective uid. */
+  uid: number | null;
+  alive: boolean;
+  /** Raw wait status; null while alive or when the exit was not seen. */
+  exitStatus: number | null;
+  /** Exit time (CLOCK_MONOTONIC ns); null while alive or when not seen. */
+  exitNs: number | null;
+  /** Number of execs seen. */
+  execs: number;
+  /** True once eviction was due but children kept the node. */
+  expired: boolean;
+}
+
+/** What exec enrichment learned from `/proc`; null fields were not readable. */
+export interface ExecInfo {
+  comm: string | null;
+  argv: string[] | null;
+  exe: string | null;
+  uid: number | null;
+  /** Parent pid from stat, used only for a process the tree has never seen. */
+  ppid: number | null;
+  startTicks: number | null;
+}
+
+/** A live process for seeding and resync. */
+export interface SeedEntry {
+  pid: number;
+  ppid: number;
+  comm: string;
+  euid: number | null;
+  startTicks: number;
+}
+
+/** Tree settings. */
+export interface TreeOptions {
+  /** How long exited processes stay, in ms. */
+  graceMs?: number;
+  /** Most exited nodes kept; the oldest are dropped first. */
+  maxExited?: number;
+  /** CLOCK_BOOTTIME − CLOCK_MONOTONIC in ns, to compare fork times with stat start times. */
+  bootOffsetNs?: number;
+}
+
+/** Counters for stats lines and tests. */
+export interface TreeStats {
+  live: number;
+  exited: number;
+  /** Exited nodes dropped because of the cap before their grace period ended. */
+  evictedByCap: number;
+  /** Live nodes found to be gone without an exit event (lost events, resync). */
+  vanished: number;
+}
+
+/** Outcome of a reconciliation with `/proc`. */
+export interface ResyncResult {
+  added: number;
+  removed: number;
+}
+
+const MAX_DEPTH = 4096;
+
+function newNode(pid: number, parent: ProcNode | null): ProcNode {
+  return {
+    pid,
+    ppid: parent?.pid ?? 0,
+    parent,
+    children: new Set(),
+    startNs: null,
+    startTicks: null,
+    comm: null,
+    argv: null,
+    exe: null,
+    uid: null,
+    alive: true,
+    exitStatus: null,
+    exitNs: null,
+    execs: 0,
+    expired: false,
+  };
+}
+
+/** The process tree. */
+export class PidTree {
+  #byPid = new Map<number, ProcNode>();
+  #exitQueue: ProcNode[] = [];
+  #queueHead = 0;
+  #graceNs: number;
+  #maxExited: number;
+  #bootOffsetNs: number;
+  #exitedHeld = 0;
+  #evictedByCap = 0;
+  #vanished = 0;
+  #live = 0;
+
+  constructor(options: TreeOptions = {}) {
+    this.#graceNs = (options.graceMs ?? 60_000) * 1e6;
+    this.#maxExited = options.maxExited ?? 50_000;
+    this.#bootOffsetNs = options.bootOffsetNs ?? 0;
+  }
+
+  /** Counters. */
+  get stats(): TreeStats {
+    return {
+      live: this.#live,
+      exited: this.#exitedHeld,
+      evictedByCap: this.#evictedByCap,
+      vanished: this.#vanished,
+    };
+  }
+
+  /** The newest node for `pid`, alive or exited-but-held. */
+  get(pid: number): ProcNode | undefined {
+    return this.#byPid.get(pid);
+  }
+
+  /** Every node currently reachable by pid. */
+  nodes(): IterableIterator<ProcNode> {
+    return this.#byPid.values();
+  }
+
+  /** Adds live processes from a snapshot (parents resolved among them). */
+  seed(entries: readonly SeedEntry[]): void {
+    const added: [ProcNode, number][] = [];
+    for (const e of entries) {
+      const old = this.#byPid.get(e.pid);
+      if (old?.alive) continue;
+      const n = newNode(e.pid, null);
+      n.comm = e.comm;
+      n.uid = e.euid;
+      n.startTicks = e.startTicks;
+      n.ppid = e.ppid;
+      this.#put(n);
+      added.push([n, e.ppid]);
+    }
+    for (const [n, ppid] of added) {
+      const p = this.#byPid.get(ppid);
+      if (p && p !== n) this.#link(n, p);
+    }
+  }
+
+  /** A new process (`pid === tgid` in the event) created by process `parentTgid`. */
+  fork(pid: number, parentTgid: number, timestampNs: number): ProcNode {
+    const parent = this.#byPid.get(parentTgid) ?? null;
+    const old = this.#byPid.get(pid);
+    if (old?.alive && old.startNs === null && old.startTicks !== null) {
+      old.startNs = timestampNs;
+      if (this.sameStart({ ...old, startTicks: null }, old.startTicks)) {
+        // A fork that raced the start-up snapshot: the same process, now with its creator.
+        old.ppid = parentTgid;
+        if (parent && parent !== old && !old.parent) this.#link(old, parent);
+        return old;
+      }
+      old.startNs = null;
+    }
+    this.#retire(pid, timestampNs);
+    const n = newNode(pid, null);
+    n.startNs = timestampNs;
+    if (parent) {
+      this.#link(n, parent);
+      // The kernel copies the creator's name and credentials into the child.
+      n.comm = parent.comm;
+      n.uid = parent.uid;
+      n.argv = parent.argv;
+      n.exe = parent.exe;
+    }
+    n.ppid = parentTgid;
+    this.#put(n);
+    return n;
+  }
+
+  /** An exec: the process's identity facts are replaced by what `/proc` said (null: unknown). */
+  exec(pid: number, info: ExecInfo): ProcNode {
+    let n = this.#byPid.get(pid);
+    if (!n || !n.alive) {
+      n = newNode(pid, null);
+      n.startTicks = info.startTicks;
+      if (info.ppid !== null) {
+        n.ppid = info.ppid;
+        const p = this.#byPid.get(info.ppid);
+        if (p?.alive) this.#link(n, p);
+      }
+      this.#put(n);
+    }
+    n.execs++;
+    n.comm = info.comm;
+    n.argv = info.argv;
+    n.exe = info.exe;
+    if (info.uid !== null) n.uid = info.uid;
+    if (n.startTicks === null) n.startTicks = info.startTicks;
+    return n;
+  }
+
+  /** A rename reported by the kernel. */
+  rename(pid: number, comm: string): ProcNode | undefined {
+    const n = this.#byPid.get(pid);
+    if (n?.alive) n.comm = comm;
+    return n;
+  }
+
+  /** A change of effective uid reported by the kernel. */
+  setUid(pid: number, euid: number): ProcNode | undefined {
+    const n = this.#byPid.get(pid);
+    if (n?.alive) n.uid = euid;
+    return n;
+  }
+
+  /** A process exit; `parentTgid` is the parent at exit time (shows reparenting). */
+  exit(pid: number, status: number, parentTgid: number, timestampNs: number): ProcNode | undefined {
+    const n = this.#byPid.get(pid);
+    if (!n || !n.alive) return undefined;
+    if (parentTgid > 0) n.ppid = parentTgid;
+    this.#markExited(n, status, timestampNs);
+    return n;
+  }
+
+  /**
+   * Whether a `/proc` start time (ticks) can belong to `node`: equal ticks, or a fork time
+   * within one tick of it. Unknown start times are taken as matching.
+   */
+  sameStart(node: ProcNode, startTicks: number): boolean {
+    if (node.startTicks !== null) return node.startTicks === startTicks;
+    if (node.startNs === null) return true;
+    const expected = Math.floor((node.startNs + this.#bootOffsetNs) / (1e9 / TICKS_PER_SECOND));
+    return Math.abs(expected - startTicks) <= 1;
+  }
+
+  /** Ancestors by creation, self first, up to the root; bounded against cycles. */
+  chain(node: ProcNode): ProcNode[] {
+    const out: ProcNode[] = [];
+    for (let n: ProcNode | null = node; n && out.length < MAX_DEPTH; n = n.parent) out.push(n);
+    return out;
+  }
+
+  /** True when `node` or one of its ancestors satisfies `match`. */
+  isUnder(node: ProcNode, match: (n: ProcNode) => boolean): boolean {
+    let depth = 0;
+    for (let n: ProcNode | null = node; n && depth < MAX_DEPTH; n = n.parent, depth++) {
+      if (match(n)) return true;
+    }
+    return false;
+  }
+
+  /** True when `ancestor` is `node` or created it, directly or not. */
+  descendsFrom(node: ProcNode, ancestor: ProcNode): boolean {
+    return this.isUnder(node, (n) => n === ancestor);
+  }
+
+  /** Every held node created (directly or not) by `node`, depth first, `node` excluded. */
+  descendants(node: ProcNode): ProcNode[] {
+    const out: ProcNode[] = [];
+    const stack = [...node.children];
+    while (stack.length) {
+      const n = stack.pop()!;
+      out.push(n);
+      for (const c of n.children) stack.push(c);
+    }
+    return out;
+  }
+
+  /**
+   * Drops exited nodes whose grace period has passed at `nowNs` (CLOCK_MONOTONIC) or that
+   * exceed the cap, oldest first. A node with children held is dropped after them.
+   */
+  sweep(nowNs: number): void {
+    const q = this.#exitQueue;
+    while (this.#queueHead < q.length) {
+      const n = q[this.#queueHead];
+      const overCap = this.#exitedHeld > this.#maxExited;
+      if (!overCap && (n.exitNs ?? 0) + this.#graceNs > nowNs) break;
+      this.#queueHead++;
+      if (overCap && (n.exitNs ?? 0) + this.#graceNs > nowNs) this.#evictedByCap++;
+      n.expired = true;
+      this.#dropIfDone(n);
+    }
+    if (this.#queueHead > 1024 && this.#queueHead * 2 > q.length) {
+      this.#exitQueue = q.slice(this.#queueHead);
+      this.#queueHead = 0;
+    }
+  }
+
+  /**
+   * Reconciles with a `/proc` snapshot after lost events: live processes the tree lacks
+   * are added (parents linked by ppid), live nodes absent from `/proc` are marked exited.
+   */
+  resync(entries: readonly SeedEntry[], nowNs: number): ResyncResult {
+    const seen = new Set<number>();
+    const missing: SeedEntry[] = [];
+    for (const e of entries) {
+      seen.add(e.pid);
+      const n = this.#byPid.get(e.pid);
+      if (!n || !n.alive || !this.sameStart(n, e.startTicks)) missing.push(e);
+      else if (n.startTicks === null) n.startTicks = e.startTicks;
+    }
+    let removed = 0;
+    for (const n of [...this.#byPid.values()]) {
+      if (n.alive && !seen.has(n.pid)) {
+        this.#vanished++;
+        this.#markExited(n, null, nowNs);
+        removed++;
+      }
+    }
+    for (const e of missing) {
+      const old = this.#byPid.get(e.pid);
+      if (old?.alive) {
+        this.#vanished++;
+        this.#markExited(old, null, nowNs);
+        removed++;
+      }
+    }
+    this.seed(missing);
+    return { added: missing.length, removed };
+  }
+
+  #put(n: ProcNode): void {
+    this.#byPid.set(n.pid, n);
+    this.#live++;
+  }
+
+  #link(child: ProcNode, parent: ProcNode): void {
+    child.parent = parent;
+    parent.children.add(child);
+  }
+
+  /** A pid is about to be taken by a new process: whatever held it has ended. */
+  #retire(pid: number, nowNs: number): void {
+    const old = this.#byPid.get(pid);
+    if (old?.alive) {
+      this.#vanished++;
+      this.#markExited(old, null, nowNs);
+    }
+  }
+
+  #markExited(n: ProcNode, status: number | null, nowNs: number): void {
+    n.alive = false;
+    n.exitStatus = status;
+    n.exitNs = nowNs;
+    this.#live--;
+    this.#exitedHeld++;
+    this.#exitQueue.push(n);
+  }
+
+  #dropIfDone(n: ProcNode): void {
+    let cur: ProcNode | null = n;
+    while (cur && cur.expired && !cur.alive && cur.children.size === 0) {
+      if (this.#byPid.get(cur.pid) === cur) this.#byPid.delete(cur.pid);
+      this.#exitedHeld--;
+      cur.expired = false; // dropped: never counted twice
+      const p: ProcNode | null = cur.parent;
+      if (p) p.children.delete(cur);
+      cur = p && p.expired ? p : null;
+    }
+  }
+}

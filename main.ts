@@ -1,0 +1,75 @@
+/**
+ * The proctree command line: `watch`, `run`, `chain`, `tree`.
+ *
+ * @module
+ */
+
+import { CliError, say } from "./cli/common.ts";
+import { watch } from "./cli/watch.ts";
+import { chain } from "./cli/chain.ts";
+import { tree } from "./cli/tree.ts";
+import denoJson from "./deno.json" with { type: "json" };
+
+/** The version, from deno.json. */
+export const VERSION: string = denoJson.version;
+
+const HELP = `proctree ${VERSION} — who started this process? Live process events and lineage from
+the kernel's proc connector.
+
+Usage: proctree <command> [options]
+
+Commands:
+  watch   stream process events as JSON lines, each with its ancestor chain
+            proctree watch --events exec | jq -c '{pid, argv, chain}'
+  run     run a command and record every process it starts
+            proctree run --summary audit.json -- npm install
+  chain   print the ancestors of a live process (pid|comm|user;…)
+            proctree chain $$
+  tree    print the live process tree
+            proctree tree 1
+
+Options:
+  -h, --help     this help (proctree <command> --help for a command's options)
+  -V, --version  the version
+
+Needs root, or Linux ≥ 6.6 in the host's namespaces, for watch and run.`;
+
+async function main(args: string[]): Promise<number> {
+  const [cmd, ...rest] = args;
+  switch (cmd) {
+    case undefined:
+    case "-h":
+    case "--help":
+    case "help":
+      console.log(HELP);
+      return cmd === undefined ? 2 : 0;
+    case "-V":
+    case "--version":
+      console.log(`proctree ${VERSION}`);
+      return 0;
+    case "watch":
+      return await watch(rest);
+    case "chain":
+      return chain(rest);
+    case "tree":
+      return tree(rest);
+    default:
+      throw new CliError(`unknown command "${cmd}" (see proctree --help)`, 2);
+  }
+}
+
+if (import.meta.main) {
+  let status: number;
+  try {
+    status = await main(Deno.args);
+  } catch (e) {
+    if (e instanceof CliError) {
+      say(`proctree: ${e.message}`);
+      status = e.status;
+    } else {
+      say(`proctree: internal error: ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
+      status = 70;
+    }
+  }
+  Deno.exit(status);
+}
