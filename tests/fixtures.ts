@@ -1,0 +1,112 @@
+/**
+ * Synthetic event sequences and a fake `/proc` for tests that need no root.
+ *
+ * @module
+ */
+
+import type { ProcReader, StatInfo } from "../lib/procfs.ts";
+import type { Decoded, ProcEvent } from "../lib/wire.ts";
+import { EventProcessor, type ProcessorOptions } from "../lib/processor.ts";
+import { PidTree } from "../lib/tree.ts";
+import { Users } from "../lib/users.ts";
+import { WallClock } from "../lib/time.ts";
+import type { WatchRecord } from "../lib/record.ts";
+
+/** A process in the fake /proc. */
+export interface FakeProc {
+  comm: string;
+  ppid: number;
+  startTicks: number;
+  argv?: string[];
+  exe?: string;
+  euid?: number;
+}
+
+/** A `/proc` held in a map. */
+export class FakeProc {
+  static reader(procs: Map<number, FakeProc>): ProcReader {
+    const stat = (pid: number): StatInfo | null => {
+      const p = procs.get(pid);
+      return p ? { pid, comm: p.comm, state: "S", ppid: p.ppid, startTicks: p.startTicks } : null;
+    };
+    return {
+      stat,
+      cmdline: (pid) => procs.get(pid)?.argv ?? null,
+      exe: (pid) => procs.get(pid)?.exe ?? null,
+      euid: (pid) => procs.has(pid) ? procs.get(pid)!.euid ?? 0 : null,
+      pids: () => [...procs.keys()],
+    };
+  }
+}
+
+let seq = 0;
+/** Event builders with increasing seq on CPU 0 and timestamps in ms steps. */
+export const ev = {
+  fork: (pid: number, parent: number, ms: number, parentThread = parent): ProcEvent => ({
+    what: "fork",
+    seq: seq++,
+    ack: 0,
+    cpu: 0,
+    timestampNs: ms * 1e6,
+    pid,
+    tgid: pid,
+    parentPid: parentThread,
+    parentTgid: parent,
+  }),
+  thread: (tid: number, tgid: number, ms: number): ProcEvent => ({
+    what: "fork",
+    seq: seq++,
+    ack: 0,
+    cpu: 0,
+    timestampNs: ms * 1e6,
+    pid: tid,
+    tgid,
+    parentPid: 1,
+    parentTgid: 1,
+  }),
+  exec: (pid: number, ms: number): ProcEvent => ({
+    what: "exec",
+    seq: seq++,
+    ack: 0,
+    cpu: 0,
+    timestampNs: ms * 1e6,
+    pid,
+    tgid: pid,
+  }),
+  exit: (pid: number, status: number, parent: number, ms: number): ProcEvent => ({
+    what: "exit",
+    seq: seq++,
+    ack: 0,
+    cpu: 0,
+    timestampNs: ms * 1e6,
+    pid,
+    tgid: pid,
+    exitCode: status,
+    exitSignal: 17,
+    parentPid: parent,
+    parentTgid: parent,
+  }),
+  skip: (n: number) => {
+    seq += n;
+  },
+};
+
+/** A processor over a fake /proc that collects its records. */
+export function harness(
+  procs: Map<number, FakeProc>,
+  extra: Partial<ProcessorOptions> = {},
+): { tree: PidTree; records: WatchRecord[]; processor: EventProcessor; run: (b: Decoded[]) => void } {
+  const tree = new PidTree({ graceMs: 1000, maxExited: 100 });
+  const reader = FakeProc.reader(procs);
+  tree.seed([...procs].map(([pid, p]) => ({ pid, ppid: p.ppid, comm: p.comm, euid: p.euid ?? 0, startTicks: p.startTicks })));
+  const records: WatchRecord[] = [];
+  const processor = new EventProcessor({
+    tree,
+    reader,
+    users: new Users("/nonexistent", () => "root:x:0:0::/root:/bin/sh\n"),
+    clock: new WallClock(0),
+    sink: (r) => records.push(r),
+    ...extra,
+  });
+  return { tree, records, processor, run: (b) => processor.process(b) };
+}

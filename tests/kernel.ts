@@ -1,0 +1,116 @@
+/**
+ * Helpers for tests against the real kernel: run `proctree` as a subprocess, wait for its
+ * "listening" line, stop it, parse its lines. Tests that need the connector are ignored,
+ * with the reason printed, where subscribing is not permitted.
+ *
+ * @module
+ */
+
+import { ProcConnector } from "../ffi/connector.ts";
+import type { WatchRecord } from "../lib/record.ts";
+
+/** `deno run` with proctree's permissions. */
+export const PROCTREE: string[] = [
+  Deno.execPath(),
+  "run",
+  "--allow-ffi",
+  "--allow-read",
+  "--allow-run",
+  "--allow-write",
+  new URL("../main.ts", import.meta.url).pathname,
+];
+
+function probe(): string | null {
+  try {
+    const c = ProcConnector.open({ ackTimeoutMs: 2000 });
+    c.close();
+    return null;
+  } catch (e) {
+    return (e as Error).message;
+  }
+}
+
+/** Why kernel tests cannot run here, or null when they can. */
+export const noKernel: string | null = probe();
+if (noKernel) console.log(`kernel tests ignored: ${noKernel}`);
+
+/** A running proctree process. */
+export interface Running {
+  child: Deno.ChildProcess;
+  /** stderr so far. */
+  stderr(): string;
+  /** Sends `signal` (default SIGTERM) and collects everything. */
+  stop(signal?: Deno.Signal): Promise<{ code: number; records: WatchRecord[]; stdout: string; stderr: string }>;
+}
+
+const decoder = new TextDecoder();
+
+/** Starts `proctree <args>` and resolves once it printed "proctree: listening". */
+export async function startProctree(args: string[], timeoutMs = 15000): Promise<Running> {
+  const child = new Deno.Command(PROCTREE[0], {
+    args: [...PROCTREE.slice(1), ...args],
+    stdout: "piped",
+    stderr: "piped",
+    stdin: "null",
+  }).spawn();
+  let err = "";
+  let out = "";
+  const outDone = (async () => {
+    for await (const chunk of child.stdout) out += decoder.decode(chunk, { stream: true });
+  })();
+  const { promise: ready, resolve: listening } = Promise.withResolvers<void>();
+  const errDone = (async () => {
+    for await (const chunk of child.stderr) {
+      err += decoder.decode(chunk, { stream: true });
+      if (err.includes("proctree: listening")) listening();
+    }
+    listening();
+  })();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([ready, new Promise<void>((r) => (timer = setTimeout(r, timeoutMs)))]);
+  clearTimeout(timer);
+  if (!err.includes("proctree: listening")) {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* gone */ }
+    await Promise.all([outDone, errDone, child.status]);
+    throw new Error(`proctree did not start listening: ${err}`);
+  }
+  return {
+    child,
+    stderr: () => err,
+    async stop(signal: Deno.Signal = "SIGTERM") {
+      try {
+        child.kill(signal);
+      } catch { /* already gone */ }
+      const status = await child.status;
+      await Promise.all([outDone, errDone]);
+      return { code: status.code, records: parseLines(out), stdout: out, stderr: err };
+    },
+  };
+}
+
+/** Parses JSON lines; throws on a line that is not one JSON object. */
+export function parseLines(text: string): WatchRecord[] {
+  return text.split("\n").filter((l) => l.length).map((l) => {
+    const v = JSON.parse(l);
+    if (typeof v !== "object" || v === null || Array.isArray(v)) throw new Error(`not an object: ${l}`);
+    return v as WatchRecord;
+  });
+}
+
+/** Waits `ms`. */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Runs a command to completion; returns its pid and status. */
+export async function spawnAndWait(cmd: string, args: string[]): Promise<{ pid: number; status: Deno.CommandStatus }> {
+  const child = new Deno.Command(cmd, { args, stdin: "null", stdout: "null", stderr: "null" }).spawn();
+  return { pid: child.pid, status: await child.status };
+}
+
+/** Lines of one process, by kind. */
+export function of(records: WatchRecord[], pid: number, event?: string): WatchRecord[] {
+  return records.filter((r) => r.pid === pid && (event === undefined || r.event === event));
+}

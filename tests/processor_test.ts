@@ -1,0 +1,101 @@
+import { assert, assertEquals } from "@std/assert";
+import { ev, FakeProc, harness } from "./fixtures.ts";
+import { nameMatcher } from "../cli/watch.ts";
+
+function world(): Map<number, FakeProc> {
+  return new Map<number, FakeProc>([
+    [1, { comm: "systemd", ppid: 0, startTicks: 1 }],
+    [100, { comm: "agent", ppid: 1, startTicks: 50 }],
+  ]);
+}
+
+Deno.test("processor: fork/exec/exit lines with ppid from the event and a chain", () => {
+  const procs = world();
+  const h = harness(procs);
+  procs.set(101, { comm: "sh", ppid: 100, startTicks: 100, argv: ["sh", "-c", "exit 3"], exe: "/bin/dash" });
+  h.run([ev.fork(101, 100, 1000), ev.exec(101, 1000.5), ev.exit(101, 3 << 8, 100, 1001)]);
+  const [f, e, x] = h.records;
+  assertEquals(f.event, "fork");
+  assertEquals(f.ppid, 100);
+  assertEquals(e.argv, ["sh", "-c", "exit 3"]);
+  assertEquals(e.comm, "sh");
+  assertEquals(e.chain, "101|sh|root;100|agent|root;1|systemd|root");
+  assertEquals([x.exit_code, x.signal], [3, null]);
+});
+
+Deno.test("processor: an exec superseded in the same batch is not read (no stale name)", () => {
+  const procs = world();
+  const h = harness(procs);
+  procs.set(101, { comm: "second", ppid: 100, startTicks: 100, argv: ["second"] });
+  h.run([ev.fork(101, 100, 1000), ev.exec(101, 1000), ev.exec(101, 1000.1)]);
+  assertEquals(h.records[1].comm, null);
+  assertEquals(h.records[1].argv, null);
+  assertEquals(h.records[2].comm, "second");
+});
+
+Deno.test("processor: a pid reused after the exec is not read (start time differs)", () => {
+  const procs = world();
+  const h = harness(procs);
+  procs.set(101, { comm: "intruder", ppid: 1, startTicks: 99999 });
+  h.run([ev.fork(101, 100, 1000), ev.exec(101, 1000)]);
+  assertEquals(h.records[1].comm, null);
+  assertEquals(h.processor.counters.execsUnreadable, 1);
+});
+
+Deno.test("processor: threads are not processes unless asked", () => {
+  const procs = world();
+  const h = harness(procs);
+  h.run([ev.thread(150, 100, 1000), ev.fork(151, 100, 1000, 150)]);
+  assertEquals(h.records.length, 1);
+  assertEquals(h.records[0].pid, 151);
+  assertEquals(h.records[0].ppid, 100, "a fork from a thread belongs to its process");
+  const t = harness(world(), { threads: true });
+  t.run([ev.thread(150, 100, 1000)]);
+  assertEquals([t.records[0].pid, t.records[0].tid], [100, 150]);
+});
+
+Deno.test("processor: a seq gap is a lost line with the exact count, then a resync", () => {
+  const procs = world();
+  const h = harness(procs);
+  h.run([ev.fork(101, 100, 1000)]);
+  ev.skip(5);
+  procs.set(102, { comm: "missed", ppid: 100, startTicks: 120 });
+  h.run([ev.fork(103, 100, 1200)]);
+  const kinds = h.records.map((r) => r.event);
+  assertEquals(kinds, ["fork", "lost", "fork", "resync"]);
+  assertEquals(h.records[1].count, 5);
+  assertEquals(h.records[1].reason, "seq_gap");
+  assertEquals(h.records[3].added, 1);
+  assertEquals(h.tree.get(102)!.comm, "missed");
+  assertEquals(h.processor.counters.lost, 5);
+});
+
+Deno.test("processor: --under follows lineage, including forks made before the name matched", () => {
+  const procs = world();
+  const h = harness(procs, { filter: { under: [nameMatcher("openclaw")] }, chains: false });
+  procs.set(101, { comm: "openclaw", ppid: 100, startTicks: 100 });
+  h.run([
+    ev.fork(101, 100, 1000),
+    ev.fork(102, 101, 1000), // forked while 101 was still "agent"
+    ev.fork(103, 1, 1000), // unrelated
+  ]);
+  assertEquals(h.records.length, 0);
+  h.run([ev.exec(101, 1001), ev.exit(102, 0, 101, 1002), ev.exit(103, 0, 1, 1002)]);
+  assertEquals(h.records.map((r) => [r.event, r.pid]), [["exec", 101], ["exit", 102]]);
+});
+
+Deno.test("processor: --events keeps lost lines", () => {
+  const h = harness(world(), { events: new Set(["exec"]) });
+  h.run([ev.fork(101, 100, 1000)]);
+  ev.skip(1);
+  h.run([ev.fork(102, 100, 1000)]);
+  assert(h.records.every((r) => r.event === "lost" || r.event === "resync"));
+  assertEquals(h.records.length, 2);
+});
+
+Deno.test("processor: malformed and unknown messages are counted lines", () => {
+  const h = harness(world());
+  h.run([{ what: "error", reason: "bad_cn_len", offset: 0 }, { what: "unknown", code: 8, seq: 0, cpu: 9, timestampNs: 1 }]);
+  assertEquals(h.records.map((r) => r.event), ["malformed", "unknown"]);
+  assertEquals(h.processor.counters.malformed, 1);
+});

@@ -1,0 +1,148 @@
+import { assert, assertEquals } from "@std/assert";
+import { PidTree } from "../lib/tree.ts";
+import { formatChain } from "../lib/record.ts";
+import { Users } from "../lib/users.ts";
+
+const users = new Users("/x", () => "root:x:0:0::/:/bin/sh\nalice:x:1000:1000::/:/bin/sh\n");
+const info = (comm: string | null, ppid: number | null = null) => ({
+  comm,
+  argv: comm ? [comm] : null,
+  exe: comm ? `/bin/${comm}` : null,
+  uid: 0,
+  ppid,
+  startTicks: null,
+});
+
+function seeded(): PidTree {
+  const t = new PidTree({ graceMs: 1000, maxExited: 3 });
+  t.seed([
+    { pid: 1, ppid: 0, comm: "systemd", euid: 0, startTicks: 1 },
+    { pid: 100, ppid: 1, comm: "agent", euid: 0, startTicks: 50 },
+  ]);
+  return t;
+}
+
+Deno.test("tree: chain through fork and exec, fsmon format", () => {
+  const t = seeded();
+  t.fork(101, 100, 1e9);
+  t.exec(101, info("sh"));
+  t.fork(102, 101, 1.1e9);
+  assertEquals(t.get(102)!.comm, "sh", "a fork carries its creator's name until exec");
+  t.exec(102, info("touch"));
+  assertEquals(formatChain(t.chain(t.get(102)!), users), "102|touch|root;101|sh|root;100|agent|root;1|systemd|root");
+});
+
+Deno.test("tree: an exec that could not be read leaves the name unknown, not stale", () => {
+  const t = seeded();
+  t.fork(101, 100, 1e9);
+  t.exec(101, info(null));
+  assertEquals(t.get(101)!.comm, null);
+  assertEquals(formatChain(t.chain(t.get(101)!), users), "101|?|root;100|agent|root;1|systemd|root");
+});
+
+Deno.test("tree: PID reuse starts a new identity and never mixes chains", () => {
+  const t = seeded();
+  t.fork(200, 100, 1e9);
+  t.exec(200, info("old"));
+  const old = t.get(200)!;
+  t.exit(200, 0, 100, 1.5e9);
+  t.fork(300, 1, 1.6e9);
+  t.exec(300, info("other"));
+  t.fork(200, 300, 1.7e9);
+  const fresh = t.get(200)!;
+  assert(fresh !== old);
+  assertEquals(formatChain(t.chain(fresh), users), "200|other|root;300|other|root;1|systemd|root");
+  assertEquals(formatChain(t.chain(old), users), "200|old|root;100|agent|root;1|systemd|root");
+});
+
+Deno.test("tree: a fork for a pid believed alive retires the old process", () => {
+  const t = seeded();
+  t.fork(200, 100, 1e9);
+  const old = t.get(200)!;
+  t.fork(200, 1, 2e9); // its exit was lost
+  assertEquals(old.alive, false);
+  assertEquals(t.stats.vanished, 1);
+  assertEquals(t.get(200)!.parent!.pid, 1);
+});
+
+Deno.test("tree: reparenting updates ppid, lineage keeps the creator", () => {
+  const t = seeded();
+  t.fork(101, 100, 1e9);
+  t.fork(102, 101, 1.1e9);
+  t.exit(101, 0, 100, 1.2e9);
+  t.exit(102, 0, 1, 1.3e9); // reparented to init before it exited
+  const n = t.get(102)!;
+  assertEquals(n.ppid, 1);
+  assertEquals(n.parent!.pid, 101);
+});
+
+Deno.test("tree: exited nodes stay for the grace period, then go", () => {
+  const t = seeded();
+  t.fork(101, 100, 1e9);
+  t.exit(101, 0, 100, 1e9);
+  t.sweep(1.5e9);
+  assert(t.get(101));
+  t.sweep(2.1e9);
+  assertEquals(t.get(101), undefined);
+  assertEquals(t.get(100)!.children.size, 0);
+});
+
+Deno.test("tree: an exited parent stays while its child lives", () => {
+  const t = seeded();
+  t.fork(101, 100, 1e9);
+  t.fork(102, 101, 1e9);
+  t.exit(101, 0, 100, 1e9);
+  t.sweep(10e9);
+  assertEquals(t.get(101)?.alive, false, "held past its grace period while a child lives");
+  assertEquals(t.chain(t.get(102)!).map((n) => n.pid), [102, 101, 100, 1]);
+  t.exit(102, 0, 1, 11e9);
+  t.sweep(20e9);
+  assertEquals(t.stats.exited, 0);
+  assertEquals(t.get(101), undefined);
+});
+
+Deno.test("tree: the cap drops the oldest exited first and counts it", () => {
+  const t = seeded();
+  for (let i = 0; i < 6; i++) {
+    t.fork(200 + i, 100, 1e9 + i);
+    t.exit(200 + i, 0, 100, 1e9 + i);
+  }
+  t.sweep(1e9 + 10);
+  assertEquals(t.stats.exited, 3);
+  assertEquals(t.stats.evictedByCap, 3);
+  assertEquals(t.get(200), undefined);
+  assert(t.get(205));
+});
+
+Deno.test("tree: resync adds missing and retires vanished processes", () => {
+  const t = seeded();
+  t.fork(101, 100, 1e9);
+  const r = t.resync([
+    { pid: 1, ppid: 0, comm: "systemd", euid: 0, startTicks: 1 },
+    { pid: 100, ppid: 1, comm: "agent", euid: 0, startTicks: 50 },
+    { pid: 500, ppid: 100, comm: "late", euid: 1000, startTicks: 900 },
+  ], 5e9);
+  assertEquals(r, { added: 1, removed: 1 });
+  assertEquals(t.get(101)!.alive, false);
+  assertEquals(formatChain(t.chain(t.get(500)!), users), "500|late|alice;100|agent|root;1|systemd|root");
+});
+
+Deno.test("tree: resync replaces a pid reused while events were lost", () => {
+  const t = seeded();
+  const r = t.resync([
+    { pid: 1, ppid: 0, comm: "systemd", euid: 0, startTicks: 1 },
+    { pid: 100, ppid: 1, comm: "intruder", euid: 0, startTicks: 7000 },
+  ], 5e9);
+  assertEquals(r, { added: 1, removed: 1 });
+  assertEquals(t.get(100)!.comm, "intruder");
+});
+
+Deno.test("tree: descendants and isUnder", () => {
+  const t = seeded();
+  t.fork(101, 100, 1e9);
+  t.fork(102, 101, 1e9);
+  t.fork(103, 1, 1e9);
+  assertEquals(t.descendants(t.get(100)!).map((n) => n.pid).sort(), [101, 102]);
+  assert(t.isUnder(t.get(102)!, (n) => n.comm === "agent"));
+  assert(!t.isUnder(t.get(103)!, (n) => n.comm === "agent"));
+});
