@@ -8,6 +8,7 @@ import { CliError, say } from "./cli/common.ts";
 import { watch } from "./cli/watch.ts";
 import { chain } from "./cli/chain.ts";
 import { tree } from "./cli/tree.ts";
+import { run } from "./cli/run.ts";
 import denoJson from "./deno.json" with { type: "json" };
 
 /** The version, from deno.json. */
@@ -49,6 +50,8 @@ async function main(args: string[]): Promise<number> {
       return 0;
     case "watch":
       return await watch(rest);
+    case "run":
+      return await run(rest);
     case "chain":
       return chain(rest);
     case "tree":

@@ -1,0 +1,163 @@
+/**
+ * The record of one command's process subtree, built from watch records: who ran what,
+ * under whom, how it ended, how long it took. Used by `proctree run` and the library.
+ *
+ * Entries are keyed by tree node (process identity), not by pid, so a pid reused inside
+ * the run is a separate entry.
+ *
+ * @module
+ */
+
+import type { WatchRecord } from "./record.ts";
+import type { ProcNode } from "./tree.ts";
+import { displayName } from "./text_view.ts";
+
+/** One process of the audited subtree. */
+export interface AuditEntry {
+  pid: number;
+  ppid: number | null;
+  comm: string | null;
+  argv: string[] | null;
+  exe: string | null;
+  user: string | null;
+  /** ISO time of the fork (or of the first event seen). */
+  start: string;
+  /** ISO time of the exit; null while running or when the exit was not seen. */
+  end: string | null;
+  exit_code: number | null;
+  signal: string | null;
+  /** True when the process is known to be gone but its exit event was lost. */
+  exit_unknown?: boolean;
+  children: AuditEntry[];
+}
+
+/** Totals of an audit. */
+export interface AuditTotals {
+  processes: number;
+  failed: number;
+  killed: number;
+  lost_events: number;
+}
+
+/** Milliseconds since the epoch of a `WallClock` ISO time, keeping its microseconds. */
+function isoMs(iso: string): number {
+  return Date.parse(iso) + Number(iso.slice(23, 26)) / 1000;
+}
+
+/** Builds the subtree from records that passed an `--under` filter on the root. */
+export class Audit {
+  root: AuditEntry | null = null;
+  #byNode = new Map<ProcNode, AuditEntry>();
+  #open = new Map<ProcNode, AuditEntry>();
+  #startMs = new Map<AuditEntry, number>();
+  #durations = new Map<AuditEntry, number>();
+
+  /** Processes seen that have not exited yet. */
+  get open(): ReadonlyMap<ProcNode, AuditEntry> {
+    return this.#open;
+  }
+
+  /** Every entry, root first, depth first. */
+  entries(): AuditEntry[] {
+    const out: AuditEntry[] = [];
+    const walk = (e: AuditEntry) => {
+      out.push(e);
+      for (const c of e.children) walk(c);
+    };
+    if (this.root) walk(this.root);
+    return out;
+  }
+
+  /** Milliseconds between a process's fork and exit, when both were seen. */
+  durationMs(e: AuditEntry): number | null {
+    return this.#durations.get(e) ?? null;
+  }
+
+  /** Takes one record about `node` (records without a node are ignored). */
+  add(rec: WatchRecord, node: ProcNode | null): void {
+    if (!node || rec.tid !== undefined) return;
+    let e = this.#byNode.get(node);
+    if (!e) {
+      e = {
+        pid: node.pid,
+        ppid: rec.ppid ?? null,
+        comm: node.comm,
+        argv: node.argv,
+        exe: node.exe,
+        user: rec.user ?? null,
+        start: rec.time,
+        end: null,
+        exit_code: null,
+        signal: null,
+        children: [],
+      };
+      this.#byNode.set(node, e);
+      this.#open.set(node, e);
+      this.#startMs.set(e, isoMs(rec.time));
+      const parent = node.parent ? this.#byNode.get(node.parent) : undefined;
+      if (parent) parent.children.push(e);
+      else if (!this.root) this.root = e;
+      else this.root.children.push(e);
+    }
+    switch (rec.event) {
+      case "exec":
+        e.comm = rec.comm ?? null;
+        e.argv = rec.argv ?? null;
+        e.exe = rec.exe ?? null;
+        e.user = rec.user ?? e.user;
+        break;
+      case "comm":
+        e.comm = rec.comm ?? e.comm;
+        break;
+      case "exit": {
+        e.end = rec.time;
+        e.exit_code = rec.exit_code ?? null;
+        e.signal = rec.signal ?? null;
+        if (rec.ppid) e.ppid = rec.ppid;
+        this.#open.delete(node);
+        this.#durations.set(e, isoMs(rec.time) - this.#startMs.get(e)!);
+        break;
+      }
+    }
+  }
+
+  /** A process found gone without an exit event (lost events): closed with unknown status. */
+  markGone(node: ProcNode, time: string): void {
+    const e = this.#open.get(node);
+    if (!e) return;
+    e.end = time;
+    e.exit_unknown = true;
+    this.#open.delete(node);
+  }
+
+  /** Totals over every entry. */
+  totals(lostEvents: number): AuditTotals {
+    const all = this.entries();
+    return {
+      processes: all.length,
+      failed: all.filter((e) => e.exit_code !== null && e.exit_code !== 0).length,
+      killed: all.filter((e) => e.signal !== null).length,
+      lost_events: lostEvents,
+    };
+  }
+
+  /** The indented text tree: pid, argv (or comm, or `<unknown>`), how it ended, duration. */
+  format(): string {
+    const lines: string[] = [];
+    const walk = (e: AuditEntry, depth: number) => {
+      const how = e.signal
+        ? `killed by ${e.signal}`
+        : e.exit_code !== null
+        ? `exit ${e.exit_code}`
+        : e.exit_unknown
+        ? "exit unknown"
+        : "running";
+      const ms = this.durationMs(e);
+      const took = ms === null ? "" : ` ${ms < 1000 ? ms.toFixed(1) + " ms" : (ms / 1000).toFixed(2) + " s"}`;
+      lines.push(`${"  ".repeat(Math.min(depth, 24))}${e.pid} ${displayName(e.argv, e.comm)}  [${how}${took}]`);
+      for (const c of e.children) walk(c, depth + 1);
+    };
+    if (this.root) walk(this.root, 0);
+    return lines.join("\n");
+  }
+}
