@@ -1,17 +1,15 @@
 /**
  * Pieces every command shares: one-line errors, the stdout writer, flag parsing with
- * clear errors, and opening the connector plus the tree it feeds.
+ * clear errors, and subscribing with CLI-shaped errors.
  *
  * @module
  */
 
 import { type Args, parseArgs, type ParseOptions } from "@std/cli";
-import { ConnectorError, ProcConnector } from "../ffi/connector.ts";
-import { Clock, clockNs } from "../ffi/libc.ts";
-import { PidTree } from "../lib/tree.ts";
-import { snapshot } from "../lib/procfs.ts";
-import { procfs } from "../ffi/procfs.ts";
-import { WallClock } from "../lib/time.ts";
+import { ConnectorError } from "../ffi/connector.ts";
+import { listen as listenApi, type Listening, type ListenOptions } from "../api.ts";
+
+export { wallOffsetNs } from "../api.ts";
 
 /** A failure the CLI reports as one line on stderr with an exit status. */
 export class CliError extends Error {
@@ -99,40 +97,12 @@ export class LineWriter {
   }
 }
 
-/** CLOCK_REALTIME − CLOCK_MONOTONIC now, in ns. */
-export function wallOffsetNs(): number {
-  return clockNs(Clock.REALTIME) - clockNs(Clock.MONOTONIC);
-}
-
-/** CLOCK_BOOTTIME − CLOCK_MONOTONIC now, in ns (time spent suspended). */
-export function bootOffsetNs(): number {
-  return clockNs(Clock.BOOTTIME) - clockNs(Clock.MONOTONIC);
-}
-
-/** Options shared by the commands that listen. */
-export interface ListenOptions {
-  rcvbufBytes?: number;
-  eventMask?: number;
-  graceMs?: number;
-  maxExited?: number;
-}
-
-/** A subscribed connector and the tree seeded right after subscribing. */
-export interface Listening {
-  connector: ProcConnector;
-  tree: PidTree;
-  clock: WallClock;
-  seeded: number;
-}
-
 /**
- * Subscribes first and snapshots `/proc` second, so no process can start unseen between
- * the two. Connector failures become a one-line {@linkcode CliError}.
+ * Subscribes (see `api.ts`), turning connector failures into a one-line {@linkcode CliError}.
  */
 export function listen(opts: ListenOptions): Listening {
-  let connector: ProcConnector;
   try {
-    connector = ProcConnector.open({ rcvbufBytes: opts.rcvbufBytes, eventMask: opts.eventMask });
+    return listenApi(opts);
   } catch (e) {
     if (e instanceof ConnectorError) throw new CliError(e.message, 1);
     if (e instanceof Deno.errors.NotCapable || e instanceof Deno.errors.PermissionDenied) {
@@ -140,14 +110,6 @@ export function listen(opts: ListenOptions): Listening {
     }
     throw e;
   }
-  const tree = new PidTree({
-    graceMs: opts.graceMs,
-    maxExited: opts.maxExited,
-    bootOffsetNs: bootOffsetNs(),
-  });
-  const entries = snapshot(procfs);
-  tree.seed(entries);
-  return { connector, tree, clock: new WallClock(wallOffsetNs()), seeded: entries.length };
 }
 
 /** Prints one line on stderr. */

@@ -59,9 +59,13 @@ export async function run(args: string[]): Promise<number> {
     return 0;
   }
   const cmd = [...f._.map(String), ...(f["--"] ?? [])];
-  if (cmd.length === 0) throw new CliError("run: expects a command after -- (see proctree run --help)", 2);
+  if (cmd.length === 0) {
+    throw new CliError("run: expects a command after -- (see proctree run --help)", 2);
+  }
 
-  const l = listen({ rcvbufBytes: f.rcvbuf !== undefined ? bytesFlag(f.rcvbuf, "rcvbuf") : undefined });
+  const l = listen({
+    rcvbufBytes: f.rcvbuf !== undefined ? bytesFlag(f.rcvbuf, "rcvbuf") : undefined,
+  });
   const { connector, tree, clock } = l;
   try {
     let out: LineWriter | null = null;
@@ -92,11 +96,18 @@ export async function run(args: string[]): Promise<number> {
         out?.push(toJsonLine(rec));
       },
     });
-    if (!f.quiet) say(`proctree: listening (rcvbuf ${connector.rcvbufBytes} bytes); running ${cmd.join(" ")}`);
+    if (!f.quiet) {
+      say(`proctree: listening (rcvbuf ${connector.rcvbufBytes} bytes); running ${cmd.join(" ")}`);
+    }
 
     let child: Deno.ChildProcess;
     try {
-      child = new Deno.Command(cmd[0], { args: cmd.slice(1), stdin: "inherit", stdout: "inherit", stderr: "inherit" })
+      child = new Deno.Command(cmd[0], {
+        args: cmd.slice(1),
+        stdin: "inherit",
+        stdout: "inherit",
+        stderr: "inherit",
+      })
         .spawn();
     } catch (e) {
       throw new CliError(`run: cannot start ${cmd[0]}: ${(e as Error).message}`, 127);
@@ -112,7 +123,10 @@ export async function run(args: string[]): Promise<number> {
         child.kill(sig);
       } catch { /* already gone */ }
     };
-    const handlers: [Deno.Signal, () => void][] = [["SIGINT", forward("SIGINT")], ["SIGTERM", forward("SIGTERM")]];
+    const handlers: [Deno.Signal, () => void][] = [["SIGINT", forward("SIGINT")], [
+      "SIGTERM",
+      forward("SIGTERM"),
+    ]];
     for (const [s, h] of handlers) Deno.addSignalListener(s, h);
 
     let lastCheckNs = 0;

@@ -60,6 +60,7 @@ export const DEFAULT_RCVBUF_BYTES: number = 16 * 1024 * 1024;
 export class ConnectorError extends Error {
   /** `EPERM`, `NO_ACK`, `NO_CONNECTOR`, `NACK` or an errno name. */
   readonly code: string;
+  /** An error with a stable `code` and a one-line message. */
   constructor(code: string, message: string) {
     super(message);
     this.name = "ConnectorError";

@@ -14,28 +14,41 @@ import { displayName } from "./text_view.ts";
 
 /** One process of the audited subtree. */
 export interface AuditEntry {
+  /** Process id. */
   pid: number;
+  /** Parent process id. */
   ppid: number | null;
+  /** The name (at most 15 bytes from the kernel). */
   comm: string | null;
+  /** Arguments from `/proc/<pid>/cmdline`; null when not readable. */
   argv: string[] | null;
+  /** Executable path from `/proc/<pid>/exe`; null when not readable. */
   exe: string | null;
+  /** User name of the effective uid (the number when unnamed). */
   user: string | null;
   /** ISO time of the fork (or of the first event seen). */
   start: string;
   /** ISO time of the exit; null while running or when the exit was not seen. */
   end: string | null;
+  /** Status of a normal exit, else null. */
   exit_code: number | null;
+  /** Terminating signal name, else null. */
   signal: string | null;
   /** True when the process is known to be gone but its exit event was lost. */
   exit_unknown?: boolean;
+  /** Processes it started. */
   children: AuditEntry[];
 }
 
 /** Totals of an audit. */
 export interface AuditTotals {
+  /** Processes recorded. */
   processes: number;
+  /** Processes that exited non-zero. */
   failed: number;
+  /** Processes killed by a signal. */
   killed: number;
+  /** Kernel events lost during the run (0: complete). */
   lost_events: number;
 }
 
@@ -46,6 +59,7 @@ function isoMs(iso: string): number {
 
 /** Builds the subtree from records that passed an `--under` filter on the root. */
 export class Audit {
+  /** The audited command's process; null until its fork was seen. */
   root: AuditEntry | null = null;
   #byNode = new Map<ProcNode, AuditEntry>();
   #open = new Map<ProcNode, AuditEntry>();
@@ -153,8 +167,14 @@ export class Audit {
         ? "exit unknown"
         : "running";
       const ms = this.durationMs(e);
-      const took = ms === null ? "" : ` ${ms < 1000 ? ms.toFixed(1) + " ms" : (ms / 1000).toFixed(2) + " s"}`;
-      lines.push(`${"  ".repeat(Math.min(depth, 24))}${e.pid} ${displayName(e.argv, e.comm)}  [${how}${took}]`);
+      const took = ms === null
+        ? ""
+        : ` ${ms < 1000 ? ms.toFixed(1) + " ms" : (ms / 1000).toFixed(2) + " s"}`;
+      lines.push(
+        `${"  ".repeat(Math.min(depth, 24))}${e.pid} ${
+          displayName(e.argv, e.comm)
+        }  [${how}${took}]`,
+      );
       for (const c of e.children) walk(c, depth + 1);
     };
     if (this.root) walk(this.root, 0);

@@ -30,6 +30,7 @@ export type RecordKind =
  * "proctree could not know" (the process was gone, or /proc was not readable).
  */
 export interface WatchRecord {
+  /** What happened. */
   event: RecordKind;
   /** ISO-8601 UTC with microseconds, from the kernel's timestamp. */
   time: string;
@@ -39,18 +40,25 @@ export interface WatchRecord {
   tid?: number;
   /** Parent process: from the event for fork/exit, from the tree otherwise. */
   ppid?: number | null;
+  /** The name (at most 15 bytes from the kernel). */
   comm?: string | null;
+  /** Arguments from `/proc/<pid>/cmdline`; null when not readable. */
   argv?: string[] | null;
+  /** Executable path from `/proc/<pid>/exe`; null when not readable. */
   exe?: string | null;
+  /** Effective uid; null when unknown. */
   uid?: number | null;
+  /** User name of the effective uid (the number when unnamed). */
   user?: string | null;
   /** exit: status of a normal exit, else null. */
   exit_code?: number | null;
   /** exit: terminating signal name (`SIGKILL`), else null. */
   signal?: string | null;
+  /** True when a core was dumped. */
   core_dumped?: boolean;
   /** uid/gid events. */
   real?: number;
+  /** Effective id after the change. */
   effective?: number;
   /** ptrace: the tracer process, 0 on detach. */
   tracer_pid?: number;
@@ -62,6 +70,7 @@ export interface WatchRecord {
   cpu?: number;
   /** resync: processes added to and removed from the tree. */
   added?: number;
+  /** Processes marked gone. */
   removed?: number;
   /** unknown: the `what` code. */
   code?: number;

@@ -12,6 +12,7 @@ export class WallClock {
   #second = NaN;
   #prefix = "";
 
+  /** A clock with a measured offset (refresh `offsetNs` now and then: NTP steps it). */
   constructor(offsetNs: number) {
     this.offsetNs = offsetNs;
   }

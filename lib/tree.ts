@@ -17,6 +17,7 @@ import { TICKS_PER_SECOND } from "./procfs.ts";
 
 /** One process incarnation. */
 export interface ProcNode {
+  /** Process id. */
   pid: number;
   /** Current parent pid as last reported by the kernel (0: unknown or none). */
   ppid: number;
@@ -30,10 +31,13 @@ export interface ProcNode {
   startTicks: number | null;
   /** Kernel name; null when not known (an exec whose process could not be read). */
   comm: string | null;
+  /** Arguments from `/proc/<pid>/cmdline`; null when not readable. */
   argv: string[] | null;
+  /** Executable path from `/proc/<pid>/exe`; null when not readable. */
   exe: string | null;
   /** Effective uid. */
   uid: number | null;
+  /** False once the exit was seen (or the process was found gone). */
   alive: boolean;
   /** Raw wait status; null while alive or when the exit was not seen. */
   exitStatus: number | null;
@@ -47,21 +51,31 @@ export interface ProcNode {
 
 /** What exec enrichment learned from `/proc`; null fields were not readable. */
 export interface ExecInfo {
+  /** The name (at most 15 bytes from the kernel). */
   comm: string | null;
+  /** Arguments from `/proc/<pid>/cmdline`; null when not readable. */
   argv: string[] | null;
+  /** Executable path from `/proc/<pid>/exe`; null when not readable. */
   exe: string | null;
+  /** Effective uid; null when unknown. */
   uid: number | null;
   /** Parent pid from stat, used only for a process the tree has never seen. */
   ppid: number | null;
+  /** Start time from `/proc/<pid>/stat`, in ticks after boot. */
   startTicks: number | null;
 }
 
 /** A live process for seeding and resync. */
 export interface SeedEntry {
+  /** Process id. */
   pid: number;
+  /** Parent process id. */
   ppid: number;
+  /** The name (at most 15 bytes from the kernel). */
   comm: string;
+  /** Effective uid; null when not readable. */
   euid: number | null;
+  /** Start time from `/proc/<pid>/stat`, in ticks after boot. */
   startTicks: number;
 }
 
@@ -77,7 +91,9 @@ export interface TreeOptions {
 
 /** Counters for stats lines and tests. */
 export interface TreeStats {
+  /** Live processes held. */
   live: number;
+  /** Exited processes still held. */
   exited: number;
   /** Exited nodes dropped because of the cap before their grace period ended. */
   evictedByCap: number;
@@ -87,7 +103,9 @@ export interface TreeStats {
 
 /** Outcome of a reconciliation with `/proc`. */
 export interface ResyncResult {
+  /** Live processes added. */
   added: number;
+  /** Processes marked gone. */
   removed: number;
 }
 
@@ -126,6 +144,7 @@ export class PidTree {
   #vanished = 0;
   #live = 0;
 
+  /** An empty tree; `seed` fills it. */
   constructor(options: TreeOptions = {}) {
     this.#graceNs = (options.graceMs ?? 60_000) * 1e6;
     this.#maxExited = options.maxExited ?? 50_000;

@@ -24,6 +24,7 @@ export class Users {
   #path: string;
   #read: (path: string) => string;
 
+  /** Reads `path` (passwd format) with `read` on first use. */
   constructor(path = "/etc/passwd", read: (path: string) => string = Deno.readTextFileSync) {
     this.#path = path;
     this.#read = read;

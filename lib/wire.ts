@@ -95,7 +95,7 @@ export type EventName =
   | "exit";
 
 /** Fields every decoded event has. `pid` is the thread id, `tgid` the process id. */
-interface EventBase {
+export interface EventBase {
   /** Per-CPU sequence number from `cn_msg.seq`. */
   seq: number;
   /** `cn_msg.ack`: non-zero only on replies to our own requests. */
@@ -112,44 +112,62 @@ interface EventBase {
 
 /** Reply to a subscription request: `PROC_EVENT_NONE` carrying an errno (0 = success). */
 export interface AckEvent extends EventBase {
+  /** The event kind. */
   what: "ack";
+  /** errno of the request (0: subscribed). */
   err: number;
 }
 /** A new task: a process when `pid === tgid`, else a thread. */
 export interface ForkEvent extends EventBase {
+  /** The event kind. */
   what: "fork";
+  /** The parent thread. */
   parentPid: number;
+  /** The parent process. */
   parentTgid: number;
 }
 /** A successful execve. */
 export interface ExecEvent extends EventBase {
+  /** The event kind. */
   what: "exec";
 }
 /** A change of real/effective uid (`what: "uid"`) or gid (`what: "gid"`). */
 export interface IdEvent extends EventBase {
+  /** The event kind. */
   what: "uid" | "gid";
+  /** Real id after the change. */
   real: number;
+  /** Effective id after the change. */
   effective: number;
 }
 /** setsid(). */
 export interface SidEvent extends EventBase {
+  /** The event kind. */
   what: "sid";
 }
 /** ptrace attach (tracer ids non-zero) or detach (zeros). */
 export interface PtraceEvent extends EventBase {
+  /** The event kind. */
   what: "ptrace";
+  /** Tracer thread (0 on detach). */
   tracerPid: number;
+  /** Tracer process (0 on detach). */
   tracerTgid: number;
 }
 /** A rename (prctl PR_SET_NAME or a write to /proc/…/comm); `comm` holds the raw bytes. */
 export interface CommEvent extends EventBase {
+  /** The event kind. */
   what: "comm";
+  /** The name (at most 15 bytes from the kernel). */
   comm: Uint8Array;
 }
 /** A core dump started. */
 export interface CoredumpEvent extends EventBase {
+  /** The event kind. */
   what: "coredump";
+  /** The parent thread. */
   parentPid: number;
+  /** The parent process. */
   parentTgid: number;
 }
 /**
@@ -157,10 +175,15 @@ export interface CoredumpEvent extends EventBase {
  * signal sent to the parent (SIGCHLD, or -1 for a thread).
  */
 export interface ExitEvent extends EventBase {
+  /** The event kind. */
   what: "exit";
+  /** Raw wait status (`decodeWaitStatus` reads it). */
   exitCode: number;
+  /** Signal sent to the parent: SIGCHLD, or -1 for a thread. */
   exitSignal: number;
+  /** The parent thread. */
   parentPid: number;
+  /** The parent process. */
   parentTgid: number;
 }
 
@@ -178,16 +201,23 @@ export type ProcEvent =
 
 /** A well-formed message whose `what` this version does not know. */
 export interface UnknownEvent {
+  /** The event kind. */
   what: "unknown";
+  /** The `what` code. */
   code: number;
+  /** Per-CPU sequence number (`cn_msg.seq`). */
   seq: number;
+  /** CPU the event came from. */
   cpu: number;
+  /** Kernel CLOCK_MONOTONIC time, in ns. */
   timestampNs: number;
 }
 
 /** Why a message could not be decoded. Never thrown: returned in place of an event. */
 export interface DecodeError {
+  /** The event kind. */
   what: "error";
+  /** Which check failed. */
   reason:
     | "short_buffer"
     | "bad_nlmsg_len"

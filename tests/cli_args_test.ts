@@ -2,7 +2,16 @@ import { assertEquals } from "@std/assert";
 import { parseArgs } from "@std/cli";
 
 Deno.test("parseArgs: std-compatible subset", () => {
-  const a = parseArgs(["watch", "--events=exec,exit", "--under", "sshd", "--under=2", "-q", "--no-chain", "x"], {
+  const a = parseArgs([
+    "watch",
+    "--events=exec,exit",
+    "--under",
+    "sshd",
+    "--under=2",
+    "-q",
+    "--no-chain",
+    "x",
+  ], {
     boolean: ["quiet", "chain"],
     string: ["events"],
     collect: ["under"],

@@ -95,10 +95,23 @@ export const ev = {
 export function harness(
   procs: Map<number, FakeProc>,
   extra: Partial<ProcessorOptions> = {},
-): { tree: PidTree; records: WatchRecord[]; processor: EventProcessor; run: (b: Decoded[]) => void } {
+): {
+  tree: PidTree;
+  records: WatchRecord[];
+  processor: EventProcessor;
+  run: (b: Decoded[]) => void;
+} {
   const tree = new PidTree({ graceMs: 1000, maxExited: 100 });
   const reader = FakeProc.reader(procs);
-  tree.seed([...procs].map(([pid, p]) => ({ pid, ppid: p.ppid, comm: p.comm, euid: p.euid ?? 0, startTicks: p.startTicks })));
+  tree.seed(
+    [...procs].map(([pid, p]) => ({
+      pid,
+      ppid: p.ppid,
+      comm: p.comm,
+      euid: p.euid ?? 0,
+      startTicks: p.startTicks,
+    })),
+  );
   const records: WatchRecord[] = [];
   const processor = new EventProcessor({
     tree,

@@ -40,7 +40,9 @@ export interface Running {
   /** stderr so far. */
   stderr(): string;
   /** Sends `signal` (default SIGTERM) and collects everything. */
-  stop(signal?: Deno.Signal): Promise<{ code: number; records: WatchRecord[]; stdout: string; stderr: string }>;
+  stop(
+    signal?: Deno.Signal,
+  ): Promise<{ code: number; records: WatchRecord[]; stdout: string; stderr: string }>;
 }
 
 const decoder = new TextDecoder();
@@ -94,7 +96,9 @@ export async function startProctree(args: string[], timeoutMs = 15000): Promise<
 export function parseLines(text: string): WatchRecord[] {
   return text.split("\n").filter((l) => l.length).map((l) => {
     const v = JSON.parse(l);
-    if (typeof v !== "object" || v === null || Array.isArray(v)) throw new Error(`not an object: ${l}`);
+    if (typeof v !== "object" || v === null || Array.isArray(v)) {
+      throw new Error(`not an object: ${l}`);
+    }
     return v as WatchRecord;
   });
 }
@@ -105,8 +109,12 @@ export function sleep(ms: number): Promise<void> {
 }
 
 /** Runs a command to completion; returns its pid and status. */
-export async function spawnAndWait(cmd: string, args: string[]): Promise<{ pid: number; status: Deno.CommandStatus }> {
-  const child = new Deno.Command(cmd, { args, stdin: "null", stdout: "null", stderr: "null" }).spawn();
+export async function spawnAndWait(
+  cmd: string,
+  args: string[],
+): Promise<{ pid: number; status: Deno.CommandStatus }> {
+  const child = new Deno.Command(cmd, { args, stdin: "null", stdout: "null", stderr: "null" })
+    .spawn();
   return { pid: child.pid, status: await child.status };
 }
 

@@ -1,5 +1,5 @@
 import { assert, assertEquals } from "@std/assert";
-import { ev, FakeProc, harness } from "./fixtures.ts";
+import { ev, type FakeProc, harness } from "./fixtures.ts";
 import { nameMatcher } from "../cli/watch.ts";
 
 function world(): Map<number, FakeProc> {
@@ -12,7 +12,13 @@ function world(): Map<number, FakeProc> {
 Deno.test("processor: fork/exec/exit lines with ppid from the event and a chain", () => {
   const procs = world();
   const h = harness(procs);
-  procs.set(101, { comm: "sh", ppid: 100, startTicks: 100, argv: ["sh", "-c", "exit 3"], exe: "/bin/dash" });
+  procs.set(101, {
+    comm: "sh",
+    ppid: 100,
+    startTicks: 100,
+    argv: ["sh", "-c", "exit 3"],
+    exe: "/bin/dash",
+  });
   h.run([ev.fork(101, 100, 1000), ev.exec(101, 1000.5), ev.exit(101, 3 << 8, 100, 1001)]);
   const [f, e, x] = h.records;
   assertEquals(f.event, "fork");
@@ -95,7 +101,13 @@ Deno.test("processor: --events keeps lost lines", () => {
 
 Deno.test("processor: malformed and unknown messages are counted lines", () => {
   const h = harness(world());
-  h.run([{ what: "error", reason: "bad_cn_len", offset: 0 }, { what: "unknown", code: 8, seq: 0, cpu: 9, timestampNs: 1 }]);
+  h.run([{ what: "error", reason: "bad_cn_len", offset: 0 }, {
+    what: "unknown",
+    code: 8,
+    seq: 0,
+    cpu: 9,
+    timestampNs: 1,
+  }]);
   assertEquals(h.records.map((r) => r.event), ["malformed", "unknown"]);
   assertEquals(h.processor.counters.malformed, 1);
 });

@@ -4,8 +4,15 @@ import { parseCmdline, parseStat, parseStatusUids } from "../lib/procfs.ts";
 const enc = (s: string) => new TextEncoder().encode(s);
 
 Deno.test("procfs: stat with spaces and parentheses in the name", () => {
-  const line = "4242 (a) b (c)) S 17 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10";
-  assertEquals(parseStat(enc(line)), { pid: 4242, comm: "a) b (c)", state: "S", ppid: 17, startTicks: 987654 });
+  const line =
+    "4242 (a) b (c)) S 17 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10";
+  assertEquals(parseStat(enc(line)), {
+    pid: 4242,
+    comm: "a) b (c)",
+    state: "S",
+    ppid: 17,
+    startTicks: 987654,
+  });
 });
 
 Deno.test("procfs: stat garbage is null", () => {
@@ -22,6 +29,9 @@ Deno.test("procfs: cmdline splitting", () => {
 });
 
 Deno.test("procfs: uids from status", () => {
-  assertEquals(parseStatusUids("Name:\tx\nUid:\t1000\t0\t0\t0\nGid:\t0\t0\t0\t0\n"), { ruid: 1000, euid: 0 });
+  assertEquals(parseStatusUids("Name:\tx\nUid:\t1000\t0\t0\t0\nGid:\t0\t0\t0\t0\n"), {
+    ruid: 1000,
+    euid: 0,
+  });
   assertEquals(parseStatusUids("Name:\tx\n"), null);
 });

@@ -29,7 +29,10 @@ Deno.test("tree: chain through fork and exec, fsmon format", () => {
   t.fork(102, 101, 1.1e9);
   assertEquals(t.get(102)!.comm, "sh", "a fork carries its creator's name until exec");
   t.exec(102, info("touch"));
-  assertEquals(formatChain(t.chain(t.get(102)!), users), "102|touch|root;101|sh|root;100|agent|root;1|systemd|root");
+  assertEquals(
+    formatChain(t.chain(t.get(102)!), users),
+    "102|touch|root;101|sh|root;100|agent|root;1|systemd|root",
+  );
 });
 
 Deno.test("tree: an exec that could not be read leaves the name unknown, not stale", () => {
@@ -37,7 +40,10 @@ Deno.test("tree: an exec that could not be read leaves the name unknown, not sta
   t.fork(101, 100, 1e9);
   t.exec(101, info(null));
   assertEquals(t.get(101)!.comm, null);
-  assertEquals(formatChain(t.chain(t.get(101)!), users), "101|?|root;100|agent|root;1|systemd|root");
+  assertEquals(
+    formatChain(t.chain(t.get(101)!), users),
+    "101|?|root;100|agent|root;1|systemd|root",
+  );
 });
 
 Deno.test("tree: PID reuse starts a new identity and never mixes chains", () => {
@@ -124,7 +130,10 @@ Deno.test("tree: resync adds missing and retires vanished processes", () => {
   ], 5e9);
   assertEquals(r, { added: 1, removed: 1 });
   assertEquals(t.get(101)!.alive, false);
-  assertEquals(formatChain(t.chain(t.get(500)!), users), "500|late|alice;100|agent|root;1|systemd|root");
+  assertEquals(
+    formatChain(t.chain(t.get(500)!), users),
+    "500|late|alice;100|agent|root;1|systemd|root",
+  );
 });
 
 Deno.test("tree: resync replaces a pid reused while events were lost", () => {

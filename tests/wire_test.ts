@@ -1,5 +1,13 @@
 import { assertEquals } from "@std/assert";
-import { CN_MSG, CN_MSG_OFFSET, type Decoded, decodeDatagram, NLMSG, type ProcEvent, PROC_EVENT_OFFSET } from "../lib/wire.ts";
+import {
+  CN_MSG,
+  CN_MSG_OFFSET,
+  type Decoded,
+  decodeDatagram,
+  NLMSG,
+  PROC_EVENT_OFFSET,
+  type ProcEvent,
+} from "../lib/wire.ts";
 import { DATAGRAM_BYTES, encodeEvent } from "../lib/encode.ts";
 
 const base = { seq: 7, ack: 0, cpu: 1, timestampNs: 123_456_789_012 };
@@ -13,7 +21,16 @@ const EVENTS: ProcEvent[] = [
   { ...base, what: "ptrace", pid: 102, tgid: 101, tracerPid: 5, tracerTgid: 5 },
   { ...base, what: "comm", pid: 101, tgid: 101, comm: new TextEncoder().encode("fifteen-bytes!!") },
   { ...base, what: "coredump", pid: 101, tgid: 101, parentPid: 100, parentTgid: 100 },
-  { ...base, what: "exit", pid: 101, tgid: 101, exitCode: 3 << 8, exitSignal: 17, parentPid: 1, parentTgid: 1 },
+  {
+    ...base,
+    what: "exit",
+    pid: 101,
+    tgid: 101,
+    exitCode: 3 << 8,
+    exitSignal: 17,
+    parentPid: 1,
+    parentTgid: 1,
+  },
 ];
 
 function decode(bytes: Uint8Array, length = bytes.length): Decoded[] {
@@ -96,7 +113,13 @@ Deno.test("wire: malformed input yields typed errors, never throws", () => {
 Deno.test("wire: an unknown what is reported, not misread", () => {
   const b = encodeEvent(EVENTS[1]);
   new DataView(b.buffer).setUint32(PROC_EVENT_OFFSET, 0x8, true);
-  assertEquals(decode(b), [{ what: "unknown", code: 8, seq: 7, cpu: 1, timestampNs: base.timestampNs }]);
+  assertEquals(decode(b), [{
+    what: "unknown",
+    code: 8,
+    seq: 7,
+    cpu: 1,
+    timestampNs: base.timestampNs,
+  }]);
 });
 
 Deno.test("wire: a bad second message keeps the first", () => {

@@ -1,0 +1,206 @@
+/**
+ * The library's entry points: raw kernel events and enriched watch records as async
+ * iterators. Both subscribe before they return the iterator and unsubscribe and close the
+ * socket when the loop ends (`break`, an exception, or the AbortSignal).
+ *
+ * @module
+ */
+
+import { ConnectorError, ProcConnector } from "./ffi/connector.ts";
+import { Clock, clockNs } from "./ffi/libc.ts";
+import { procfs } from "./ffi/procfs.ts";
+import { EventProcessor, type ProcessFilter } from "./lib/processor.ts";
+import { snapshot } from "./lib/procfs.ts";
+import type { WatchRecord } from "./lib/record.ts";
+import { WallClock } from "./lib/time.ts";
+import { PidTree, type ProcNode } from "./lib/tree.ts";
+import { Users } from "./lib/users.ts";
+import {
+  type Decoded,
+  decodeDatagram,
+  EVENT_BITS,
+  type EventName,
+  type ProcEvent,
+  WHAT,
+} from "./lib/wire.ts";
+
+/** Options of {@linkcode listen}. */
+export interface ListenOptions {
+  /** Receive buffer to ask for, in bytes (default 16 MiB). */
+  rcvbufBytes?: number;
+  /** Kernel event filter (WHAT bits); applied on Linux ≥ 6.6. */
+  eventMask?: number;
+  /** How long exited processes stay in the tree, in ms (default 60 000). */
+  graceMs?: number;
+  /** Most exited processes kept (default 50 000). */
+  maxExited?: number;
+}
+
+/** A subscribed connector and the process tree seeded right after subscribing. */
+export interface Listening {
+  /** The subscribed socket. */
+  connector: ProcConnector;
+  /** The live process tree. */
+  tree: PidTree;
+  /** Turns kernel timestamps into wall-clock ISO times. */
+  clock: WallClock;
+  /** Processes found in /proc at start. */
+  seeded: number;
+}
+
+/** CLOCK_REALTIME − CLOCK_MONOTONIC now, in ns. */
+export function wallOffsetNs(): number {
+  return clockNs(Clock.REALTIME) - clockNs(Clock.MONOTONIC);
+}
+
+/**
+ * Subscribes first and snapshots `/proc` second, so no process can start unseen between
+ * the two. Throws {@linkcode ConnectorError} when the kernel cannot be listened to.
+ */
+export function listen(opts: ListenOptions = {}): Listening {
+  const connector = ProcConnector.open({
+    rcvbufBytes: opts.rcvbufBytes,
+    eventMask: opts.eventMask,
+  });
+  const tree = new PidTree({
+    graceMs: opts.graceMs,
+    maxExited: opts.maxExited,
+    bootOffsetNs: clockNs(Clock.BOOTTIME) - clockNs(Clock.MONOTONIC),
+  });
+  const entries = snapshot(procfs);
+  tree.seed(entries);
+  return { connector, tree, clock: new WallClock(wallOffsetNs()), seeded: entries.length };
+}
+
+/** Event names as `watch --events` takes them. */
+export type EventKind = Exclude<EventName, "ack">;
+
+/** Options of {@linkcode rawEvents}. */
+export interface RawEventsOptions {
+  /** Receive buffer to ask for, in bytes (default 16 MiB). */
+  rcvbufBytes?: number;
+  /** Only these events; the kernel filters them on ≥ 6.6. */
+  events?: EventKind[];
+  /** Ends the iteration. */
+  signal?: AbortSignal;
+}
+
+/**
+ * Every decoded kernel event, undecorated: fork, exec, exit, … with pids as the kernel
+ * sends them (`pid` is the thread, `tgid` the process). Malformed messages are skipped.
+ *
+ * ```ts
+ * import { rawEvents } from "./mod.ts";
+ * for await (const ev of rawEvents({ events: ["exec"] })) {
+ *   console.log(ev.tgid);
+ *   break; // unsubscribes and closes the socket
+ * }
+ * ```
+ */
+export async function* rawEvents(options: RawEventsOptions = {}): AsyncGenerator<ProcEvent> {
+  let mask: number | undefined;
+  if (options.events) {
+    mask = 0;
+    for (const e of options.events) mask |= EVENT_BITS[e];
+    mask >>>= 0;
+  }
+  const connector = ProcConnector.open({ rcvbufBytes: options.rcvbufBytes, eventMask: mask });
+  const onAbort = () => connector.wake();
+  options.signal?.addEventListener("abort", onAbort);
+  const batch: Decoded[] = [];
+  const sink = (v: DataView, o: number, l: number) => decodeDatagram(v, o, l, batch);
+  try {
+    while (!options.signal?.aborted) {
+      batch.length = 0;
+      connector.drain(sink);
+      for (const d of batch) {
+        if (d.what === "error" || d.what === "unknown" || d.what === "ack") continue;
+        if (mask !== undefined && !(EVENT_BITS[d.what] & mask)) continue;
+        yield d;
+        if (options.signal?.aborted) return;
+      }
+      if (batch.length === 0) await connector.wait(1000);
+    }
+  } finally {
+    options.signal?.removeEventListener("abort", onAbort);
+    await connector.close();
+  }
+}
+
+/** Options of {@linkcode watchEvents}. */
+export interface WatchOptions {
+  /** Receive buffer to ask for, in bytes (default 16 MiB). */
+  rcvbufBytes?: number;
+  /** Only these events are yielded (lost, resync, malformed and unknown always are). */
+  events?: EventKind[];
+  /** Only processes that are, or descend from, a process matching one of these. */
+  under?: ((node: ProcNode) => boolean)[];
+  /** Report threads too. */
+  threads?: boolean;
+  /** Ends the iteration. */
+  signal?: AbortSignal;
+  /** Called once the subscription is confirmed, with the live tree (for lineage queries). */
+  onListening?: (tree: PidTree) => void;
+  /** Grace period and cap of exited processes. */
+  graceMs?: number;
+  /** Most exited processes kept (default 50 000). */
+  maxExited?: number;
+}
+
+/**
+ * The records `proctree watch` prints, as objects, with chains, `/proc` facts, loss
+ * accounting and resync. The tree passed to `onListening` answers lineage questions
+ * about any process the records name.
+ */
+export async function* watchEvents(options: WatchOptions = {}): AsyncGenerator<WatchRecord> {
+  let mask: number | undefined;
+  if (options.events) {
+    mask = WHAT.FORK | WHAT.EXEC | WHAT.EXIT | WHAT.COMM;
+    for (const e of options.events) mask |= EVENT_BITS[e];
+    mask >>>= 0;
+  }
+  const l = listen({
+    rcvbufBytes: options.rcvbufBytes,
+    eventMask: mask,
+    graceMs: options.graceMs,
+    maxExited: options.maxExited,
+  });
+  const { connector, tree, clock } = l;
+  const queue: WatchRecord[] = [];
+  const filter: ProcessFilter = {};
+  if (options.under) filter.under = options.under;
+  const processor = new EventProcessor({
+    tree,
+    reader: procfs,
+    users: new Users(),
+    clock,
+    events: options.events ? new Set(options.events) : undefined,
+    threads: options.threads,
+    filter,
+    kernelFilter: connector.kernelFilter,
+    sink: (rec) => queue.push(rec),
+  });
+  const onAbort = () => connector.wake();
+  options.signal?.addEventListener("abort", onAbort);
+  const batch: Decoded[] = [];
+  const sink = (v: DataView, o: number, l: number) => decodeDatagram(v, o, l, batch);
+  try {
+    options.onListening?.(tree);
+    while (!options.signal?.aborted) {
+      batch.length = 0;
+      connector.drain(sink, () => processor.overrun(), 4096);
+      if (batch.length) processor.process(batch);
+      tree.sweep(clockNs(Clock.MONOTONIC));
+      while (queue.length) {
+        yield queue.shift()!;
+        if (options.signal?.aborted) return;
+      }
+      if (batch.length === 0) await connector.wait(1000);
+    }
+  } finally {
+    options.signal?.removeEventListener("abort", onAbort);
+    await connector.close();
+  }
+}
+
+export { ConnectorError };

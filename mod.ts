@@ -1,0 +1,74 @@
+/**
+ * proctree as a library: the Linux proc connector as async iterators, the wire decoder,
+ * the process tree with its lineage queries, and the JSON line type of `proctree watch`.
+ *
+ * ```ts
+ * import { watchEvents } from "./mod.ts";
+ *
+ * for await (const rec of watchEvents({ events: ["exec"] })) {
+ *   console.log(rec.pid, rec.argv, rec.chain);
+ * }
+ * ```
+ *
+ * Needs `--allow-ffi --allow-read`, and root or Linux ≥ 6.6 in the host namespaces.
+ *
+ * @module
+ */
+
+export {
+  type EventKind,
+  listen,
+  type Listening,
+  type ListenOptions,
+  rawEvents,
+  type RawEventsOptions,
+  watchEvents,
+  type WatchOptions,
+} from "./api.ts";
+export {
+  ConnectorError,
+  type ConnectorOptions,
+  type ConnectorStats,
+  type DatagramSink,
+  ProcConnector,
+} from "./ffi/connector.ts";
+export { WallClock } from "./lib/time.ts";
+export {
+  type AckEvent,
+  type CommEvent,
+  type CoredumpEvent,
+  type Decoded,
+  decodeDatagram,
+  type DecodeError,
+  type EventBase,
+  type EventName,
+  type ExecEvent,
+  type ExitEvent,
+  type ForkEvent,
+  type IdEvent,
+  type ProcEvent,
+  type PtraceEvent,
+  type SidEvent,
+  type UnknownEvent,
+  WHAT,
+} from "./lib/wire.ts";
+export { encodeEvent } from "./lib/encode.ts";
+export {
+  type ExecInfo,
+  PidTree,
+  type ProcNode,
+  type ResyncResult,
+  type SeedEntry,
+  type TreeOptions,
+  type TreeStats,
+} from "./lib/tree.ts";
+export {
+  chainObjects,
+  formatChain,
+  type RecordKind,
+  toJsonLine,
+  type WatchRecord,
+} from "./lib/record.ts";
+export { decodeWaitStatus, type WaitStatus } from "./lib/wait_status.ts";
+export { Users } from "./lib/users.ts";
+export { Audit, type AuditEntry, type AuditTotals } from "./lib/audit.ts";
