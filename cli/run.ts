@@ -15,6 +15,7 @@ import { Audit } from "../lib/audit.ts";
 import type { ProcNode } from "../lib/tree.ts";
 import { SIGNAL_NAMES } from "../lib/wait_status.ts";
 import { Clock, clockNs } from "../ffi/libc.ts";
+import { realtime } from "../ffi/sched.ts";
 
 export const RUN_HELP = `proctree run — run a command and record every process it starts
 
@@ -32,6 +33,9 @@ Options:
                        exit statuses, and totals (processes, failed, killed, lost events)
   --no-wait-orphans    stop when CMD exits, even if descendants still run
   --no-tree            do not print the tree on stderr
+  --no-realtime        read at normal priority (default: SCHED_FIFO 1 for proctree's own
+                       threads when permitted, so short-lived processes are read in time;
+                       CMD and its children keep normal priority)
   --rcvbuf SIZE        socket receive buffer (default 16M)
   -q, --quiet          no "proctree: listening" line
   -h, --help           this help
@@ -47,11 +51,11 @@ function signalNumber(name: string): number {
 /** Runs `proctree run`; resolves to the exit status. */
 export async function run(args: string[]): Promise<number> {
   const f = parseFlags(args, {
-    boolean: ["json", "help", "quiet", "wait-orphans", "tree"],
+    boolean: ["json", "help", "quiet", "wait-orphans", "tree", "realtime"],
     string: ["summary", "output", "rcvbuf"],
-    negatable: ["wait-orphans", "tree"],
+    negatable: ["wait-orphans", "tree", "realtime"],
     alias: { h: "help", q: "quiet", o: "output" },
-    default: { "wait-orphans": true, tree: true },
+    default: { "wait-orphans": true, tree: true, realtime: true },
     "--": true,
   }, "run");
   if (f.help) {
@@ -100,6 +104,7 @@ export async function run(args: string[]): Promise<number> {
       say(`proctree: listening (rcvbuf ${connector.rcvbufBytes} bytes); running ${cmd.join(" ")}`);
     }
 
+    if (f.realtime) realtime(); // best effort: without CAP_SYS_NICE it stays normal
     let child: Deno.ChildProcess;
     try {
       child = new Deno.Command(cmd[0], {

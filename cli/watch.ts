@@ -24,6 +24,7 @@ import { TextFormatter } from "../lib/text_view.ts";
 import type { PidTree, ProcNode } from "../lib/tree.ts";
 import { Clock, clockNs } from "../ffi/libc.ts";
 import { DEFAULT_RCVBUF_BYTES } from "../ffi/connector.ts";
+import { realtime } from "../ffi/sched.ts";
 
 export const WATCH_HELP = `proctree watch — stream process events as JSON lines
 
@@ -40,6 +41,8 @@ Options:
   --format json|text   JSON lines (default) or a readable, indented view
   --no-chain           leave out the ancestor chain
   --rcvbuf SIZE        socket receive buffer (default ${DEFAULT_RCVBUF_BYTES / 1024 / 1024}M)
+  --realtime           read at real-time priority (SCHED_FIFO 1, root): far fewer execs whose
+                       process exits before /proc can be read; children are not affected
   --grace SECONDS      keep exited processes this long for chains (default 60)
   --max-exited N       keep at most N exited processes (default 50000)
   -q, --quiet          no "proctree: listening" line on stderr
@@ -83,7 +86,7 @@ function parseEvents(list: string): Set<string> {
 /** Runs `proctree watch`; resolves to the exit status. */
 export async function watch(args: string[]): Promise<number> {
   const f = parseFlags(args, {
-    boolean: ["threads", "quiet", "help", "chain"],
+    boolean: ["threads", "quiet", "help", "chain", "realtime"],
     string: ["events", "format", "rcvbuf", "grace", "max-exited"],
     collect: ["under", "user", "comm"],
     negatable: ["chain"],
@@ -146,6 +149,12 @@ export async function watch(args: string[]): Promise<number> {
         : (rec) => out.push(toJsonLine(rec)),
     });
 
+    if (f.realtime) {
+      const err = realtime();
+      if (err) {
+        say(`proctree: --realtime: cannot raise priority (${err}); reading at normal priority`);
+      }
+    }
     connector.watchHangup(1);
     let stop = false;
     const onSignal = () => {

@@ -34,6 +34,7 @@ const SYMBOLS = {
   closedir: { parameters: ["pointer"], result: "i32" },
   getpid: { parameters: [], result: "i32" },
   clock_gettime: { parameters: ["i32", "buffer"], result: "i32" },
+  sched_setscheduler: { parameters: ["i32", "i32", "buffer"], result: "i32" },
   __errno_location: { parameters: [], result: "pointer" },
 } as const;
 

@@ -69,6 +69,23 @@ export function readLink(path: string): string | null {
 
 const DIRENT_NAME = 19; // struct dirent64: d_ino 8, d_off 8, d_reclen 2, d_type 1, d_name
 
+/** The names in a directory (without `.` and `..`); empty when it cannot be read. */
+export function listDir(path: string): string[] {
+  const c = libc();
+  const dir = c.opendir(cPath(path));
+  if (dir === null) return [];
+  const out: string[] = [];
+  try {
+    for (let e = c.readdir(dir); e !== null; e = c.readdir(dir)) {
+      const name = new Deno.UnsafePointerView(e).getCString(DIRENT_NAME);
+      if (name !== "." && name !== "..") out.push(name);
+    }
+  } finally {
+    c.closedir(dir);
+  }
+  return out;
+}
+
 /** Reads `/proc/<pid>/…` through libc. */
 export const procfs: ProcReader = {
   stat(pid) {
@@ -87,19 +104,8 @@ export const procfs: ProcReader = {
     return t === null ? null : parseStatusUids(t)?.euid ?? null;
   },
   pids() {
-    const c = libc();
-    const dir = c.opendir(cPath("/proc"));
-    if (dir === null) return [];
-    const out: number[] = [];
-    try {
-      for (let e = c.readdir(dir); e !== null; e = c.readdir(dir)) {
-        const name = new Deno.UnsafePointerView(e).getCString(DIRENT_NAME);
-        const ch = name.charCodeAt(0);
-        if (ch >= 0x30 && ch <= 0x39) out.push(Number(name));
-      }
-    } finally {
-      c.closedir(dir);
-    }
-    return out;
+    return listDir("/proc").filter((n) => n.charCodeAt(0) >= 0x30 && n.charCodeAt(0) <= 0x39).map(
+      Number,
+    );
   },
 };

@@ -24,10 +24,12 @@ export class Users {
   #path: string;
   #read: (path: string) => string;
 
-  /** Reads `path` (passwd format) with `read` on first use. */
+  /** Reads `path` (passwd format) with `read`, now and again when a uid is missing. */
   constructor(path = "/etc/passwd", read: (path: string) => string = Deno.readTextFileSync) {
     this.#path = path;
     this.#read = read;
+    // Loaded now, not at the first event: the first batch must be quick (see warmUp).
+    this.#load();
   }
 
   #load(): void {
