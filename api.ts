@@ -10,6 +10,7 @@ import { ConnectorError, ProcConnector } from "./ffi/connector.ts";
 import { Clock, clockNs } from "./ffi/libc.ts";
 import { procfs } from "./ffi/procfs.ts";
 import { EventProcessor, type ProcessFilter } from "./lib/processor.ts";
+import { MAX_BATCH } from "./lib/loop.ts";
 import { snapshot } from "./lib/procfs.ts";
 import { toJsonLine, type WatchRecord } from "./lib/record.ts";
 import { DATAGRAM_BYTES, encodeEventInto } from "./lib/encode.ts";
@@ -35,7 +36,15 @@ export function warmUp(rounds = 300): void {
   const users = new Users();
   const clock = new WallClock(0);
   const self = Deno.pid;
-  const p = new EventProcessor({ tree, reader: procfs, users, clock, sink: (r) => toJsonLine(r) });
+  const now = () => clockNs(Clock.MONOTONIC);
+  const p = new EventProcessor({
+    tree,
+    reader: procfs,
+    users,
+    clock,
+    now,
+    sink: (r) => toJsonLine(r),
+  });
   const bytes = new Uint8Array(DATAGRAM_BYTES * 3);
   const view = new DataView(bytes.buffer);
   const base = { ack: 0, cpu: 0, timestampNs: 1 };
@@ -70,7 +79,10 @@ export function warmUp(rounds = 300): void {
       parentTgid: 1,
     });
     batch.length = 0;
-    for (let k = 0; k < 3; k++) decodeDatagram(view, k * DATAGRAM_BYTES, DATAGRAM_BYTES, batch);
+    for (let k = 0; k < 3; k++) {
+      decodeDatagram(view, k * DATAGRAM_BYTES, DATAGRAM_BYTES, batch);
+      p.decoded(batch, k);
+    }
     p.process(batch);
   }
 }
@@ -230,18 +242,23 @@ export async function* watchEvents(options: WatchOptions = {}): AsyncGenerator<W
     threads: options.threads,
     filter,
     kernelFilter: connector.kernelFilter,
+    now: () => clockNs(Clock.MONOTONIC),
     sink: (rec) => queue.push(rec),
   });
   const onAbort = () => connector.wake();
   options.signal?.addEventListener("abort", onAbort);
   const batch: Decoded[] = [];
-  const sink = (v: DataView, o: number, l: number) => decodeDatagram(v, o, l, batch);
+  const sink = (v: DataView, o: number, l: number) => {
+    const from = batch.length;
+    decodeDatagram(v, o, l, batch);
+    processor.decoded(batch, from);
+  };
   try {
     options.onListening?.(tree);
     while (!options.signal?.aborted) {
       batch.length = 0;
-      connector.drain(sink, () => processor.overrun(), 4096);
-      if (batch.length) processor.process(batch);
+      const n = connector.drain(sink, () => processor.overrun(), MAX_BATCH);
+      if (batch.length) processor.process(batch, n < MAX_BATCH);
       tree.sweep(clockNs(Clock.MONOTONIC));
       while (queue.length) {
         yield queue.shift()!;

@@ -94,6 +94,7 @@ export async function run(args: string[]): Promise<number> {
       users,
       clock,
       kernelFilter: connector.kernelFilter,
+      now: () => clockNs(Clock.MONOTONIC),
       filter: { under: [isRoot] },
       sink: (rec, node) => {
         audit.add(rec, node);
@@ -154,7 +155,8 @@ export async function run(args: string[]): Promise<number> {
     };
     try {
       await runLoop(connector, {
-        batch: (b) => processor.process(b),
+        decoded: (b, from) => processor.decoded(b, from),
+        batch: (b, complete) => processor.process(b, complete),
         overrun: () => processor.overrun(),
         tick: () => {
           out?.flush();

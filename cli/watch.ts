@@ -144,6 +144,7 @@ export async function watch(args: string[]): Promise<number> {
       filter,
       chains: f.chain,
       kernelFilter: connector.kernelFilter,
+      now: () => clockNs(Clock.MONOTONIC),
       sink: text
         ? (rec, node) => out.push(text.format(rec, node))
         : (rec) => out.push(toJsonLine(rec)),
@@ -172,7 +173,8 @@ export async function watch(args: string[]): Promise<number> {
     let lastClockNs = clockNs(Clock.MONOTONIC);
     try {
       await runLoop(connector, {
-        batch: (b) => processor.process(b),
+        decoded: (b, from) => processor.decoded(b, from),
+        batch: (b, complete) => processor.process(b, complete),
         overrun: () => processor.overrun(),
         tick: () => {
           out.flush();

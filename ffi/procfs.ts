@@ -7,7 +7,13 @@
  */
 
 import { libc } from "./libc.ts";
-import { parseCmdline, parseStat, parseStatusUids, type ProcReader } from "../lib/procfs.ts";
+import {
+  parseCmdline,
+  parseStat,
+  parseStatus,
+  parseStatusUids,
+  type ProcReader,
+} from "../lib/procfs.ts";
 
 const O_RDONLY_CLOEXEC = 0x80000;
 const encoder = new TextEncoder();
@@ -40,6 +46,8 @@ function readInto(path: string): number {
       if (n < 0) return len > 0 ? len : -1;
       if (n === 0) return len;
       len += n;
+      // /proc files fill the buffer in one read when they fit: skip the read that says EOF.
+      if (len < buf.length) return len;
     }
   } finally {
     c.close(fd);
@@ -91,6 +99,10 @@ export const procfs: ProcReader = {
   stat(pid) {
     const n = readInto(`/proc/${pid}/stat`);
     return n < 0 ? null : parseStat(buf.subarray(0, n));
+  },
+  status(pid) {
+    const n = readInto(`/proc/${pid}/status`);
+    return n < 0 ? null : parseStatus(buf.subarray(0, n));
   },
   cmdline(pid) {
     const n = readInto(`/proc/${pid}/cmdline`);

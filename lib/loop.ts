@@ -24,8 +24,10 @@ export interface EventSource {
 
 /** Callbacks of {@linkcode runLoop}. */
 export interface LoopHandlers {
-  /** One drained batch, in arrival order. */
-  batch(batch: Decoded[]): void;
+  /** Called after each datagram is decoded: `batch[from…]` are new. */
+  decoded?(batch: Decoded[], from: number): void;
+  /** One drained batch, in arrival order; `complete` when the socket was left empty. */
+  batch(batch: Decoded[], complete: boolean): void;
   /** The kernel reported a receive-buffer overrun (before the batch that follows it). */
   overrun(): void;
   /** After each batch and at least every `tickMs` when idle: flush output, sweep, stats. */
@@ -46,13 +48,17 @@ export async function runLoop(
   tickMs = 1000,
 ): Promise<void> {
   const batch: Decoded[] = [];
-  const sink = (view: DataView, offset: number, length: number) =>
+  const decoded = handlers.decoded?.bind(handlers);
+  const sink = (view: DataView, offset: number, length: number) => {
+    const from = batch.length;
     decodeDatagram(view, offset, length, batch);
+    decoded?.(batch, from);
+  };
   const overrun = () => handlers.overrun();
   const drainOnce = (): number => {
     batch.length = 0;
     const n = source.drain(sink, overrun, MAX_BATCH);
-    if (batch.length) handlers.batch(batch);
+    if (batch.length) handlers.batch(batch, n < MAX_BATCH);
     handlers.tick();
     return n;
   };

@@ -2,9 +2,12 @@
  * Turns batches of decoded events into output records: loss accounting, `/proc`
  * enrichment of execs, tree updates, chains, filters and resync after losses.
  *
- * A batch is everything one drain of the socket returned. `/proc` is read only after the
- * drain, and an exec is read only when nothing later in the batch (another exec, or a new
- * process on the same pid) has already made `/proc/<pid>` describe something else.
+ * A batch is everything one drain of the socket returned. An exec's `/proc/<pid>` is read the
+ * moment its datagram is decoded (`decoded()`), because a process that lives a millisecond
+ * is gone by the end of a large batch. A read is kept only when it provably describes that
+ * exec: the batch must contain every event up to the read (the drain ended on an empty
+ * socket, or later events were already queued), and none of them may be another exec or a
+ * new process on the same pid before the read. Otherwise the fields are null.
  *
  * @module
  */
@@ -39,6 +42,8 @@ export interface ProcessorOptions {
   users: Users;
   clock: WallClock;
   sink: RecordSink;
+  /** CLOCK_MONOTONIC now, in ns (reads are dated with it). */
+  now: () => number;
   /** Event names to print; undefined: all. lost, resync, malformed and unknown always print. */
   events?: Set<string>;
   /** Report thread creation, thread exits and per-thread id/comm changes. */
@@ -60,6 +65,15 @@ export interface ProcessorCounters {
   unknown: number;
   resyncs: number;
   execsUnreadable: number;
+}
+
+/** Slack for the enqueue of an event after its timestamp was taken on another CPU. */
+const READ_MARGIN_NS = 200_000;
+
+interface EarlyRead {
+  info: ExecInfo;
+  /** CLOCK_MONOTONIC time of the read. */
+  readNs: number;
 }
 
 const NULL_INFO: ExecInfo = {
@@ -84,15 +98,20 @@ export class EventProcessor {
   };
   #o: ProcessorOptions;
   #seq = new SeqTracker();
-  #stale: Uint8Array = new Uint8Array(64);
-  #touched = new Set<number>();
+  /** Early `/proc` reads of this batch's execs, by batch index. */
+  #early: (EarlyRead | undefined)[] = [];
+  /** Per pid: timestamps of the batch's execs and new processes (conflicts for reads). */
+  #changes = new Map<number, number[]>();
   #overrunPending = false;
   #needResync = false;
   #chains: boolean;
   /** Newest kernel timestamp seen: the time of lines that have none of their own. */
   #lastNs = 0;
 
+  #now: () => number;
+
   constructor(options: ProcessorOptions) {
+    this.#now = options.now;
     this.#o = options;
     this.#chains = options.chains ?? true;
   }
@@ -113,9 +132,41 @@ export class EventProcessor {
   }
 
   /** Processes one drained batch, in order, then resyncs the tree if anything was lost. */
-  process(batch: readonly Decoded[]): void {
-    this.#markStale(batch);
-    for (let i = 0; i < batch.length; i++) this.#one(batch[i], this.#stale[i] === 1);
+  /**
+   * Reads `/proc` for the execs among `batch[from…]`, just decoded. Call it after each
+   * datagram is decoded, before the rest of the socket is drained.
+   */
+  decoded(batch: readonly Decoded[], from: number): void {
+    for (let i = from; i < batch.length; i++) {
+      const ev = batch[i];
+      if (ev.what === "exec") this.#early[i] = { info: this.#read(ev.tgid), readNs: this.#now() };
+    }
+  }
+
+  /**
+   * Processes one drained batch, in order, then resyncs the tree if anything was lost.
+   * `complete`: the drain stopped because the socket was empty (not at a size cap).
+   */
+  process(batch: readonly Decoded[], complete = true): void {
+    this.#indexChanges(batch);
+    let lastNs = 0;
+    for (const ev of batch) {
+      if (ev.what !== "error" && ev.timestampNs > lastNs) lastNs = ev.timestampNs;
+    }
+    for (let i = 0; i < batch.length; i++) {
+      const ev = batch[i];
+      let info: ExecInfo | undefined;
+      if (ev.what === "exec") {
+        // Without an early read (decoded() not called) nothing can vouch for a read now.
+        const early = this.#early[i];
+        info = early && this.#valid(ev.tgid, ev.timestampNs, early, complete, lastNs)
+          ? early.info
+          : NULL_INFO;
+        if (info === NULL_INFO) this.counters.execsUnreadable++;
+      }
+      this.#one(ev, info);
+    }
+    this.#early.length = 0;
     if (this.#needResync) this.resync();
   }
 
@@ -134,20 +185,28 @@ export class EventProcessor {
     }, null);
   }
 
-  #markStale(batch: readonly Decoded[]): void {
-    if (this.#stale.length < batch.length) this.#stale = new Uint8Array(batch.length * 2);
-    const touched = this.#touched;
-    touched.clear();
-    for (let i = batch.length - 1; i >= 0; i--) {
-      const ev = batch[i];
-      this.#stale[i] = 0;
-      if (ev.what === "exec") {
-        if (touched.has(ev.tgid)) this.#stale[i] = 1;
-        touched.add(ev.tgid);
-      } else if (ev.what === "fork" && ev.pid === ev.tgid) {
-        touched.add(ev.pid);
+  #indexChanges(batch: readonly Decoded[]): void {
+    const changes = this.#changes;
+    changes.clear();
+    for (const ev of batch) {
+      if (ev.what === "exec" || (ev.what === "fork" && ev.pid === ev.tgid)) {
+        const list = changes.get(ev.tgid);
+        if (list) list.push(ev.timestampNs);
+        else changes.set(ev.tgid, [ev.timestampNs]);
       }
     }
+  }
+
+  /** Whether a read of `pid` at `readNs` can only describe the exec at `execNs`. */
+  #valid(pid: number, execNs: number, read: EarlyRead, complete: boolean, lastNs: number): boolean {
+    const readNs = read.readNs;
+    // Every event up to the read must be in this batch…
+    if (!complete && lastNs < readNs + READ_MARGIN_NS) return false;
+    // …and none of them may replace the process image or the process behind the pid.
+    for (const ts of this.#changes.get(pid) ?? []) {
+      if (ts > execNs && ts <= readNs + READ_MARGIN_NS) return false;
+    }
+    return true;
   }
 
   #emit(rec: WatchRecord, node: ProcNode | null): void {
@@ -187,7 +246,7 @@ export class EventProcessor {
     this.#emit(rec, node);
   }
 
-  #one(ev: Decoded, stale: boolean): void {
+  #one(ev: Decoded, info: ExecInfo | undefined): void {
     if (ev.what === "error") {
       this.counters.malformed++;
       this.#emit(
@@ -245,12 +304,11 @@ export class EventProcessor {
         return;
       }
       case "exec": {
-        const info = this.#enrich(ev.tgid, stale);
-        const node = tree.exec(ev.tgid, info);
+        const node = tree.exec(ev.tgid, info ?? NULL_INFO);
         if (!this.#wanted("exec", node)) return;
         const rec = this.#base("exec", ev, node);
-        rec.argv = info.argv;
-        rec.exe = info.exe;
+        rec.argv = node.argv;
+        rec.exe = node.exe;
         rec.uid = node.uid;
         this.#finish(rec, node);
         return;
@@ -309,25 +367,19 @@ export class EventProcessor {
     }
   }
 
-  #enrich(pid: number, stale: boolean): ExecInfo {
-    if (stale) {
-      this.counters.execsUnreadable++;
-      return NULL_INFO;
-    }
+  #read(pid: number): ExecInfo {
+    // status gives name, parent and uid in one read; stat (for the start time) is not
+    // needed: validation against the batch already rules out a reused pid.
     const r = this.#o.reader;
-    const st = r.stat(pid);
-    const node = this.#o.tree.get(pid);
-    if (!st || (node?.alive && !this.#o.tree.sameStart(node, st.startTicks))) {
-      this.counters.execsUnreadable++;
-      return NULL_INFO;
-    }
+    const st = r.status(pid);
+    if (!st) return NULL_INFO;
     return {
       comm: st.comm,
       argv: r.cmdline(pid),
       exe: r.exe(pid),
-      uid: r.euid(pid),
+      uid: st.euid,
       ppid: st.ppid,
-      startTicks: st.startTicks,
+      startTicks: null,
     };
   }
 }

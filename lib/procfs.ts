@@ -43,6 +43,66 @@ export function parseStat(bytes: Uint8Array): StatInfo | null {
   return { pid, comm, state: f[0], ppid, startTicks };
 }
 
+/** What an exec needs from `/proc/<pid>/status`: one read instead of stat + status. */
+export interface StatusInfo {
+  /** The kernel's name (status escapes only `\n` and `\\` in it; undone here). */
+  comm: string;
+  ppid: number;
+  euid: number;
+}
+
+const NL = 0x0a;
+
+function lineValue(bytes: Uint8Array, key: string, from: number): [number, number] | null {
+  // Keys are at line starts; values follow a tab.
+  outer: for (let i = from; i < bytes.length; i = bytes.indexOf(NL, i) + 1 || bytes.length) {
+    for (let k = 0; k < key.length; k++) if (bytes[i + k] !== key.charCodeAt(k)) continue outer;
+    const start = i + key.length + 1;
+    const end = bytes.indexOf(NL, start);
+    return [start, end < 0 ? bytes.length : end];
+  }
+  return null;
+}
+
+function unescapeName(raw: Uint8Array): Uint8Array {
+  if (raw.indexOf(0x5c) < 0) return raw;
+  const out: number[] = [];
+  for (let i = 0; i < raw.length; i++) {
+    if (raw[i] === 0x5c && raw[i + 1] === 0x6e) {
+      out.push(NL);
+      i++;
+    } else if (raw[i] === 0x5c && raw[i + 1] === 0x5c) {
+      out.push(0x5c);
+      i++;
+    } else out.push(raw[i]);
+  }
+  return new Uint8Array(out);
+}
+
+function digits(bytes: Uint8Array, start: number): number {
+  let n = 0;
+  let i = start;
+  for (; i < bytes.length && bytes[i] >= 0x30 && bytes[i] <= 0x39; i++) {
+    n = n * 10 + bytes[i] - 0x30;
+  }
+  return i === start ? NaN : n;
+}
+
+/** Parses name, parent and effective uid from `/proc/<pid>/status` bytes. */
+export function parseStatus(bytes: Uint8Array): StatusInfo | null {
+  const name = lineValue(bytes, "Name:", 0);
+  if (!name) return null;
+  const ppid = lineValue(bytes, "PPid:", name[1]);
+  const uid = lineValue(bytes, "Uid:", ppid ? ppid[1] : name[1]);
+  if (!ppid || !uid) return null;
+  // "Uid:\treal\teffective\tsaved\tfs"
+  const tab = bytes.indexOf(0x09, uid[0]);
+  const euid = tab < 0 ? NaN : digits(bytes, tab + 1);
+  const p = digits(bytes, ppid[0]);
+  if (Number.isNaN(euid) || Number.isNaN(p)) return null;
+  return { comm: decodeBytes(unescapeName(bytes.subarray(name[0], name[1]))), ppid: p, euid };
+}
+
 /** Real and effective uid from `/proc/<pid>/status`. */
 export function parseStatusUids(text: string): { ruid: number; euid: number } | null {
   const m = /^Uid:\s+(\d+)\s+(\d+)/m.exec(text);
@@ -70,6 +130,7 @@ export function parseCmdline(bytes: Uint8Array): string[] | null {
 /** Access to `/proc`, replaceable for tests and for faster readers. */
 export interface ProcReader {
   stat(pid: number): StatInfo | null;
+  status(pid: number): StatusInfo | null;
   cmdline(pid: number): string[] | null;
   exe(pid: number): string | null;
   euid(pid: number): number | null;

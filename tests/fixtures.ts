@@ -31,6 +31,10 @@ export class FakeProc {
     };
     return {
       stat,
+      status: (pid) => {
+        const p = procs.get(pid);
+        return p ? { comm: p.comm, ppid: p.ppid, euid: p.euid ?? 0 } : null;
+      },
       cmdline: (pid) => procs.get(pid)?.argv ?? null,
       exe: (pid) => procs.get(pid)?.exe ?? null,
       euid: (pid) => procs.has(pid) ? procs.get(pid)!.euid ?? 0 : null,
@@ -119,7 +123,13 @@ export function harness(
     users: new Users("/nonexistent", () => "root:x:0:0::/root:/bin/sh\n"),
     clock: new WallClock(0),
     sink: (r) => records.push(r),
+    // Reads are dated after every event of a batch: anything later in it conflicts.
+    now: () => 1e15,
     ...extra,
   });
-  return { tree, records, processor, run: (b) => processor.process(b) };
+  const run = (b: Decoded[]) => {
+    processor.decoded(b, 0);
+    processor.process(b);
+  };
+  return { tree, records, processor, run };
 }

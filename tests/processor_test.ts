@@ -39,13 +39,34 @@ Deno.test("processor: an exec superseded in the same batch is not read (no stale
   assertEquals(h.records[2].comm, "second");
 });
 
-Deno.test("processor: a pid reused after the exec is not read (start time differs)", () => {
+Deno.test("processor: a pid reused before the read is not read", () => {
   const procs = world();
   const h = harness(procs);
   procs.set(101, { comm: "intruder", ppid: 1, startTicks: 99999 });
-  h.run([ev.fork(101, 100, 1000), ev.exec(101, 1000)]);
+  h.run([
+    ev.fork(101, 100, 1000),
+    ev.exec(101, 1000),
+    ev.exit(101, 0, 100, 1001),
+    ev.fork(101, 1, 1002),
+  ]);
   assertEquals(h.records[1].comm, null);
   assertEquals(h.processor.counters.execsUnreadable, 1);
+});
+
+Deno.test("processor: a read not covered by the drained events is dropped", () => {
+  const procs = world();
+  const h = harness(procs, { now: () => 5e9 }); // read at 5 s, events end at 1 s
+  procs.set(101, { comm: "sh", ppid: 100, startTicks: 100 });
+  const batch = [ev.fork(101, 100, 1000), ev.exec(101, 1000)];
+  h.processor.decoded(batch, 0);
+  h.processor.process(batch, false); // cut at the batch cap: later events unseen
+  assertEquals(h.records[1].comm, null);
+  const ok = harness(procs, { now: () => 5e9 });
+  const again = [ev.fork(102, 100, 1000), ev.exec(102, 1000)];
+  procs.set(102, { comm: "sh", ppid: 100, startTicks: 100 });
+  ok.processor.decoded(again, 0);
+  ok.processor.process(again, true); // the socket was emptied after the read
+  assertEquals(ok.records[1].comm, "sh");
 });
 
 Deno.test("processor: threads are not processes unless asked", () => {

@@ -1,0 +1,411 @@
+/**
+ * Storm benchmark: proctree side by side with forkstat and extrace on the same process
+ * storms, each tool's output matched against the storm's ground truth.
+ *
+ *   deno run -A scripts/bench_storm.ts [--runs 3] [--install-peers] [--tools a,b] [--storms a,b]
+ *                                      [--scale 1] [--markdown FILE] [--json FILE]
+ *
+ * For every storm and tool: start the tool writing to a file, wait until it is ready, run
+ * the storm (scripts/storm/storm.c, compiled with cc), wait until the output stops growing,
+ * read the tool's CPU time and peak RSS from /proc, stop it, and match its lines to the
+ * truth (pids repeat when pid_max wraps, so the truth is a multiset). Medians of the runs.
+ * Needs root (the connector, and apt-get for --install-peers).
+ *
+ * @module
+ */
+
+import { parseArgs } from "@std/cli";
+
+const here = new URL(".", import.meta.url).pathname;
+const root = new URL("..", import.meta.url).pathname;
+const work = Deno.makeTempDirSync({ prefix: "proctree-bench-" });
+
+interface Storm {
+  name: string;
+  mode: "fork-exec" | "vfork-exec" | "fork";
+  n: number;
+  workers: number;
+  target: "tiny" | "/bin/true";
+}
+
+const STORMS: Storm[] = [
+  { name: "10k fork+exec, 2 workers", mode: "fork-exec", n: 10_000, workers: 2, target: "tiny" },
+  { name: "50k vfork+exec, 8 workers", mode: "vfork-exec", n: 50_000, workers: 8, target: "tiny" },
+  {
+    name: "10k /bin/true, 2 workers",
+    mode: "fork-exec",
+    n: 10_000,
+    workers: 2,
+    target: "/bin/true",
+  },
+  { name: "50k fork only, 8 workers", mode: "fork", n: 50_000, workers: 8, target: "tiny" },
+];
+
+/** What a tool reported, per child pid (as multisets). */
+interface Observed {
+  forks: Map<number, number[]>; // child pid → parents reported
+  execs: Map<number, (string | null)[]>; // pid → program basenames reported (null: none)
+  exits: Map<number, number>; // pid → count
+  lostCounted: number | null; // null: the tool cannot tell
+}
+
+interface Tool {
+  name: string;
+  available(): boolean;
+  cmd(out: string): string[];
+  /** Text on stderr (or a delay) that says the tool is listening. */
+  ready: string | null;
+  parse(text: string): Observed;
+}
+
+function emptyObserved(lost: number | null): Observed {
+  return { forks: new Map(), execs: new Map(), exits: new Map(), lostCounted: lost };
+}
+
+function push<K, V>(m: Map<K, V[]>, k: K, v: V) {
+  const a = m.get(k);
+  if (a) a.push(v);
+  else m.set(k, [v]);
+}
+
+const basename = (s: string) => s.slice(s.lastIndexOf("/") + 1);
+
+const denoBin = Deno.execPath();
+
+const TOOLS: Tool[] = [
+  {
+    name: "proctree",
+    available: () => true,
+    cmd: () => [
+      denoBin,
+      "run",
+      "--allow-ffi",
+      "--allow-read",
+      "--allow-run",
+      "--allow-write",
+      `${root}main.ts`,
+      "watch",
+    ],
+    ready: "proctree: listening",
+    parse(text) {
+      const o = emptyObserved(0);
+      for (const line of text.split("\n")) {
+        if (!line) continue;
+        const r = JSON.parse(line);
+        if (r.event === "fork") push(o.forks, r.pid, r.ppid);
+        else if (r.event === "exec") push(o.execs, r.pid, r.exe ? basename(r.exe) : r.comm);
+        else if (r.event === "exit") o.exits.set(r.pid, (o.exits.get(r.pid) ?? 0) + 1);
+        else if (r.event === "lost") o.lostCounted! += r.count ?? 1;
+      }
+      return o;
+    },
+  },
+  {
+    name: "proctree --realtime",
+    available: () => true,
+    cmd: () => [
+      denoBin,
+      "run",
+      "--allow-ffi",
+      "--allow-read",
+      "--allow-run",
+      "--allow-write",
+      `${root}main.ts`,
+      "watch",
+      "--realtime",
+    ],
+    ready: "proctree: listening",
+    parse: (text) => TOOLS[0].parse(text),
+  },
+  {
+    name: "forkstat",
+    available: () => which("forkstat"),
+    cmd: () => ["forkstat", "-e", "fork,exec,exit", "-l"],
+    ready: null,
+    parse(text) {
+      const o = emptyObserved(null);
+      let parent: number | null = null;
+      for (const line of text.split("\n")) {
+        // "03:15:43 fork   2007 child           sh -c …" / "exec   2007   cmd" / "exit 2008  0  0.201s cmd"
+        const m = /^\S+\s+(fork|exec|exit)\s+(\d+)\s+(\S+)?\s*(.*)$/.exec(line);
+        if (!m) continue;
+        const pid = Number(m[2]);
+        if (m[1] === "fork") {
+          if (m[3] === "parent") parent = pid;
+          else if (m[3] === "child") {
+            push(o.forks, pid, parent ?? -1);
+            parent = null;
+          }
+        } else if (m[1] === "exec") {
+          const cmdline = `${m[3] ?? ""} ${m[4]}`.trim();
+          push(o.execs, pid, cmdline ? basename(cmdline.split(" ")[0]) : null);
+        } else o.exits.set(pid, (o.exits.get(pid) ?? 0) + 1);
+      }
+      return o;
+    },
+  },
+  {
+    name: "extrace",
+    available: () => which("extrace"),
+    cmd: () => ["extrace", "-f", "-t", "-q", "-l"],
+    ready: null,
+    parse(text) {
+      const o = emptyObserved(null);
+      for (const line of text.split("\n")) {
+        const e = /^\s*(\d+)\+ (\S+)/.exec(line);
+        if (e) push(o.execs, Number(e[1]), basename(e[2]));
+        const x = /^\s*(\d+)- /.exec(line);
+        if (x) o.exits.set(Number(x[1]), (o.exits.get(Number(x[1])) ?? 0) + 1);
+      }
+      o.forks = new Map(); // extrace does not report forks
+      return o;
+    },
+  },
+];
+
+function which(cmd: string): boolean {
+  try {
+    return new Deno.Command("sh", { args: ["-c", `command -v ${cmd}`], stdout: "null" })
+      .outputSync().success;
+  } catch {
+    return false;
+  }
+}
+
+function sh(script: string): void {
+  const r = new Deno.Command("sh", { args: ["-c", script], stdout: "inherit", stderr: "inherit" })
+    .outputSync();
+  if (!r.success) throw new Error(`failed: ${script}`);
+}
+
+function sleep(ms: number) {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+function procStat(pid: number): { cpuS: number; hwmKb: number } {
+  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const ticks = Number(f[11]) + Number(f[12]); // utime, stime (fields 14, 15)
+  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+  const hwm = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0);
+  return { cpuS: ticks / 100, hwmKb: hwm };
+}
+
+interface Truth {
+  children: Map<number, number[]>; // pid → worker pids (multiset)
+  n: number;
+}
+
+function readTruth(path: string): Truth {
+  const children = new Map<number, number[]>();
+  let n = 0;
+  for (const line of Deno.readTextFileSync(path).split("\n")) {
+    const m = /^(\d+) (\d+)$/.exec(line);
+    if (!m) continue;
+    push(children, Number(m[1]), Number(m[2]));
+    n++;
+  }
+  return { children, n };
+}
+
+interface Score {
+  forks: number | null;
+  rightParent: number | null;
+  execs: number | null;
+  rightName: number | null;
+  exits: number;
+  lostCounted: number | null;
+  missing: number;
+  cpuS: number;
+  cpuUsPerEvent: number;
+  peakRssMb: number;
+}
+
+function score(
+  truth: Truth,
+  o: Observed,
+  storm: Storm,
+  cpuS: number,
+  hwmKb: number,
+  tool: string,
+): Score {
+  const target = storm.target === "tiny" ? "tinybin" : "true";
+  let forks = 0, rightParent = 0, execs = 0, rightName = 0, exits = 0;
+  const hasExec = storm.mode !== "fork";
+  for (const [pid, workers] of truth.children) {
+    const k = workers.length;
+    const parents = o.forks.get(pid) ?? [];
+    forks += Math.min(k, parents.length);
+    const pool = [...parents];
+    for (const w of workers) {
+      const i = pool.indexOf(w);
+      if (i >= 0) {
+        rightParent++;
+        pool.splice(i, 1);
+      }
+    }
+    if (hasExec) {
+      const names = o.execs.get(pid) ?? [];
+      execs += Math.min(k, names.length);
+      rightName += Math.min(k, names.filter((n) => n === target).length);
+    }
+    exits += Math.min(k, o.exits.get(pid) ?? 0);
+  }
+  const n = truth.n;
+  const expected = n * (hasExec ? 3 : 2);
+  const seen = forks + (hasExec ? execs : 0) + exits;
+  const noForks = tool === "extrace";
+  const events = expected;
+  return {
+    forks: noForks ? null : forks / n,
+    rightParent: noForks ? null : rightParent / n,
+    execs: hasExec ? execs / n : null,
+    rightName: hasExec ? rightName / n : null,
+    exits: exits / n,
+    lostCounted: o.lostCounted,
+    missing: noForks ? expected - n - seen : expected - seen,
+    cpuS,
+    cpuUsPerEvent: (cpuS * 1e6) / events,
+    peakRssMb: hwmKb / 1024,
+  };
+}
+
+async function runOnce(tool: Tool, storm: Storm, storm_bin: string, tiny: string): Promise<Score> {
+  const out = `${work}/out.txt`;
+  const truthPath = `${work}/truth.txt`;
+  const errPath = `${work}/err.txt`;
+  // Stale files from the previous run would look like a ready tool.
+  for (const p of [out, errPath]) {
+    try {
+      Deno.removeSync(p);
+    } catch { /* first run */ }
+  }
+  // The tool writes straight to files (through `exec` its pid stays the child's): a pipe
+  // read by this script would stall the tool whenever this script is busy.
+  const child = new Deno.Command("sh", {
+    args: ["-c", `exec "$@" > ${out} 2> ${errPath}`, "sh", ...tool.cmd(out)],
+    stdin: "null",
+  }).spawn();
+  const err = () => {
+    try {
+      return Deno.readTextFileSync(errPath);
+    } catch {
+      return "";
+    }
+  };
+  if (tool.ready) {
+    for (let i = 0; i < 300 && !err().includes(tool.ready); i++) await sleep(50);
+    if (!err().includes(tool.ready)) throw new Error(`${tool.name} did not start: ${err()}`);
+  } else await sleep(1500);
+  // CPU from here on: the storm's, not start-up's.
+  const atReady = procStat(child.pid);
+  const target = storm.target === "tiny" ? tiny : storm.target;
+  const ran = await new Deno.Command(storm_bin, {
+    args: [storm.mode, String(storm.n), String(storm.workers), target, truthPath],
+  }).output();
+  if (!ran.success) throw new Error(`storm failed: ${new TextDecoder().decode(ran.stderr)}`);
+  // Wait until the output stops growing for a second (at most 120 s).
+  let last = -1;
+  for (let i = 0; i < 120; i++) {
+    await sleep(1000);
+    const size = Deno.statSync(out).size;
+    if (size === last) break;
+    last = size;
+  }
+  const end = procStat(child.pid);
+  const cpuS = end.cpuS - atReady.cpuS;
+  const hwmKb = end.hwmKb;
+  child.kill("SIGINT");
+  await child.status;
+  const truth = readTruth(truthPath);
+  return score(truth, tool.parse(Deno.readTextFileSync(out)), storm, cpuS, hwmKb, tool.name);
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+function medianScore(scores: Score[]): Score {
+  const m = (k: keyof Score) => {
+    const v = scores.map((s) => s[k]);
+    return v.some((x) => x === null) ? null : median(v as number[]);
+  };
+  return {
+    forks: m("forks"),
+    rightParent: m("rightParent"),
+    execs: m("execs"),
+    rightName: m("rightName"),
+    exits: m("exits")!,
+    lostCounted: m("lostCounted"),
+    missing: m("missing")!,
+    cpuS: m("cpuS")!,
+    cpuUsPerEvent: m("cpuUsPerEvent")!,
+    peakRssMb: m("peakRssMb")!,
+  };
+}
+
+const pct = (x: number | null) => (x === null ? "–" : `${(x * 100).toFixed(1)} %`);
+
+function table(results: { storm: Storm; tool: string; s: Score }[]): string {
+  const lines = [
+    "| storm | tool | forks | right parent | execs | right name | exits | lost counted | actually missing | CPU s | CPU µs/event | peak RSS MB |",
+    "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+  ];
+  for (const { storm, tool, s } of results) {
+    lines.push(
+      `| ${storm.name} | ${tool} | ${pct(s.forks)} | ${pct(s.rightParent)} | ${pct(s.execs)} | ${
+        pct(s.rightName)
+      } | ${pct(s.exits)} | ${s.lostCounted ?? "–"} | ${s.missing} | ${s.cpuS.toFixed(2)} | ${
+        s.cpuUsPerEvent.toFixed(2)
+      } | ${s.peakRssMb.toFixed(1)} |`,
+    );
+  }
+  return lines.join("\n");
+}
+
+if (import.meta.main) {
+  const f = parseArgs(Deno.args, {
+    string: ["runs", "tools", "storms", "scale", "markdown", "json"],
+    boolean: ["install-peers", "help", "keep"],
+    default: { runs: "3", scale: "1" },
+  });
+  if (f.help) {
+    console.log(
+      "usage: bench_storm.ts [--runs 3] [--install-peers] [--tools a,b] [--storms 1,2] [--scale 1] [--markdown FILE] [--json FILE]",
+    );
+    Deno.exit(0);
+  }
+  if (f["install-peers"] && (!which("forkstat") || !which("extrace"))) {
+    sh(
+      "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq forkstat extrace >/dev/null",
+    );
+  }
+  const stormBin = `${work}/storm`;
+  const tiny = `${work}/tinybin`;
+  sh(`cc -O2 -o ${stormBin} ${here}storm/storm.c && cc -static -O2 -o ${tiny} ${here}storm/tiny.c`);
+  const scale = Number(f.scale);
+  const storms = STORMS.filter((_, i) => !f.storms || f.storms.split(",").includes(String(i + 1)))
+    .map((s) => ({ ...s, n: Math.max(1, Math.round(s.n * scale)) }));
+  const tools = TOOLS.filter((t) =>
+    (!f.tools || f.tools.split(",").includes(t.name)) && t.available()
+  );
+  const results: { storm: Storm; tool: string; s: Score }[] = [];
+  for (const storm of storms) {
+    for (const tool of tools) {
+      const scores: Score[] = [];
+      for (let r = 0; r < Number(f.runs); r++) {
+        scores.push(await runOnce(tool, storm, stormBin, tiny));
+      }
+      const s = medianScore(scores);
+      results.push({ storm, tool: tool.name, s });
+      console.error(`${storm.name} · ${tool.name}: ${JSON.stringify(s)}`);
+    }
+  }
+  const md = table(results);
+  console.log(md);
+  if (f.markdown) Deno.writeTextFileSync(f.markdown, md + "\n");
+  if (f.json) Deno.writeTextFileSync(f.json, JSON.stringify(results, null, 2) + "\n");
+  if (f.keep) console.error(`kept ${work}`);
+  else Deno.removeSync(work, { recursive: true });
+}
