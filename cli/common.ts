@@ -82,8 +82,17 @@ export class LineWriter {
     return this.#lines.length;
   }
 
+  #lastFlushMs = 0;
+
+  /** Writes what is queued if it is a lot or has waited `maxDelayMs`. */
+  flushIfDue(maxDelayMs = 20): void {
+    const now = performance.now();
+    if (this.#lines.length >= 1024 || now - this.#lastFlushMs >= maxDelayMs) this.flush();
+  }
+
   /** Writes everything queued. */
   flush(): void {
+    this.#lastFlushMs = performance.now();
     if (this.#lines.length === 0 || this.closed) return;
     const bytes = encoder.encode(this.#lines.join("\n") + "\n");
     this.#lines.length = 0;

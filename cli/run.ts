@@ -158,8 +158,9 @@ export async function run(args: string[]): Promise<number> {
         decoded: (b, from) => processor.decoded(b, from),
         batch: (b, complete) => processor.process(b, complete),
         overrun: () => processor.overrun(),
-        tick: () => {
-          out?.flush();
+        tick: (idle) => {
+          if (idle) out?.flush();
+          else out?.flushIfDue();
           tree.sweep(clockNs(Clock.MONOTONIC));
         },
         stopped: done,

@@ -176,8 +176,9 @@ export async function watch(args: string[]): Promise<number> {
         decoded: (b, from) => processor.decoded(b, from),
         batch: (b, complete) => processor.process(b, complete),
         overrun: () => processor.overrun(),
-        tick: () => {
-          out.flush();
+        tick: (idle) => {
+          if (idle) out.flush();
+          else out.flushIfDue();
           if (out.closed) stop = true;
           const now = clockNs(Clock.MONOTONIC);
           tree.sweep(now);

@@ -18,6 +18,8 @@ export interface EventSource {
   ): number;
   /** Parks until readable, woken, or `timeoutMs` (-1: forever). */
   wait(timeoutMs?: number): Promise<"readable" | "woken" | "timeout" | "hangup">;
+  /** The same, blocking the calling thread (short timeouts only). */
+  waitSync?(timeoutMs: number): "readable" | "woken" | "timeout" | "hangup";
   /** Ends a pending wait. */
   wake(): void;
 }
@@ -30,8 +32,12 @@ export interface LoopHandlers {
   batch(batch: Decoded[], complete: boolean): void;
   /** The kernel reported a receive-buffer overrun (before the batch that follows it). */
   overrun(): void;
-  /** After each batch and at least every `tickMs` when idle: flush output, sweep, stats. */
-  tick(): void;
+  /**
+   * After each drain and at least every `tickMs` when idle: sweep, stats, and output.
+   * `idle` is true when the loop is about to park: flush everything then; while busy,
+   * flushing every few milliseconds saves a write per wake-up.
+   */
+  tick(idle: boolean): void;
   /** Checked after every wake-up; true ends the loop. */
   stopped(): boolean;
   /** The watched output went away (see `watchHangup`). */
@@ -40,6 +46,16 @@ export interface LoopHandlers {
 
 /** Most datagrams handled before output is flushed and the event loop gets a turn. */
 export const MAX_BATCH = 4096;
+
+/**
+ * After a drain that found events, the loop waits this long synchronously for the next
+ * one before it parks asynchronously: during a storm each wake-up then costs one poll
+ * syscall instead of an async FFI round trip.
+ */
+export const SYNC_WAIT_MS = 5;
+
+/** Longest the loop keeps the JS thread to itself (signals and timers wait that long). */
+export const MAX_SYNC_SPAN_MS = 50;
 
 /** Runs until `handlers.stopped()`; a last drain happens after the stop so nothing queued is lost. */
 export async function runLoop(
@@ -59,13 +75,23 @@ export async function runLoop(
     batch.length = 0;
     const n = source.drain(sink, overrun, MAX_BATCH);
     if (batch.length) handlers.batch(batch, n < MAX_BATCH);
-    handlers.tick();
     return n;
   };
+  let syncSince = performance.now();
   while (!handlers.stopped()) {
-    drainOnce();
+    const n = drainOnce();
     if (handlers.stopped()) break;
-    if ((await source.wait(tickMs)) === "hangup") handlers.hangup?.();
+    let outcome;
+    if (n > 0 && source.waitSync && performance.now() - syncSince < MAX_SYNC_SPAN_MS) {
+      handlers.tick(false);
+      outcome = source.waitSync(SYNC_WAIT_MS);
+      if (outcome === "readable") continue;
+    }
+    handlers.tick(true);
+    if (outcome !== "woken" && outcome !== "hangup") outcome = await source.wait(tickMs);
+    syncSince = performance.now();
+    if (outcome === "hangup") handlers.hangup?.();
   }
-  while (drainOnce() >= MAX_BATCH) { /* flush what the kernel already queued */ }
+  while (drainOnce() >= MAX_BATCH) { /* take what the kernel already queued */ }
+  handlers.tick(true);
 }
