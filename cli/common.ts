@@ -65,10 +65,10 @@ const encoder = new TextEncoder();
  */
 export class LineWriter {
   #lines: string[] = [];
-  #out: { writeSync(p: Uint8Array): number };
+  #out: SyncWriter;
   closed = false;
 
-  constructor(out: { writeSync(p: Uint8Array): number } = Deno.stdout) {
+  constructor(out: SyncWriter = Deno.stdout) {
     this.#out = out;
   }
 
@@ -118,6 +118,69 @@ export function listen(opts: ListenOptions): Listening {
       throw new CliError(`needs --allow-ffi and --allow-read: ${(e as Error).message}`, 1);
     }
     throw e;
+  }
+}
+
+/** A sink for {@linkcode LineWriter}. */
+export interface SyncWriter {
+  writeSync(p: Uint8Array): number;
+}
+
+/**
+ * An append-only log file: created with mode 0600, reopened on request (SIGHUP, for
+ * logrotate), and rotated to `PATH.1` once it reaches `rotateBytes` (0: never).
+ */
+export class LogFile implements SyncWriter {
+  readonly path: string;
+  #file: Deno.FsFile;
+  #bytes: number;
+  #rotateBytes: number;
+
+  constructor(path: string, opts: { truncate?: boolean; rotateBytes?: number } = {}) {
+    this.path = path;
+    this.#rotateBytes = opts.rotateBytes ?? 0;
+    this.#file = LogFile.#open(path, opts.truncate ?? false);
+    this.#bytes = this.#file.statSync().size;
+  }
+
+  static #open(path: string, truncate: boolean): Deno.FsFile {
+    try {
+      return Deno.openSync(path, {
+        write: true,
+        create: true,
+        append: !truncate,
+        truncate,
+        mode: 0o600,
+      });
+    } catch (e) {
+      throw new CliError(`cannot open ${path}: ${(e as Error).message}`, 1);
+    }
+  }
+
+  writeSync(p: Uint8Array): number {
+    const n = this.#file.writeSync(p);
+    this.#bytes += n;
+    if (this.#rotateBytes > 0 && this.#bytes >= this.#rotateBytes && n === p.length) this.rotate();
+    return n;
+  }
+
+  /** Closes and opens the path again (after logrotate moved the file away). */
+  reopen(): void {
+    this.#file.close();
+    this.#file = LogFile.#open(this.path, false);
+    this.#bytes = this.#file.statSync().size;
+  }
+
+  /** Moves the file to `PATH.1` (replacing it) and starts a new one. */
+  rotate(): void {
+    this.#file.close();
+    Deno.renameSync(this.path, `${this.path}.1`);
+    this.#file = LogFile.#open(this.path, false);
+    this.#bytes = 0;
+  }
+
+  close(): void {
+    this.#file.close();
   }
 }
 

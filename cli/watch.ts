@@ -4,12 +4,14 @@
  * @module
  */
 
+import { StatsClock } from "./stats.ts";
 import {
   bytesFlag,
   CliError,
   intFlag,
   LineWriter,
   listen,
+  LogFile,
   parseFlags,
   say,
   wallOffsetNs,
@@ -40,6 +42,12 @@ Options:
   --threads            also report thread creation and exit (tid differs from pid)
   --format json|text   JSON lines (default) or a readable, indented view
   --no-chain           leave out the ancestor chain
+  -o, --output FILE    append the lines to FILE (created with mode 0600) instead of stdout;
+                       SIGHUP reopens it (for logrotate)
+  --truncate           with --output: start FILE empty instead of appending
+  --rotate-bytes SIZE  with --output: move FILE to FILE.1 when it reaches SIZE (e.g. 100M)
+  --stats SECONDS      every SECONDS, a {"event":"stats",…} line: events/s, lost, tree size,
+                       exited processes held, RSS
   --rcvbuf SIZE        socket receive buffer (default ${DEFAULT_RCVBUF_BYTES / 1024 / 1024}M)
   --realtime           read at real-time priority (SCHED_FIFO 1, root): far fewer execs whose
                        process exits before /proc can be read; children are not affected
@@ -86,11 +94,20 @@ function parseEvents(list: string): Set<string> {
 /** Runs `proctree watch`; resolves to the exit status. */
 export async function watch(args: string[]): Promise<number> {
   const f = parseFlags(args, {
-    boolean: ["threads", "quiet", "help", "chain", "realtime"],
-    string: ["events", "format", "rcvbuf", "grace", "max-exited"],
+    boolean: ["threads", "quiet", "help", "chain", "realtime", "truncate"],
+    string: [
+      "events",
+      "format",
+      "rcvbuf",
+      "grace",
+      "max-exited",
+      "output",
+      "rotate-bytes",
+      "stats",
+    ],
     collect: ["under", "user", "comm"],
     negatable: ["chain"],
-    alias: { q: "quiet", h: "help" },
+    alias: { q: "quiet", h: "help", o: "output" },
     default: { format: "json", chain: true },
   }, "watch");
   if (f.help) {
@@ -102,6 +119,13 @@ export async function watch(args: string[]): Promise<number> {
     throw new CliError(`--format expects json or text, got ${JSON.stringify(f.format)}`, 2);
   }
   const events = f.events !== undefined ? parseEvents(f.events) : undefined;
+  if ((f.truncate || f["rotate-bytes"] !== undefined) && !f.output) {
+    throw new CliError("--truncate and --rotate-bytes go with --output", 2);
+  }
+  const rotateBytes = f["rotate-bytes"] !== undefined
+    ? bytesFlag(f["rotate-bytes"], "rotate-bytes")
+    : 0;
+  const statsMs = f.stats !== undefined ? intFlag(f.stats, "stats", 1) * 1000 : 0;
   // The tree needs fork, exec, exit and comm whatever is printed.
   let mask: number | undefined;
   if (events) {
@@ -132,7 +156,8 @@ export async function watch(args: string[]): Promise<number> {
     if (uids.length) filter.uids = new Set(uids);
     if (f.comm.length) filter.comms = new Set(f.comm as string[]);
 
-    const out = new LineWriter();
+    const log = f.output ? new LogFile(f.output, { truncate: f.truncate, rotateBytes }) : null;
+    const out = new LineWriter(log ?? Deno.stdout);
     const text = f.format === "text" ? new TextFormatter(tree, filter.under) : null;
     const processor = new EventProcessor({
       tree,
@@ -156,14 +181,21 @@ export async function watch(args: string[]): Promise<number> {
         say(`proctree: --realtime: cannot raise priority (${err}); reading at normal priority`);
       }
     }
-    connector.watchHangup(1);
+    if (!log) connector.watchHangup(1);
     let stop = false;
+    let reopen = false;
     const onSignal = () => {
       stop = true;
       connector.wake();
     };
+    const onHup = () => {
+      reopen = true;
+      connector.wake();
+    };
     const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
     for (const s of signals) Deno.addSignalListener(s, onSignal);
+    Deno.addSignalListener("SIGHUP", onHup);
+    const stats = new StatsClock(statsMs);
     if (!f.quiet) {
       say(
         `proctree: listening (${l.seeded} processes seeded, rcvbuf ${connector.rcvbufBytes} bytes` +
@@ -177,10 +209,13 @@ export async function watch(args: string[]): Promise<number> {
         batch: (b, complete) => processor.process(b, complete),
         overrun: () => processor.overrun(),
         tick: (idle) => {
-          if (idle) out.flush();
-          else out.flushIfDue();
-          if (out.closed) stop = true;
           const now = clockNs(Clock.MONOTONIC);
+          if (stats.due(now)) out.push(toJsonLine(stats.record(now, clock, processor, tree)));
+          if (idle || reopen) out.flush();
+          else out.flushIfDue();
+          if (reopen && log) log.reopen();
+          reopen = false;
+          if (out.closed) stop = true;
           tree.sweep(now);
           if (now - lastClockNs > 1e9) {
             lastClockNs = now;
@@ -195,8 +230,10 @@ export async function watch(args: string[]): Promise<number> {
       });
     } finally {
       for (const s of signals) Deno.removeSignalListener(s, onSignal);
+      Deno.removeSignalListener("SIGHUP", onHup);
     }
     out.flush();
+    log?.close();
     return 0;
   } finally {
     await connector.close();

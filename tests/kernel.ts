@@ -87,7 +87,9 @@ export async function startProctree(args: string[], timeoutMs = 15000): Promise<
       } catch { /* already gone */ }
       const status = await child.status;
       await Promise.all([outDone, errDone]);
-      return { code: status.code, records: parseLines(out), stdout: out, stderr: err };
+      // Lines of --format text are not JSON: records are parsed only for JSON output.
+      const records = out.startsWith("{") ? parseLines(out) : [];
+      return { code: status.code, records, stdout: out, stderr: err };
     },
   };
 }

@@ -1,0 +1,54 @@
+/**
+ * The periodic `{"event":"stats",…}` line of `watch --stats SECONDS`.
+ *
+ * @module
+ */
+
+import type { EventProcessor } from "../lib/processor.ts";
+import type { WatchRecord } from "../lib/record.ts";
+import type { WallClock } from "../lib/time.ts";
+import type { PidTree } from "../lib/tree.ts";
+
+/** Decides when a stats line is due and builds it. */
+export class StatsClock {
+  #periodNs: number;
+  #lastNs = 0;
+  #lastEvents = 0;
+
+  /** `periodMs` 0 disables stats. */
+  constructor(periodMs: number) {
+    this.#periodNs = periodMs * 1e6;
+  }
+
+  /** True when a line is due at `nowNs` (CLOCK_MONOTONIC). */
+  due(nowNs: number): boolean {
+    if (this.#periodNs === 0) return false;
+    if (this.#lastNs === 0) this.#lastNs = nowNs;
+    return nowNs - this.#lastNs >= this.#periodNs;
+  }
+
+  /** The stats line for the period that ends at `nowNs`. */
+  record(nowNs: number, clock: WallClock, p: EventProcessor, tree: PidTree): WatchRecord {
+    const seconds = (nowNs - this.#lastNs) / 1e9;
+    const c = p.counters;
+    const t = tree.stats;
+    const rec: WatchRecord = {
+      event: "stats",
+      time: clock.iso(nowNs),
+      events: c.events,
+      events_per_s: Math.round((c.events - this.#lastEvents) / seconds),
+      lost: c.lost,
+      lost_uncounted: c.overrunsUncounted,
+      resyncs: c.resyncs,
+      malformed: c.malformed,
+      execs_unreadable: c.execsUnreadable,
+      tree_live: t.live,
+      tree_exited: t.exited,
+      tree_evicted: t.evictedByCap,
+      rss_bytes: Deno.memoryUsage().rss,
+    };
+    this.#lastNs = nowNs;
+    this.#lastEvents = c.events;
+    return rec;
+  }
+}

@@ -1,0 +1,92 @@
+import { assert, assertEquals, assertMatch } from "@std/assert";
+import { PROCTREE } from "./kernel.ts";
+
+const root = new URL("..", import.meta.url).pathname;
+const bundle = `${root}dist/proctree.js`;
+const haveBundle = (() => {
+  try {
+    return Deno.statSync(bundle).isFile;
+  } catch {
+    return false;
+  }
+})();
+if (!haveBundle) console.log("shipping tests ignored: no dist/proctree.js (run deno task bundle)");
+const haveAnalyze =
+  new Deno.Command("sh", { args: ["-c", "command -v systemd-analyze"], stdout: "null" })
+    .outputSync().success;
+if (!haveAnalyze) console.log("systemd unit test ignored: systemd-analyze is not installed");
+
+Deno.test("cli: --version comes from deno.json, --help lists every command with an example", async () => {
+  const json = JSON.parse(await Deno.readTextFile(`${root}deno.json`));
+  const v = await new Deno.Command(PROCTREE[0], {
+    args: [...PROCTREE.slice(1), "--version"],
+    stdout: "piped",
+  }).output();
+  assertEquals(new TextDecoder().decode(v.stdout).trim(), `proctree ${json.version}`);
+  const h = new TextDecoder().decode(
+    (await new Deno.Command(PROCTREE[0], {
+      args: [...PROCTREE.slice(1), "--help"],
+      stdout: "piped",
+    }).output()).stdout,
+  );
+  for (const cmd of ["watch", "run", "chain", "tree"]) {
+    assertMatch(h, new RegExp(`\\n  ${cmd} .*\\n +proctree ${cmd}`));
+  }
+});
+
+Deno.test(
+  { name: "shipping: install.sh installs the bundle and it runs", ignore: !haveBundle },
+  async () => {
+    const prefix = await Deno.makeTempDir();
+    try {
+      const r = await new Deno.Command("bash", {
+        args: [`${root}scripts/install.sh`, "--prefix", prefix],
+        env: { DENO: Deno.execPath() },
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      assertEquals(r.code, 0, new TextDecoder().decode(r.stderr));
+      const out = await new Deno.Command(`${prefix}/bin/proctree`, {
+        args: ["chain", String(Deno.pid)],
+        stdout: "piped",
+      })
+        .output();
+      assertEquals(out.code, 0);
+      assert(new TextDecoder().decode(out.stdout).startsWith(`${Deno.pid}|deno|`));
+    } finally {
+      await Deno.remove(prefix, { recursive: true });
+    }
+  },
+);
+
+Deno.test({
+  name: "shipping: the systemd unit passes systemd-analyze verify",
+  ignore: !haveAnalyze,
+}, async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    // verify wants ExecStart to exist: point it at a stand-in executable.
+    const exe = `${dir}/proctree`;
+    await Deno.writeTextFile(exe, "#!/bin/sh\nexit 0\n", { mode: 0o755 });
+    const unit = (await Deno.readTextFile(`${root}scripts/proctree.service`)).replaceAll(
+      "/usr/local/bin/proctree",
+      exe,
+    );
+    await Deno.writeTextFile(`${dir}/proctree.service`, unit);
+    const r = await new Deno.Command("systemd-analyze", {
+      args: ["verify", `${dir}/proctree.service`],
+      stderr: "piped",
+    })
+      .output();
+    const err = new TextDecoder().decode(r.stderr).split("\n").filter((l) =>
+      l.includes("proctree.service")
+    );
+    assertEquals(r.code, 0, err.join("\n"));
+    assertEquals(err, [], err.join("\n"));
+    assertMatch(unit, /CapabilityBoundingSet=CAP_NET_ADMIN/);
+    assertMatch(unit, /ProtectSystem=strict/);
+    assertMatch(unit, /NoNewPrivileges=yes/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
