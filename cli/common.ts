@@ -59,27 +59,53 @@ export function bytesFlag(value: unknown, name: string): number {
 
 const encoder = new TextEncoder();
 
+/** Where {@linkcode LineWriter} sends bytes: all of them, or as many as fit now. */
+export interface ByteSink {
+  /** Bytes taken (possibly fewer than given), or `closed` when the reader is gone. */
+  writeNow(bytes: Uint8Array): number | "closed";
+}
+
+/** Most output bytes held while the reader is slow; past it, lines are dropped and counted. */
+export const MAX_PENDING_BYTES = 64 * 1024 * 1024;
+
 /**
- * Buffers lines and writes them with synchronous writes. A closed reader (EPIPE) marks the
- * writer closed instead of throwing: `proctree watch | head -3` ends quietly.
+ * Buffers lines and writes them without blocking. A reader that stops reading does not stall
+ * proctree: output waits in memory up to {@linkcode MAX_PENDING_BYTES}, then lines are
+ * dropped, counted, and reported by a line from `dropLine` once the reader catches up. A
+ * closed reader (EPIPE) marks the writer closed: `proctree watch | head -3` ends quietly.
  */
 export class LineWriter {
   #lines: string[] = [];
-  #out: SyncWriter;
+  #out: ByteSink;
+  #pending: Uint8Array[] = [];
+  #pendingBytes = 0;
+  #dropLine: (count: number) => string;
+  /** Lines dropped because the reader was too slow, in total. */
+  droppedAtOutput = 0;
+  #droppedUnreported = 0;
   closed = false;
 
-  constructor(out: SyncWriter = Deno.stdout) {
+  #maxPendingBytes: number;
+
+  constructor(
+    out: ByteSink,
+    dropLine: (count: number) => string = (n) => `${n} lines dropped`,
+    maxPendingBytes = MAX_PENDING_BYTES,
+  ) {
     this.#out = out;
+    this.#dropLine = dropLine;
+    this.#maxPendingBytes = maxPendingBytes;
   }
 
   /** Queues one line (without its newline). */
   push(line: string): void {
-    if (!this.closed) this.#lines.push(line);
-  }
-
-  /** Lines queued and not yet written. */
-  get pending(): number {
-    return this.#lines.length;
+    if (this.closed) return;
+    if (this.#pendingBytes > this.#maxPendingBytes) {
+      this.droppedAtOutput++;
+      this.#droppedUnreported++;
+      return;
+    }
+    this.#lines.push(line);
   }
 
   #lastFlushMs = 0;
@@ -90,18 +116,45 @@ export class LineWriter {
     if (this.#lines.length >= 1024 || now - this.#lastFlushMs >= maxDelayMs) this.flush();
   }
 
-  /** Writes everything queued. */
+  /** Writes everything queued that the output takes now. */
   flush(): void {
     this.#lastFlushMs = performance.now();
-    if (this.#lines.length === 0 || this.closed) return;
-    const bytes = encoder.encode(this.#lines.join("\n") + "\n");
-    this.#lines.length = 0;
-    try {
-      let at = 0;
-      while (at < bytes.length) at += this.#out.writeSync(bytes.subarray(at));
-    } catch (e) {
-      if (e instanceof Deno.errors.BrokenPipe) this.closed = true;
-      else throw e;
+    if (this.closed) return;
+    if (this.#droppedUnreported > 0 && this.#pendingBytes <= this.#maxPendingBytes / 2) {
+      this.#lines.push(this.#dropLine(this.#droppedUnreported));
+      this.#droppedUnreported = 0;
+    }
+    if (this.#lines.length) {
+      const bytes = encoder.encode(this.#lines.join("\n") + "\n");
+      this.#lines.length = 0;
+      this.#pending.push(bytes);
+      this.#pendingBytes += bytes.length;
+    }
+    while (this.#pending.length) {
+      const head = this.#pending[0];
+      const n = this.#out.writeNow(head);
+      if (n === "closed") {
+        this.closed = true;
+        this.#pending.length = 0;
+        this.#pendingBytes = 0;
+        return;
+      }
+      this.#pendingBytes -= n;
+      if (n < head.length) {
+        this.#pending[0] = head.subarray(n);
+        return;
+      }
+      this.#pending.shift();
+    }
+  }
+
+  /** Flushes, waiting for a slow reader at most `timeoutMs` in all. */
+  drain(timeoutMs: number, writable: (ms: number) => boolean): void {
+    const until = performance.now() + timeoutMs;
+    this.flush();
+    while (!this.closed && this.#pending.length && performance.now() < until) {
+      writable(Math.max(1, Math.ceil(until - performance.now())));
+      this.flush();
     }
   }
 }
@@ -130,7 +183,7 @@ export interface SyncWriter {
  * An append-only log file: created with mode 0600, reopened on request (SIGHUP, for
  * logrotate), and rotated to `PATH.1` once it reaches `rotateBytes` (0: never).
  */
-export class LogFile implements SyncWriter {
+export class LogFile implements SyncWriter, ByteSink {
   readonly path: string;
   #file: Deno.FsFile;
   #bytes: number;
@@ -155,6 +208,13 @@ export class LogFile implements SyncWriter {
     } catch (e) {
       throw new CliError(`cannot open ${path}: ${(e as Error).message}`, 1);
     }
+  }
+
+  /** A regular file never makes the loop wait long: all bytes are written. */
+  writeNow(p: Uint8Array): number {
+    let at = 0;
+    while (at < p.length) at += this.writeSync(p.subarray(at));
+    return at;
   }
 
   writeSync(p: Uint8Array): number {

@@ -5,7 +5,8 @@
  * @module
  */
 
-import { bytesFlag, CliError, LineWriter, listen, parseFlags, say } from "./common.ts";
+import { bytesFlag, CliError, LineWriter, listen, LogFile, parseFlags, say } from "./common.ts";
+import { FdWriter } from "../ffi/fd_writer.ts";
 import { EventProcessor } from "../lib/processor.ts";
 import { runLoop } from "../lib/loop.ts";
 import { Users } from "../lib/users.ts";
@@ -72,12 +73,20 @@ export async function run(args: string[]): Promise<number> {
   });
   const { connector, tree, clock } = l;
   try {
-    let out: LineWriter | null = null;
-    let outFile: Deno.FsFile | null = null;
-    if (f.output) {
-      outFile = Deno.openSync(f.output, { write: true, create: true, append: true, mode: 0o600 });
-      out = new LineWriter(outFile);
-    } else if (f.json) out = new LineWriter();
+    const outFile = f.output ? new LogFile(f.output) : null;
+    const stdout = new FdWriter(1);
+    const dropLine = (count: number) =>
+      toJsonLine({
+        event: "lost",
+        time: clock.iso(clockNs(Clock.MONOTONIC)),
+        count,
+        reason: "output",
+      });
+    const out = outFile
+      ? new LineWriter(outFile, dropLine)
+      : f.json
+      ? new LineWriter(stdout, dropLine)
+      : null;
 
     const audit = new Audit();
     const self = Deno.pid;
@@ -168,7 +177,7 @@ export async function run(args: string[]): Promise<number> {
     } finally {
       for (const [s, h] of handlers) Deno.removeSignalListener(s, h);
     }
-    out?.flush();
+    out?.drain(2000, (ms) => stdout.writable(ms));
     outFile?.close();
     const st = status as Deno.CommandStatus | null;
     const exitStatus = st === null ? 1 : st.signal ? 128 + signalNumber(st.signal) : st.code;

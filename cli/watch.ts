@@ -27,6 +27,7 @@ import type { PidTree, ProcNode } from "../lib/tree.ts";
 import { Clock, clockNs } from "../ffi/libc.ts";
 import { DEFAULT_RCVBUF_BYTES } from "../ffi/connector.ts";
 import { realtime } from "../ffi/sched.ts";
+import { FdWriter } from "../ffi/fd_writer.ts";
 
 export const WATCH_HELP = `proctree watch — stream process events as JSON lines
 
@@ -46,6 +47,8 @@ Options:
                        SIGHUP reopens it (for logrotate)
   --truncate           with --output: start FILE empty instead of appending
   --rotate-bytes SIZE  with --output: move FILE to FILE.1 when it reaches SIZE (e.g. 100M)
+  --output-buffer SIZE output held while the reader is slow (default 64M); beyond it lines
+                       are dropped and reported as {"event":"lost","reason":"output",…}
   --stats SECONDS      every SECONDS, a {"event":"stats",…} line: events/s, lost, tree size,
                        exited processes held, RSS
   --rcvbuf SIZE        socket receive buffer (default ${DEFAULT_RCVBUF_BYTES / 1024 / 1024}M)
@@ -104,6 +107,7 @@ export async function watch(args: string[]): Promise<number> {
       "output",
       "rotate-bytes",
       "stats",
+      "output-buffer",
     ],
     collect: ["under", "user", "comm"],
     negatable: ["chain"],
@@ -157,8 +161,22 @@ export async function watch(args: string[]): Promise<number> {
     if (f.comm.length) filter.comms = new Set(f.comm as string[]);
 
     const log = f.output ? new LogFile(f.output, { truncate: f.truncate, rotateBytes }) : null;
-    const out = new LineWriter(log ?? Deno.stdout);
     const text = f.format === "text" ? new TextFormatter(tree, filter.under) : null;
+    const stdout = new FdWriter(1);
+    const dropLine = (count: number) => {
+      const rec = {
+        event: "lost" as const,
+        time: clock.iso(clockNs(Clock.MONOTONIC)),
+        count,
+        reason: "output",
+      };
+      return text ? text.format(rec, null) : toJsonLine(rec);
+    };
+    const out = new LineWriter(
+      log ?? stdout,
+      dropLine,
+      f["output-buffer"] !== undefined ? bytesFlag(f["output-buffer"], "output-buffer") : undefined,
+    );
     const processor = new EventProcessor({
       tree,
       reader: procfs,
@@ -188,8 +206,10 @@ export async function watch(args: string[]): Promise<number> {
       stop = true;
       connector.wake();
     };
+    // SIGHUP: reopen the log file (logrotate); without one it is a hang-up, and ends.
     const onHup = () => {
-      reopen = true;
+      if (log) reopen = true;
+      else stop = true;
       connector.wake();
     };
     const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
@@ -232,8 +252,11 @@ export async function watch(args: string[]): Promise<number> {
       for (const s of signals) Deno.removeSignalListener(s, onSignal);
       Deno.removeSignalListener("SIGHUP", onHup);
     }
-    out.flush();
+    out.drain(2000, (ms) => stdout.writable(ms));
     log?.close();
+    if (out.droppedAtOutput > 0) {
+      say(`proctree: ${out.droppedAtOutput} lines dropped: the output did not keep up`);
+    }
     return 0;
   } finally {
     await connector.close();

@@ -2,8 +2,10 @@
  * Storm benchmark: proctree side by side with forkstat and extrace on the same process
  * storms, each tool's output matched against the storm's ground truth.
  *
- *   deno run -A scripts/bench_storm.ts [--runs 3] [--install-peers] [--tools a,b] [--storms a,b]
- *                                      [--scale 1] [--markdown FILE] [--json FILE]
+ *   deno run -A scripts/bench_storm.ts [--runs 3] [--install-peers] [--tools a,b] [--storms 1,2]
+ *                                      [--scale 1] [--markdown FILE] [--json FILE] [--update FILE]
+ *
+ * `deno task bench:storm` runs everything and rewrites the table in BENCHMARKS.md.
  *
  * For every storm and tool: start the tool writing to a file, wait until it is ready, run
  * the storm (scripts/storm/storm.c, compiled with cc), wait until the output stops growing,
@@ -183,7 +185,12 @@ function sleep(ms: number) {
 }
 
 function procStat(pid: number): { cpuS: number; hwmKb: number } {
-  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  let stat: string;
+  try {
+    stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  } catch {
+    throw new Error(`the tool (pid ${pid}) died during the storm`);
+  }
   const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   const ticks = Number(f[11]) + Number(f[12]); // utime, stime (fields 14, 15)
   const status = Deno.readTextFileSync(`/proc/${pid}/status`);
@@ -366,7 +373,7 @@ function table(results: { storm: Storm; tool: string; s: Score }[]): string {
 
 if (import.meta.main) {
   const f = parseArgs(Deno.args, {
-    string: ["runs", "tools", "storms", "scale", "markdown", "json"],
+    string: ["runs", "tools", "storms", "scale", "markdown", "json", "update"],
     boolean: ["install-peers", "help", "keep"],
     default: { runs: "3", scale: "1" },
   });
@@ -405,6 +412,20 @@ if (import.meta.main) {
   const md = table(results);
   console.log(md);
   if (f.markdown) Deno.writeTextFileSync(f.markdown, md + "\n");
+  if (f.update) {
+    // Replace the table between the markers, keeping the rest of the document.
+    const doc = Deno.readTextFileSync(f.update);
+    const begin = "<!-- storm:begin -->", end = "<!-- storm:end -->";
+    const i = doc.indexOf(begin), j = doc.indexOf(end);
+    if (i < 0 || j < i) throw new Error(`${f.update}: no ${begin} … ${end} section`);
+    const stamp =
+      `Measured ${new Date().toISOString().slice(0, 10)}, ${f.runs} runs each (medians), ` +
+      `kernel ${Deno.osRelease()}, ${navigator.hardwareConcurrency} CPUs.`;
+    Deno.writeTextFileSync(
+      f.update,
+      `${doc.slice(0, i + begin.length)}\n${stamp}\n\n${md}\n${doc.slice(j)}`,
+    );
+  }
   if (f.json) Deno.writeTextFileSync(f.json, JSON.stringify(results, null, 2) + "\n");
   if (f.keep) console.error(`kept ${work}`);
   else Deno.removeSync(work, { recursive: true });

@@ -1,0 +1,252 @@
+import { assert, assertEquals, assertLessOrEqual } from "@std/assert";
+import { noKernel, PROCTREE, sleep, startProctree } from "./kernel.ts";
+import { listDir } from "../ffi/procfs.ts";
+import type { WatchRecord } from "../lib/record.ts";
+
+const root = new URL("..", import.meta.url).pathname;
+const tmp = await Deno.makeTempDir();
+const storm = `${tmp}/storm`;
+const tiny = `${tmp}/tinybin`;
+const built = await (async () => {
+  try {
+    const a = await new Deno.Command("cc", {
+      args: ["-O2", "-o", storm, `${root}scripts/storm/storm.c`],
+    }).output();
+    const b = await new Deno.Command("cc", {
+      args: ["-static", "-O2", "-o", tiny, `${root}scripts/storm/tiny.c`],
+    })
+      .output();
+    return a.success && b.success;
+  } catch {
+    return false;
+  }
+})();
+if (!built) console.log("storm tests ignored: cannot build scripts/storm with cc");
+const ignore = noKernel !== null || !built;
+
+/** Runs a storm; returns the children's pids (a multiset) and the workers. */
+async function runStorm(mode: string, n: number, workers: number) {
+  const truth = `${tmp}/truth-${crypto.randomUUID()}`;
+  const r = await new Deno.Command(storm, { args: [mode, String(n), String(workers), tiny, truth] })
+    .output();
+  assert(r.success, "storm ran");
+  const children: number[] = [];
+  const parentOf = new Map<number, number[]>();
+  for (const line of (await Deno.readTextFile(truth)).split("\n")) {
+    const m = /^(\d+) (\d+)$/.exec(line);
+    if (!m) continue;
+    children.push(Number(m[1]));
+    parentOf.set(Number(m[1]), [...(parentOf.get(Number(m[1])) ?? []), Number(m[2])]);
+  }
+  await Deno.remove(truth);
+  return { children, parentOf };
+}
+
+function count<T>(xs: T[]): Map<T, number> {
+  const m = new Map<T, number>();
+  for (const x of xs) m.set(x, (m.get(x) ?? 0) + 1);
+  return m;
+}
+
+Deno.test({
+  name: "kernel: a tiny receive buffer overruns: losses counted exactly, then resync",
+  ignore,
+}, async () => {
+  const w = await startProctree(["watch", "--rcvbuf", "8k", "--no-chain"]);
+  // Survivors: long-lived children of a shell started before the storm.
+  const holder = new Deno.Command("sh", { args: ["-c", "sleep 3 & sleep 3 & sleep 3 & wait"] })
+    .spawn();
+  await sleep(300);
+  const { children } = await runStorm("fork", 20000, 4);
+  await holder.status;
+  await sleep(300);
+  const { records } = await w.stop();
+  const lost = records.filter((r) => r.event === "lost");
+  const resyncs = records.filter((r) => r.event === "resync");
+  assert(lost.length > 0, "the buffer overran");
+  assert(resyncs.length > 0, "a resync followed");
+  const lostTotal = lost.reduce((a, r) => a + (r.count ?? 0), 0);
+  // Every storm event missing from the output is within the counted losses; the counted
+  // losses exceed them only by events of other processes (none of ours are invented).
+  const forks = count(records.filter((r) => r.event === "fork").map((r) => r.pid));
+  const exits = count(records.filter((r) => r.event === "exit").map((r) => r.pid));
+  let missing = 0;
+  for (const [pid, k] of count(children)) {
+    missing += Math.max(0, k - (forks.get(pid) ?? 0)) + Math.max(0, k - (exits.get(pid) ?? 0));
+  }
+  assert(missing > 0, "the storm lost events");
+  assert(missing <= lostTotal, `missing ${missing} ≤ counted ${lostTotal}`);
+  assertLessOrEqual(
+    lostTotal - missing,
+    Math.max(200, missing * 0.05),
+    `counted ${lostTotal}, missing ${missing}`,
+  );
+  // The survivors' exits, after the resync, name their real parent.
+  const sleeps = records.filter((r) =>
+    r.event === "exit" && r.comm === "sleep" && r.ppid === holder.pid
+  );
+  assertEquals(sleeps.length, 3, "each survivor exits under the holder shell");
+});
+
+Deno.test(
+  { name: "kernel: SIGINT, SIGTERM and SIGHUP during a storm end watch cleanly", ignore },
+  async () => {
+    for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+      const w = await startProctree(["watch"]);
+      const s = runStorm("fork-exec", 3000, 2);
+      await sleep(150);
+      const t = performance.now();
+      const { code, stderr } = await w.stop(sig);
+      assertEquals(code, 0, `${sig}: ${stderr}`);
+      assert(performance.now() - t < 5000, `${sig} ended it promptly`);
+      await s;
+    }
+  },
+);
+
+Deno.test({
+  name: "kernel: a stalled reader makes proctree drop output lines, not kernel events",
+  ignore,
+}, async () => {
+  const child = new Deno.Command(PROCTREE[0], {
+    args: [...PROCTREE.slice(1), "watch", "--output-buffer", "64k", "--no-chain"],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const errText = (async () =>
+    new TextDecoder().decode(await new Response(child.stderr).arrayBuffer()))();
+  await sleep(2500); // listening
+  await runStorm("fork-exec", 4000, 2); // ~12 000 lines: far more than the pipe and buffer hold
+  await sleep(500);
+  // Now read everything, let one more event through, and stop.
+  const reading = new Response(child.stdout).text();
+  await sleep(300);
+  await new Deno.Command("true").output();
+  await sleep(300);
+  child.kill("SIGTERM");
+  const status = await child.status;
+  const out = await reading;
+  const err = await errText;
+  assertEquals(status.code, 0, err);
+  const records = out.split("\n").filter(Boolean).map((l) => JSON.parse(l) as WatchRecord);
+  const outputDrops = records.filter((r) => r.event === "lost" && r.reason === "output");
+  assert(outputDrops.length >= 1, "the drop was reported in the stream");
+  assert(!records.some((r) => r.event === "lost" && r.reason !== "output"), "no kernel losses");
+  const dropped = outputDrops.reduce((a, r) => a + (r.count ?? 0), 0);
+  assert(err.includes(`${dropped} lines dropped`) || err.includes("lines dropped"), err);
+});
+
+Deno.test(
+  { name: "kernel: 50 000 processes under --under: bounded tree, no fd leak", ignore },
+  async () => {
+    const w = await startProctree([
+      "watch",
+      "--under",
+      "storm",
+      "--max-exited",
+      "1000",
+      "--grace",
+      "1",
+      "--stats",
+      "1",
+    ]);
+    const fdsBefore = listDir(`/proc/${w.child.pid}/fd`).length;
+    const { children, parentOf } = await runStorm("fork", 50000, 4);
+    await sleep(1500);
+    const fdsAfter = listDir(`/proc/${w.child.pid}/fd`).length;
+    const { records } = await w.stop();
+    assertEquals(fdsAfter, fdsBefore, "no descriptor leaked");
+    const stats = records.filter((r) => r.event === "stats");
+    assert(stats.length >= 1);
+    for (const s of stats) {
+      assertLessOrEqual(
+        s.tree_exited as number,
+        1000 + 64,
+        "exited nodes stay bounded",
+      );
+    }
+    const forks = records.filter((r) => r.event === "fork");
+    const lost = records.filter((r) => r.event === "lost").reduce((a, r) => a + (r.count ?? 0), 0);
+    assert(
+      forks.length + lost >= children.length,
+      `${forks.length} forks + ${lost} lost ≥ ${children.length}`,
+    );
+    for (const f of forks.slice(0, 2000)) {
+      const parents = parentOf.get(f.pid!);
+      if (parents) assert(parents.includes(f.ppid as number), "right parent");
+    }
+  },
+);
+
+const deno = Deno.execPath();
+const bundle = `${root}dist/proctree.js`;
+const haveBundle = (() => {
+  try {
+    return Deno.statSync(bundle).isFile;
+  } catch {
+    return false;
+  }
+})();
+
+/** Runs the bundle as another user or in new namespaces; deno and the bundle are copied where anyone may read them. */
+async function runIsolated(prefix: string[], seconds = 5) {
+  const dir = await Deno.makeTempDir();
+  await Deno.chmod(dir, 0o755);
+  await Deno.copyFile(deno, `${dir}/deno`);
+  await Deno.chmod(`${dir}/deno`, 0o755);
+  await Deno.copyFile(bundle, `${dir}/proctree.js`);
+  await Deno.chmod(`${dir}/proctree.js`, 0o644);
+  const t = performance.now();
+  const child = new Deno.Command("timeout", {
+    args: [
+      "-s",
+      "TERM",
+      String(seconds),
+      ...prefix,
+      `${dir}/deno`,
+      "run",
+      "--quiet",
+      "--allow-ffi",
+      "--allow-read",
+      `${dir}/proctree.js`,
+      "watch",
+    ],
+    env: { DENO_DIR: `${dir}/cache`, HOME: dir, NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  await sleep(2500);
+  await new Deno.Command("sh", { args: ["-c", "sleep 0.2"] }).output();
+  const out = await child.output();
+  await Deno.remove(dir, { recursive: true });
+  return {
+    code: out.code,
+    ms: performance.now() - t,
+    stdout: new TextDecoder().decode(out.stdout),
+    stderr: new TextDecoder().decode(out.stderr),
+  };
+}
+
+Deno.test({
+  name: "kernel: as nobody on Linux ≥ 6.6, watch works; other users' /proc is null",
+  ignore: ignore || !haveBundle,
+}, async () => {
+  const r = await runIsolated(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]);
+  assert(r.stderr.includes("proctree: listening"), r.stderr);
+  const execs = r.stdout.split("\n").filter(Boolean).map((l) => JSON.parse(l) as WatchRecord)
+    .filter((x) => x.event === "exec" && x.argv?.[0] === "sleep");
+  assert(execs.length >= 1, "root's sleep was seen");
+  assertEquals(execs[0].exe, null, "root's /proc/<pid>/exe is not readable by nobody: null");
+});
+
+Deno.test({
+  name: "kernel: in new user+pid namespaces watch fails within 5 s with one line",
+  ignore: ignore || !haveBundle,
+}, async () => {
+  const r = await runIsolated(["unshare", "-Urpf", "--mount-proc"], 10);
+  assert(r.code !== 0 && r.code !== 124, `exit ${r.code}: ${r.stderr}`);
+  assert(r.ms < 8000, `took ${r.ms} ms`);
+  const lines = r.stderr.trim().split("\n");
+  assertEquals(lines.length, 1, r.stderr);
+  assert(/^proctree: .*(namespace|EPERM|no reply)/.test(lines[0]), lines[0]);
+});
