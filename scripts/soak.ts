@@ -48,6 +48,8 @@ const child = new Deno.Command("sh", {
     String(cap),
     "--grace",
     "5",
+    "--stats",
+    "5",
   ],
 }).spawn();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -79,16 +81,17 @@ const fdsAfter = fds();
 const seconds = (performance.now() - t0) / 1000;
 child.kill("SIGTERM");
 await child.status;
-let lost = 0, forks = 0;
+let lost = 0, forks = 0, maxExited = 0;
 for (const line of Deno.readTextFileSync(out).split("\n")) {
   if (!line) continue;
   const rec = JSON.parse(line);
   if (rec.event === "lost") lost += rec.count ?? 0;
   if (rec.event === "fork") forks++;
+  if (rec.event === "stats") maxExited = Math.max(maxExited, rec.tree_exited);
 }
 Deno.removeSync(dir, { recursive: true });
 const drift = (rss.at(-1)! - rss[0]) / rss[0];
-const pass = Math.abs(drift) <= 0.1 && fdsAfter === fdsBefore;
+const pass = Math.abs(drift) <= 0.1 && fdsAfter === fdsBefore && maxExited <= cap + 64;
 console.log(
   `soak: ${total} processes in ${seconds.toFixed(0)} s; RSS after round 1 ${
     (rss[0] / 1024).toFixed(1)
@@ -96,6 +99,7 @@ console.log(
     `after round ${rounds} ${(rss.at(-1)! / 1024).toFixed(1)} MiB (${
       (drift * 100).toFixed(1)
     } %); ` +
-    `forks seen ${forks}, lost ${lost}; fds ${fdsBefore} → ${fdsAfter}; ${pass ? "PASS" : "FAIL"}`,
+    `forks seen ${forks}, lost ${lost}; most exited held ${maxExited} (cap ${cap}); ` +
+    `fds ${fdsBefore} → ${fdsAfter}; ${pass ? "PASS" : "FAIL"}`,
 );
 Deno.exit(pass ? 0 : 1);
