@@ -108,10 +108,10 @@ export class EventProcessor {
   /** Newest kernel timestamp seen: the time of lines that have none of their own. */
   #lastNs = 0;
 
-  #now: () => number;
+  /** Events counted lost in the current batch (to tell whether an overrun was accounted). */
+  #lostInBatch = 0;
 
   constructor(options: ProcessorOptions) {
-    this.#now = options.now;
     this.#o = options;
     this.#chains = options.chains ?? true;
   }
@@ -131,7 +131,6 @@ export class EventProcessor {
     }
   }
 
-  /** Processes one drained batch, in order, then resyncs the tree if anything was lost. */
   /**
    * Reads `/proc` for the execs among `batch[from…]`, just decoded. Call it after each
    * datagram is decoded, before the rest of the socket is drained.
@@ -139,7 +138,7 @@ export class EventProcessor {
   decoded(batch: readonly Decoded[], from: number): void {
     for (let i = from; i < batch.length; i++) {
       const ev = batch[i];
-      if (ev.what === "exec") this.#early[i] = { info: this.#read(ev.tgid), readNs: this.#now() };
+      if (ev.what === "exec") this.#early[i] = { info: this.#read(ev.tgid), readNs: this.#o.now() };
     }
   }
 
@@ -167,6 +166,18 @@ export class EventProcessor {
       this.#one(ev, info);
     }
     this.#early.length = 0;
+    if (this.#overrunPending && this.#lostInBatch === 0 && !this.#o.kernelFilter) {
+      // ENOBUFS without a visible gap yet (the CPUs that lost events have been quiet
+      // since): say so now, uncounted, rather than possibly never.
+      this.counters.overrunsUncounted++;
+      this.#emit({
+        event: "lost",
+        time: this.#o.clock.iso(this.#lastNs),
+        count: null,
+        reason: "overrun",
+      }, null);
+    }
+    this.#lostInBatch = 0;
     if (this.#needResync) this.resync();
   }
 
@@ -259,6 +270,7 @@ export class EventProcessor {
       const gap = this.#seq.observe(ev.cpu, ev.seq);
       if (gap > 0) {
         this.counters.lost += gap;
+        this.#lostInBatch += gap;
         this.#needResync = true;
         this.#emit({
           event: "lost",
