@@ -132,3 +132,14 @@ Deno.test("processor: malformed and unknown messages are counted lines", () => {
   assertEquals(h.records.map((r) => r.event), ["malformed", "unknown"]);
   assertEquals(h.processor.counters.malformed, 1);
 });
+
+Deno.test("processor: --user and --comm filters", () => {
+  const procs = world();
+  procs.set(200, { comm: "alice-sh", ppid: 1, startTicks: 5, euid: 1000 });
+  const byUser = harness(procs, { filter: { uids: new Set([1000]) }, chains: false });
+  byUser.run([ev.fork(201, 200, 1000), ev.fork(202, 100, 1000)]);
+  assertEquals(byUser.records.map((r) => r.pid), [201], "a fork inherits its creator's uid");
+  const byComm = harness(procs, { filter: { comms: new Set(["agent"]) }, chains: false });
+  byComm.run([ev.fork(203, 100, 1000), ev.fork(204, 200, 1000)]);
+  assertEquals(byComm.records.map((r) => r.pid), [203]);
+});
