@@ -11,6 +11,7 @@ import {
   CN_MSG_OFFSET,
   CN_VAL_PROC,
   DATA,
+  EVENT_BITS,
   NLMSG,
   NLMSG_TYPE,
   PROC_EVENT,
@@ -22,18 +23,7 @@ import {
 /** Size of one kernel proc connector datagram. */
 export const DATAGRAM_BYTES: number = PROC_EVENT_OFFSET + PROC_EVENT.size;
 
-const WHAT_CODE: Record<ProcEvent["what"], number> = {
-  ack: WHAT.NONE,
-  fork: WHAT.FORK,
-  exec: WHAT.EXEC,
-  uid: WHAT.UID,
-  gid: WHAT.GID,
-  sid: WHAT.SID,
-  ptrace: WHAT.PTRACE,
-  comm: WHAT.COMM,
-  coredump: WHAT.COREDUMP,
-  exit: WHAT.EXIT,
-};
+const WHAT_CODE: Record<ProcEvent["what"], number> = { ack: WHAT.NONE, ...EVENT_BITS };
 
 /** Writes `ev` as one datagram into `view` at `at`; returns the bytes written. */
 export function encodeEventInto(view: DataView, at: number, ev: ProcEvent): number {

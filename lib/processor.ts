@@ -120,15 +120,18 @@ export class EventProcessor {
   overrun(): void {
     this.#overrunPending = true;
     this.#needResync = true;
-    if (this.#o.kernelFilter) {
-      this.counters.overrunsUncounted++;
-      this.#emit({
-        event: "lost",
-        time: this.#o.clock.iso(this.#lastNs),
-        count: null,
-        reason: "overrun",
-      }, null);
-    }
+    if (this.#o.kernelFilter) this.#uncountedLoss();
+  }
+
+  /** An overrun whose size cannot be known: `count: null`, meaning at least one. */
+  #uncountedLoss(): void {
+    this.counters.overrunsUncounted++;
+    this.#emit({
+      event: "lost",
+      time: this.#o.clock.iso(this.#lastNs),
+      count: null,
+      reason: "overrun",
+    }, null);
   }
 
   /**
@@ -169,13 +172,7 @@ export class EventProcessor {
     if (this.#overrunPending && this.#lostInBatch === 0 && !this.#o.kernelFilter) {
       // ENOBUFS without a visible gap yet (the CPUs that lost events have been quiet
       // since): say so now, uncounted, rather than possibly never.
-      this.counters.overrunsUncounted++;
-      this.#emit({
-        event: "lost",
-        time: this.#o.clock.iso(this.#lastNs),
-        count: null,
-        reason: "overrun",
-      }, null);
+      this.#uncountedLoss();
     }
     this.#lostInBatch = 0;
     if (this.#needResync) this.resync();

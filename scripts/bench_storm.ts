@@ -74,20 +74,22 @@ const basename = (s: string) => s.slice(s.lastIndexOf("/") + 1);
 
 const denoBin = Deno.execPath();
 
+const PROCTREE_WATCH = [
+  denoBin,
+  "run",
+  "--allow-ffi",
+  "--allow-read",
+  "--allow-run",
+  "--allow-write",
+  `${root}main.ts`,
+  "watch",
+];
+
 const TOOLS: Tool[] = [
   {
     name: "proctree",
     available: () => true,
-    cmd: () => [
-      denoBin,
-      "run",
-      "--allow-ffi",
-      "--allow-read",
-      "--allow-run",
-      "--allow-write",
-      `${root}main.ts`,
-      "watch",
-    ],
+    cmd: () => PROCTREE_WATCH,
     ready: "proctree: listening",
     parse(text) {
       const o = emptyObserved(0);
@@ -105,17 +107,7 @@ const TOOLS: Tool[] = [
   {
     name: "proctree --realtime",
     available: () => true,
-    cmd: () => [
-      denoBin,
-      "run",
-      "--allow-ffi",
-      "--allow-read",
-      "--allow-run",
-      "--allow-write",
-      `${root}main.ts`,
-      "watch",
-      "--realtime",
-    ],
+    cmd: () => [...PROCTREE_WATCH, "--realtime"],
     ready: "proctree: listening",
     parse: (text) => TOOLS[0].parse(text),
   },
