@@ -95,7 +95,7 @@ export interface ListenOptions {
   eventMask?: number;
   /** How long exited processes stay in the tree, in ms (default 60 000). */
   graceMs?: number;
-  /** Most exited processes kept (default 50 000). */
+  /** Most exited processes kept (default 10 000). */
   maxExited?: number;
 }
 
@@ -207,7 +207,7 @@ export interface WatchOptions {
   onListening?: (tree: PidTree) => void;
   /** Grace period and cap of exited processes. */
   graceMs?: number;
-  /** Most exited processes kept (default 50 000). */
+  /** Most exited processes kept (default 10 000). */
   maxExited?: number;
 }
 

@@ -35,7 +35,7 @@ export function liveChain(pid: number): ProcNode[] | null {
       pid: p,
       ppid: st.ppid,
       parent: null,
-      children: new Set(),
+      children: null,
       startNs: null,
       startTicks: st.startTicks,
       comm: st.comm,

@@ -65,6 +65,9 @@ export interface ByteSink {
   writeNow(bytes: Uint8Array): number | "closed";
 }
 
+/** Lines buffered before they are written even in the middle of a batch. */
+const FLUSH_LINES = 256;
+
 /** Most output bytes held while the reader is slow; past it, lines are dropped and counted. */
 export const MAX_PENDING_BYTES = 64 * 1024 * 1024;
 
@@ -106,6 +109,9 @@ export class LineWriter {
       return;
     }
     this.#lines.push(line);
+    // Written in small groups, lines die young: with a 1 MiB young generation, holding a
+    // whole 4096-event batch of them got them promoted and grew the old generation.
+    if (this.#lines.length >= FLUSH_LINES) this.flush();
   }
 
   #lastFlushMs = 0;
@@ -113,7 +119,7 @@ export class LineWriter {
   /** Writes what is queued if it is a lot or has waited `maxDelayMs`. */
   flushIfDue(maxDelayMs = 20): void {
     const now = performance.now();
-    if (this.#lines.length >= 1024 || now - this.#lastFlushMs >= maxDelayMs) this.flush();
+    if (now - this.#lastFlushMs >= maxDelayMs) this.flush();
   }
 
   /** Writes everything queued that the output takes now. */

@@ -32,6 +32,7 @@ export class StatsClock {
     const seconds = (nowNs - this.#lastNs) / 1e9;
     const c = p.counters;
     const t = tree.stats;
+    const mem = Deno.memoryUsage();
     const rec: WatchRecord = {
       event: "stats",
       time: clock.iso(nowNs),
@@ -45,7 +46,8 @@ export class StatsClock {
       tree_live: t.live,
       tree_exited: t.exited,
       tree_evicted: t.evictedByCap,
-      rss_bytes: Deno.memoryUsage().rss,
+      rss_bytes: mem.rss,
+      heap_used_bytes: mem.heapUsed,
     };
     this.#lastNs = nowNs;
     this.#lastEvents = c.events;

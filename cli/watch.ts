@@ -55,7 +55,7 @@ Options:
   --realtime           read at real-time priority (SCHED_FIFO 1, root): far fewer execs whose
                        process exits before /proc can be read; children are not affected
   --grace SECONDS      keep exited processes this long for chains (default 60)
-  --max-exited N       keep at most N exited processes (default 50000)
+  --max-exited N       keep at most N exited processes (default 10000)
   -q, --quiet          no "proctree: listening" line on stderr
   -h, --help           this help
 

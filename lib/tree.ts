@@ -23,8 +23,9 @@ export interface ProcNode {
   ppid: number;
   /** The creator, for lineage; null for a root or when unknown. */
   parent: ProcNode | null;
-  /** Children created by this process and still held by the tree. */
-  children: Set<ProcNode>;
+  /** Children created by this process and still held by the tree (null: none yet; most
+   * processes never fork, and an empty Set per node costs more than the node). */
+  children: Set<ProcNode> | null;
   /** Start: fork event time (CLOCK_MONOTONIC ns), when the fork was seen. */
   startNs: number | null;
   /** Start from `/proc/<pid>/stat` (ticks after boot), when it was read. */
@@ -111,12 +112,15 @@ export interface ResyncResult {
 
 const MAX_DEPTH = 4096;
 
+/** Default cap on exited processes held: about 4 MB of nodes. */
+export const DEFAULT_MAX_EXITED = 10_000;
+
 function newNode(pid: number, parent: ProcNode | null): ProcNode {
   return {
     pid,
     ppid: parent?.pid ?? 0,
     parent,
-    children: new Set(),
+    children: null,
     startNs: null,
     startTicks: null,
     comm: null,
@@ -147,7 +151,7 @@ export class PidTree {
   /** An empty tree; `seed` fills it. */
   constructor(options: TreeOptions = {}) {
     this.#graceNs = (options.graceMs ?? 60_000) * 1e6;
-    this.#maxExited = options.maxExited ?? 50_000;
+    this.#maxExited = options.maxExited ?? DEFAULT_MAX_EXITED;
     this.#bootOffsetNs = options.bootOffsetNs ?? 0;
   }
 
@@ -301,11 +305,11 @@ export class PidTree {
   /** Every held node created (directly or not) by `node`, depth first, `node` excluded. */
   descendants(node: ProcNode): ProcNode[] {
     const out: ProcNode[] = [];
-    const stack = [...node.children];
+    const stack = [...(node.children ?? [])];
     while (stack.length) {
       const n = stack.pop()!;
       out.push(n);
-      for (const c of n.children) stack.push(c);
+      if (n.children) { for (const c of n.children) stack.push(c); }
     }
     return out;
   }
@@ -371,7 +375,7 @@ export class PidTree {
 
   #link(child: ProcNode, parent: ProcNode): void {
     child.parent = parent;
-    parent.children.add(child);
+    (parent.children ??= new Set()).add(child);
   }
 
   /** A pid is about to be taken by a new process: whatever held it has ended. */
@@ -394,12 +398,15 @@ export class PidTree {
 
   #dropIfDone(n: ProcNode): void {
     let cur: ProcNode | null = n;
-    while (cur && cur.expired && !cur.alive && cur.children.size === 0) {
+    while (cur && cur.expired && !cur.alive && !cur.children?.size) {
       if (this.#byPid.get(cur.pid) === cur) this.#byPid.delete(cur.pid);
       this.#exitedHeld--;
       cur.expired = false; // dropped: never counted twice
       const p: ProcNode | null = cur.parent;
-      if (p) p.children.delete(cur);
+      if (p?.children) {
+        p.children.delete(cur);
+        if (p.children.size === 0) p.children = null;
+      }
       cur = p && p.expired ? p : null;
     }
   }

@@ -77,6 +77,7 @@ const denoBin = Deno.execPath();
 const PROCTREE_WATCH = [
   denoBin,
   "run",
+  "--v8-flags=--max-semi-space-size=1",
   "--allow-ffi",
   "--allow-read",
   "--allow-run",

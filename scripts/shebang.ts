@@ -6,7 +6,8 @@
  * @module
  */
 
-const SHEBANG = "#!/usr/bin/env -S deno run --allow-ffi --allow-read --allow-run --allow-write\n";
+const SHEBANG =
+  "#!/usr/bin/env -S deno run --v8-flags=--max-semi-space-size=1 --allow-ffi --allow-read --allow-run --allow-write\n";
 
 const [path] = Deno.args;
 if (!path) {

@@ -35,6 +35,7 @@ const child = new Deno.Command("sh", {
     "sh",
     Deno.execPath(),
     "run",
+    "--v8-flags=--max-semi-space-size=1",
     "--allow-ffi",
     "--allow-read",
     "--allow-run",

@@ -13,6 +13,8 @@ import type { WatchRecord } from "../lib/record.ts";
 export const PROCTREE: string[] = [
   Deno.execPath(),
   "run",
+  // A small young generation: peak RSS stays well under 80 MB in storms (BENCHMARKS.md).
+  "--v8-flags=--max-semi-space-size=1",
   "--allow-ffi",
   "--allow-read",
   "--allow-run",

@@ -90,7 +90,7 @@ Deno.test("tree: exited nodes stay for the grace period, then go", () => {
   assert(t.get(101));
   t.sweep(2.1e9);
   assertEquals(t.get(101), undefined);
-  assertEquals(t.get(100)!.children.size, 0);
+  assertEquals(t.get(100)!.children, null);
 });
 
 Deno.test("tree: an exited parent stays while its child lives", () => {
