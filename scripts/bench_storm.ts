@@ -213,6 +213,8 @@ interface Score {
   rightParent: number | null;
   execs: number | null;
   rightName: number | null;
+  /** Execs that named a program, and the wrong one (null names are not counted). */
+  wrongName: number | null;
   exits: number;
   lostCounted: number | null;
   missing: number;
@@ -230,7 +232,7 @@ function score(
   tool: string,
 ): Score {
   const target = storm.target === "tiny" ? "tinybin" : "true";
-  let forks = 0, rightParent = 0, execs = 0, rightName = 0, exits = 0;
+  let forks = 0, rightParent = 0, execs = 0, rightName = 0, wrongName = 0, exits = 0;
   const hasExec = storm.mode !== "fork";
   for (const [pid, workers] of truth.children) {
     const k = workers.length;
@@ -248,6 +250,7 @@ function score(
       const names = o.execs.get(pid) ?? [];
       execs += Math.min(k, names.length);
       rightName += Math.min(k, names.filter((n) => n === target).length);
+      wrongName += names.filter((n) => n !== null && n !== "" && n !== target).length;
     }
     exits += Math.min(k, o.exits.get(pid) ?? 0);
   }
@@ -261,6 +264,7 @@ function score(
     rightParent: noForks ? null : rightParent / n,
     execs: hasExec ? execs / n : null,
     rightName: hasExec ? rightName / n : null,
+    wrongName: hasExec ? wrongName : null,
     exits: exits / n,
     lostCounted: o.lostCounted,
     missing: noForks ? expected - n - seen : expected - seen,
@@ -336,6 +340,7 @@ function medianScore(scores: Score[]): Score {
     rightParent: m("rightParent"),
     execs: m("execs"),
     rightName: m("rightName"),
+    wrongName: m("wrongName"),
     exits: m("exits")!,
     lostCounted: m("lostCounted"),
     missing: m("missing")!,
@@ -349,16 +354,16 @@ const pct = (x: number | null) => (x === null ? "–" : `${(x * 100).toFixed(1)}
 
 function table(results: { storm: Storm; tool: string; s: Score }[]): string {
   const lines = [
-    "| storm | tool | forks | right parent | execs | right name | exits | lost counted | actually missing | CPU s | CPU µs/event | peak RSS MB |",
-    "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    "| storm | tool | forks | right parent | execs | right name | wrong names | exits | lost counted | actually missing | CPU s | CPU µs/event | peak RSS MB |",
+    "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
   ];
   for (const { storm, tool, s } of results) {
     lines.push(
       `| ${storm.name} | ${tool} | ${pct(s.forks)} | ${pct(s.rightParent)} | ${pct(s.execs)} | ${
         pct(s.rightName)
-      } | ${pct(s.exits)} | ${s.lostCounted ?? "–"} | ${s.missing} | ${s.cpuS.toFixed(2)} | ${
-        s.cpuUsPerEvent.toFixed(2)
-      } | ${s.peakRssMb.toFixed(1)} |`,
+      } | ${s.wrongName ?? "–"} | ${pct(s.exits)} | ${s.lostCounted ?? "–"} | ${s.missing} | ${
+        s.cpuS.toFixed(2)
+      } | ${s.cpuUsPerEvent.toFixed(2)} | ${s.peakRssMb.toFixed(1)} |`,
     );
   }
   return lines.join("\n");

@@ -1,0 +1,35 @@
+import { assert, assertMatch } from "@std/assert";
+import { noKernel } from "./kernel.ts";
+
+const haveCc =
+  new Deno.Command("sh", { args: ["-c", "command -v cc"], stdout: "null" }).outputSync().success;
+
+Deno.test({
+  name: "bench: the storm runner works end to end (1 000 processes, proctree only)",
+  ignore: noKernel !== null || !haveCc,
+}, async () => {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      new URL("../scripts/bench_storm.ts", import.meta.url).pathname,
+      "--runs",
+      "1",
+      "--tools",
+      "proctree",
+      "--storms",
+      "1",
+      "--scale",
+      "0.1",
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  assert(out.success, new TextDecoder().decode(out.stderr));
+  // Numbers vary; only the shape and the completeness are checked here.
+  assertMatch(
+    text,
+    /\| 10k fork\+exec, 2 workers \| proctree \| 100\.0 % \| 100\.0 % \| 100\.0 % \| [\d.]+ % \| 0 \| 100\.0 % \| 0 \| 0 \|/,
+  );
+});
