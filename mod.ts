@@ -70,5 +70,6 @@ export {
   type WatchRecord,
 } from "./lib/record.ts";
 export { decodeWaitStatus, type WaitStatus } from "./lib/wait_status.ts";
+export { byComm, byExe, byName, byNode, byUser, type NodeMatcher } from "./lib/lineage.ts";
 export { Users } from "./lib/users.ts";
 export { Audit, type AuditEntry, type AuditTotals } from "./lib/audit.ts";

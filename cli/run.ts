@@ -155,10 +155,10 @@ export async function run(args: string[]): Promise<number> {
       if (now - lastCheckNs < 2e8) return false;
       lastCheckNs = now;
       for (const node of [...audit.open.keys()]) {
+        // Gone, or the pid now belongs to another process. (A zombie has exited: its exit
+        // event, if lost, is not coming back, but its reaping soon makes it gone.)
         const st = procfs.stat(node.pid);
-        if (!st || st.state === "Z" || !tree.sameStart(node, st.startTicks)) {
-          if (!st || st.state !== "Z") audit.markGone(node, clock.iso(now));
-        }
+        if (!st || !tree.sameStart(node, st.startTicks)) audit.markGone(node, clock.iso(now));
       }
       return audit.open.size === 0;
     };

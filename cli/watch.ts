@@ -5,6 +5,7 @@
  */
 
 import { StatsClock } from "./stats.ts";
+import { byName, byNode } from "../lib/lineage.ts";
 import {
   bytesFlag,
   CliError,
@@ -68,17 +69,10 @@ export function underMatchers(values: string[], tree: PidTree): ((n: ProcNode) =
     if (/^\d+$/.test(v)) {
       const node = tree.get(Number(v));
       if (!node?.alive) throw new CliError(`--under ${v}: no process with pid ${v}`, 1);
-      return (n: ProcNode) => n === node;
+      return byNode(node);
     }
-    return nameMatcher(v);
+    return byName(v);
   });
-}
-
-/** Matches a process by comm (the kernel keeps 15 bytes of it) or by executable basename. */
-export function nameMatcher(name: string): (n: ProcNode) => boolean {
-  const comm = name.slice(0, 15);
-  return (n) =>
-    n.comm === comm || (n.exe !== null && n.exe.slice(n.exe.lastIndexOf("/") + 1) === name);
 }
 
 function parseEvents(list: string): Set<string> {

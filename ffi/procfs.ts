@@ -54,12 +54,6 @@ function readInto(path: string): number {
   }
 }
 
-/** A file's bytes, or null when it cannot be read. */
-export function readFileBytes(path: string): Uint8Array | null {
-  const n = readInto(path);
-  return n < 0 ? null : buf.slice(0, n);
-}
-
 /** A file's text (Latin-1: /proc text is ASCII), or null. */
 export function readFileText(path: string): string | null {
   const n = readInto(path);

@@ -1,6 +1,6 @@
 import { assert, assertEquals } from "@std/assert";
 import { ev, type FakeProc, harness } from "./fixtures.ts";
-import { nameMatcher } from "../cli/watch.ts";
+import { byName } from "../lib/lineage.ts";
 
 function world(): Map<number, FakeProc> {
   return new Map<number, FakeProc>([
@@ -99,7 +99,7 @@ Deno.test("processor: a seq gap is a lost line with the exact count, then a resy
 
 Deno.test("processor: --under follows lineage, including forks made before the name matched", () => {
   const procs = world();
-  const h = harness(procs, { filter: { under: [nameMatcher("openclaw")] }, chains: false });
+  const h = harness(procs, { filter: { under: [byName("openclaw")] }, chains: false });
   procs.set(101, { comm: "openclaw", ppid: 100, startTicks: 100 });
   h.run([
     ev.fork(101, 100, 1000),

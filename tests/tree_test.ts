@@ -155,3 +155,22 @@ Deno.test("tree: descendants and isUnder", () => {
   assert(t.isUnder(t.get(102)!, (n) => n.comm === "agent"));
   assert(!t.isUnder(t.get(103)!, (n) => n.comm === "agent"));
 });
+
+Deno.test("lineage: is-descendant by comm, exe, user and pinned pid", async () => {
+  const { byComm, byExe, byName, byNode, byUser } = await import("../lib/lineage.ts");
+  const t = seeded();
+  t.fork(101, 100, 1e9);
+  t.exec(101, { ...info("npm"), exe: "/usr/bin/npm", uid: 1000 });
+  t.fork(102, 101, 1.1e9);
+  t.exec(102, info("curl"));
+  const leaf = t.get(102)!;
+  assert(t.isUnder(leaf, byComm("agent")));
+  assert(t.isUnder(leaf, byExe("/usr/bin/npm")));
+  assert(t.isUnder(leaf, byExe("npm")));
+  assert(t.isUnder(leaf, byName("npm")));
+  assert(t.isUnder(leaf, byUser(1000)));
+  assert(!t.isUnder(leaf, byUser(4242)));
+  assert(t.isUnder(leaf, byNode(t.get(100)!)));
+  assert(t.isUnder(leaf, byComm("a-very-long-process-name".slice(0, 15))) === false);
+  assert(t.descendsFrom(leaf, t.get(101)!));
+});

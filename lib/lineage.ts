@@ -1,0 +1,47 @@
+/**
+ * Matchers for lineage questions, to pass to `PidTree.isUnder` (is this process, or one of
+ * its ancestors, …?) or to `--under`-style filters.
+ *
+ * ```ts
+ * tree.isUnder(node, byComm("openclaw"));   // is_descendant(pid, "openclaw")
+ * tree.isUnder(node, byExe("/usr/bin/npm"));
+ * tree.isUnder(node, byUser(1000));
+ * tree.isUnder(node, byNode(tree.get(4242)!));  // by pid, pinned to that process
+ * ```
+ *
+ * @module
+ */
+
+import type { ProcNode } from "./tree.ts";
+
+/** A predicate over tree nodes. */
+export type NodeMatcher = (n: ProcNode) => boolean;
+
+/** Matches a comm (the kernel keeps 15 bytes of a name, so longer names are cut to match). */
+export function byComm(name: string): NodeMatcher {
+  const comm = name.slice(0, 15);
+  return (n) => n.comm === comm;
+}
+
+/** Matches an executable path exactly, or its basename when `path` has no slash. */
+export function byExe(path: string): NodeMatcher {
+  if (path.includes("/")) return (n) => n.exe === path;
+  return (n) => n.exe !== null && n.exe.slice(n.exe.lastIndexOf("/") + 1) === path;
+}
+
+/** Matches a process by its effective uid. */
+export function byUser(uid: number): NodeMatcher {
+  return (n) => n.uid === uid;
+}
+
+/** Matches one process incarnation: a later process that reuses its pid does not match. */
+export function byNode(node: ProcNode): NodeMatcher {
+  return (n) => n === node;
+}
+
+/** Matches a name as `--under NAME` does: the comm, or the executable's basename. */
+export function byName(name: string): NodeMatcher {
+  const comm = byComm(name);
+  const exe = byExe(name.replaceAll("/", ""));
+  return (n) => comm(n) || exe(n);
+}
