@@ -52,12 +52,15 @@ Deno.test({
   name: "kernel: a tiny receive buffer overruns: losses counted exactly, then resync",
   ignore,
 }, async () => {
-  const w = await startProctree(["watch", "--rcvbuf", "8k", "--no-chain"]);
+  const w = await startProctree(["watch", "--rcvbuf", "8k"]);
   // Survivors: long-lived children of a shell started before the storm.
-  const holder = new Deno.Command("sh", { args: ["-c", "sleep 3 & sleep 3 & sleep 3 & wait"] })
+  const holder = new Deno.Command("sh", { args: ["-c", "sleep 60 & sleep 60 & sleep 60 & wait"] })
     .spawn();
   await sleep(300);
   const { children } = await runStorm("fork", 20000, 4);
+  await sleep(500);
+  // The survivors end after the storm, and after the resync it caused.
+  await new Deno.Command("pkill", { args: ["-TERM", "-P", String(holder.pid), "sleep"] }).output();
   await holder.status;
   await sleep(300);
   const { records } = await w.stop();
@@ -86,6 +89,9 @@ Deno.test({
     r.event === "exit" && r.comm === "sleep" && r.ppid === holder.pid
   );
   assertEquals(sleeps.length, 3, "each survivor exits under the holder shell");
+  for (const s of sleeps) {
+    assert(String(s.chain).startsWith(`${s.pid}|sleep|root;${holder.pid}|sh|`), `chain ${s.chain}`);
+  }
 });
 
 Deno.test(
@@ -113,9 +119,16 @@ Deno.test({
     stdout: "piped",
     stderr: "piped",
   }).spawn();
-  const errText = (async () =>
-    new TextDecoder().decode(await new Response(child.stderr).arrayBuffer()))();
-  await sleep(2500); // listening
+  let err = "";
+  const { promise: listening, resolve } = Promise.withResolvers<void>();
+  const errDone = (async () => {
+    for await (const chunk of child.stderr) {
+      err += new TextDecoder().decode(chunk);
+      if (err.includes("proctree: listening")) resolve();
+    }
+    resolve();
+  })();
+  await listening;
   await runStorm("fork-exec", 4000, 2); // ~12 000 lines: far more than the pipe and buffer hold
   await sleep(500);
   // Now read everything, let one more event through, and stop.
@@ -126,7 +139,7 @@ Deno.test({
   child.kill("SIGTERM");
   const status = await child.status;
   const out = await reading;
-  const err = await errText;
+  await errDone;
   assertEquals(status.code, 0, err);
   const records = out.split("\n").filter(Boolean).map((l) => JSON.parse(l) as WatchRecord);
   const outputDrops = records.filter((r) => r.event === "lost" && r.reason === "output");
