@@ -17,6 +17,7 @@
  */
 
 import { parseArgs } from "@std/cli";
+import { PROCTREE } from "./command.ts";
 
 const here = new URL(".", import.meta.url).pathname;
 const root = new URL("..", import.meta.url).pathname;
@@ -72,19 +73,7 @@ function push<K, V>(m: Map<K, V[]>, k: K, v: V) {
 
 const basename = (s: string) => s.slice(s.lastIndexOf("/") + 1);
 
-const denoBin = Deno.execPath();
-
-const PROCTREE_WATCH = [
-  denoBin,
-  "run",
-  "--v8-flags=--max-semi-space-size=1",
-  "--allow-ffi",
-  "--allow-read",
-  "--allow-run",
-  "--allow-write",
-  `${root}main.ts`,
-  "watch",
-];
+const PROCTREE_WATCH = [...PROCTREE, "watch"];
 
 const TOOLS: Tool[] = [
   {

@@ -11,6 +11,8 @@
  * @module
  */
 
+import { PROCTREE } from "./command.ts";
+
 const root = new URL("..", import.meta.url).pathname;
 const total = Number(Deno.args[0] ?? 1_000_000);
 const rounds = Number(Deno.args[1] ?? 10);
@@ -33,14 +35,7 @@ const child = new Deno.Command("sh", {
     "-c",
     `exec "$@" > ${out} 2> ${dir}/err`,
     "sh",
-    Deno.execPath(),
-    "run",
-    "--v8-flags=--max-semi-space-size=1",
-    "--allow-ffi",
-    "--allow-read",
-    "--allow-run",
-    "--allow-write",
-    `${root}main.ts`,
+    ...PROCTREE,
     "watch",
     "--under",
     "storm",

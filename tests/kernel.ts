@@ -9,18 +9,8 @@
 import { ProcConnector } from "../ffi/connector.ts";
 import type { WatchRecord } from "../lib/record.ts";
 
-/** `deno run` with proctree's permissions. */
-export const PROCTREE: string[] = [
-  Deno.execPath(),
-  "run",
-  // A small young generation: peak RSS stays well under 80 MB in storms (BENCHMARKS.md).
-  "--v8-flags=--max-semi-space-size=1",
-  "--allow-ffi",
-  "--allow-read",
-  "--allow-run",
-  "--allow-write",
-  new URL("../main.ts", import.meta.url).pathname,
-];
+export { PROCTREE } from "../scripts/command.ts";
+import { PROCTREE } from "../scripts/command.ts";
 
 function probe(): string | null {
   try {
