@@ -8,6 +8,7 @@ import type { EventProcessor } from "../lib/processor.ts";
 import type { WatchRecord } from "../lib/record.ts";
 import type { WallClock } from "../lib/time.ts";
 import type { PidTree } from "../lib/tree.ts";
+import type { ConnectorStats } from "../ffi/connector.ts";
 
 /** Decides when a stats line is due and builds it. */
 export class StatsClock {
@@ -28,7 +29,13 @@ export class StatsClock {
   }
 
   /** The stats line for the period that ends at `nowNs`. */
-  record(nowNs: number, clock: WallClock, p: EventProcessor, tree: PidTree): WatchRecord {
+  record(
+    nowNs: number,
+    clock: WallClock,
+    p: EventProcessor,
+    tree: PidTree,
+    socket: ConnectorStats,
+  ): WatchRecord {
     const seconds = (nowNs - this.#lastNs) / 1e9;
     const c = p.counters;
     const t = tree.stats;
@@ -46,6 +53,9 @@ export class StatsClock {
       tree_live: t.live,
       tree_exited: t.exited,
       tree_evicted: t.evictedByCap,
+      overruns: socket.overruns,
+      foreign_datagrams: socket.foreign,
+      truncated_datagrams: socket.truncated,
       rss_bytes: mem.rss,
       heap_used_bytes: mem.heapUsed,
     };

@@ -224,7 +224,9 @@ export async function watch(args: string[]): Promise<number> {
         overrun: () => processor.overrun(),
         tick: (idle) => {
           const now = clockNs(Clock.MONOTONIC);
-          if (stats.due(now)) out.push(toJsonLine(stats.record(now, clock, processor, tree)));
+          if (stats.due(now)) {
+            out.push(toJsonLine(stats.record(now, clock, processor, tree, connector.stats)));
+          }
           if (idle || reopen) out.flush();
           else out.flushIfDue();
           if (reopen && log) log.reopen();
