@@ -20,7 +20,6 @@ import { parseArgs } from "@std/cli";
 import { PROCTREE } from "./command.ts";
 
 const here = new URL(".", import.meta.url).pathname;
-const root = new URL("..", import.meta.url).pathname;
 const work = Deno.makeTempDirSync({ prefix: "proctree-bench-" });
 
 interface Storm {
