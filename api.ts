@@ -21,9 +21,10 @@ import {
   type Decoded,
   decodeDatagram,
   EVENT_BITS,
+  eventMask,
   type EventName,
   type ProcEvent,
-  WHAT,
+  TREE_EVENTS,
 } from "./lib/wire.ts";
 
 /**
@@ -162,12 +163,7 @@ export interface RawEventsOptions {
  * ```
  */
 export async function* rawEvents(options: RawEventsOptions = {}): AsyncGenerator<ProcEvent> {
-  let mask: number | undefined;
-  if (options.events) {
-    mask = 0;
-    for (const e of options.events) mask |= EVENT_BITS[e];
-    mask >>>= 0;
-  }
+  const mask = eventMask(options.events);
   const connector = ProcConnector.open({ rcvbufBytes: options.rcvbufBytes, eventMask: mask });
   const onAbort = () => connector.wake();
   options.signal?.addEventListener("abort", onAbort);
@@ -217,12 +213,7 @@ export interface WatchOptions {
  * about any process the records name.
  */
 export async function* watchEvents(options: WatchOptions = {}): AsyncGenerator<WatchRecord> {
-  let mask: number | undefined;
-  if (options.events) {
-    mask = WHAT.FORK | WHAT.EXEC | WHAT.EXIT | WHAT.COMM;
-    for (const e of options.events) mask |= EVENT_BITS[e];
-    mask >>>= 0;
-  }
+  const mask = eventMask(options.events, TREE_EVENTS);
   const l = listen({
     rcvbufBytes: options.rcvbufBytes,
     eventMask: mask,

@@ -8,7 +8,7 @@ import { CliError, parseFlags } from "./common.ts";
 import { procfs } from "../ffi/procfs.ts";
 import { Users } from "../lib/users.ts";
 import { chainObjects, formatChain } from "../lib/record.ts";
-import type { ProcNode } from "../lib/tree.ts";
+import { PidTree, type ProcNode, type SeedEntry } from "../lib/tree.ts";
 
 export const CHAIN_HELP = `proctree chain — the ancestors of a live process
 
@@ -22,35 +22,19 @@ Example:
 
 /** Reads the chain of a live process from `/proc` as tree nodes (self first). */
 export function liveChain(pid: number): ProcNode[] | null {
-  const out: ProcNode[] = [];
+  const entries: SeedEntry[] = [];
   const seen = new Set<number>();
   for (let p = pid; p > 0 && !seen.has(p);) {
     seen.add(p);
     const st = procfs.stat(p);
-    if (!st) {
-      if (p === pid) return null;
-      break;
-    }
-    out.push({
-      pid: p,
-      ppid: st.ppid,
-      parent: null,
-      children: null,
-      startNs: null,
-      startTicks: st.startTicks,
-      comm: st.comm,
-      argv: null,
-      exe: null,
-      uid: procfs.euid(p),
-      alive: true,
-      exitStatus: null,
-      exitNs: null,
-      execs: 0,
-      expired: false,
-    });
+    if (!st) break;
+    entries.push({ ...st, euid: procfs.euid(p) });
     p = st.ppid;
   }
-  return out;
+  if (entries.length === 0) return null;
+  const tree = new PidTree();
+  tree.seed(entries);
+  return tree.chain(tree.get(pid)!);
 }
 
 /** Runs `proctree chain`. */

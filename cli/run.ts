@@ -164,9 +164,7 @@ export async function run(args: string[]): Promise<number> {
     };
     try {
       await runLoop(connector, {
-        decoded: (b, from) => processor.decoded(b, from),
-        batch: (b, complete) => processor.process(b, complete),
-        overrun: () => processor.overrun(),
+        ...processor.loopHandlers(),
         tick: (idle) => {
           if (idle) out?.flush();
           else out?.flushIfDue();

@@ -19,10 +19,10 @@ import {
 } from "./common.ts";
 import { EventProcessor, type ProcessFilter } from "../lib/processor.ts";
 import { runLoop } from "../lib/loop.ts";
-import { EVENT_BITS, WHAT } from "../lib/wire.ts";
+import { EVENT_BITS, eventMask, TREE_EVENTS } from "../lib/wire.ts";
 import { Users } from "../lib/users.ts";
 import { procfs } from "../ffi/procfs.ts";
-import { toJsonLine } from "../lib/record.ts";
+import { toJsonLine, type WatchRecord } from "../lib/record.ts";
 import { TextFormatter } from "../lib/text_view.ts";
 import type { PidTree, ProcNode } from "../lib/tree.ts";
 import { Clock, clockNs } from "../ffi/libc.ts";
@@ -124,13 +124,7 @@ export async function watch(args: string[]): Promise<number> {
     ? bytesFlag(f["rotate-bytes"], "rotate-bytes")
     : 0;
   const statsMs = f.stats !== undefined ? intFlag(f.stats, "stats", 1) * 1000 : 0;
-  // The tree needs fork, exec, exit and comm whatever is printed.
-  let mask: number | undefined;
-  if (events) {
-    mask = WHAT.FORK | WHAT.EXEC | WHAT.EXIT | WHAT.COMM;
-    for (const e of events) mask |= EVENT_BITS[e as keyof typeof EVENT_BITS];
-    mask >>>= 0;
-  }
+  const mask = eventMask(events, TREE_EVENTS);
   const users = new Users();
   const uids = (f.user as string[]).map((u) => {
     if (/^\d+$/.test(u)) return Number(u);
@@ -157,15 +151,15 @@ export async function watch(args: string[]): Promise<number> {
     const log = f.output ? new LogFile(f.output, { truncate: f.truncate, rotateBytes }) : null;
     const text = f.format === "text" ? new TextFormatter(tree, filter.under) : null;
     const stdout = new FdWriter(1);
-    const dropLine = (count: number) => {
-      const rec = {
-        event: "lost" as const,
-        time: clock.iso(clockNs(Clock.MONOTONIC)),
-        count,
-        reason: "output",
-      };
-      return text ? text.format(rec, null) : toJsonLine(rec);
-    };
+    // Every line, stats and output-drop reports included, in the one chosen format.
+    const format = text
+      ? (rec: WatchRecord, node: ProcNode | null) => text.format(rec, node)
+      : (rec: WatchRecord) => toJsonLine(rec);
+    const dropLine = (count: number) =>
+      format(
+        { event: "lost", time: clock.iso(clockNs(Clock.MONOTONIC)), count, reason: "output" },
+        null,
+      );
     const out = new LineWriter(
       log ?? stdout,
       dropLine,
@@ -182,9 +176,7 @@ export async function watch(args: string[]): Promise<number> {
       chains: f.chain,
       kernelFilter: connector.kernelFilter,
       now: () => clockNs(Clock.MONOTONIC),
-      sink: text
-        ? (rec, node) => out.push(text.format(rec, node))
-        : (rec) => out.push(toJsonLine(rec)),
+      sink: (rec, node) => out.push(format(rec, node)),
     });
 
     if (f.realtime) {
@@ -219,13 +211,11 @@ export async function watch(args: string[]): Promise<number> {
     let lastClockNs = clockNs(Clock.MONOTONIC);
     try {
       await runLoop(connector, {
-        decoded: (b, from) => processor.decoded(b, from),
-        batch: (b, complete) => processor.process(b, complete),
-        overrun: () => processor.overrun(),
+        ...processor.loopHandlers(),
         tick: (idle) => {
           const now = clockNs(Clock.MONOTONIC);
           if (stats.due(now)) {
-            out.push(toJsonLine(stats.record(now, clock, processor, tree, connector.stats)));
+            out.push(format(stats.record(now, clock, processor, tree, connector.stats), null));
           }
           if (idle || reopen) out.flush();
           else out.flushIfDue();

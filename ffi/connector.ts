@@ -188,7 +188,7 @@ export class ProcConnector {
     const fd = c.socket(AF_NETLINK, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, NETLINK_CONNECTOR);
     if (fd < 0) {
       const e = errno();
-      if (e === Errno.EPROTONOSUPPORT || e === 97 /* EAFNOSUPPORT */) {
+      if (e === Errno.EPROTONOSUPPORT || e === Errno.EAFNOSUPPORT) {
         throw new ConnectorError(
           "NO_CONNECTOR",
           `this kernel has no netlink connector (socket: ${errnoName(e)})`,

@@ -12,7 +12,6 @@ import { Errno, errno, libc, LibcError } from "./libc.ts";
 const POLLOUT = 4;
 const POLLERR = 8;
 const PIPE_BUF = 4096;
-const EPIPE = 32;
 
 /** Result of {@linkcode FdWriter.writeNow}: bytes taken, or `closed` once the reader left. */
 export type WriteResult = number | "closed";
@@ -44,7 +43,7 @@ export class FdWriter {
       const n = Number(libc().write(this.fd, chunk, BigInt(chunk.length)));
       if (n < 0) {
         const e = errno();
-        if (e === EPIPE) return "closed";
+        if (e === Errno.EPIPE) return "closed";
         if (e === Errno.EAGAIN || e === Errno.EINTR) break;
         throw new LibcError(`write to fd ${this.fd}`, e);
       }

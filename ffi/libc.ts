@@ -61,40 +61,31 @@ export function errno(): number {
   return errnoView!.getInt32(0);
 }
 
-// Linux x86_64/aarch64 values (asm-generic); the ones proctree can meet.
-const ERRNO_NAMES: Record<number, string> = {
-  1: "EPERM",
-  2: "ENOENT",
-  3: "ESRCH",
-  4: "EINTR",
-  9: "EBADF",
-  11: "EAGAIN",
-  12: "ENOMEM",
-  13: "EACCES",
-  14: "EFAULT",
-  22: "EINVAL",
-  24: "EMFILE",
-  93: "EPROTONOSUPPORT",
-  97: "EAFNOSUPPORT",
-  105: "ENOBUFS",
-  111: "ECONNREFUSED",
-};
-
-/** errno numbers proctree branches on. */
+/** errno values proctree can meet (Linux asm-generic numbering: x86_64 and aarch64). */
 export const Errno = {
   EPERM: 1,
   ENOENT: 2,
   ESRCH: 3,
   EINTR: 4,
+  EBADF: 9,
   EAGAIN: 11,
+  ENOMEM: 12,
   EACCES: 13,
-  ENOBUFS: 105,
+  EFAULT: 14,
+  EINVAL: 22,
+  EMFILE: 24,
+  EPIPE: 32,
   EPROTONOSUPPORT: 93,
+  EAFNOSUPPORT: 97,
+  ENOBUFS: 105,
+  ECONNREFUSED: 111,
 } as const;
+
+const ERRNO_NAMES = new Map<number, string>(Object.entries(Errno).map(([name, n]) => [n, name]));
 
 /** The symbolic name of an errno value, e.g. `ENOBUFS`, or `errno N`. */
 export function errnoName(code: number): string {
-  return ERRNO_NAMES[code] ?? `errno ${code}`;
+  return ERRNO_NAMES.get(code) ?? `errno ${code}`;
 }
 
 /** A failed libc call, carrying the errno name in `code` and in its message. */

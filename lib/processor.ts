@@ -21,6 +21,7 @@ import type { Users } from "./users.ts";
 import type { WallClock } from "./time.ts";
 import { decodeWaitStatus } from "./wait_status.ts";
 import { decodeBytes } from "./text.ts";
+import type { LoopHandlers } from "./loop.ts";
 
 /** Receives each record that passes the filters, with the tree node it is about. */
 export type RecordSink = (rec: WatchRecord, node: ProcNode | null) => void;
@@ -114,6 +115,15 @@ export class EventProcessor {
   constructor(options: ProcessorOptions) {
     this.#o = options;
     this.#chains = options.chains ?? true;
+  }
+
+  /** The processor's part of `runLoop`'s handlers: early reads, batches, overruns. */
+  loopHandlers(): Pick<LoopHandlers, "decoded" | "batch" | "overrun"> {
+    return {
+      decoded: (b, from) => this.decoded(b, from),
+      batch: (b, complete) => this.process(b, complete),
+      overrun: () => this.overrun(),
+    };
   }
 
   /** The kernel reported an overrun: events were dropped before the next datagram. */

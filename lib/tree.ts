@@ -44,8 +44,6 @@ export interface ProcNode {
   exitStatus: number | null;
   /** Exit time (CLOCK_MONOTONIC ns); null while alive or when not seen. */
   exitNs: number | null;
-  /** Number of execs seen. */
-  execs: number;
   /** True once eviction was due but children kept the node. */
   expired: boolean;
 }
@@ -130,7 +128,6 @@ function newNode(pid: number, parent: ProcNode | null): ProcNode {
     alive: true,
     exitStatus: null,
     exitNs: null,
-    execs: 0,
     expired: false,
   };
 }
@@ -238,7 +235,6 @@ export class PidTree {
       }
       this.#put(n);
     }
-    n.execs++;
     n.comm = info.comm;
     n.argv = info.argv;
     n.exe = info.exe;

@@ -260,6 +260,15 @@ function dataSize(what: number): number {
   }
 }
 
+// Plain functions, not closures over each message: nothing allocated per event for them.
+function u32(view: DataView, at: number): number {
+  return view.getUint32(at, true);
+}
+
+function i32(view: DataView, at: number): number {
+  return view.getInt32(at, true);
+}
+
 function err(reason: DecodeError["reason"], offset: number): DecodeError {
   return { what: "error", reason, offset };
 }
@@ -321,11 +330,18 @@ function decodeMessage(view: DataView, at: number, nlLen: number, off: number): 
   if (need === 0) return { what: "unknown", code: what, seq, cpu, timestampNs };
   if (cnLen < PROC_EVENT.data + need) return err("short_event", off);
   const d = ev + PROC_EVENT.data;
-  const u32 = (o: number) => view.getUint32(d + o, true);
-  const i32 = (o: number) => view.getInt32(d + o, true);
   switch (what) {
     case WHAT.NONE:
-      return { what: "ack", seq, ack, cpu, timestampNs, pid: 0, tgid: 0, err: u32(DATA.ack.err) };
+      return {
+        what: "ack",
+        seq,
+        ack,
+        cpu,
+        timestampNs,
+        pid: 0,
+        tgid: 0,
+        err: u32(view, d + DATA.ack.err),
+      };
     case WHAT.FORK:
       return {
         what: "fork",
@@ -333,10 +349,10 @@ function decodeMessage(view: DataView, at: number, nlLen: number, off: number): 
         ack,
         cpu,
         timestampNs,
-        pid: i32(DATA.fork.childPid),
-        tgid: i32(DATA.fork.childTgid),
-        parentPid: i32(DATA.fork.parentPid),
-        parentTgid: i32(DATA.fork.parentTgid),
+        pid: i32(view, d + DATA.fork.childPid),
+        tgid: i32(view, d + DATA.fork.childTgid),
+        parentPid: i32(view, d + DATA.fork.parentPid),
+        parentTgid: i32(view, d + DATA.fork.parentTgid),
       };
     case WHAT.EXEC:
       return {
@@ -345,8 +361,8 @@ function decodeMessage(view: DataView, at: number, nlLen: number, off: number): 
         ack,
         cpu,
         timestampNs,
-        pid: i32(DATA.exec.pid),
-        tgid: i32(DATA.exec.tgid),
+        pid: i32(view, d + DATA.exec.pid),
+        tgid: i32(view, d + DATA.exec.tgid),
       };
     case WHAT.UID:
     case WHAT.GID:
@@ -356,10 +372,10 @@ function decodeMessage(view: DataView, at: number, nlLen: number, off: number): 
         ack,
         cpu,
         timestampNs,
-        pid: i32(DATA.id.pid),
-        tgid: i32(DATA.id.tgid),
-        real: u32(DATA.id.real),
-        effective: u32(DATA.id.effective),
+        pid: i32(view, d + DATA.id.pid),
+        tgid: i32(view, d + DATA.id.tgid),
+        real: u32(view, d + DATA.id.real),
+        effective: u32(view, d + DATA.id.effective),
       };
     case WHAT.SID:
       return {
@@ -368,8 +384,8 @@ function decodeMessage(view: DataView, at: number, nlLen: number, off: number): 
         ack,
         cpu,
         timestampNs,
-        pid: i32(DATA.sid.pid),
-        tgid: i32(DATA.sid.tgid),
+        pid: i32(view, d + DATA.sid.pid),
+        tgid: i32(view, d + DATA.sid.tgid),
       };
     case WHAT.PTRACE:
       return {
@@ -378,10 +394,10 @@ function decodeMessage(view: DataView, at: number, nlLen: number, off: number): 
         ack,
         cpu,
         timestampNs,
-        pid: i32(DATA.ptrace.pid),
-        tgid: i32(DATA.ptrace.tgid),
-        tracerPid: i32(DATA.ptrace.tracerPid),
-        tracerTgid: i32(DATA.ptrace.tracerTgid),
+        pid: i32(view, d + DATA.ptrace.pid),
+        tgid: i32(view, d + DATA.ptrace.tgid),
+        tracerPid: i32(view, d + DATA.ptrace.tracerPid),
+        tracerTgid: i32(view, d + DATA.ptrace.tracerTgid),
       };
     case WHAT.COMM: {
       const from = view.byteOffset + d + DATA.comm.comm;
@@ -393,8 +409,8 @@ function decodeMessage(view: DataView, at: number, nlLen: number, off: number): 
         ack,
         cpu,
         timestampNs,
-        pid: i32(DATA.comm.pid),
-        tgid: i32(DATA.comm.tgid),
+        pid: i32(view, d + DATA.comm.pid),
+        tgid: i32(view, d + DATA.comm.tgid),
         comm: raw.slice(0, nul < 0 ? raw.length : nul),
       };
     }
@@ -405,10 +421,10 @@ function decodeMessage(view: DataView, at: number, nlLen: number, off: number): 
         ack,
         cpu,
         timestampNs,
-        pid: i32(DATA.coredump.pid),
-        tgid: i32(DATA.coredump.tgid),
-        parentPid: i32(DATA.coredump.parentPid),
-        parentTgid: i32(DATA.coredump.parentTgid),
+        pid: i32(view, d + DATA.coredump.pid),
+        tgid: i32(view, d + DATA.coredump.tgid),
+        parentPid: i32(view, d + DATA.coredump.parentPid),
+        parentTgid: i32(view, d + DATA.coredump.parentTgid),
       };
     default:
       return {
@@ -417,12 +433,12 @@ function decodeMessage(view: DataView, at: number, nlLen: number, off: number): 
         ack,
         cpu,
         timestampNs,
-        pid: i32(DATA.exit.pid),
-        tgid: i32(DATA.exit.tgid),
-        exitCode: u32(DATA.exit.exitCode),
-        exitSignal: i32(DATA.exit.exitSignal),
-        parentPid: i32(DATA.exit.parentPid),
-        parentTgid: i32(DATA.exit.parentTgid),
+        pid: i32(view, d + DATA.exit.pid),
+        tgid: i32(view, d + DATA.exit.tgid),
+        exitCode: u32(view, d + DATA.exit.exitCode),
+        exitSignal: i32(view, d + DATA.exit.exitSignal),
+        parentPid: i32(view, d + DATA.exit.parentPid),
+        parentTgid: i32(view, d + DATA.exit.parentTgid),
       };
   }
 }
@@ -439,6 +455,24 @@ export const EVENT_BITS: Readonly<Record<Exclude<EventName, "ack">, number>> = {
   comm: WHAT.COMM,
   coredump: WHAT.COREDUMP,
 };
+
+/**
+ * The kernel filter (`WHAT` bits) for a set of event names; undefined (everything) without
+ * one. `always` adds bits the caller needs whatever is asked for (the tree's fork, exec,
+ * exit and comm).
+ */
+export function eventMask(
+  events: Iterable<string> | undefined,
+  always = 0,
+): number | undefined {
+  if (events === undefined) return undefined;
+  let mask = always;
+  for (const e of events) mask |= EVENT_BITS[e as keyof typeof EVENT_BITS] ?? 0;
+  return mask >>> 0;
+}
+
+/** What the process tree needs from the kernel, whatever is printed. */
+export const TREE_EVENTS: number = (WHAT.FORK | WHAT.EXEC | WHAT.EXIT | WHAT.COMM) >>> 0;
 
 /**
  * Builds the subscription request: a `PROC_CN_MCAST_LISTEN`/`IGNORE` op, and with

@@ -1,8 +1,7 @@
 import { assert, assertMatch } from "@std/assert";
-import { noKernel } from "./kernel.ts";
+import { hasCommand, noKernel } from "./kernel.ts";
 
-const haveCc =
-  new Deno.Command("sh", { args: ["-c", "command -v cc"], stdout: "null" }).outputSync().success;
+const haveCc = hasCommand("cc");
 
 Deno.test({
   name: "bench: the storm runner works end to end (1 000 processes, proctree only)",

@@ -97,6 +97,24 @@ export function parseLines(text: string): WatchRecord[] {
   });
 }
 
+/** The shipped single file (`deno task bundle`); CI builds it before the tests. */
+export const BUNDLE: string = new URL("../dist/proctree.js", import.meta.url).pathname;
+
+/** Whether {@linkcode BUNDLE} exists. */
+export const haveBundle: boolean = (() => {
+  try {
+    return Deno.statSync(BUNDLE).isFile;
+  } catch {
+    return false;
+  }
+})();
+
+/** Whether a program is on PATH. */
+export function hasCommand(name: string): boolean {
+  return new Deno.Command("sh", { args: ["-c", `command -v ${name}`], stdout: "null" }).outputSync()
+    .success;
+}
+
 /** Waits `ms`. */
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));

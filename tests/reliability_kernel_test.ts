@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertLessOrEqual } from "@std/assert";
-import { noKernel, PROCTREE, sleep, startProctree } from "./kernel.ts";
+import { BUNDLE, haveBundle, noKernel, PROCTREE, sleep, startProctree } from "./kernel.ts";
 import { listDir } from "../ffi/procfs.ts";
 import type { WatchRecord } from "../lib/record.ts";
 
@@ -192,14 +192,6 @@ Deno.test(
 );
 
 const deno = Deno.execPath();
-const bundle = `${root}dist/proctree.js`;
-const haveBundle = (() => {
-  try {
-    return Deno.statSync(bundle).isFile;
-  } catch {
-    return false;
-  }
-})();
 
 /** Runs the bundle as another user or in new namespaces; deno and the bundle are copied where anyone may read them. */
 async function runIsolated(prefix: string[], seconds = 5) {
@@ -207,7 +199,7 @@ async function runIsolated(prefix: string[], seconds = 5) {
   await Deno.chmod(dir, 0o755);
   await Deno.copyFile(deno, `${dir}/deno`);
   await Deno.chmod(`${dir}/deno`, 0o755);
-  await Deno.copyFile(bundle, `${dir}/proctree.js`);
+  await Deno.copyFile(BUNDLE, `${dir}/proctree.js`);
   await Deno.chmod(`${dir}/proctree.js`, 0o644);
   const t = performance.now();
   const child = new Deno.Command("timeout", {

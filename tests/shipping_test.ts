@@ -1,19 +1,9 @@
 import { assert, assertEquals, assertMatch } from "@std/assert";
-import { PROCTREE } from "./kernel.ts";
+import { hasCommand, haveBundle, PROCTREE } from "./kernel.ts";
 
 const root = new URL("..", import.meta.url).pathname;
-const bundle = `${root}dist/proctree.js`;
-const haveBundle = (() => {
-  try {
-    return Deno.statSync(bundle).isFile;
-  } catch {
-    return false;
-  }
-})();
 if (!haveBundle) console.log("shipping tests ignored: no dist/proctree.js (run deno task bundle)");
-const haveAnalyze =
-  new Deno.Command("sh", { args: ["-c", "command -v systemd-analyze"], stdout: "null" })
-    .outputSync().success;
+const haveAnalyze = hasCommand("systemd-analyze");
 if (!haveAnalyze) console.log("systemd unit test ignored: systemd-analyze is not installed");
 
 Deno.test("cli: --version comes from deno.json, --help lists every command with an example", async () => {

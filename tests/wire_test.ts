@@ -130,3 +130,14 @@ Deno.test("wire: a bad second message keeps the first", () => {
   assertEquals(out[0], EVENTS[2]);
   assertEquals(out[1], { what: "error", reason: "bad_nlmsg_len", offset: 76 });
 });
+
+Deno.test("wire: event masks for the kernel filter", async () => {
+  const { eventMask, TREE_EVENTS, WHAT } = await import("../lib/wire.ts");
+  assertEquals(eventMask(undefined), undefined);
+  assertEquals(eventMask(["exec"]), WHAT.EXEC);
+  assertEquals(
+    eventMask(["uid"], TREE_EVENTS),
+    (WHAT.UID | WHAT.FORK | WHAT.EXEC | WHAT.EXIT | WHAT.COMM) >>> 0,
+  );
+  assertEquals(eventMask(["exit"]), WHAT.EXIT);
+});
