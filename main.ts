@@ -4,7 +4,7 @@
  * @module
  */
 
-import { CliError, say } from "./cli/common.ts";
+import { CliError, say } from "./cli/errors.ts";
 import { watch } from "./cli/watch.ts";
 import { chain } from "./cli/chain.ts";
 import { tree } from "./cli/tree.ts";

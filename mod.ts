@@ -20,8 +20,10 @@ export {
   listen,
   type Listening,
   type ListenOptions,
+  type ProcessorConfig,
   rawEvents,
   type RawEventsOptions,
+  Session,
   watchEvents,
   type WatchOptions,
 } from "./api.ts";
@@ -42,6 +44,7 @@ export {
   type DecodeError,
   type EventBase,
   type EventName,
+  type EventOf,
   type ExecEvent,
   type ExitEvent,
   type ForkEvent,
@@ -52,10 +55,36 @@ export {
   type UnknownEvent,
   WHAT,
 } from "./lib/wire.ts";
+export {
+  EVENT_KINDS,
+  type Field,
+  type FieldType,
+  KINDS,
+  type KindSpec,
+  type Layout,
+  type Payloads,
+} from "./lib/event_kinds.ts";
+export {
+  type BatchSink,
+  EventLoop,
+  type LoopHandlers,
+  type Source,
+  type Waiter,
+  type WaitOutcome,
+} from "./lib/loop.ts";
+export { Poller } from "./ffi/poller.ts";
+export {
+  EventProcessor,
+  type ProcessFilter,
+  type ProcessorCounters,
+  type ProcessorOptions,
+  type RecordSink,
+} from "./lib/processor.ts";
 export { encodeEvent } from "./lib/encode.ts";
 export {
   type ExecInfo,
   PidTree,
+  type ProcessTree,
   type ProcNode,
   type ResyncResult,
   type SeedEntry,
@@ -69,7 +98,9 @@ export {
   toJsonLine,
   type WatchRecord,
 } from "./lib/record.ts";
+export type { ProcReader, StatInfo, StatusInfo } from "./lib/procfs.ts";
 export { decodeWaitStatus, type WaitStatus } from "./lib/wait_status.ts";
 export { byComm, byExe, byName, byNode, byUser, type NodeMatcher } from "./lib/lineage.ts";
 export { Users } from "./lib/users.ts";
+export { hostUsers } from "./ffi/passwd.ts";
 export { Audit, type AuditEntry, type AuditTotals } from "./lib/audit.ts";

@@ -4,9 +4,11 @@
  * @module
  */
 
-import { CliError, parseFlags } from "./common.ts";
+import { CliError } from "./errors.ts";
+import { parseFlags } from "./flags.ts";
 import { procfs } from "../ffi/procfs.ts";
-import { Users } from "../lib/users.ts";
+import { hostUsers } from "../ffi/passwd.ts";
+import { terminalSafe } from "../lib/text.ts";
 import { chainObjects, formatChain } from "../lib/record.ts";
 import { PidTree, type ProcNode, type SeedEntry } from "../lib/tree.ts";
 
@@ -28,7 +30,7 @@ export function liveChain(pid: number): ProcNode[] | null {
     seen.add(p);
     const st = procfs.stat(p);
     if (!st) break;
-    entries.push({ ...st, euid: procfs.euid(p) });
+    entries.push({ ...st, euid: procfs.status(p)?.euid ?? null });
     p = st.ppid;
   }
   if (entries.length === 0) return null;
@@ -50,7 +52,10 @@ export function chain(args: string[]): number {
   const pid = Number(f._[0]);
   const nodes = liveChain(pid);
   if (!nodes) throw new CliError(`chain: no process with pid ${pid}`, 1);
-  const users = new Users();
-  console.log(f.json ? JSON.stringify(chainObjects(nodes, users)) : formatChain(nodes, users));
+  const users = hostUsers();
+  // The text form goes to terminals: a name's control bytes are shown escaped, not run.
+  console.log(
+    f.json ? JSON.stringify(chainObjects(nodes, users)) : terminalSafe(formatChain(nodes, users)),
+  );
   return 0;
 }

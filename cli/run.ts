@@ -1,22 +1,27 @@
 /**
  * `proctree run -- CMD`: subscribe, start CMD, record every process of its subtree by
  * lineage from kernel events, and report the tree when CMD and its descendants are done.
+ * {@linkcode parseRunConfig} checks the arguments (pure); {@linkcode runCommand} runs them.
  *
  * @module
  */
 
-import { bytesFlag, CliError, LineWriter, listen, LogFile, parseFlags, say } from "./common.ts";
+import { CliError, say } from "./errors.ts";
+import { bytesFlag, formatBytes, parseFlags } from "./flags.ts";
+import { LogFile } from "./log_file.ts";
+import { openSession } from "./listen.ts";
+import { MIN_RCVBUF_BYTES, rcvbufNote } from "./watch.ts";
+import { LineWriter } from "../lib/line_writer.ts";
 import { FdWriter } from "../ffi/fd_writer.ts";
-import { EventProcessor } from "../lib/processor.ts";
-import { runLoop } from "../lib/loop.ts";
-import { Users } from "../lib/users.ts";
 import { procfs } from "../ffi/procfs.ts";
-import { toJsonLine } from "../lib/record.ts";
+import { lostRecord, toJsonLine } from "../lib/record.ts";
 import { Audit } from "../lib/audit.ts";
+import { displayArg } from "../lib/text_view.ts";
 import type { ProcNode } from "../lib/tree.ts";
-import { SIGNAL_NAMES } from "../lib/wait_status.ts";
-import { Clock, clockNs } from "../ffi/libc.ts";
+import { shellStatus, signalNumber } from "../lib/wait_status.ts";
+import { DEFAULT_RCVBUF_BYTES } from "../ffi/connector.ts";
 import { realtime } from "../ffi/sched.ts";
+import { monotonicNs } from "../session.ts";
 
 export const RUN_HELP = `proctree run — run a command and record every process it starts
 
@@ -37,20 +42,44 @@ Options:
   --no-realtime        read at normal priority (default: SCHED_FIFO 1 for proctree's own
                        threads when permitted, so short-lived processes are read in time;
                        CMD and its children keep normal priority)
-  --rcvbuf SIZE        socket receive buffer (default 16M)
+  --rcvbuf SIZE        socket receive buffer to ask for (default ${
+  formatBytes(DEFAULT_RCVBUF_BYTES)
+})
   -q, --quiet          no "proctree: listening" line
   -h, --help           this help
 
 Example:
   proctree run --summary audit.json -- sh -c 'npm install'`;
 
-function signalNumber(name: string): number {
-  const n = SIGNAL_NAMES.indexOf(name);
-  return n > 0 ? n : 0;
+/** How often descendants still open after CMD ended are checked against `/proc`. */
+const ORPHAN_CHECK_NS = 200e6;
+
+/** Everything `run` was asked to do, checked; nothing started yet. */
+export interface RunConfig {
+  /** Print the help and exit. */
+  help: boolean;
+  /** The command and its arguments. */
+  command: string[];
+  /** Stream the subtree's lines on stdout. */
+  json: boolean;
+  /** Write the lines to this file instead. */
+  output?: string;
+  /** Write the JSON summary here. */
+  summary?: string;
+  /** Wait for descendants that outlive CMD. */
+  waitOrphans: boolean;
+  /** Print the tree on stderr. */
+  tree: boolean;
+  /** Read at SCHED_FIFO when permitted. */
+  realtime: boolean;
+  /** Receive buffer to ask for. */
+  rcvbufBytes: number;
+  /** No listening line. */
+  quiet: boolean;
 }
 
-/** Runs `proctree run`; resolves to the exit status. */
-export async function run(args: string[]): Promise<number> {
+/** Parses `run`'s arguments; every bad flag is a {@linkcode CliError} with status 2. */
+export function parseRunConfig(args: string[]): RunConfig {
   const f = parseFlags(args, {
     boolean: ["json", "help", "quiet", "wait-orphans", "tree", "realtime"],
     string: ["summary", "output", "rcvbuf"],
@@ -59,34 +88,52 @@ export async function run(args: string[]): Promise<number> {
     default: { "wait-orphans": true, tree: true, realtime: true },
     "--": true,
   }, "run");
-  if (f.help) {
+  const command = [...f._.map(String), ...(f["--"] ?? [])];
+  if (command.length === 0 && !f.help) {
+    throw new CliError("run: expects a command after -- (see proctree run --help)", 2);
+  }
+  return {
+    help: f.help,
+    command,
+    json: f.json,
+    output: f.output,
+    summary: f.summary,
+    waitOrphans: f["wait-orphans"],
+    tree: f.tree,
+    realtime: f.realtime,
+    rcvbufBytes: f.rcvbuf !== undefined
+      ? bytesFlag(f.rcvbuf, "rcvbuf", MIN_RCVBUF_BYTES)
+      : DEFAULT_RCVBUF_BYTES,
+    quiet: f.quiet,
+  };
+}
+
+/** Runs `proctree run`; resolves to the exit status. */
+export async function run(args: string[]): Promise<number> {
+  const c = parseRunConfig(args);
+  if (c.help) {
     console.log(RUN_HELP);
     return 0;
   }
-  const cmd = [...f._.map(String), ...(f["--"] ?? [])];
-  if (cmd.length === 0) {
-    throw new CliError("run: expects a command after -- (see proctree run --help)", 2);
-  }
+  return await runCommand(c);
+}
 
-  const l = listen({
-    rcvbufBytes: f.rcvbuf !== undefined ? bytesFlag(f.rcvbuf, "rcvbuf") : undefined,
-  });
-  const { connector, tree, clock } = l;
+/** `1 process`, `2 processes`. */
+export function count(n: number, noun: string, plural = noun + "es"): string {
+  return `${n} ${n === 1 ? noun : plural}`;
+}
+
+/** Starts the command of a parsed config under a session and reports its subtree. */
+export async function runCommand(c: RunConfig): Promise<number> {
+  // Checked before CMD starts: a summary that cannot be written must not cost its run.
+  if (c.summary) checkWritable(c.summary);
+  const session = openSession({ rcvbufBytes: c.rcvbufBytes });
+  const { tree, clock } = session;
   try {
-    const outFile = f.output ? new LogFile(f.output) : null;
+    const outFile = c.output ? new LogFile(c.output) : null;
     const stdout = new FdWriter(1);
-    const dropLine = (count: number) =>
-      toJsonLine({
-        event: "lost",
-        time: clock.iso(clockNs(Clock.MONOTONIC)),
-        count,
-        reason: "output",
-      });
-    const out = outFile
-      ? new LineWriter(outFile, dropLine)
-      : f.json
-      ? new LineWriter(stdout, dropLine)
-      : null;
+    const dropLine = (n: number) => toJsonLine(lostRecord(clock.iso(monotonicNs()), n, "output"));
+    const out = outFile || c.json ? new LineWriter(outFile ?? stdout, dropLine) : null;
 
     const audit = new Audit();
     const self = Deno.pid;
@@ -96,63 +143,58 @@ export async function run(args: string[]): Promise<number> {
       if (!root && rootPid && n.pid === rootPid && n.ppid === self) root = n;
       return n === root;
     };
-    const users = new Users();
-    const processor = new EventProcessor({
-      tree,
-      reader: procfs,
-      users,
-      clock,
-      kernelFilter: connector.kernelFilter,
-      now: () => clockNs(Clock.MONOTONIC),
+    const processor = session.processor({
       filter: { under: [isRoot] },
       sink: (rec, node) => {
         audit.add(rec, node);
         out?.push(toJsonLine(rec));
       },
     });
-    if (!f.quiet) {
-      say(`proctree: listening (rcvbuf ${connector.rcvbufBytes} bytes); running ${cmd.join(" ")}`);
+    if (!c.quiet) {
+      say(
+        `proctree: listening (${rcvbufNote(session)}); running ${
+          c.command.map(displayArg).join(" ")
+        }`,
+      );
     }
 
-    if (f.realtime) realtime(); // best effort: without CAP_SYS_NICE it stays normal
+    if (c.realtime) realtime(); // best effort: without CAP_SYS_NICE it stays normal
     let child: Deno.ChildProcess;
     try {
-      child = new Deno.Command(cmd[0], {
-        args: cmd.slice(1),
+      child = new Deno.Command(c.command[0], {
+        args: c.command.slice(1),
         stdin: "inherit",
         stdout: "inherit",
         stderr: "inherit",
-      })
-        .spawn();
+      }).spawn();
     } catch (e) {
-      throw new CliError(`run: cannot start ${cmd[0]}: ${(e as Error).message}`, 127);
+      throw new CliError(`run: cannot start ${c.command[0]}: ${(e as Error).message}`, 127);
     }
     rootPid = child.pid;
     let status: Deno.CommandStatus | null = null;
     child.status.then((s) => {
       status = s;
-      connector.wake();
+      session.poller.wake();
     });
     const forward = (sig: Deno.Signal) => () => {
       try {
         child.kill(sig);
       } catch { /* already gone */ }
     };
-    const handlers: [Deno.Signal, () => void][] = [["SIGINT", forward("SIGINT")], [
-      "SIGTERM",
-      forward("SIGTERM"),
-    ]];
+    const handlers: [Deno.Signal, () => void][] = [
+      ["SIGINT", forward("SIGINT")],
+      ["SIGTERM", forward("SIGTERM")],
+    ];
     for (const [s, h] of handlers) Deno.addSignalListener(s, h);
 
     let lastCheckNs = 0;
     const done = (): boolean => {
       if (status === null) return false;
-      if (!f["wait-orphans"]) return true;
-      if (audit.open.size === 0) return true;
-      // Descendants still open after CMD ended: confirm each against /proc at most every
-      // 200 ms, so a lost exit event cannot keep the run waiting forever.
-      const now = clockNs(Clock.MONOTONIC);
-      if (now - lastCheckNs < 2e8) return false;
+      if (!c.waitOrphans || audit.open.size === 0) return true;
+      // Descendants still open after CMD ended: confirm each against /proc now and then,
+      // so a lost exit event cannot keep the run waiting forever.
+      const now = monotonicNs();
+      if (now - lastCheckNs < ORPHAN_CHECK_NS) return false;
       lastCheckNs = now;
       for (const node of [...audit.open.keys()]) {
         // Gone, or the pid now belongs to another process. (A zombie has exited: its exit
@@ -163,44 +205,62 @@ export async function run(args: string[]): Promise<number> {
       return audit.open.size === 0;
     };
     try {
-      await runLoop(connector, {
+      await session.loop({
         ...processor.loopHandlers(),
         tick: (idle) => {
           if (idle) out?.flush();
           else out?.flushIfDue();
-          tree.sweep(clockNs(Clock.MONOTONIC));
+          session.tick();
         },
         stopped: done,
-      }, 100);
+      }, 100).run();
     } finally {
       for (const [s, h] of handlers) Deno.removeSignalListener(s, h);
     }
     out?.drain(2000, (ms) => stdout.writable(ms));
     outFile?.close();
     const st = status as Deno.CommandStatus | null;
-    const exitStatus = st === null ? 1 : st.signal ? 128 + signalNumber(st.signal) : st.code;
-    const lost = processor.counters.lost + processor.counters.overrunsUncounted;
+    const exitStatus = st === null
+      ? 1
+      : st.signal
+      ? shellStatus({ exitCode: null, signalNumber: signalNumber(st.signal) })
+      : st.code;
+    const counters = processor.counters;
+    const lost = counters.lost + counters.overrunsUncounted;
     const totals = audit.totals(lost);
-    if (f.tree) {
+    if (c.tree) {
       say(
-        `proctree: ${totals.processes} processes, ${totals.failed} failed, ${totals.killed} killed` +
-          (lost ? `; INCOMPLETE: ${lost} events lost` : ""),
+        `proctree: ${count(totals.processes, "process")}, ${totals.failed} failed, ` +
+          `${totals.killed} killed` + (lost ? `; INCOMPLETE: ${lost} events lost` : ""),
       );
       const text = audit.format();
       if (text) say(text);
     }
-    if (f.summary) {
+    if (c.summary) {
       const doc = {
-        command: cmd,
+        command: c.command,
         exit_status: exitStatus,
         complete: lost === 0,
         totals,
         tree: audit.root,
       };
-      Deno.writeTextFileSync(f.summary, JSON.stringify(doc, null, 2) + "\n", { mode: 0o600 });
+      try {
+        Deno.writeTextFileSync(c.summary, JSON.stringify(doc, null, 2) + "\n", { mode: 0o600 });
+      } catch (e) {
+        say(`proctree: cannot write ${c.summary}: ${(e as Error).message}`);
+      }
     }
     return exitStatus;
   } finally {
-    await connector.close();
+    await session.close();
+  }
+}
+
+/** Fails with one line when `path` cannot be created or written. */
+function checkWritable(path: string): void {
+  try {
+    Deno.openSync(path, { write: true, create: true, mode: 0o600 }).close();
+  } catch (e) {
+    throw new CliError(`--summary ${path}: ${(e as Error).message}`, 1);
   }
 }

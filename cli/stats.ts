@@ -1,18 +1,21 @@
 /**
- * The periodic `{"event":"stats",…}` line of `watch --stats SECONDS`.
+ * The periodic `{"event":"stats",…}` line of `watch --stats SECONDS`. Lines are due on a
+ * fixed schedule (start + k × period), so a busy loop delays one line but never shifts the
+ * ones after it.
  *
  * @module
  */
 
-import type { EventProcessor } from "../lib/processor.ts";
+import type { ProcessorCounters } from "../lib/processor.ts";
 import type { WatchRecord } from "../lib/record.ts";
 import type { WallClock } from "../lib/time.ts";
-import type { PidTree } from "../lib/tree.ts";
+import type { TreeStats } from "../lib/tree.ts";
 import type { ConnectorStats } from "../ffi/connector.ts";
 
 /** Decides when a stats line is due and builds it. */
 export class StatsClock {
   #periodNs: number;
+  #dueNs = 0;
   #lastNs = 0;
   #lastEvents = 0;
 
@@ -24,21 +27,22 @@ export class StatsClock {
   /** True when a line is due at `nowNs` (CLOCK_MONOTONIC). */
   due(nowNs: number): boolean {
     if (this.#periodNs === 0) return false;
-    if (this.#lastNs === 0) this.#lastNs = nowNs;
-    return nowNs - this.#lastNs >= this.#periodNs;
+    if (this.#dueNs === 0) {
+      this.#lastNs = nowNs;
+      this.#dueNs = nowNs + this.#periodNs;
+    }
+    return nowNs >= this.#dueNs;
   }
 
-  /** The stats line for the period that ends at `nowNs`. */
+  /** The stats line for the period that ends at `nowNs`; schedules the next one. */
   record(
     nowNs: number,
     clock: WallClock,
-    p: EventProcessor,
-    tree: PidTree,
+    c: ProcessorCounters,
+    t: TreeStats,
     socket: ConnectorStats,
   ): WatchRecord {
     const seconds = (nowNs - this.#lastNs) / 1e9;
-    const c = p.counters;
-    const t = tree.stats;
     const mem = Deno.memoryUsage();
     const rec: WatchRecord = {
       event: "stats",
@@ -61,6 +65,8 @@ export class StatsClock {
     };
     this.#lastNs = nowNs;
     this.#lastEvents = c.events;
+    // The next line is due one period after this one was due; missed periods are skipped.
+    while (this.#dueNs <= nowNs) this.#dueNs += this.#periodNs;
     return rec;
   }
 }

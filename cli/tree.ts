@@ -4,10 +4,11 @@
  * @module
  */
 
-import { CliError, parseFlags } from "./common.ts";
+import { CliError } from "./errors.ts";
+import { parseFlags } from "./flags.ts";
 import { snapshot } from "../lib/procfs.ts";
 import { procfs } from "../ffi/procfs.ts";
-import { Users } from "../lib/users.ts";
+import { hostUsers } from "../ffi/passwd.ts";
 import { buildForest, findEntry, formatForest } from "../lib/snapshot_tree.ts";
 import { terminalSafe } from "../lib/text.ts";
 
@@ -31,7 +32,7 @@ export function tree(args: string[]): number {
   if (f._.length > 1 || (f._.length === 1 && !/^\d+$/.test(String(f._[0])))) {
     throw new CliError("tree: expects at most one PID (see proctree tree --help)", 2);
   }
-  let forest = buildForest(snapshot(procfs), new Users());
+  let forest = buildForest(snapshot(procfs), hostUsers());
   if (f._.length === 1) {
     const pid = Number(f._[0]);
     const entry = findEntry(forest, pid);

@@ -1,44 +1,50 @@
 /**
  * `proctree watch`: every process event as one JSON line (or a readable text line).
+ * {@linkcode parseWatchConfig} turns the arguments into a {@linkcode WatchConfig} (pure,
+ * unit-tested); {@linkcode watch} runs it.
  *
  * @module
  */
 
 import { StatsClock } from "./stats.ts";
 import { byName, byNode } from "../lib/lineage.ts";
+import { CliError, say } from "./errors.ts";
+import { bytesFlag, formatBytes, intFlag, parseFlags } from "./flags.ts";
+import { LogFile } from "./log_file.ts";
+import { openSession } from "./listen.ts";
+import { LineWriter, MAX_PENDING_BYTES } from "../lib/line_writer.ts";
+import type { ProcessFilter } from "../lib/processor.ts";
 import {
-  bytesFlag,
-  CliError,
-  intFlag,
-  LineWriter,
-  listen,
-  LogFile,
-  parseFlags,
-  say,
-  wallOffsetNs,
-} from "./common.ts";
-import { EventProcessor, type ProcessFilter } from "../lib/processor.ts";
-import { runLoop } from "../lib/loop.ts";
-import { EVENT_BITS, eventMask, TREE_EVENTS } from "../lib/wire.ts";
-import { Users } from "../lib/users.ts";
-import { procfs } from "../ffi/procfs.ts";
-import { toJsonLine, type WatchRecord } from "../lib/record.ts";
+  EVENT_KINDS,
+  type EventKind,
+  eventMask,
+  eventsHelp,
+  isEventKind,
+  TREE_EVENTS,
+} from "../lib/event_kinds.ts";
+import type { Users } from "../lib/users.ts";
+import { lostRecord, toJsonLine, type WatchRecord } from "../lib/record.ts";
 import { TextFormatter } from "../lib/text_view.ts";
-import type { PidTree, ProcNode } from "../lib/tree.ts";
-import { Clock, clockNs } from "../ffi/libc.ts";
+import type { ProcessTree, ProcNode } from "../lib/tree.ts";
+import { DEFAULT_GRACE_MS, DEFAULT_MAX_EXITED } from "../lib/tree.ts";
 import { DEFAULT_RCVBUF_BYTES } from "../ffi/connector.ts";
 import { realtime } from "../ffi/sched.ts";
 import { FdWriter } from "../ffi/fd_writer.ts";
+import { monotonicNs, type Session } from "../session.ts";
+
+/** Smallest receive buffer `--rcvbuf` accepts (a page): 0 would mean the kernel minimum. */
+export const MIN_RCVBUF_BYTES = 4096;
 
 export const WATCH_HELP = `proctree watch — stream process events as JSON lines
 
 Usage: proctree watch [options]
 
 Options:
-  --events LIST        only these events (comma-separated): fork,exec,exit,uid,gid,sid,
-                       ptrace,comm,coredump. lost, resync, malformed and unknown always print
-  --under NAME|PID     only processes that are, or descend from, a process with this comm
-                       (or executable name) or this pid; repeatable
+  --events LIST        only these events (comma-separated); lost, resync, malformed and
+                       unknown always print. The events:
+${eventsHelp("                         ")}
+  --under NAME|PATH|PID  only processes that are, or descend from, a process with this comm
+                       or executable name, this executable path, or this pid; repeatable
   --user NAME|UID      only processes of this user; repeatable
   --comm NAME          only processes with this comm; repeatable
   --threads            also report thread creation and exit (tid differs from pid)
@@ -48,48 +54,85 @@ Options:
                        SIGHUP reopens it (for logrotate)
   --truncate           with --output: start FILE empty instead of appending
   --rotate-bytes SIZE  with --output: move FILE to FILE.1 when it reaches SIZE (e.g. 100M)
-  --output-buffer SIZE output held while the reader is slow (default 64M); beyond it lines
+  --output-buffer SIZE output held while the reader is slow (default ${
+  formatBytes(MAX_PENDING_BYTES)
+}); beyond it lines
                        are dropped and reported as {"event":"lost","reason":"output",…}
   --stats SECONDS      every SECONDS, a {"event":"stats",…} line: events/s, lost, tree size,
                        exited processes held, RSS
-  --rcvbuf SIZE        socket receive buffer (default ${DEFAULT_RCVBUF_BYTES / 1024 / 1024}M)
+  --rcvbuf SIZE        socket receive buffer to ask for (default ${
+  formatBytes(DEFAULT_RCVBUF_BYTES)
+}; at least ${formatBytes(MIN_RCVBUF_BYTES)})
   --realtime           read at real-time priority (SCHED_FIFO 1, root): far fewer execs whose
                        process exits before /proc can be read; children are not affected
-  --grace SECONDS      keep exited processes this long for chains (default 60)
-  --max-exited N       keep at most N exited processes (default 10000)
+  --grace SECONDS      keep exited processes this long for chains (default ${
+  DEFAULT_GRACE_MS / 1000
+})
+  --max-exited N       keep at most N exited processes (default ${DEFAULT_MAX_EXITED})
   -q, --quiet          no "proctree: listening" line on stderr
   -h, --help           this help
 
 Example:
   proctree watch --events exec --under sshd | jq -r .chain`;
 
-/** Builds the `--under` matchers; a number names a live pid, pinned to that process. */
-export function underMatchers(values: string[], tree: PidTree): ((n: ProcNode) => boolean)[] {
-  return values.map((v) => {
-    if (/^\d+$/.test(v)) {
-      const node = tree.get(Number(v));
-      if (!node?.alive) throw new CliError(`--under ${v}: no process with pid ${v}`, 1);
-      return byNode(node);
-    }
-    return byName(v);
-  });
+/** With `--stats`, the idle loop wakes this often, so lines come out on their schedule. */
+const STATS_TICK_MS = 100;
+
+/** Everything `watch` was asked to do, checked; nothing opened yet. */
+export interface WatchConfig {
+  /** Print the help and exit. */
+  help: boolean;
+  /** Kinds to print; undefined: all. */
+  events?: ReadonlySet<EventKind>;
+  /** `--under` values: names, paths or pids (resolved against the tree when listening). */
+  under: string[];
+  /** `--user` values: names or uids (names resolved when listening). */
+  users: string[];
+  /** `--comm` values. */
+  comms: string[];
+  /** Report threads. */
+  threads: boolean;
+  /** Output format. */
+  format: "json" | "text";
+  /** Add the chain field. */
+  chains: boolean;
+  /** `--output` path. */
+  output?: string;
+  /** Start the output file empty. */
+  truncate: boolean;
+  /** Rotate the output file at this size (0: never). */
+  rotateBytes: number;
+  /** Output held while the reader is slow. */
+  outputBufferBytes: number;
+  /** Period of stats lines (0: none). */
+  statsMs: number;
+  /** Receive buffer to ask for. */
+  rcvbufBytes: number;
+  /** Read at SCHED_FIFO. */
+  realtime: boolean;
+  /** How long exited processes are kept. */
+  graceMs: number;
+  /** Most exited processes kept. */
+  maxExited: number;
+  /** No listening line. */
+  quiet: boolean;
 }
 
-function parseEvents(list: string): Set<string> {
+function parseEvents(list: string): Set<EventKind> {
   const names = list.split(",").map((s) => s.trim()).filter(Boolean);
+  if (names.length === 0) {
+    throw new CliError(`--events: no event named in ${JSON.stringify(list)}`, 2);
+  }
   for (const n of names) {
-    if (!(n in EVENT_BITS)) {
-      throw new CliError(
-        `--events: unknown event "${n}" (known: ${Object.keys(EVENT_BITS).join(",")})`,
-        2,
-      );
+    if (!isEventKind(n)) {
+      throw new CliError(`--events: unknown event "${n}" (known: ${EVENT_KINDS.join(",")})`, 2);
     }
   }
-  return new Set(names);
+  return new Set(names as EventKind[]);
 }
 
-/** Runs `proctree watch`; resolves to the exit status. */
-export async function watch(args: string[]): Promise<number> {
+/** Parses `watch`'s arguments; every bad flag is a {@linkcode CliError} with status 2. */
+export function parseWatchConfig(args: string[]): WatchConfig {
   const f = parseFlags(args, {
     boolean: ["threads", "quiet", "help", "chain", "realtime", "truncate"],
     string: [
@@ -108,132 +151,190 @@ export async function watch(args: string[]): Promise<number> {
     alias: { q: "quiet", h: "help", o: "output" },
     default: { format: "json", chain: true },
   }, "watch");
-  if (f.help) {
-    console.log(WATCH_HELP);
-    return 0;
-  }
   if (f._.length) throw new CliError(`watch: unexpected argument ${String(f._[0])}`, 2);
   if (f.format !== "json" && f.format !== "text") {
     throw new CliError(`--format expects json or text, got ${JSON.stringify(f.format)}`, 2);
   }
-  const events = f.events !== undefined ? parseEvents(f.events) : undefined;
   if ((f.truncate || f["rotate-bytes"] !== undefined) && !f.output) {
     throw new CliError("--truncate and --rotate-bytes go with --output", 2);
   }
-  const rotateBytes = f["rotate-bytes"] !== undefined
-    ? bytesFlag(f["rotate-bytes"], "rotate-bytes")
-    : 0;
-  const statsMs = f.stats !== undefined ? intFlag(f.stats, "stats", 1) * 1000 : 0;
-  const mask = eventMask(events, TREE_EVENTS);
-  const users = new Users();
-  const uids = (f.user as string[]).map((u) => {
-    if (/^\d+$/.test(u)) return Number(u);
-    const uid = users.uidOf(u);
-    if (uid === null) throw new CliError(`--user ${u}: no such user`, 1);
-    return uid;
-  });
+  for (const c of f.comm as string[]) {
+    if (new TextEncoder().encode(c).length > 15) {
+      throw new CliError(
+        `--comm ${c}: the kernel keeps at most 15 bytes of a name (use --under for longer names)`,
+        2,
+      );
+    }
+  }
+  const opt = <T>(name: string, parse: (v: string) => T, fallback: T): T =>
+    f[name] !== undefined ? parse(f[name]) : fallback;
+  return {
+    help: f.help,
+    events: f.events !== undefined ? parseEvents(f.events) : undefined,
+    under: f.under,
+    users: f.user,
+    comms: f.comm,
+    threads: f.threads,
+    format: f.format,
+    chains: f.chain,
+    output: f.output,
+    truncate: f.truncate,
+    rotateBytes: opt("rotate-bytes", (v) => bytesFlag(v, "rotate-bytes", 1024), 0),
+    outputBufferBytes: opt(
+      "output-buffer",
+      (v) => bytesFlag(v, "output-buffer", 1024),
+      MAX_PENDING_BYTES,
+    ),
+    statsMs: opt("stats", (v) => intFlag(v, "stats", 1) * 1000, 0),
+    rcvbufBytes: opt(
+      "rcvbuf",
+      (v) => bytesFlag(v, "rcvbuf", MIN_RCVBUF_BYTES),
+      DEFAULT_RCVBUF_BYTES,
+    ),
+    realtime: f.realtime,
+    graceMs: opt("grace", (v) => intFlag(v, "grace") * 1000, DEFAULT_GRACE_MS),
+    maxExited: opt("max-exited", (v) => intFlag(v, "max-exited", 1), DEFAULT_MAX_EXITED),
+    quiet: f.quiet,
+  };
+}
 
-  const l = listen({
-    rcvbufBytes: f.rcvbuf !== undefined ? bytesFlag(f.rcvbuf, "rcvbuf") : undefined,
-    eventMask: mask,
-    graceMs: f.grace !== undefined ? intFlag(f.grace, "grace") * 1000 : undefined,
-    maxExited: f["max-exited"] !== undefined
-      ? intFlag(f["max-exited"], "max-exited", 1)
-      : undefined,
+/**
+ * Builds the `--under` matchers: a number names a live pid (pinned to that process), a
+ * path names an executable, anything else a comm or executable name.
+ */
+export function underMatchers(values: string[], tree: ProcessTree): ((n: ProcNode) => boolean)[] {
+  return values.map((v) => {
+    if (/^\d+$/.test(v)) {
+      const node = tree.get(Number(v));
+      if (!node?.alive) throw new CliError(`--under ${v}: no process with pid ${v}`, 1);
+      return byNode(node);
+    }
+    return byName(v);
   });
-  const { connector, tree, clock } = l;
+}
+
+/** The process selection of a config, resolved against the live tree and user table. */
+export function processFilter(c: WatchConfig, tree: ProcessTree, users: Users): ProcessFilter {
+  const filter: ProcessFilter = {};
+  if (c.under.length) filter.under = underMatchers(c.under, tree);
+  if (c.users.length) {
+    filter.uids = new Set(c.users.map((u) => {
+      if (/^\d+$/.test(u)) return Number(u);
+      const uid = users.uidOf(u);
+      if (uid === null) throw new CliError(`--user ${u}: no such user`, 1);
+      return uid;
+    }));
+  }
+  if (c.comms.length) filter.comms = new Set(c.comms);
+  return filter;
+}
+
+/** The listening line: what was seeded, and the receive buffer as the kernel granted it. */
+export function listeningLine(s: Session): string {
+  return `proctree: listening (${s.seeded} processes seeded, ${rcvbufNote(s)}` +
+    `${s.connector.kernelFilter ? ", kernel event filter" : ""})`;
+}
+
+/** `rcvbuf 16M`, or what was granted when it is less than was asked. */
+export function rcvbufNote(s: Session): string {
+  // Linux doubles a requested buffer for its bookkeeping and reports the doubled size.
+  const usable = Math.floor(s.connector.rcvbufBytes / 2);
+  const asked = s.connector.askedRcvbufBytes;
+  return usable < asked
+    ? `rcvbuf ${formatBytes(usable)}, less than the ${formatBytes(asked)} asked: ` +
+      `net.core.rmem_max caps it without CAP_NET_ADMIN`
+    : `rcvbuf ${formatBytes(asked)}`;
+}
+
+/** Runs `proctree watch`; resolves to the exit status. */
+export async function watch(args: string[]): Promise<number> {
+  const c = parseWatchConfig(args);
+  if (c.help) {
+    console.log(WATCH_HELP);
+    return 0;
+  }
+  return await runWatch(c);
+}
+
+/** Runs a parsed `watch` config until a signal, a hang-up or a closed output. */
+export async function runWatch(c: WatchConfig): Promise<number> {
+  const session = openSession({
+    rcvbufBytes: c.rcvbufBytes,
+    eventMask: eventMask(c.events, TREE_EVENTS),
+    graceMs: c.graceMs,
+    maxExited: c.maxExited,
+  });
+  const { tree, clock } = session;
   try {
-    const filter: ProcessFilter = {};
-    if (f.under.length) filter.under = underMatchers(f.under, tree);
-    if (uids.length) filter.uids = new Set(uids);
-    if (f.comm.length) filter.comms = new Set(f.comm as string[]);
-
-    const log = f.output ? new LogFile(f.output, { truncate: f.truncate, rotateBytes }) : null;
-    const text = f.format === "text" ? new TextFormatter(tree, filter.under) : null;
+    const filter = processFilter(c, tree, session.users);
+    const log = c.output
+      ? new LogFile(c.output, { truncate: c.truncate, rotateBytes: c.rotateBytes })
+      : null;
+    const text = c.format === "text" ? new TextFormatter(tree, filter.under) : null;
     const stdout = new FdWriter(1);
     // Every line, stats and output-drop reports included, in the one chosen format.
     const format = text
       ? (rec: WatchRecord, node: ProcNode | null) => text.format(rec, node)
       : (rec: WatchRecord) => toJsonLine(rec);
     const dropLine = (count: number) =>
-      format(
-        { event: "lost", time: clock.iso(clockNs(Clock.MONOTONIC)), count, reason: "output" },
-        null,
-      );
-    const out = new LineWriter(
-      log ?? stdout,
-      dropLine,
-      f["output-buffer"] !== undefined ? bytesFlag(f["output-buffer"], "output-buffer") : undefined,
-    );
-    const processor = new EventProcessor({
-      tree,
-      reader: procfs,
-      users,
-      clock,
-      events,
-      threads: f.threads,
+      format(lostRecord(clock.iso(monotonicNs()), count, "output"), null);
+    const out = new LineWriter(log ?? stdout, dropLine, c.outputBufferBytes);
+    const processor = session.processor({
+      events: c.events,
+      threads: c.threads,
       filter,
-      chains: f.chain,
-      kernelFilter: connector.kernelFilter,
-      now: () => clockNs(Clock.MONOTONIC),
+      chains: c.chains,
       sink: (rec, node) => out.push(format(rec, node)),
     });
 
-    if (f.realtime) {
+    if (c.realtime) {
       const err = realtime();
       if (err) {
         say(`proctree: --realtime: cannot raise priority (${err}); reading at normal priority`);
       }
     }
-    if (!log) connector.watchHangup(1);
+    if (!log) session.poller.watchHangup(1);
     let stop = false;
     let reopen = false;
     const onSignal = () => {
       stop = true;
-      connector.wake();
+      session.poller.wake();
     };
     // SIGHUP: reopen the log file (logrotate); without one it is a hang-up, and ends.
     const onHup = () => {
       if (log) reopen = true;
       else stop = true;
-      connector.wake();
+      session.poller.wake();
     };
     const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
     for (const s of signals) Deno.addSignalListener(s, onSignal);
     Deno.addSignalListener("SIGHUP", onHup);
-    const stats = new StatsClock(statsMs);
-    if (!f.quiet) {
-      say(
-        `proctree: listening (${l.seeded} processes seeded, rcvbuf ${connector.rcvbufBytes} bytes` +
-          `${connector.kernelFilter ? ", kernel event filter" : ""})`,
-      );
-    }
-    let lastClockNs = clockNs(Clock.MONOTONIC);
+    const stats = new StatsClock(c.statsMs);
+    if (!c.quiet) say(listeningLine(session));
     try {
-      await runLoop(connector, {
+      await session.loop({
         ...processor.loopHandlers(),
         tick: (idle) => {
-          const now = clockNs(Clock.MONOTONIC);
+          const now = monotonicNs();
           if (stats.due(now)) {
-            out.push(format(stats.record(now, clock, processor, tree, connector.stats), null));
+            out.push(format(
+              stats.record(now, clock, processor.counters, tree.stats, session.connector.stats),
+              null,
+            ));
           }
           if (idle || reopen) out.flush();
           else out.flushIfDue();
           if (reopen && log) log.reopen();
           reopen = false;
           if (out.closed) stop = true;
-          tree.sweep(now);
-          if (now - lastClockNs > 1e9) {
-            lastClockNs = now;
-            clock.offsetNs = wallOffsetNs();
-          }
+          session.tick(now);
         },
         stopped: () => stop,
         hangup: () => {
           out.closed = true;
           stop = true;
         },
-      });
+      }, c.statsMs ? STATS_TICK_MS : undefined).run();
     } finally {
       for (const s of signals) Deno.removeSignalListener(s, onSignal);
       Deno.removeSignalListener("SIGHUP", onHup);
@@ -245,6 +346,6 @@ export async function watch(args: string[]): Promise<number> {
     }
     return 0;
   } finally {
-    await connector.close();
+    await session.close();
   }
 }

@@ -1,15 +1,16 @@
 /**
- * The proc connector socket: subscribe, confirm, read in batches, unsubscribe.
+ * The proc connector socket, the first {@linkcode Source}: subscribe, confirm, read in
+ * batches, unsubscribe.
  *
- * Reading parks in a nonblocking `poll` on the socket and an eventfd (so `wake()` can end an
- * idle wait at once) and, once readable, drains with synchronous `recvmmsg(MSG_DONTWAIT)`
- * calls: one FFI crossing per batch of up to {@linkcode BATCH} datagrams, no await per event.
+ * The loop parks on the socket (`ffi/poller.ts`); once readable, it drains with synchronous
+ * `recvmmsg(MSG_DONTWAIT)` calls: one FFI crossing per batch of up to {@linkcode BATCH}
+ * datagrams, no await per event, each datagram decoded into the loop's batch as it arrives.
  *
  * @module
  */
 
 import { readFileText } from "./procfs.ts";
-import { Clock, clockNs, Errno, errno, errnoName, libc, LibcError } from "./libc.ts";
+import { Clock, clockNs, Errno, errno, errnoName, libc, LibcError, POLL, POLLFD } from "./libc.ts";
 import {
   type Decoded,
   decodeDatagram,
@@ -18,6 +19,7 @@ import {
   NETLINK_CONNECTOR,
   WHAT_ALL,
 } from "../lib/wire.ts";
+import type { BatchSink, Source } from "../lib/loop.ts";
 
 const AF_NETLINK = 16;
 const SOCK_DGRAM = 2;
@@ -28,9 +30,6 @@ const SO_RCVBUF = 8;
 const SO_RCVBUFFORCE = 33;
 const MSG_DONTWAIT = 0x40;
 const MSG_TRUNC = 0x20;
-const POLLIN = 1;
-const EFD_CLOEXEC = 0x80000;
-const EFD_NONBLOCK = 0x800;
 
 // struct sockaddr_nl { u16 family; u16 pad; u32 nl_pid; u32 nl_groups; }
 const SOCKADDR_NL = { size: 12, family: 0, pid: 4, groups: 8 } as const;
@@ -53,7 +52,10 @@ export const BATCH = 64;
 /** Bytes per datagram slot; a kernel proc event is 76, anything longer is foreign. */
 const SLOT_BYTES = 512;
 
-/** Default receive buffer: room for tens of thousands of events during a storm. */
+/**
+ * Default receive buffer asked for: room for tens of thousands of events during a storm.
+ * Linux doubles what is asked (for its bookkeeping) and reports the doubled size.
+ */
 export const DEFAULT_RCVBUF_BYTES: number = 16 * 1024 * 1024;
 
 /** Why the connector could not be opened; `code` is stable for scripts and tests. */
@@ -112,22 +114,22 @@ function namespaceHint(): string {
 }
 
 /** An open, subscribed proc connector socket. */
-export class ProcConnector {
+export class ProcConnector implements Source {
+  /** Source name. */
+  readonly name = "connector";
   /** The socket's file descriptor. */
   readonly fd: number;
-  /** Receive buffer the kernel granted, in bytes (as `getsockopt` reports it). */
+  /** Receive buffer the kernel granted, in bytes (as `getsockopt` reports it: doubled). */
   readonly rcvbufBytes: number;
+  /** Receive buffer asked for, in bytes. */
+  readonly askedRcvbufBytes: number;
   /** True when the kernel applies the event filter (so `cn_msg.seq` gaps are not losses). */
   readonly kernelFilter: boolean;
   /** Socket counters. */
   readonly stats: ConnectorStats = { datagrams: 0, overruns: 0, foreign: 0, truncated: 0 };
 
-  #efd: number;
   #closed = false;
   #pending: Uint8Array[] = [];
-  #polling: Promise<number> | null = null;
-  #pollfds = new Uint8Array(24); // struct pollfd { int fd; short events, revents; } × 3
-  #pollView = new DataView(this.#pollfds.buffer);
   #slots = new Uint8Array(BATCH * SLOT_BYTES);
   #slotView = new DataView(this.#slots.buffer);
   #names = new Uint8Array(BATCH * SOCKADDR_NL.size);
@@ -135,12 +137,10 @@ export class ProcConnector {
   #hdrs = new Uint8Array(BATCH * MMSGHDR.size);
   #hdrView = new DataView(this.#hdrs.buffer);
   #iovs = new Uint8Array(BATCH * IOVEC.size);
-  #eventfdBuf = new BigUint64Array(1);
 
-  private constructor(fd: number, efd: number, rcvbufBytes: number, kernelFilter: boolean) {
+  private constructor(fd: number, rcvbuf: [asked: number, granted: number], kernelFilter: boolean) {
     this.fd = fd;
-    this.#efd = efd;
-    this.rcvbufBytes = rcvbufBytes;
+    [this.askedRcvbufBytes, this.rcvbufBytes] = rcvbuf;
     this.kernelFilter = kernelFilter;
     const iovView = new DataView(this.#iovs.buffer);
     const slotsAt = Deno.UnsafePointer.value(Deno.UnsafePointer.of(this.#slots));
@@ -163,20 +163,6 @@ export class ProcConnector {
       this.#hdrView.setBigUint64(h + MMSGHDR.iov, BigInt(iovsAt) + BigInt(i * IOVEC.size), true);
       this.#hdrView.setBigUint64(h + MMSGHDR.iovlen, 1n, true);
     }
-    this.#pollView.setInt32(0, fd, true);
-    this.#pollView.setInt16(4, POLLIN, true);
-    this.#pollView.setInt32(8, efd, true);
-    this.#pollView.setInt16(12, POLLIN, true);
-    this.#pollView.setInt32(16, -1, true); // poll skips negative fds
-  }
-
-  /**
-   * Also ends `wait()` with `"hangup"` when `fd` reports an error or hang-up, e.g. stdout
-   * whose reader went away (`proctree watch | head -3` on an idle machine).
-   */
-  watchHangup(fd: number): void {
-    this.#pollView.setInt32(16, fd, true);
-    this.#pollView.setInt16(20, 0, true); // no events asked: POLLERR/POLLHUP always report
   }
 
   /**
@@ -197,7 +183,8 @@ export class ProcConnector {
       throw new ConnectorError(errnoName(e), `cannot open a netlink socket: ${errnoName(e)}`);
     }
     try {
-      const granted = setRcvbuf(fd, options.rcvbufBytes ?? DEFAULT_RCVBUF_BYTES);
+      const asked = options.rcvbufBytes ?? DEFAULT_RCVBUF_BYTES;
+      const granted = setRcvbuf(fd, asked);
       const addr = new Uint8Array(SOCKADDR_NL.size);
       const av = new DataView(addr.buffer);
       av.setUint16(SOCKADDR_NL.family, AF_NETLINK, true);
@@ -211,22 +198,15 @@ export class ProcConnector {
             : `cannot bind to the proc connector: ${errnoName(e)}`,
         );
       }
-      const efd = c.eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-      if (efd < 0) throw new LibcError("eventfd", errno());
       const wanted = options.eventMask === undefined
         ? WHAT_ALL
         : (options.eventMask & WHAT_ALL) >>> 0;
       const filter = wanted !== WHAT_ALL && kernelAtLeast(6, 6);
-      const conn = new ProcConnector(fd, efd, granted, filter);
-      try {
-        conn.#subscribe(options.ackTimeoutMs ?? 2000);
-        if (filter) {
-          // The kernel acks this too, but its own filter then drops the ack (what = NONE).
-          conn.#request(MCAST_OP.LISTEN, wanted);
-        }
-      } catch (e) {
-        c.close(efd);
-        throw e;
+      const conn = new ProcConnector(fd, [asked, granted], filter);
+      conn.#subscribe(options.ackTimeoutMs ?? 2000);
+      if (filter) {
+        // The kernel acks this too, but its own filter then drops the ack (what = NONE).
+        conn.#request(MCAST_OP.LISTEN, wanted);
       }
       return conn;
     } catch (e) {
@@ -255,13 +235,17 @@ export class ProcConnector {
     const nonce = this.#request(MCAST_OP.LISTEN);
     const deadline = clockNs(Clock.MONOTONIC) + timeoutMs * 1e6;
     const decoded: Decoded[] = [];
+    const pollfd = new Uint8Array(POLLFD.size);
+    const pv = new DataView(pollfd.buffer);
+    pv.setInt32(POLLFD.fd, this.fd, true);
+    pv.setInt16(POLLFD.events, POLL.IN, true);
     for (;;) {
       const left = Math.ceil((deadline - clockNs(Clock.MONOTONIC)) / 1e6);
       if (left <= 0) break;
-      this.#pollView.setInt16(6, 0, true);
-      if (libc().poll(this.#pollfds.subarray(0, 8), 1n, left) <= 0) continue;
+      pv.setInt16(POLLFD.revents, 0, true);
+      if (libc().poll(pollfd, 1n, left) <= 0) continue;
       let acked = -1;
-      this.drain((view, offset, length) => {
+      this.receive((view, offset, length) => {
         decoded.length = 0;
         decodeDatagram(view, offset, length, decoded);
         const d = decoded[0];
@@ -286,12 +270,34 @@ export class ProcConnector {
     );
   }
 
+  /** True while datagrams read during the subscription wait for the first drain. */
+  get pending(): boolean {
+    return this.#pending.length > 0;
+  }
+
   /**
-   * Reads every datagram available now, without blocking, handing each to `sink`.
+   * The {@linkcode Source} drain: decodes up to `max` datagrams into `sink.batch`, calling
+   * `sink.decoded` after each one.
+   */
+  drain(sink: BatchSink, max: number): number {
+    const batch = sink.batch;
+    return this.receive(
+      (view, offset, length) => {
+        const from = batch.length;
+        decodeDatagram(view, offset, length, batch);
+        sink.decoded(from);
+      },
+      () => sink.overrun(),
+      max,
+    );
+  }
+
+  /**
+   * Reads every datagram available now, without blocking, handing each undecoded to `sink`.
    * Returns the number delivered; 0 means the socket is empty. `onOverrun` runs when the
    * kernel reports that the receive buffer overflowed (events were dropped).
    */
-  drain(sink: DatagramSink, onOverrun?: () => void, maxDatagrams = Infinity): number {
+  receive(sink: DatagramSink, onOverrun?: () => void, maxDatagrams = Infinity): number {
     let delivered = 0;
     if (this.#pending.length) {
       for (const p of this.#pending.splice(0)) {
@@ -333,71 +339,19 @@ export class ProcConnector {
     return delivered;
   }
 
-  /**
-   * Waits until the socket is readable, `wake()` is called, the `watchHangup` fd hangs up,
-   * or `timeoutMs` passes (-1: no limit).
-   */
-  async wait(timeoutMs = -1): Promise<"readable" | "woken" | "timeout" | "hangup"> {
-    if (this.#closed) return "woken";
-    if (this.#pending.length) return "readable";
-    this.#pollView.setInt16(6, 0, true);
-    this.#pollView.setInt16(14, 0, true);
-    this.#pollView.setInt16(22, 0, true);
-    this.#polling = libc().pollAsync(this.#pollfds, 3n, timeoutMs);
-    const r = await this.#polling;
-    this.#polling = null;
-    return this.#outcome(r);
-  }
-
-  /**
-   * `wait()` without leaving the JS thread: blocks it for at most `timeoutMs`. Under load
-   * this costs one poll syscall per wake-up instead of an async FFI round trip (tens of µs).
-   */
-  waitSync(timeoutMs: number): "readable" | "woken" | "timeout" | "hangup" {
-    if (this.#closed) return "woken";
-    if (this.#pending.length) return "readable";
-    this.#pollView.setInt16(6, 0, true);
-    this.#pollView.setInt16(14, 0, true);
-    this.#pollView.setInt16(22, 0, true);
-    return this.#outcome(libc().poll(this.#pollfds, 3n, timeoutMs));
-  }
-
-  #outcome(r: number): "readable" | "woken" | "timeout" | "hangup" {
-    if (r <= 0) return "timeout";
-    if (this.#pollView.getInt16(22, true) !== 0) return "hangup";
-    if (this.#pollView.getInt16(14, true) & POLLIN) {
-      libc().read(this.#efd, new Uint8Array(this.#eventfdBuf.buffer), 8n);
-      return "woken";
-    }
-    return "readable";
-  }
-
-  /** Ends a pending or the next `wait()` at once. Safe from a signal handler. */
-  wake(): void {
-    if (this.#closed) return;
-    this.#eventfdBuf[0] = 1n;
-    libc().write(this.#efd, new Uint8Array(this.#eventfdBuf.buffer), 8n);
-  }
-
   /** True once `close()` was called. */
   get closed(): boolean {
     return this.#closed;
   }
 
-  /** Unsubscribes and closes both descriptors (after any wait in flight has ended). */
-  async close(): Promise<void> {
+  /** Unsubscribes and closes the socket (after any poll on it has ended). */
+  close(): void {
     if (this.#closed) return;
-    const polling = this.#polling;
-    if (polling) {
-      this.wake();
-      await polling;
-    }
     this.#closed = true;
     try {
       this.#request(MCAST_OP.IGNORE);
     } catch { /* the socket is going away anyway */ }
     libc().close(this.fd);
-    libc().close(this.#efd);
   }
 }
 

@@ -102,6 +102,11 @@ export class LibcError extends Error {
   }
 }
 
+/** `struct pollfd` layout and the `poll(2)` event bits proctree uses. */
+export const POLLFD = { size: 8, fd: 0, events: 4, revents: 6 } as const;
+/** `poll(2)` event bits. */
+export const POLL = { IN: 0x1, PRI: 0x2, OUT: 0x4, ERR: 0x8, HUP: 0x10 } as const;
+
 /** Clock ids for {@linkcode clockNs}. */
 export const Clock = { REALTIME: 0, MONOTONIC: 1, BOOTTIME: 7 } as const;
 

@@ -7,13 +7,8 @@
  */
 
 import { libc } from "./libc.ts";
-import {
-  parseCmdline,
-  parseStat,
-  parseStatus,
-  parseStatusUids,
-  type ProcReader,
-} from "../lib/procfs.ts";
+import { decodeBytes } from "../lib/text.ts";
+import { parseCmdline, parseStat, parseStatus, type ProcReader } from "../lib/procfs.ts";
 
 const O_RDONLY_CLOEXEC = 0x80000;
 const encoder = new TextEncoder();
@@ -62,11 +57,11 @@ export function readFileText(path: string): string | null {
 
 const linkBuf = new Uint8Array(4096);
 
-/** The target of a symlink, or null. */
+/** The target of a symlink, or null. Bytes that are not UTF-8 are kept (see `text.ts`). */
 export function readLink(path: string): string | null {
   const n = Number(libc().readlink(cPath(path), linkBuf, BigInt(linkBuf.length)));
   if (n < 0) return null;
-  return new TextDecoder().decode(linkBuf.subarray(0, n));
+  return decodeBytes(linkBuf.subarray(0, n));
 }
 
 const DIRENT_NAME = 19; // struct dirent64: d_ino 8, d_off 8, d_reclen 2, d_type 1, d_name
@@ -104,10 +99,6 @@ export const procfs: ProcReader = {
   },
   exe(pid) {
     return readLink(`/proc/${pid}/exe`);
-  },
-  euid(pid) {
-    const t = readFileText(`/proc/${pid}/status`);
-    return t === null ? null : parseStatusUids(t)?.euid ?? null;
   },
   pids() {
     return listDir("/proc").filter((n) => n.charCodeAt(0) >= 0x30 && n.charCodeAt(0) <= 0x39).map(

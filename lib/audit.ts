@@ -10,7 +10,7 @@
 
 import type { WatchRecord } from "./record.ts";
 import type { ProcNode } from "./tree.ts";
-import { displayName } from "./text_view.ts";
+import { displayName, MAX_INDENT } from "./text_view.ts";
 
 /** One process of the audited subtree. */
 export interface AuditEntry {
@@ -21,7 +21,7 @@ export interface AuditEntry {
   /** The name (at most 15 bytes from the kernel). */
   comm: string | null;
   /** Arguments from `/proc/<pid>/cmdline`; null when not readable. */
-  argv: string[] | null;
+  argv: readonly string[] | null;
   /** Executable path from `/proc/<pid>/exe`; null when not readable. */
   exe: string | null;
   /** User name of the effective uid (the number when unnamed). */
@@ -52,19 +52,13 @@ export interface AuditTotals {
   lost_events: number;
 }
 
-/** Milliseconds since the epoch of a `WallClock` ISO time, keeping its microseconds. */
-function isoMs(iso: string): number {
-  return Date.parse(iso) + Number(iso.slice(23, 26)) / 1000;
-}
-
 /** Builds the subtree from records that passed an `--under` filter on the root. */
 export class Audit {
   /** The audited command's process; null until its fork was seen. */
   root: AuditEntry | null = null;
   #byNode = new Map<ProcNode, AuditEntry>();
   #open = new Map<ProcNode, AuditEntry>();
-  #startMs = new Map<AuditEntry, number>();
-  #durations = new Map<AuditEntry, number>();
+  #nodes = new Map<AuditEntry, ProcNode>();
 
   /** Processes seen that have not exited yet. */
   get open(): ReadonlyMap<ProcNode, AuditEntry> {
@@ -73,18 +67,26 @@ export class Audit {
 
   /** Every entry, root first, depth first. */
   entries(): AuditEntry[] {
-    const out: AuditEntry[] = [];
-    const walk = (e: AuditEntry) => {
-      out.push(e);
-      for (const c of e.children) walk(c);
-    };
-    if (this.root) walk(this.root);
+    return this.#walk().map(([e]) => e);
+  }
+
+  /** Entries with their depth, root first, depth first; iterative, so any depth works. */
+  #walk(): [AuditEntry, number][] {
+    const out: [AuditEntry, number][] = [];
+    const stack: [AuditEntry, number][] = this.root ? [[this.root, 0]] : [];
+    while (stack.length) {
+      const [e, depth] = stack.pop()!;
+      out.push([e, depth]);
+      for (let i = e.children.length - 1; i >= 0; i--) stack.push([e.children[i], depth + 1]);
+    }
     return out;
   }
 
-  /** Milliseconds between a process's fork and exit, when both were seen. */
+  /** Milliseconds between a process's fork and exit, when both were seen (kernel times). */
   durationMs(e: AuditEntry): number | null {
-    return this.#durations.get(e) ?? null;
+    const n = this.#nodes.get(e);
+    if (!n || n.startNs === null || n.exitNs === null || n.exitStatus === null) return null;
+    return (n.exitNs - n.startNs) / 1e6;
   }
 
   /** Takes one record about `node` (records without a node are ignored). */
@@ -107,7 +109,7 @@ export class Audit {
       };
       this.#byNode.set(node, e);
       this.#open.set(node, e);
-      this.#startMs.set(e, isoMs(rec.time));
+      this.#nodes.set(e, node);
       const parent = node.parent ? this.#byNode.get(node.parent) : undefined;
       if (parent) parent.children.push(e);
       else if (!this.root) this.root = e;
@@ -129,7 +131,6 @@ export class Audit {
         e.signal = rec.signal ?? null;
         if (rec.ppid) e.ppid = rec.ppid;
         this.#open.delete(node);
-        this.#durations.set(e, isoMs(rec.time) - this.#startMs.get(e)!);
         break;
       }
     }
@@ -158,7 +159,7 @@ export class Audit {
   /** The indented text tree: pid, argv (or comm, or `<unknown>`), how it ended, duration. */
   format(): string {
     const lines: string[] = [];
-    const walk = (e: AuditEntry, depth: number) => {
+    for (const [e, depth] of this.#walk()) {
       const how = e.signal
         ? `killed by ${e.signal}`
         : e.exit_code !== null
@@ -171,13 +172,11 @@ export class Audit {
         ? ""
         : ` ${ms < 1000 ? ms.toFixed(1) + " ms" : (ms / 1000).toFixed(2) + " s"}`;
       lines.push(
-        `${"  ".repeat(Math.min(depth, 24))}${e.pid} ${
+        `${"  ".repeat(Math.min(depth, MAX_INDENT))}${e.pid} ${
           displayName(e.argv, e.comm)
         }  [${how}${took}]`,
       );
-      for (const c of e.children) walk(c, depth + 1);
-    };
-    if (this.root) walk(this.root, 0);
+    }
     return lines.join("\n");
   }
 }

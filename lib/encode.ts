@@ -1,6 +1,8 @@
 /**
- * Encodes proc connector datagrams exactly as the kernel lays them out, from the constants
- * in `wire.ts`. Tests, the fuzzer and the benchmarks build their byte fixtures with it.
+ * Encodes proc connector datagrams exactly as the kernel lays them out, from the header
+ * layouts in `wire.ts` and the rows of `event_kinds.ts`. The start-up warm-up
+ * (`warm_up.ts`) runs the pipeline on datagrams made here; tests, the fuzzer and the
+ * benchmarks build their byte fixtures with it.
  *
  * @module
  */
@@ -10,20 +12,16 @@ import {
   CN_MSG,
   CN_MSG_OFFSET,
   CN_VAL_PROC,
-  DATA,
-  EVENT_BITS,
   NLMSG,
   NLMSG_TYPE,
   PROC_EVENT,
   PROC_EVENT_OFFSET,
   type ProcEvent,
-  WHAT,
 } from "./wire.ts";
+import { KINDS, type KindSpec } from "./event_kinds.ts";
 
 /** Size of one kernel proc connector datagram. */
 export const DATAGRAM_BYTES: number = PROC_EVENT_OFFSET + PROC_EVENT.size;
-
-const WHAT_CODE: Record<ProcEvent["what"], number> = { ack: WHAT.NONE, ...EVENT_BITS };
 
 /** Writes `ev` as one datagram into `view` at `at`; returns the bytes written. */
 export function encodeEventInto(view: DataView, at: number, ev: ProcEvent): number {
@@ -38,58 +36,21 @@ export function encodeEventInto(view: DataView, at: number, ev: ProcEvent): numb
   view.setUint32(cn + CN_MSG.ack, ev.ack, true);
   view.setUint16(cn + CN_MSG.len, PROC_EVENT.size, true);
   const e = at + PROC_EVENT_OFFSET;
-  view.setUint32(e + PROC_EVENT.what, WHAT_CODE[ev.what], true);
+  const spec: KindSpec = KINDS[ev.what];
+  view.setUint32(e + PROC_EVENT.what, spec.code, true);
   view.setUint32(e + PROC_EVENT.cpu, ev.cpu, true);
   view.setBigUint64(e + PROC_EVENT.timestampNs, BigInt(ev.timestampNs), true);
   const d = e + PROC_EVENT.data;
-  const i32 = (o: number, v: number) => view.setInt32(d + o, v, true);
-  const u32 = (o: number, v: number) => view.setUint32(d + o, v >>> 0, true);
-  switch (ev.what) {
-    case "ack":
-      u32(DATA.ack.err, ev.err);
-      break;
-    case "fork":
-      i32(DATA.fork.parentPid, ev.parentPid);
-      i32(DATA.fork.parentTgid, ev.parentTgid);
-      i32(DATA.fork.childPid, ev.pid);
-      i32(DATA.fork.childTgid, ev.tgid);
-      break;
-    case "uid":
-    case "gid":
-      i32(DATA.id.pid, ev.pid);
-      i32(DATA.id.tgid, ev.tgid);
-      u32(DATA.id.real, ev.real);
-      u32(DATA.id.effective, ev.effective);
-      break;
-    case "ptrace":
-      i32(DATA.ptrace.pid, ev.pid);
-      i32(DATA.ptrace.tgid, ev.tgid);
-      i32(DATA.ptrace.tracerPid, ev.tracerPid);
-      i32(DATA.ptrace.tracerTgid, ev.tracerTgid);
-      break;
-    case "comm":
-      i32(DATA.comm.pid, ev.pid);
-      i32(DATA.comm.tgid, ev.tgid);
-      new Uint8Array(view.buffer, view.byteOffset + d + DATA.comm.comm, DATA.comm.commBytes)
-        .set(ev.comm.subarray(0, DATA.comm.commBytes - 1));
-      break;
-    case "coredump":
-      i32(DATA.coredump.pid, ev.pid);
-      i32(DATA.coredump.tgid, ev.tgid);
-      i32(DATA.coredump.parentPid, ev.parentPid);
-      i32(DATA.coredump.parentTgid, ev.parentTgid);
-      break;
-    case "exit":
-      i32(DATA.exit.pid, ev.pid);
-      i32(DATA.exit.tgid, ev.tgid);
-      u32(DATA.exit.exitCode, ev.exitCode);
-      i32(DATA.exit.exitSignal, ev.exitSignal);
-      i32(DATA.exit.parentPid, ev.parentPid);
-      i32(DATA.exit.parentTgid, ev.parentTgid);
-      break;
-    default: // exec and sid carry pid and tgid only, at the same offsets
-      i32(DATA.exec.pid, ev.pid);
-      i32(DATA.exec.tgid, ev.tgid);
+  const values = ev as unknown as Record<string, unknown>;
+  for (const [name, field] of Object.entries(spec.fields)) {
+    const v = values[name];
+    if (field.type === "i32") view.setInt32(d + field.at, v as number, true);
+    else if (field.type === "u32") view.setUint32(d + field.at, (v as number) >>> 0, true);
+    else {
+      // At most size − 1 bytes: the kernel always ends a name with NUL.
+      const bytes = (v as Uint8Array).subarray(0, (field.bytes ?? 1) - 1);
+      new Uint8Array(view.buffer, view.byteOffset + d + field.at, field.bytes).set(bytes);
+    }
   }
   return DATAGRAM_BYTES;
 }

@@ -39,9 +39,13 @@ export function byNode(node: ProcNode): NodeMatcher {
   return (n) => n === node;
 }
 
-/** Matches a name as `--under NAME` does: the comm, or the executable's basename. */
+/**
+ * Matches as `--under` does: a path (with a slash) is the executable's path; a name is the
+ * comm or the executable's basename.
+ */
 export function byName(name: string): NodeMatcher {
+  if (name.includes("/")) return byExe(name);
   const comm = byComm(name);
-  const exe = byExe(name.replaceAll("/", ""));
+  const exe = byExe(name);
   return (n) => comm(n) || exe(n);
 }

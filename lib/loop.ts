@@ -1,36 +1,61 @@
 /**
- * The read loop: drain everything the socket holds (in bounded batches), decode, process,
- * flush, and only then park until the socket is readable again. Written against
- * {@linkcode EventSource} so the loop is the same for the kernel socket and for tests.
+ * The read loop shared by `watch`, `run` and the library: drain every source (in bounded
+ * batches), process, flush, and only then park until a source is readable again.
+ *
+ * A **source** is one kernel channel (the proc connector today). It drains what it holds,
+ * decoded, into the loop's batch without blocking. The loop never knows what a source is
+ * made of, and the same loop runs over test sources.
  *
  * @module
  */
 
-import { type Decoded, decodeDatagram } from "./wire.ts";
+import type { Decoded } from "./wire.ts";
 
-/** What the loop needs from a connector (`ffi/connector.ts` implements it). */
-export interface EventSource {
-  /** Hands every available datagram to `sink` without blocking; returns how many. */
-  drain(
-    sink: (view: DataView, offset: number, length: number) => void,
-    onOverrun?: () => void,
-    maxDatagrams?: number,
-  ): number;
-  /** Parks until readable, woken, or `timeoutMs` (-1: forever). */
-  wait(timeoutMs?: number): Promise<"readable" | "woken" | "timeout" | "hangup">;
-  /** The same, blocking the calling thread (short timeouts only). */
-  waitSync?(timeoutMs: number): "readable" | "woken" | "timeout" | "hangup";
-  /** Ends a pending wait. */
-  wake(): void;
+/** Where a source puts what it drained. */
+export interface BatchSink {
+  /** Decoded items of this drain, in arrival order; sources append to it. */
+  readonly batch: Decoded[];
+  /**
+   * Called by a source after each unit (datagram) it appended: `batch[from…]` are new. The
+   * processor reads `/proc` for execs here, before the rest is drained.
+   */
+  decoded(from: number): void;
+  /** The source's kernel queue overflowed: events were dropped before what follows. */
+  overrun(): void;
 }
 
-/** Callbacks of {@linkcode runLoop}. */
+/** One kernel channel. `ffi/connector.ts` is one; tests make their own. */
+export interface Source {
+  /** A short name for messages and stats (`connector`). */
+  readonly name: string;
+  /** The descriptor the loop polls for input. */
+  readonly fd: number;
+  /** True when the source holds input its descriptor does not show (already read). */
+  readonly pending: boolean;
+  /** Appends up to `max` units without blocking; returns how many were taken. */
+  drain(sink: BatchSink, max: number): number;
+  /** Releases the channel. */
+  close(): void | Promise<void>;
+}
+
+/** How a wait ended. */
+export type WaitOutcome = "readable" | "woken" | "timeout" | "hangup";
+
+/** Parks the loop (`ffi/poller.ts` polls the sources' descriptors). */
+export interface Waiter {
+  /** Parks until readable, woken, hang-up or `timeoutMs` (-1: forever). */
+  wait(timeoutMs?: number): Promise<WaitOutcome>;
+  /** The same, blocking the calling thread (short timeouts only). */
+  waitSync?(timeoutMs: number): WaitOutcome;
+}
+
+/** Callbacks of {@linkcode EventLoop}. */
 export interface LoopHandlers {
-  /** Called after each datagram is decoded: `batch[from…]` are new. */
+  /** After each unit a source decoded: `batch[from…]` are new. */
   decoded?(batch: Decoded[], from: number): void;
-  /** One drained batch, in arrival order; `complete` when the socket was left empty. */
+  /** One drained batch, in arrival order; `complete` when every source was left empty. */
   batch(batch: Decoded[], complete: boolean): void;
-  /** The kernel reported a receive-buffer overrun (before the batch that follows it). */
+  /** A source's kernel queue overflowed (before the batch that follows it). */
   overrun(): void;
   /**
    * After each drain and at least every `tickMs` when idle: sweep, stats, and output.
@@ -40,11 +65,11 @@ export interface LoopHandlers {
   tick(idle: boolean): void;
   /** Checked after every wake-up; true ends the loop. */
   stopped(): boolean;
-  /** The watched output went away (see `watchHangup`). */
+  /** The watched output went away (see `Poller.watchHangup`). */
   hangup?(): void;
 }
 
-/** Most datagrams handled before output is flushed and the event loop gets a turn. */
+/** Most units taken per source in one drain before output is flushed and timers run. */
 export const MAX_BATCH = 4096;
 
 /**
@@ -57,41 +82,74 @@ export const SYNC_WAIT_MS = 5;
 /** Longest the loop keeps the JS thread to itself (signals and timers wait that long). */
 export const MAX_SYNC_SPAN_MS = 50;
 
-/** Runs until `handlers.stopped()`; a last drain happens after the stop so nothing queued is lost. */
-export async function runLoop(
-  source: EventSource,
-  handlers: LoopHandlers,
-  tickMs = 1000,
-): Promise<void> {
-  const batch: Decoded[] = [];
-  const decoded = handlers.decoded?.bind(handlers);
-  const sink = (view: DataView, offset: number, length: number) => {
-    const from = batch.length;
-    decodeDatagram(view, offset, length, batch);
-    decoded?.(batch, from);
-  };
-  const overrun = () => handlers.overrun();
-  const drainOnce = (): number => {
-    batch.length = 0;
-    const n = source.drain(sink, overrun, MAX_BATCH);
-    if (batch.length) handlers.batch(batch, n < MAX_BATCH);
-    return n;
-  };
-  let syncSince = performance.now();
-  while (!handlers.stopped()) {
-    const n = drainOnce();
-    if (handlers.stopped()) break;
-    let outcome;
-    if (n > 0 && source.waitSync && performance.now() - syncSince < MAX_SYNC_SPAN_MS) {
-      handlers.tick(false);
-      outcome = source.waitSync(SYNC_WAIT_MS);
-      if (outcome === "readable") continue;
-    }
-    handlers.tick(true);
-    if (outcome !== "woken" && outcome !== "hangup") outcome = await source.wait(tickMs);
-    syncSince = performance.now();
-    if (outcome === "hangup") handlers.hangup?.();
+/** Drives sources through handlers; see the module doc. */
+export class EventLoop implements BatchSink {
+  readonly batch: Decoded[] = [];
+  #sources: readonly Source[];
+  #waiter: Waiter;
+  #h: LoopHandlers;
+  #tickMs: number;
+  #syncSince = performance.now();
+
+  /** A loop over `sources`, parked by `waiter`, ticking at least every `tickMs` when idle. */
+  constructor(sources: readonly Source[], waiter: Waiter, handlers: LoopHandlers, tickMs = 1000) {
+    this.#sources = sources;
+    this.#waiter = waiter;
+    this.#h = handlers;
+    this.#tickMs = tickMs;
   }
-  while (drainOnce() >= MAX_BATCH) { /* take what the kernel already queued */ }
-  handlers.tick(true);
+
+  decoded(from: number): void {
+    this.#h.decoded?.(this.batch, from);
+  }
+
+  overrun(): void {
+    this.#h.overrun();
+  }
+
+  /** One drain of every source into one batch; returns the most units any source gave. */
+  drainOnce(): number {
+    this.batch.length = 0;
+    let most = 0;
+    for (const s of this.#sources) most = Math.max(most, s.drain(this, MAX_BATCH));
+    if (this.batch.length) this.#h.batch(this.batch, most < MAX_BATCH);
+    return most;
+  }
+
+  /**
+   * Waits for more after a drain that took `drained` units: synchronously for a few ms
+   * while busy, else parked until a source is readable, a wake-up, or the tick period.
+   */
+  async park(drained: number): Promise<void> {
+    if (this.#sources.some((s) => s.pending)) return;
+    let outcome: WaitOutcome | undefined;
+    const waitSync = this.#waiter.waitSync;
+    if (drained > 0 && waitSync && performance.now() - this.#syncSince < MAX_SYNC_SPAN_MS) {
+      this.#h.tick(false);
+      outcome = waitSync.call(this.#waiter, SYNC_WAIT_MS);
+      if (outcome === "readable") return;
+    }
+    this.#h.tick(true);
+    if (outcome !== "woken" && outcome !== "hangup") {
+      outcome = await this.#waiter.wait(this.#tickMs);
+    }
+    this.#syncSince = performance.now();
+    if (outcome === "hangup") this.#h.hangup?.();
+  }
+
+  /** Takes what the kernel had already queued when the loop was stopped, then ticks. */
+  finish(): void {
+    while (this.drainOnce() >= MAX_BATCH) { /* more queued */ }
+    this.#h.tick(true);
+  }
+
+  /** Turns until stopped, then {@linkcode finish}es: nothing queued at the stop is lost. */
+  async run(): Promise<void> {
+    while (!this.#h.stopped()) {
+      const n = this.drainOnce();
+      if (this.#h.stopped()) break;
+      await this.park(n);
+    }
+    this.finish();
+  }
 }

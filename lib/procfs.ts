@@ -11,11 +11,13 @@ import { decodeBytes } from "./text.ts";
 
 /** What `/proc/<pid>/stat` says about a process. */
 export interface StatInfo {
+  /** Process id. */
   pid: number;
   /** The kernel's 15-byte name (decoded as in `text.ts`). */
   comm: string;
   /** One-letter state: R, S, D, Z, … */
   state: string;
+  /** Parent process id. */
   ppid: number;
   /** Start time in clock ticks after boot (field 22). */
   startTicks: number;
@@ -47,7 +49,9 @@ export function parseStat(bytes: Uint8Array): StatInfo | null {
 export interface StatusInfo {
   /** The kernel's name (status escapes only `\n` and `\\` in it; undone here). */
   comm: string;
+  /** Parent process id. */
   ppid: number;
+  /** Effective uid. */
   euid: number;
 }
 
@@ -103,12 +107,6 @@ export function parseStatus(bytes: Uint8Array): StatusInfo | null {
   return { comm: decodeBytes(unescapeName(bytes.subarray(name[0], name[1]))), ppid: p, euid };
 }
 
-/** Real and effective uid from `/proc/<pid>/status`. */
-export function parseStatusUids(text: string): { ruid: number; euid: number } | null {
-  const m = /^Uid:\s+(\d+)\s+(\d+)/m.exec(text);
-  return m ? { ruid: Number(m[1]), euid: Number(m[2]) } : null;
-}
-
 /**
  * Splits `/proc/<pid>/cmdline`. Empty (a zombie, a kernel thread, or gone) is null. A
  * process that rewrote its argument area may leave no trailing NUL; all its bytes are kept.
@@ -129,11 +127,14 @@ export function parseCmdline(bytes: Uint8Array): string[] | null {
 
 /** Access to `/proc`, replaceable for tests and for faster readers. */
 export interface ProcReader {
+  /** `/proc/<pid>/stat`, parsed. */
   stat(pid: number): StatInfo | null;
+  /** Name, parent and effective uid from `/proc/<pid>/status`. */
   status(pid: number): StatusInfo | null;
+  /** `/proc/<pid>/cmdline`, split. */
   cmdline(pid: number): string[] | null;
+  /** The target of `/proc/<pid>/exe`, exact bytes as in `text.ts`. */
   exe(pid: number): string | null;
-  euid(pid: number): number | null;
   /** Every process id in `/proc` now. */
   pids(): number[];
 }
@@ -148,7 +149,7 @@ export function snapshot(reader: ProcReader): SnapshotEntry[] {
   const out: SnapshotEntry[] = [];
   for (const pid of reader.pids()) {
     const st = reader.stat(pid);
-    if (st) out.push({ ...st, euid: reader.euid(pid) });
+    if (st) out.push({ ...st, euid: reader.status(pid)?.euid ?? null });
   }
   return out;
 }

@@ -5,25 +5,16 @@
  * @module
  */
 
-import type { ProcNode } from "./tree.ts";
+import type { ProcessTree, ProcNode } from "./tree.ts";
 import type { Users } from "./users.ts";
+import type { EventKind } from "./event_kinds.ts";
+import type { ProcEvent } from "./wire.ts";
+import type { WallClock } from "./time.ts";
+import { decodeWaitStatus } from "./wait_status.ts";
+import { decodeBytes } from "./text.ts";
 
-/** Every `event` value a line can carry. */
-export type RecordKind =
-  | "fork"
-  | "exec"
-  | "exit"
-  | "uid"
-  | "gid"
-  | "sid"
-  | "ptrace"
-  | "comm"
-  | "coredump"
-  | "lost"
-  | "resync"
-  | "unknown"
-  | "malformed"
-  | "stats";
+/** Every `event` value a line can carry: each event kind, and proctree's own lines. */
+export type RecordKind = EventKind | "lost" | "resync" | "unknown" | "malformed" | "stats";
 
 /**
  * One output line. Which keys are present depends on `event`; a key present with null means
@@ -43,7 +34,7 @@ export interface WatchRecord {
   /** The name (at most 15 bytes from the kernel). */
   comm?: string | null;
   /** Arguments from `/proc/<pid>/cmdline`; null when not readable. */
-  argv?: string[] | null;
+  argv?: readonly string[] | null;
   /** Executable path from `/proc/<pid>/exe`; null when not readable. */
   exe?: string | null;
   /** Effective uid; null when unknown. */
@@ -113,4 +104,79 @@ export function chainObjects(
 /** One JSON line (without the newline). Lone surrogates become `\udcXX` escapes. */
 export function toJsonLine(rec: WatchRecord): string {
   return JSON.stringify(rec);
+}
+
+/** What building a process record needs besides the event and its node. */
+export interface RecordContext {
+  /** Dates the record. */
+  clock: WallClock;
+  /** Names users. */
+  users: Users;
+  /** The tree for chains; null: no `chain` field. */
+  chains: ProcessTree | null;
+}
+
+/**
+ * The line for a process event, built from the event and the node the tree holds for it
+ * after applying the event (null: a process the tree does not know).
+ */
+export function processRecord(
+  ev: Exclude<ProcEvent, { what: "ack" }>,
+  node: ProcNode | null,
+  ctx: RecordContext,
+): WatchRecord {
+  const isProcess = ev.pid === ev.tgid;
+  const rec: WatchRecord = { event: ev.what, time: ctx.clock.iso(ev.timestampNs), pid: ev.tgid };
+  if (!isProcess) rec.tid = ev.pid;
+  if (node) {
+    rec.ppid = node.ppid || null;
+    rec.comm = node.comm;
+  }
+  switch (ev.what) {
+    case "fork":
+      // From a thread's fork only the process is known; a new process names its creator.
+      if (isProcess) rec.ppid = ev.parentTgid;
+      break;
+    case "exec":
+      rec.argv = node?.argv ?? null;
+      rec.exe = node?.exe ?? null;
+      rec.uid = node?.uid ?? null;
+      break;
+    case "exit": {
+      const ws = decodeWaitStatus(ev.exitCode);
+      if (isProcess) rec.ppid = ev.parentTgid || null;
+      rec.exit_code = ws.exitCode;
+      rec.signal = ws.signal;
+      if (ws.coreDumped) rec.core_dumped = true;
+      break;
+    }
+    case "comm":
+      rec.comm = decodeBytes(ev.comm);
+      break;
+    case "uid":
+    case "gid":
+      rec.real = ev.real;
+      rec.effective = ev.effective;
+      break;
+    case "ptrace":
+      rec.tracer_pid = ev.tracerTgid;
+      break;
+  }
+  if (node) {
+    rec.user = ctx.users.name(node.uid);
+    if (ctx.chains) rec.chain = formatChain(ctx.chains.chain(node), ctx.users);
+  }
+  return rec;
+}
+
+/** A `lost` line: `count` events (null: at least one) dropped for `reason`. */
+export function lostRecord(
+  time: string,
+  count: number | null,
+  reason: string,
+  cpu?: number,
+): WatchRecord {
+  const rec: WatchRecord = { event: "lost", time, count, reason };
+  if (cpu !== undefined) rec.cpu = cpu;
+  return rec;
 }

@@ -7,10 +7,11 @@
  */
 
 import type { WatchRecord } from "./record.ts";
-import type { PidTree, ProcNode } from "./tree.ts";
+import type { ProcessTree, ProcNode } from "./tree.ts";
 import { terminalSafe } from "./text.ts";
 
-const MAX_INDENT = 24;
+/** Deepest indentation of the text views, in levels: deeper lines stay at this level. */
+export const MAX_INDENT = 24;
 
 /** Quotes one argument for display when it is empty or holds spaces or quotes. */
 export function displayArg(a: string): string {
@@ -30,10 +31,11 @@ export function displayName(
 
 /** Formats records as text lines. */
 export class TextFormatter {
-  #tree: PidTree;
+  #tree: ProcessTree;
   #roots?: ((n: ProcNode) => boolean)[];
 
-  constructor(tree: PidTree, roots?: ((n: ProcNode) => boolean)[]) {
+  /** Indents by depth in `tree`, counted from the first ancestor that `roots` match. */
+  constructor(tree: ProcessTree, roots?: ((n: ProcNode) => boolean)[]) {
     this.#tree = tree;
     this.#roots = roots;
   }

@@ -15,36 +15,56 @@
 
 import { TICKS_PER_SECOND } from "./procfs.ts";
 
-/** One process incarnation. */
+/**
+ * One process incarnation, as the tree shows it to its consumers (records, audits, the
+ * library): read-only. Only the tree changes nodes, from kernel events.
+ */
 export interface ProcNode {
   /** Process id. */
-  pid: number;
+  readonly pid: number;
   /** Current parent pid as last reported by the kernel (0: unknown or none). */
-  ppid: number;
+  readonly ppid: number;
   /** The creator, for lineage; null for a root or when unknown. */
-  parent: ProcNode | null;
+  readonly parent: ProcNode | null;
   /** Children created by this process and still held by the tree (null: none yet; most
    * processes never fork, and an empty Set per node costs more than the node). */
-  children: Set<ProcNode> | null;
+  readonly children: ReadonlySet<ProcNode> | null;
   /** Start: fork event time (CLOCK_MONOTONIC ns), when the fork was seen. */
-  startNs: number | null;
+  readonly startNs: number | null;
   /** Start from `/proc/<pid>/stat` (ticks after boot), when it was read. */
-  startTicks: number | null;
+  readonly startTicks: number | null;
   /** Kernel name; null when not known (an exec whose process could not be read). */
-  comm: string | null;
+  readonly comm: string | null;
   /** Arguments from `/proc/<pid>/cmdline`; null when not readable. */
-  argv: string[] | null;
+  readonly argv: readonly string[] | null;
   /** Executable path from `/proc/<pid>/exe`; null when not readable. */
-  exe: string | null;
+  readonly exe: string | null;
   /** Effective uid. */
-  uid: number | null;
+  readonly uid: number | null;
   /** False once the exit was seen (or the process was found gone). */
-  alive: boolean;
+  readonly alive: boolean;
   /** Raw wait status; null while alive or when the exit was not seen. */
-  exitStatus: number | null;
+  readonly exitStatus: number | null;
   /** Exit time (CLOCK_MONOTONIC ns); null while alive or when not seen. */
-  exitNs: number | null;
+  readonly exitNs: number | null;
   /** True once eviction was due but children kept the node. */
+  readonly expired: boolean;
+}
+
+/** The tree's own, writable node. */
+interface Node extends ProcNode {
+  ppid: number;
+  parent: Node | null;
+  children: Set<Node> | null;
+  startNs: number | null;
+  startTicks: number | null;
+  comm: string | null;
+  argv: string[] | null;
+  exe: string | null;
+  uid: number | null;
+  alive: boolean;
+  exitStatus: number | null;
+  exitNs: number | null;
   expired: boolean;
 }
 
@@ -110,10 +130,13 @@ export interface ResyncResult {
 
 const MAX_DEPTH = 4096;
 
+/** Default time exited processes stay in the tree, for late lookups and chains. */
+export const DEFAULT_GRACE_MS = 60_000;
+
 /** Default cap on exited processes held: about 4 MB of nodes. */
 export const DEFAULT_MAX_EXITED = 10_000;
 
-function newNode(pid: number, parent: ProcNode | null): ProcNode {
+function newNode(pid: number, parent: Node | null): Node {
   return {
     pid,
     ppid: parent?.pid ?? 0,
@@ -132,10 +155,28 @@ function newNode(pid: number, parent: ProcNode | null): ProcNode {
   };
 }
 
-/** The process tree. */
-export class PidTree {
-  #byPid = new Map<number, ProcNode>();
-  #exitQueue: ProcNode[] = [];
+/** The questions consumers may ask the live tree (the library's `onListening` gets this). */
+export interface ProcessTree {
+  /** The newest node for `pid`, alive or exited-but-held. */
+  get(pid: number): ProcNode | undefined;
+  /** Every node currently reachable by pid. */
+  nodes(): IterableIterator<ProcNode>;
+  /** Ancestors by creation, self first, up to the root. */
+  chain(node: ProcNode): ProcNode[];
+  /** True when `node` or one of its ancestors satisfies `match`. */
+  isUnder(node: ProcNode, match: (n: ProcNode) => boolean): boolean;
+  /** True when `ancestor` is `node` or created it, directly or not. */
+  descendsFrom(node: ProcNode, ancestor: ProcNode): boolean;
+  /** Every held node created (directly or not) by `node`. */
+  descendants(node: ProcNode): ProcNode[];
+  /** Counters. */
+  readonly stats: TreeStats;
+}
+
+/** The process tree: changed only by kernel events and `/proc` snapshots. */
+export class PidTree implements ProcessTree {
+  #byPid = new Map<number, Node>();
+  #exitQueue: Node[] = [];
   #queueHead = 0;
   #graceNs: number;
   #maxExited: number;
@@ -147,7 +188,7 @@ export class PidTree {
 
   /** An empty tree; `seed` fills it. */
   constructor(options: TreeOptions = {}) {
-    this.#graceNs = (options.graceMs ?? 60_000) * 1e6;
+    this.#graceNs = (options.graceMs ?? DEFAULT_GRACE_MS) * 1e6;
     this.#maxExited = options.maxExited ?? DEFAULT_MAX_EXITED;
     this.#bootOffsetNs = options.bootOffsetNs ?? 0;
   }
@@ -174,7 +215,7 @@ export class PidTree {
 
   /** Adds live processes from a snapshot (parents resolved among them). */
   seed(entries: readonly SeedEntry[]): void {
-    const added: [ProcNode, number][] = [];
+    const added: [Node, number][] = [];
     for (const e of entries) {
       const old = this.#byPid.get(e.pid);
       if (old?.alive) continue;
@@ -364,12 +405,12 @@ export class PidTree {
     return { added: missing.length, removed };
   }
 
-  #put(n: ProcNode): void {
+  #put(n: Node): void {
     this.#byPid.set(n.pid, n);
     this.#live++;
   }
 
-  #link(child: ProcNode, parent: ProcNode): void {
+  #link(child: Node, parent: Node): void {
     child.parent = parent;
     (parent.children ??= new Set()).add(child);
   }
@@ -383,7 +424,7 @@ export class PidTree {
     }
   }
 
-  #markExited(n: ProcNode, status: number | null, nowNs: number): void {
+  #markExited(n: Node, status: number | null, nowNs: number): void {
     n.alive = false;
     n.exitStatus = status;
     n.exitNs = nowNs;
@@ -392,13 +433,13 @@ export class PidTree {
     this.#exitQueue.push(n);
   }
 
-  #dropIfDone(n: ProcNode): void {
-    let cur: ProcNode | null = n;
+  #dropIfDone(n: Node): void {
+    let cur: Node | null = n;
     while (cur && cur.expired && !cur.alive && !cur.children?.size) {
       if (this.#byPid.get(cur.pid) === cur) this.#byPid.delete(cur.pid);
       this.#exitedHeld--;
       cur.expired = false; // dropped: never counted twice
-      const p: ProcNode | null = cur.parent;
+      const p: Node | null = cur.parent;
       if (p?.children) {
         p.children.delete(cur);
         if (p.children.size === 0) p.children = null;

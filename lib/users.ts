@@ -1,6 +1,8 @@
 /**
- * User names from `/etc/passwd`, read once and re-read (at most every few seconds) when a
- * uid is not found. A uid without an entry is shown as its number.
+ * User names from passwd-format text. The text comes from a loader the caller supplies
+ * (`ffi/passwd.ts` reads `/etc/passwd`); it is loaded when the table is made and again, at
+ * most every few seconds, when a uid is not found. A uid without an entry is shown as its
+ * number.
  *
  * @module
  */
@@ -17,25 +19,28 @@ export function parsePasswd(text: string): Map<number, string> {
   return map;
 }
 
+/** How long a missing uid waits before the passwd text is loaded again. */
+const RELOAD_MS = 5000;
+
 /** Caches uid → user name. */
 export class Users {
   #map = new Map<number, string>();
   #loadedAtMs = -Infinity;
-  #path: string;
-  #read: (path: string) => string;
+  #load: () => string;
 
-  /** Reads `path` (passwd format) with `read`, now and again when a uid is missing. */
-  constructor(path = "/etc/passwd", read: (path: string) => string = Deno.readTextFileSync) {
-    this.#path = path;
-    this.#read = read;
-    // Loaded now, not at the first event: the first batch must be quick (see warmUp).
-    this.#load();
+  /**
+   * Loads passwd text with `load` now (the first batch of events must be quick), and again
+   * when a uid is missing. A loader that throws leaves numbers only.
+   */
+  constructor(load: () => string) {
+    this.#load = load;
+    this.#reload();
   }
 
-  #load(): void {
+  #reload(): void {
     this.#loadedAtMs = Date.now();
     try {
-      this.#map = parsePasswd(this.#read(this.#path));
+      this.#map = parsePasswd(this.#load());
     } catch {
       // Unreadable passwd: numbers only.
     }
@@ -45,8 +50,8 @@ export class Users {
   name(uid: number | null): string | null {
     if (uid === null) return null;
     let n = this.#map.get(uid);
-    if (n === undefined && Date.now() - this.#loadedAtMs > 5000) {
-      this.#load();
+    if (n === undefined && Date.now() - this.#loadedAtMs > RELOAD_MS) {
+      this.#reload();
       n = this.#map.get(uid);
     }
     return n ?? String(uid);
@@ -54,7 +59,7 @@ export class Users {
 
   /** The uid of a user name, or null when there is none. */
   uidOf(name: string): number | null {
-    if (this.#map.size === 0) this.#load();
+    if (this.#map.size === 0) this.#reload();
     for (const [uid, n] of this.#map) if (n === name) return uid;
     return null;
   }

@@ -72,7 +72,15 @@ export function decodeWaitStatus(status: number): WaitStatus {
   };
 }
 
+/** The number of a signal name (`SIGTERM` → 15); 0 when unknown. */
+export function signalNumber(name: string): number {
+  const n = SIGNAL_NAMES.indexOf(name);
+  if (n > 0) return n;
+  const m = /^SIG(\d+)$/.exec(name);
+  return m ? Number(m[1]) : 0;
+}
+
 /** The shell convention for a status: the exit code, or 128 + the signal number. */
-export function shellStatus(ws: WaitStatus): number {
+export function shellStatus(ws: Pick<WaitStatus, "exitCode" | "signalNumber">): number {
   return ws.exitCode ?? 128 + (ws.signalNumber ?? 0);
 }

@@ -2,8 +2,9 @@
  * The proc connector's wire format: `nlmsghdr` + `cn_msg` + `proc_event`, as in
  * `linux/netlink.h`, `linux/connector.h` and `linux/cn_proc.h` (x86_64 and aarch64 agree).
  *
- * This file is the one place for every offset, size and code. The decoder below and the
- * test encoder (`encode.ts`) both read them from here.
+ * This file holds the header layouts and the decoder; the per-kind payloads (codes, sizes,
+ * field offsets) are rows of `event_kinds.ts`. The decoder and the encoder (`encode.ts`)
+ * both read every offset from these two files.
  *
  * ```
  * 0   nlmsghdr  len u32 | type u16 | flags u16 | seq u32 | pid u32           (16 bytes)
@@ -41,163 +42,50 @@ export const MCAST_OP_SIZE = 4;
 /** Size of `struct proc_input` (op + event filter), accepted since Linux 6.6. */
 export const PROC_INPUT_SIZE = 8;
 
-/** `enum proc_cn_event` codes. */
-export const WHAT = {
-  NONE: 0x0,
-  FORK: 0x1,
-  EXEC: 0x2,
-  UID: 0x4,
-  GID: 0x40,
-  SID: 0x80,
-  PTRACE: 0x100,
-  COMM: 0x200,
-  NONZERO_EXIT: 0x20000000,
-  COREDUMP: 0x40000000,
-  EXIT: 0x80000000,
-} as const;
+import {
+  type EventName,
+  type EventOf,
+  type FieldType,
+  KINDS,
+  type KindSpec,
+} from "./event_kinds.ts";
 
-/** Every event bit the 6.6 filter understands (`PROC_EVENT_ALL`). */
-export const WHAT_ALL: number = (WHAT.FORK | WHAT.EXEC | WHAT.UID | WHAT.GID | WHAT.SID |
-  WHAT.PTRACE | WHAT.COMM | WHAT.NONZERO_EXIT | WHAT.COREDUMP | WHAT.EXIT) >>> 0;
-
-/** Offsets inside `event_data`, per event. Pid/tgid come first in every member but fork. */
-export const DATA = {
-  ack: { err: 0, size: 4 },
-  fork: { parentPid: 0, parentTgid: 4, childPid: 8, childTgid: 12, size: 16 },
-  exec: { pid: 0, tgid: 4, size: 8 },
-  id: { pid: 0, tgid: 4, real: 8, effective: 12, size: 16 },
-  sid: { pid: 0, tgid: 4, size: 8 },
-  ptrace: { pid: 0, tgid: 4, tracerPid: 8, tracerTgid: 12, size: 16 },
-  comm: { pid: 0, tgid: 4, comm: 8, commBytes: 16, size: 24 },
-  coredump: { pid: 0, tgid: 4, parentPid: 8, parentTgid: 12, size: 16 },
-  exit: {
-    pid: 0,
-    tgid: 4,
-    exitCode: 8,
-    exitSignal: 12,
-    parentPid: 16,
-    parentTgid: 20,
-    size: 24,
-  },
-} as const;
-
-/** Event names as printed by `watch`, keyed by `what`. */
-export type EventName =
-  | "ack"
-  | "fork"
-  | "exec"
-  | "uid"
-  | "gid"
-  | "sid"
-  | "ptrace"
-  | "comm"
-  | "coredump"
-  | "exit";
-
-/** Fields every decoded event has. `pid` is the thread id, `tgid` the process id. */
-export interface EventBase {
-  /** Per-CPU sequence number from `cn_msg.seq`. */
-  seq: number;
-  /** `cn_msg.ack`: non-zero only on replies to our own requests. */
-  ack: number;
-  /** CPU the event was generated on. */
-  cpu: number;
-  /** Kernel CLOCK_MONOTONIC time of the event, in ns (exact below 2^53 ns ≈ 104 days of uptime). */
-  timestampNs: number;
-  /** Thread id (for fork: the child's). */
-  pid: number;
-  /** Process id (thread group id; for fork: the child's). */
-  tgid: number;
-}
+export {
+  EVENT_BITS,
+  type EventBase,
+  type EventKind,
+  eventMask,
+  type EventName,
+  type EventOf,
+  TREE_EVENTS,
+  WHAT,
+  WHAT_ALL,
+} from "./event_kinds.ts";
 
 /** Reply to a subscription request: `PROC_EVENT_NONE` carrying an errno (0 = success). */
-export interface AckEvent extends EventBase {
-  /** The event kind. */
-  what: "ack";
-  /** errno of the request (0: subscribed). */
-  err: number;
-}
+export type AckEvent = EventOf<"ack">;
 /** A new task: a process when `pid === tgid`, else a thread. */
-export interface ForkEvent extends EventBase {
-  /** The event kind. */
-  what: "fork";
-  /** The parent thread. */
-  parentPid: number;
-  /** The parent process. */
-  parentTgid: number;
-}
+export type ForkEvent = EventOf<"fork">;
 /** A successful execve. */
-export interface ExecEvent extends EventBase {
-  /** The event kind. */
-  what: "exec";
-}
+export type ExecEvent = EventOf<"exec">;
 /** A change of real/effective uid (`what: "uid"`) or gid (`what: "gid"`). */
-export interface IdEvent extends EventBase {
-  /** The event kind. */
-  what: "uid" | "gid";
-  /** Real id after the change. */
-  real: number;
-  /** Effective id after the change. */
-  effective: number;
-}
+export type IdEvent = EventOf<"uid" | "gid">;
 /** setsid(). */
-export interface SidEvent extends EventBase {
-  /** The event kind. */
-  what: "sid";
-}
+export type SidEvent = EventOf<"sid">;
 /** ptrace attach (tracer ids non-zero) or detach (zeros). */
-export interface PtraceEvent extends EventBase {
-  /** The event kind. */
-  what: "ptrace";
-  /** Tracer thread (0 on detach). */
-  tracerPid: number;
-  /** Tracer process (0 on detach). */
-  tracerTgid: number;
-}
+export type PtraceEvent = EventOf<"ptrace">;
 /** A rename (prctl PR_SET_NAME or a write to /proc/…/comm); `comm` holds the raw bytes. */
-export interface CommEvent extends EventBase {
-  /** The event kind. */
-  what: "comm";
-  /** The name (at most 15 bytes from the kernel). */
-  comm: Uint8Array;
-}
+export type CommEvent = EventOf<"comm">;
 /** A core dump started. */
-export interface CoredumpEvent extends EventBase {
-  /** The event kind. */
-  what: "coredump";
-  /** The parent thread. */
-  parentPid: number;
-  /** The parent process. */
-  parentTgid: number;
-}
+export type CoredumpEvent = EventOf<"coredump">;
 /**
  * A task ended; `exitCode` is the raw wait status (see `wait_status.ts`), `exitSignal` the
  * signal sent to the parent (SIGCHLD, or -1 for a thread).
  */
-export interface ExitEvent extends EventBase {
-  /** The event kind. */
-  what: "exit";
-  /** Raw wait status (`decodeWaitStatus` reads it). */
-  exitCode: number;
-  /** Signal sent to the parent: SIGCHLD, or -1 for a thread. */
-  exitSignal: number;
-  /** The parent thread. */
-  parentPid: number;
-  /** The parent process. */
-  parentTgid: number;
-}
+export type ExitEvent = EventOf<"exit">;
 
 /** One decoded proc connector event. */
-export type ProcEvent =
-  | AckEvent
-  | ForkEvent
-  | ExecEvent
-  | IdEvent
-  | SidEvent
-  | PtraceEvent
-  | CommEvent
-  | CoredumpEvent
-  | ExitEvent;
+export type ProcEvent = EventOf<EventName>;
 
 /** A well-formed message whose `what` this version does not know. */
 export interface UnknownEvent {
@@ -233,40 +121,27 @@ export interface DecodeError {
 /** What decoding a message yields. */
 export type Decoded = ProcEvent | UnknownEvent | DecodeError;
 
-/** Payload bytes each `what` needs beyond the proc_event header. */
-function dataSize(what: number): number {
-  switch (what) {
-    case WHAT.NONE:
-      return DATA.ack.size;
-    case WHAT.FORK:
-      return DATA.fork.size;
-    case WHAT.EXEC:
-      return DATA.exec.size;
-    case WHAT.UID:
-    case WHAT.GID:
-      return DATA.id.size;
-    case WHAT.SID:
-      return DATA.sid.size;
-    case WHAT.PTRACE:
-      return DATA.ptrace.size;
-    case WHAT.COMM:
-      return DATA.comm.size;
-    case WHAT.COREDUMP:
-      return DATA.coredump.size;
-    case WHAT.EXIT:
-      return DATA.exit.size;
-    default:
-      return 0;
-  }
+/** A table row flattened for the decoder: no object walks per event. */
+interface Row {
+  what: EventName;
+  size: number;
+  names: string[];
+  types: FieldType[];
+  offsets: number[];
+  bytes: number[];
 }
 
-// Plain functions, not closures over each message: nothing allocated per event for them.
-function u32(view: DataView, at: number): number {
-  return view.getUint32(at, true);
-}
-
-function i32(view: DataView, at: number): number {
-  return view.getInt32(at, true);
+const ROWS = new Map<number, Row>();
+for (const [what, spec] of Object.entries(KINDS) as [EventName, KindSpec][]) {
+  const entries = Object.entries(spec.fields);
+  ROWS.set(spec.code, {
+    what,
+    size: spec.size,
+    names: entries.map(([n]) => n),
+    types: entries.map(([, f]) => f.type),
+    offsets: entries.map(([, f]) => f.at),
+    bytes: entries.map(([, f]) => f.bytes ?? 0),
+  });
 }
 
 function err(reason: DecodeError["reason"], offset: number): DecodeError {
@@ -321,158 +196,43 @@ function decodeMessage(view: DataView, at: number, nlLen: number, off: number): 
   const seq = view.getUint32(cn + CN_MSG.seq, true);
   const ack = view.getUint32(cn + CN_MSG.ack, true);
   const ev = at + PROC_EVENT_OFFSET;
-  const what = view.getUint32(ev + PROC_EVENT.what, true);
+  const code = view.getUint32(ev + PROC_EVENT.what, true);
   const cpu = view.getUint32(ev + PROC_EVENT.cpu, true);
   const lo = view.getUint32(ev + PROC_EVENT.timestampNs, true);
   const hi = view.getUint32(ev + PROC_EVENT.timestampNs + 4, true);
   const timestampNs = hi * 4294967296 + lo;
-  const need = dataSize(what);
-  if (need === 0) return { what: "unknown", code: what, seq, cpu, timestampNs };
-  if (cnLen < PROC_EVENT.data + need) return err("short_event", off);
+  const row = ROWS.get(code);
+  if (!row) return { what: "unknown", code, seq, cpu, timestampNs };
+  if (cnLen < PROC_EVENT.data + row.size) return err("short_event", off);
   const d = ev + PROC_EVENT.data;
-  switch (what) {
-    case WHAT.NONE:
-      return {
-        what: "ack",
-        seq,
-        ack,
-        cpu,
-        timestampNs,
-        pid: 0,
-        tgid: 0,
-        err: u32(view, d + DATA.ack.err),
-      };
-    case WHAT.FORK:
-      return {
-        what: "fork",
-        seq,
-        ack,
-        cpu,
-        timestampNs,
-        pid: i32(view, d + DATA.fork.childPid),
-        tgid: i32(view, d + DATA.fork.childTgid),
-        parentPid: i32(view, d + DATA.fork.parentPid),
-        parentTgid: i32(view, d + DATA.fork.parentTgid),
-      };
-    case WHAT.EXEC:
-      return {
-        what: "exec",
-        seq,
-        ack,
-        cpu,
-        timestampNs,
-        pid: i32(view, d + DATA.exec.pid),
-        tgid: i32(view, d + DATA.exec.tgid),
-      };
-    case WHAT.UID:
-    case WHAT.GID:
-      return {
-        what: what === WHAT.UID ? "uid" : "gid",
-        seq,
-        ack,
-        cpu,
-        timestampNs,
-        pid: i32(view, d + DATA.id.pid),
-        tgid: i32(view, d + DATA.id.tgid),
-        real: u32(view, d + DATA.id.real),
-        effective: u32(view, d + DATA.id.effective),
-      };
-    case WHAT.SID:
-      return {
-        what: "sid",
-        seq,
-        ack,
-        cpu,
-        timestampNs,
-        pid: i32(view, d + DATA.sid.pid),
-        tgid: i32(view, d + DATA.sid.tgid),
-      };
-    case WHAT.PTRACE:
-      return {
-        what: "ptrace",
-        seq,
-        ack,
-        cpu,
-        timestampNs,
-        pid: i32(view, d + DATA.ptrace.pid),
-        tgid: i32(view, d + DATA.ptrace.tgid),
-        tracerPid: i32(view, d + DATA.ptrace.tracerPid),
-        tracerTgid: i32(view, d + DATA.ptrace.tracerTgid),
-      };
-    case WHAT.COMM: {
-      const from = view.byteOffset + d + DATA.comm.comm;
-      const raw = new Uint8Array(view.buffer, from, DATA.comm.commBytes);
-      const nul = raw.indexOf(0);
-      return {
-        what: "comm",
-        seq,
-        ack,
-        cpu,
-        timestampNs,
-        pid: i32(view, d + DATA.comm.pid),
-        tgid: i32(view, d + DATA.comm.tgid),
-        comm: raw.slice(0, nul < 0 ? raw.length : nul),
-      };
-    }
-    case WHAT.COREDUMP:
-      return {
-        what: "coredump",
-        seq,
-        ack,
-        cpu,
-        timestampNs,
-        pid: i32(view, d + DATA.coredump.pid),
-        tgid: i32(view, d + DATA.coredump.tgid),
-        parentPid: i32(view, d + DATA.coredump.parentPid),
-        parentTgid: i32(view, d + DATA.coredump.parentTgid),
-      };
-    default:
-      return {
-        what: "exit",
-        seq,
-        ack,
-        cpu,
-        timestampNs,
-        pid: i32(view, d + DATA.exit.pid),
-        tgid: i32(view, d + DATA.exit.tgid),
-        exitCode: u32(view, d + DATA.exit.exitCode),
-        exitSignal: i32(view, d + DATA.exit.exitSignal),
-        parentPid: i32(view, d + DATA.exit.parentPid),
-        parentTgid: i32(view, d + DATA.exit.parentTgid),
-      };
+  // The header first, then the row's fields in table order: one object shape per kind.
+  const out: Record<string, unknown> = {
+    what: row.what,
+    seq,
+    ack,
+    cpu,
+    timestampNs,
+    pid: 0,
+    tgid: 0,
+  };
+  for (let i = 0; i < row.names.length; i++) {
+    const p = d + row.offsets[i];
+    const type = row.types[i];
+    out[row.names[i]] = type === "i32"
+      ? view.getInt32(p, true)
+      : type === "u32"
+      ? view.getUint32(p, true)
+      : commBytes(view, p, row.bytes[i]);
   }
+  return out as unknown as ProcEvent;
 }
 
-/** Event names accepted by `--events`, mapped to their kernel filter bits. */
-export const EVENT_BITS: Readonly<Record<Exclude<EventName, "ack">, number>> = {
-  fork: WHAT.FORK,
-  exec: WHAT.EXEC,
-  exit: WHAT.EXIT,
-  uid: WHAT.UID,
-  gid: WHAT.GID,
-  sid: WHAT.SID,
-  ptrace: WHAT.PTRACE,
-  comm: WHAT.COMM,
-  coredump: WHAT.COREDUMP,
-};
-
-/**
- * The kernel filter (`WHAT` bits) for a set of event names; undefined (everything) without
- * one. `always` adds bits the caller needs whatever is asked for (the tree's fork, exec,
- * exit and comm).
- */
-export function eventMask(
-  events: Iterable<string> | undefined,
-  always = 0,
-): number | undefined {
-  if (events === undefined) return undefined;
-  let mask = always;
-  for (const e of events) mask |= EVENT_BITS[e as keyof typeof EVENT_BITS] ?? 0;
-  return mask >>> 0;
+/** A NUL-padded name field: the bytes before the first NUL, copied out of the buffer. */
+function commBytes(view: DataView, at: number, size: number): Uint8Array {
+  const raw = new Uint8Array(view.buffer, view.byteOffset + at, size);
+  const nul = raw.indexOf(0);
+  return raw.slice(0, nul < 0 ? raw.length : nul);
 }
-
-/** What the process tree needs from the kernel, whatever is printed. */
-export const TREE_EVENTS: number = (WHAT.FORK | WHAT.EXEC | WHAT.EXIT | WHAT.COMM) >>> 0;
 
 /**
  * Builds the subscription request: a `PROC_CN_MCAST_LISTEN`/`IGNORE` op, and with

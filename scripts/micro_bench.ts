@@ -46,7 +46,7 @@ Deno.bench({ name: "decode 4096 datagrams", group: "decode", baseline: true, n: 
   for (let i = 0; i < N; i++) decodeDatagram(view, i * DATAGRAM_BYTES, DATAGRAM_BYTES, out);
 });
 
-const users = new Users("/x", () => "root:x:0:0::/:/bin/sh\n");
+const users = new Users(() => "root:x:0:0::/:/bin/sh\n");
 const tree = new PidTree({ graceMs: 0, maxExited: 1000 });
 tree.seed([
   { pid: 1, ppid: 0, comm: "systemd", euid: 0, startTicks: 1 },

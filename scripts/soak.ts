@@ -12,11 +12,12 @@
  */
 
 import { PROCTREE } from "./command.ts";
+import { DEFAULT_MAX_EXITED } from "../lib/tree.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 const total = Number(Deno.args[0] ?? 1_000_000);
 const rounds = Number(Deno.args[1] ?? 10);
-const cap = 10_000;
+const cap = DEFAULT_MAX_EXITED;
 const dir = Deno.makeTempDirSync({ prefix: "proctree-soak-" });
 const storm = `${dir}/storm`;
 const tiny = `${dir}/tinybin`;

@@ -37,7 +37,6 @@ export class FakeProc {
       },
       cmdline: (pid) => procs.get(pid)?.argv ?? null,
       exe: (pid) => procs.get(pid)?.exe ?? null,
-      euid: (pid) => procs.has(pid) ? procs.get(pid)!.euid ?? 0 : null,
       pids: () => [...procs.keys()],
     };
   }
@@ -120,16 +119,13 @@ export function harness(
   const processor = new EventProcessor({
     tree,
     reader,
-    users: new Users("/nonexistent", () => "root:x:0:0::/root:/bin/sh\n"),
+    users: new Users(() => "root:x:0:0::/root:/bin/sh\n"),
     clock: new WallClock(0),
     sink: (r) => records.push(r),
     // Reads are dated after every event of a batch: anything later in it conflicts.
     now: () => 1e15,
     ...extra,
   });
-  const run = (b: Decoded[]) => {
-    processor.decoded(b, 0);
-    processor.process(b);
-  };
+  const run = (b: Decoded[]) => processor.processBatch(b);
   return { tree, records, processor, run };
 }

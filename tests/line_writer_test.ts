@@ -1,5 +1,5 @@
 import { assertEquals } from "@std/assert";
-import { LineWriter } from "../cli/common.ts";
+import { LineWriter } from "../lib/line_writer.ts";
 
 /** A sink that takes `room` bytes, then nothing until more room is given. */
 class SlowSink {

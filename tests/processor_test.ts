@@ -58,14 +58,16 @@ Deno.test("processor: a read not covered by the drained events is dropped", () =
   const h = harness(procs, { now: () => 5e9 }); // read at 5 s, events end at 1 s
   procs.set(101, { comm: "sh", ppid: 100, startTicks: 100 });
   const batch = [ev.fork(101, 100, 1000), ev.exec(101, 1000)];
-  h.processor.decoded(batch, 0);
-  h.processor.process(batch, false); // cut at the batch cap: later events unseen
+  const loop = h.processor.loopHandlers();
+  loop.decoded!(batch, 0);
+  loop.batch(batch, false); // cut at the batch cap: later events unseen
   assertEquals(h.records[1].comm, null);
   const ok = harness(procs, { now: () => 5e9 });
   const again = [ev.fork(102, 100, 1000), ev.exec(102, 1000)];
   procs.set(102, { comm: "sh", ppid: 100, startTicks: 100 });
-  ok.processor.decoded(again, 0);
-  ok.processor.process(again, true); // the socket was emptied after the read
+  const okLoop = ok.processor.loopHandlers();
+  okLoop.decoded!(again, 0);
+  okLoop.batch(again, true); // the socket was emptied after the read
   assertEquals(ok.records[1].comm, "sh");
 });
 

@@ -1,5 +1,5 @@
 import { assertEquals } from "@std/assert";
-import { parseCmdline, parseStat, parseStatusUids } from "../lib/procfs.ts";
+import { parseCmdline, parseStat, parseStatus } from "../lib/procfs.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 
@@ -28,10 +28,8 @@ Deno.test("procfs: cmdline splitting", () => {
   assertEquals(parseCmdline(enc("a\0\0b\0")), ["a", "", "b"]);
 });
 
-Deno.test("procfs: uids from status", () => {
-  assertEquals(parseStatusUids("Name:\tx\nUid:\t1000\t0\t0\t0\nGid:\t0\t0\t0\t0\n"), {
-    ruid: 1000,
-    euid: 0,
-  });
-  assertEquals(parseStatusUids("Name:\tx\n"), null);
+Deno.test("procfs: name, parent and effective uid from status", () => {
+  const status = "Name:\ta\\nb\nUmask:\t0022\nPPid:\t7\nUid:\t1000\t0\t0\t0\nGid:\t0\t0\t0\t0\n";
+  assertEquals(parseStatus(enc(status)), { comm: "a\nb", ppid: 7, euid: 0 });
+  assertEquals(parseStatus(enc("Name:\tx\n")), null);
 });

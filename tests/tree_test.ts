@@ -3,7 +3,7 @@ import { PidTree } from "../lib/tree.ts";
 import { formatChain } from "../lib/record.ts";
 import { Users } from "../lib/users.ts";
 
-const users = new Users("/x", () => "root:x:0:0::/:/bin/sh\nalice:x:1000:1000::/:/bin/sh\n");
+const users = new Users(() => "root:x:0:0::/:/bin/sh\nalice:x:1000:1000::/:/bin/sh\n");
 const info = (comm: string | null, ppid: number | null = null) => ({
   comm,
   argv: comm ? [comm] : null,

@@ -1,0 +1,118 @@
+/**
+ * `/proc` reads for exec events, and the proof that each read describes its exec.
+ *
+ * An exec's `/proc/<pid>` is read the moment its datagram is decoded ({@linkcode
+ * ExecReads.readNew}), because a process that lives a millisecond is gone by the end of a
+ * large batch. A read is kept only when it provably describes that exec: the batch must
+ * contain every event up to the read (the drain ended on an empty socket, or later events
+ * were already queued), and none of them may be another exec or a new process on the same
+ * pid before the read. Otherwise the exec's fields are null.
+ *
+ * @module
+ */
+
+import type { Decoded } from "./wire.ts";
+import type { ProcReader } from "./procfs.ts";
+import type { ExecInfo } from "./tree.ts";
+
+/** Slack for the enqueue of an event after its timestamp was taken on another CPU. */
+export const READ_MARGIN_NS = 200_000;
+
+/** Every fact unknown: what an exec gets when no read can vouch for it. */
+export const NULL_INFO: ExecInfo = Object.freeze({
+  comm: null,
+  argv: null,
+  exe: null,
+  uid: null,
+  ppid: null,
+  startTicks: null,
+});
+
+interface Read {
+  info: ExecInfo;
+  /** CLOCK_MONOTONIC time of the read. */
+  readNs: number;
+}
+
+/** Reads taken during one drain, validated when the drain ends. */
+export class ExecReads {
+  #reader: ProcReader;
+  #now: () => number;
+  /** Reads of this batch's execs, by batch index. */
+  #reads: (Read | undefined)[] = [];
+  /** Per pid: timestamps of the batch's execs and new processes (conflicts for reads). */
+  #changes = new Map<number, number[]>();
+  #complete = true;
+  #lastNs = 0;
+
+  /** `now`: CLOCK_MONOTONIC in ns, to date each read. */
+  constructor(reader: ProcReader, now: () => number) {
+    this.#reader = reader;
+    this.#now = now;
+  }
+
+  /** Reads `/proc` for the execs among `batch[from…]`, just decoded. */
+  readNew(batch: readonly Decoded[], from: number): void {
+    for (let i = from; i < batch.length; i++) {
+      const ev = batch[i];
+      if (ev.what === "exec") this.#reads[i] = { info: this.#read(ev.tgid), readNs: this.#now() };
+    }
+  }
+
+  /**
+   * Starts validating a drained batch. `complete`: the drain stopped because the socket
+   * was empty (not at a size cap).
+   */
+  begin(batch: readonly Decoded[], complete: boolean): void {
+    this.#complete = complete;
+    this.#changes.clear();
+    let lastNs = 0;
+    for (const ev of batch) {
+      if (ev.what === "error") continue;
+      if (ev.timestampNs > lastNs) lastNs = ev.timestampNs;
+      if (ev.what === "exec" || (ev.what === "fork" && ev.pid === ev.tgid)) {
+        const list = this.#changes.get(ev.tgid);
+        if (list) list.push(ev.timestampNs);
+        else this.#changes.set(ev.tgid, [ev.timestampNs]);
+      }
+    }
+    this.#lastNs = lastNs;
+  }
+
+  /** What the exec at `batch[index]` may claim: its read, or {@linkcode NULL_INFO}. */
+  take(index: number, pid: number, execNs: number): ExecInfo {
+    const read = this.#reads[index];
+    return read && this.#valid(pid, execNs, read.readNs) ? read.info : NULL_INFO;
+  }
+
+  /** Forgets the batch's reads. */
+  end(): void {
+    this.#reads.length = 0;
+  }
+
+  #valid(pid: number, execNs: number, readNs: number): boolean {
+    // Every event up to the read must be in this batch…
+    if (!this.#complete && this.#lastNs < readNs + READ_MARGIN_NS) return false;
+    // …and none of them may replace the process image or the process behind the pid.
+    for (const ts of this.#changes.get(pid) ?? []) {
+      if (ts > execNs && ts <= readNs + READ_MARGIN_NS) return false;
+    }
+    return true;
+  }
+
+  #read(pid: number): ExecInfo {
+    // status gives name, parent and uid in one read; stat (for the start time) is not
+    // needed: validation against the batch already rules out a reused pid.
+    const r = this.#reader;
+    const st = r.status(pid);
+    if (!st) return NULL_INFO;
+    return {
+      comm: st.comm,
+      argv: r.cmdline(pid),
+      exe: r.exe(pid),
+      uid: st.euid,
+      ppid: st.ppid,
+      startTicks: null,
+    };
+  }
+}

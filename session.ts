@@ -1,0 +1,143 @@
+/**
+ * One listening session, as `watch`, `run` and the library all assemble it: the sources
+ * subscribed, the tree seeded from `/proc` right after, the pipeline warmed up, and the
+ * processor and read loop wired to them. The CLI and the library differ only in what they
+ * do with the records.
+ *
+ * ```
+ * sources (ffi/connector.ts) → decode (lib/wire.ts) → EventLoop (lib/loop.ts)
+ *   → EventProcessor (lib/processor.ts: loss, exec reads, tree, filter, records) → sink
+ * ```
+ *
+ * @module
+ */
+
+import { ConnectorError, ProcConnector } from "./ffi/connector.ts";
+import { Clock, clockNs } from "./ffi/libc.ts";
+import { procfs } from "./ffi/procfs.ts";
+import { hostUsers } from "./ffi/passwd.ts";
+import { Poller } from "./ffi/poller.ts";
+import { EventProcessor, type ProcessorOptions } from "./lib/processor.ts";
+import { EventLoop, type LoopHandlers, type Source } from "./lib/loop.ts";
+import { snapshot } from "./lib/procfs.ts";
+import { WallClock } from "./lib/time.ts";
+import { PidTree } from "./lib/tree.ts";
+import type { Users } from "./lib/users.ts";
+import { warmUp } from "./lib/warm_up.ts";
+
+export { ConnectorError };
+
+/** Options of {@linkcode Session.open}. */
+export interface ListenOptions {
+  /** Receive buffer to ask for, in bytes (default `DEFAULT_RCVBUF_BYTES`, 16 MiB). */
+  rcvbufBytes?: number;
+  /** Kernel event filter (WHAT bits); applied on Linux ≥ 6.6. */
+  eventMask?: number;
+  /** How long exited processes stay in the tree, in ms (default 60 000). */
+  graceMs?: number;
+  /** Most exited processes kept (default 10 000). */
+  maxExited?: number;
+}
+
+/** What a processor needs beyond what the session provides. */
+export type ProcessorConfig = Omit<
+  ProcessorOptions,
+  "tree" | "reader" | "users" | "clock" | "now" | "kernelFilter"
+>;
+
+/** CLOCK_REALTIME − CLOCK_MONOTONIC now, in ns. */
+export function wallOffsetNs(): number {
+  return clockNs(Clock.REALTIME) - clockNs(Clock.MONOTONIC);
+}
+
+/** CLOCK_MONOTONIC now, in ns: the clock of kernel event timestamps. */
+export function monotonicNs(): number {
+  return clockNs(Clock.MONOTONIC);
+}
+
+/** A subscribed connector, the tree seeded right after subscribing, and the parts around it. */
+export class Session {
+  /** The subscribed proc connector. */
+  readonly connector: ProcConnector;
+  /** Every source the loop drains (the connector first). */
+  readonly sources: readonly Source[];
+  /** Parks the loop on the sources. */
+  readonly poller: Poller;
+  /** The live process tree. */
+  readonly tree: PidTree;
+  /** Turns kernel timestamps into wall-clock ISO times. */
+  readonly clock: WallClock;
+  /** The host's user names. */
+  readonly users: Users;
+  /** Processes found in /proc at start. */
+  readonly seeded: number;
+  #offsetCheckedNs = 0;
+
+  private constructor(connector: ProcConnector, tree: PidTree, seeded: number) {
+    this.connector = connector;
+    this.sources = [connector];
+    this.tree = tree;
+    this.seeded = seeded;
+    this.clock = new WallClock(wallOffsetNs());
+    this.users = hostUsers();
+    this.poller = new Poller(this.sources.map((s) => s.fd));
+  }
+
+  /**
+   * Subscribes first and snapshots `/proc` second, so no process can start unseen between
+   * the two. Throws {@linkcode ConnectorError} when the kernel cannot be listened to.
+   */
+  static open(opts: ListenOptions = {}): Session {
+    const connector = ProcConnector.open({
+      rcvbufBytes: opts.rcvbufBytes,
+      eventMask: opts.eventMask,
+    });
+    try {
+      const tree = new PidTree({
+        graceMs: opts.graceMs,
+        maxExited: opts.maxExited,
+        bootOffsetNs: clockNs(Clock.BOOTTIME) - clockNs(Clock.MONOTONIC),
+      });
+      const entries = snapshot(procfs);
+      tree.seed(entries);
+      warmUp(procfs, monotonicNs, Deno.pid);
+      return new Session(connector, tree, entries.length);
+    } catch (e) {
+      connector.close();
+      throw e;
+    }
+  }
+
+  /** A processor over this session's tree, `/proc`, users, clock and kernel filter. */
+  processor(config: ProcessorConfig): EventProcessor {
+    return new EventProcessor({
+      ...config,
+      tree: this.tree,
+      reader: procfs,
+      users: this.users,
+      clock: this.clock,
+      now: monotonicNs,
+      kernelFilter: this.connector.kernelFilter,
+    });
+  }
+
+  /** The read loop over this session's sources. */
+  loop(handlers: LoopHandlers, tickMs?: number): EventLoop {
+    return new EventLoop(this.sources, this.poller, handlers, tickMs);
+  }
+
+  /** Upkeep for every tick: exited processes swept, the wall-clock offset kept current. */
+  tick(nowNs: number = monotonicNs()): void {
+    this.tree.sweep(nowNs);
+    if (nowNs - this.#offsetCheckedNs > 1e9) {
+      this.#offsetCheckedNs = nowNs;
+      this.clock.offsetNs = wallOffsetNs(); // NTP steps the wall clock
+    }
+  }
+
+  /** Ends any wait, unsubscribes and closes every descriptor. */
+  async close(): Promise<void> {
+    await this.poller.close();
+    for (const s of this.sources) await s.close();
+  }
+}
