@@ -5,7 +5,7 @@
  */
 
 import type { ProcReader, StatInfo } from "../lib/procfs.ts";
-import type { Decoded, ProcEvent } from "../lib/wire.ts";
+import type { Decoded, ExecEvent, ExitEvent, ForkEvent } from "../lib/wire.ts";
 import { EventProcessor, type ProcessorOptions } from "../lib/processor.ts";
 import { PidTree } from "../lib/tree.ts";
 import { Users } from "../lib/users.ts";
@@ -45,7 +45,7 @@ export class FakeProc {
 let seq = 0;
 /** Event builders with increasing seq on CPU 0 and timestamps in ms steps. */
 export const ev = {
-  fork: (pid: number, parent: number, ms: number, parentThread = parent): ProcEvent => ({
+  fork: (pid: number, parent: number, ms: number, parentThread = parent): ForkEvent => ({
     what: "fork",
     seq: seq++,
     ack: 0,
@@ -56,7 +56,7 @@ export const ev = {
     parentPid: parentThread,
     parentTgid: parent,
   }),
-  thread: (tid: number, tgid: number, ms: number): ProcEvent => ({
+  thread: (tid: number, tgid: number, ms: number): ForkEvent => ({
     what: "fork",
     seq: seq++,
     ack: 0,
@@ -67,7 +67,7 @@ export const ev = {
     parentPid: 1,
     parentTgid: 1,
   }),
-  exec: (pid: number, ms: number): ProcEvent => ({
+  exec: (pid: number, ms: number): ExecEvent => ({
     what: "exec",
     seq: seq++,
     ack: 0,
@@ -76,7 +76,7 @@ export const ev = {
     pid,
     tgid: pid,
   }),
-  exit: (pid: number, status: number, parent: number, ms: number): ProcEvent => ({
+  exit: (pid: number, status: number, parent: number, ms: number): ExitEvent => ({
     what: "exit",
     seq: seq++,
     ack: 0,

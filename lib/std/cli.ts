@@ -46,6 +46,8 @@ export function parseArgs(args: readonly string[], options: ParseOptions = {}): 
   for (const b of booleans) out[b] = false;
   for (const c of collect) out[c] = [];
   for (const [k, v] of Object.entries(options.default ?? {})) out[key(k)] = v;
+  // Every alias carries its flag's value from the start, as std's does.
+  for (const [alias, name] of canonical) if (alias !== name && name in out) out[alias] = out[name];
 
   const known = (k: string) => booleans.has(k) || strings.has(k) || collect.has(k);
   const set = (arg: string, k: string, value: unknown) => {

@@ -1,0 +1,178 @@
+import { assertEquals, assertThrows } from "@std/assert";
+import { CliError } from "../cli/errors.ts";
+import { MIN_RCVBUF_BYTES, parseWatchConfig, type WatchConfig } from "../cli/watch.ts";
+import { parseRunConfig } from "../cli/run.ts";
+import { formatBytes } from "../cli/flags.ts";
+import { DEFAULT_RCVBUF_BYTES } from "../ffi/connector.ts";
+import { MAX_PENDING_BYTES } from "../lib/line_writer.ts";
+import { DEFAULT_GRACE_MS, DEFAULT_MAX_EXITED } from "../lib/tree.ts";
+
+const DEFAULTS: WatchConfig = {
+  help: false,
+  events: undefined,
+  under: [],
+  users: [],
+  comms: [],
+  threads: false,
+  format: "json",
+  chains: true,
+  output: undefined,
+  truncate: false,
+  rotateBytes: 0,
+  outputBufferBytes: MAX_PENDING_BYTES,
+  statsMs: 0,
+  rcvbufBytes: DEFAULT_RCVBUF_BYTES,
+  realtime: false,
+  graceMs: DEFAULT_GRACE_MS,
+  maxExited: DEFAULT_MAX_EXITED,
+  quiet: false,
+};
+
+Deno.test("watch config: defaults", () => {
+  assertEquals(parseWatchConfig([]), DEFAULTS);
+});
+
+Deno.test("watch config: every flag", () => {
+  const c = parseWatchConfig([
+    "--events=exec,exit",
+    "--under",
+    "sshd",
+    "--under=/usr/bin/npm",
+    "--under",
+    "42",
+    "--user",
+    "root",
+    "--user=1000",
+    "--comm",
+    "sh",
+    "--threads",
+    "--format",
+    "text",
+    "--no-chain",
+    "-o",
+    "/tmp/x.jsonl",
+    "--truncate",
+    "--rotate-bytes",
+    "100M",
+    "--output-buffer",
+    "8M",
+    "--stats",
+    "60",
+    "--rcvbuf",
+    "32M",
+    "--realtime",
+    "--grace",
+    "5",
+    "--max-exited",
+    "7",
+    "-q",
+  ]);
+  assertEquals(c, {
+    help: false,
+    events: new Set(["exec", "exit"] as const),
+    under: ["sshd", "/usr/bin/npm", "42"],
+    users: ["root", "1000"],
+    comms: ["sh"],
+    threads: true,
+    format: "text",
+    chains: false,
+    output: "/tmp/x.jsonl",
+    truncate: true,
+    rotateBytes: 100 * 2 ** 20,
+    outputBufferBytes: 8 * 2 ** 20,
+    statsMs: 60_000,
+    rcvbufBytes: 32 * 2 ** 20,
+    realtime: true,
+    graceMs: 5000,
+    maxExited: 7,
+    quiet: true,
+  });
+  assertEquals(parseWatchConfig(["-h"]).help, true);
+});
+
+const usage: [string[], string][] = [
+  [["--events"], "--events expects a value"],
+  [["--events", ""], "--events expects a value"],
+  [["--events", ","], "no event named"],
+  [["--events", "exec,bogus"], 'unknown event "bogus"'],
+  [["--under"], "--under expects a value"],
+  [["--under", ""], "--under expects a value"],
+  [["--user"], "--user expects a value"],
+  [["--comm", "a-name-of-sixteen"], "at most 15 bytes"],
+  [["-o", ""], "--output expects a value"],
+  [["--format", "xml"], "--format expects json or text"],
+  [["--truncate"], "go with --output"],
+  [["--rotate-bytes", "1M"], "go with --output"],
+  [["--rcvbuf", "0"], `at least ${formatBytes(MIN_RCVBUF_BYTES)}`],
+  [["--rcvbuf", "lots"], "expects a size"],
+  [["--stats", "0"], "--stats expects a whole number ≥ 1"],
+  [["--grace", "-1"], "--grace expects a whole number"],
+  [["--max-exited", "0"], "--max-exited expects a whole number ≥ 1"],
+  [["--nope"], "unknown option --nope"],
+  [["extra"], "unexpected argument extra"],
+];
+for (const [args, message] of usage) {
+  Deno.test(`watch config: ${JSON.stringify(args)} is a usage error`, () => {
+    const e = assertThrows(() => parseWatchConfig(args), CliError, message);
+    assertEquals(e.status, 2);
+  });
+}
+
+Deno.test("run config: defaults and every flag", () => {
+  assertEquals(parseRunConfig(["--", "sh", "-c", "exit 3"]), {
+    help: false,
+    command: ["sh", "-c", "exit 3"],
+    json: false,
+    output: undefined,
+    summary: undefined,
+    waitOrphans: true,
+    tree: true,
+    realtime: true,
+    rcvbufBytes: DEFAULT_RCVBUF_BYTES,
+    quiet: false,
+  });
+  assertEquals(
+    parseRunConfig([
+      "--json",
+      "-o",
+      "/tmp/o",
+      "--summary",
+      "/tmp/s.json",
+      "--no-wait-orphans",
+      "--no-tree",
+      "--no-realtime",
+      "--rcvbuf",
+      "1M",
+      "-q",
+      "--",
+      "make",
+    ]),
+    {
+      help: false,
+      command: ["make"],
+      json: true,
+      output: "/tmp/o",
+      summary: "/tmp/s.json",
+      waitOrphans: false,
+      tree: false,
+      realtime: false,
+      rcvbufBytes: 2 ** 20,
+      quiet: true,
+    },
+  );
+  assertEquals(parseRunConfig(["--help"]).help, true);
+});
+
+for (
+  const [args, message] of [
+    [[], "expects a command after --"],
+    [["--summary"], "--summary expects a value"],
+    [["--rcvbuf", "0", "--", "true"], "at least"],
+    [["--bogus", "--", "true"], "unknown option --bogus"],
+  ] as [string[], string][]
+) {
+  Deno.test(`run config: ${JSON.stringify(args)} is a usage error`, () => {
+    const e = assertThrows(() => parseRunConfig(args), CliError, message);
+    assertEquals(e.status, 2);
+  });
+}

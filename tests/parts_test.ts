@@ -1,0 +1,159 @@
+// The processor's parts, each on its own (the processor tests cover them composed).
+import { assert, assertEquals } from "@std/assert";
+import { LossAccounting } from "../lib/loss.ts";
+import { ExecReads, NULL_INFO, READ_MARGIN_NS } from "../lib/exec_reads.ts";
+import { RecordFilter } from "../lib/filter.ts";
+import { resyncTree } from "../lib/resync.ts";
+import { processRecord } from "../lib/record.ts";
+import { PidTree } from "../lib/tree.ts";
+import { Users } from "../lib/users.ts";
+import { WallClock } from "../lib/time.ts";
+import { byName } from "../lib/lineage.ts";
+import {
+  EVENT_BITS,
+  EVENT_KINDS,
+  eventsHelp,
+  KINDS,
+  PROCESS_WIDE,
+  TREE_EVENTS,
+  WHAT,
+  WHAT_ALL,
+} from "../lib/event_kinds.ts";
+import { ev, FakeProc } from "./fixtures.ts";
+
+Deno.test("event kinds: lists, bits and help derive from the one table", () => {
+  assertEquals<readonly string[]>(EVENT_KINDS, Object.keys(KINDS).filter((k) => k !== "ack"));
+  assertEquals(EVENT_BITS.exec, WHAT.EXEC);
+  assertEquals(TREE_EVENTS, (WHAT.FORK | WHAT.EXEC | WHAT.EXIT | WHAT.COMM) >>> 0);
+  assertEquals([...PROCESS_WIDE].sort(), ["coredump", "exec", "ptrace"]);
+  assertEquals(WHAT_ALL, 0xe00003c7);
+  const help = eventsHelp("  ").split("\n");
+  assertEquals(help.length, EVENT_KINDS.length);
+  assert(help.every((l, i) => l.trimStart().startsWith(EVENT_KINDS[i])), help.join("\n"));
+});
+
+Deno.test("loss: gaps counted per CPU, an unseen overrun reported uncounted once", () => {
+  const l = new LossAccounting(false);
+  assertEquals(l.observe(0, 10), 0);
+  assertEquals(l.observe(0, 13), 2);
+  assertEquals(l.reason, "seq_gap");
+  assertEquals(l.endBatch(), false);
+  assertEquals(l.overrun(), false);
+  assertEquals(l.endBatch(), true, "no gap showed the overrun");
+  assertEquals([l.lost, l.uncounted, l.needResync], [2, 1, true]);
+  l.resynced();
+  assertEquals(l.needResync, false);
+  const filtered = new LossAccounting(true);
+  assertEquals(filtered.observe(0, 1), 0);
+  assertEquals(filtered.observe(0, 9), 0, "with the kernel filter gaps are not losses");
+  assertEquals(filtered.overrun(), true, "an overrun is reported at once, uncounted");
+});
+
+Deno.test("exec reads: kept only when the batch proves them", () => {
+  const procs = new Map([[5, { comm: "ls", ppid: 1, startTicks: 1, argv: ["ls"] }]]);
+  let nowNs = 2e6;
+  const reads = new ExecReads(FakeProc.reader(procs), () => nowNs);
+  const batch = [ev.exec(5, 1)];
+  reads.readNew(batch, 0);
+  reads.begin(batch, true);
+  assertEquals(reads.take(0, 5, 1e6).argv, ["ls"]);
+  reads.end();
+  // Cut at the batch cap, with the read later than anything drained: not proven.
+  nowNs = 1e6 + READ_MARGIN_NS + 1;
+  reads.readNew(batch, 0);
+  reads.begin(batch, false);
+  assertEquals(reads.take(0, 5, 1e6), NULL_INFO);
+  reads.end();
+  // Never read (not decoded through readNew): nothing vouches for it.
+  reads.begin(batch, true);
+  assertEquals(reads.take(0, 5, 1e6), NULL_INFO);
+});
+
+Deno.test("filter: kinds, users, comms and lineage", () => {
+  const tree = new PidTree();
+  tree.seed([
+    { pid: 1, ppid: 0, comm: "init", euid: 0, startTicks: 1 },
+    { pid: 10, ppid: 1, comm: "sshd", euid: 0, startTicks: 2 },
+    { pid: 11, ppid: 10, comm: "sh", euid: 1000, startTicks: 3 },
+  ]);
+  const sh = tree.get(11)!;
+  assertEquals(new RecordFilter(tree).wanted("exec", null), true);
+  assertEquals(new RecordFilter(tree, new Set(["fork"])).wanted("exec", sh), false);
+  assertEquals(
+    new RecordFilter(tree, undefined, { uids: new Set([1000]) }).wanted("exec", sh),
+    true,
+  );
+  assertEquals(
+    new RecordFilter(tree, undefined, { comms: new Set(["bash"]) }).wanted("exec", sh),
+    false,
+  );
+  const under = new RecordFilter(tree, undefined, { under: [byName("sshd")] });
+  assertEquals(under.wanted("exec", sh), true);
+  assertEquals(under.wanted("exec", tree.get(1)!), false);
+  assertEquals(under.wanted("exec", null), false, "a selection never keeps unknown processes");
+});
+
+Deno.test("resync: the tree takes what /proc has and drops what it lacks", () => {
+  const tree = new PidTree();
+  tree.seed([{ pid: 1, ppid: 0, comm: "init", euid: 0, startTicks: 1 }, {
+    pid: 5,
+    ppid: 1,
+    comm: "gone",
+    euid: 0,
+    startTicks: 2,
+  }]);
+  const procs = new Map([[1, { comm: "init", ppid: 0, startTicks: 1 }], [
+    6,
+    { comm: "new", ppid: 1, startTicks: 3 },
+  ]]);
+  assertEquals(resyncTree(tree, FakeProc.reader(procs), 1e9), { added: 1, removed: 1 });
+  assertEquals(tree.get(5)?.alive, false);
+  assertEquals(tree.get(6)?.comm, "new");
+});
+
+Deno.test("record: built from the event and the node alone", () => {
+  const tree = new PidTree();
+  tree.seed([{ pid: 1, ppid: 0, comm: "init", euid: 0, startTicks: 1 }]);
+  const node = tree.fork(7, 1, 5e6);
+  const ctx = {
+    clock: new WallClock(0),
+    users: new Users(() => "root:x:0:0::/:/bin/sh\n"),
+    chains: tree,
+  };
+  assertEquals(processRecord(ev.fork(7, 1, 5), node, ctx), {
+    event: "fork",
+    time: "1970-01-01T00:00:00.005000Z",
+    pid: 7,
+    ppid: 1,
+    comm: "init",
+    user: "root",
+    chain: "7|init|root;1|init|root",
+  });
+  const exit = processRecord(ev.exit(7, 9, 1, 6), node, { ...ctx, chains: null });
+  assertEquals([exit.exit_code, exit.signal, exit.chain], [null, "SIGKILL", undefined]);
+});
+
+Deno.test("lineage: --under with a path matches the executable, not the name", async () => {
+  const t = new PidTree();
+  t.seed([{ pid: 1, ppid: 0, comm: "init", euid: 0, startTicks: 1 }]);
+  const npm = t.exec(1, {
+    comm: "npm",
+    argv: ["npm"],
+    exe: "/usr/bin/npm",
+    uid: 0,
+    ppid: 0,
+    startTicks: 1,
+  });
+  assertEquals(byName("/usr/bin/npm")(npm), true);
+  assertEquals(byName("/usr/local/bin/npm")(npm), false);
+  assertEquals(byName("npm")(npm), true);
+  const { readLink } = await import("../ffi/procfs.ts");
+  // An exe path that is not UTF-8 keeps its bytes (surrogate escapes), not U+FFFD.
+  const link = await Deno.makeTempDir();
+  const made = await new Deno.Command("sh", {
+    args: ["-c", `ln -s "$(printf '/tmp/\\377x')" "${link}/l"`],
+  }).output();
+  assert(made.success);
+  assertEquals(readLink(`${link}/l`), "/tmp/\udcffx");
+  await Deno.remove(link, { recursive: true });
+});
