@@ -46,8 +46,11 @@ export function chain(args: string[]): number {
     console.log(CHAIN_HELP);
     return 0;
   }
-  if (f._.length !== 1 || !/^\d+$/.test(String(f._[0]))) {
+  if (f._.length !== 1) {
     throw new CliError("chain: expects one PID (see proctree chain --help)", 2);
+  }
+  if (!/^\d+$/.test(String(f._[0]))) {
+    throw new CliError(`chain: ${String(f._[0])} is not a PID (see proctree chain --help)`, 2);
   }
   const pid = Number(f._[0]);
   const nodes = liveChain(pid);

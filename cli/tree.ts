@@ -29,8 +29,11 @@ export function tree(args: string[]): number {
     console.log(TREE_HELP);
     return 0;
   }
-  if (f._.length > 1 || (f._.length === 1 && !/^\d+$/.test(String(f._[0])))) {
+  if (f._.length > 1) {
     throw new CliError("tree: expects at most one PID (see proctree tree --help)", 2);
+  }
+  if (f._.length === 1 && !/^\d+$/.test(String(f._[0]))) {
+    throw new CliError(`tree: ${String(f._[0])} is not a PID (see proctree tree --help)`, 2);
   }
   let forest = buildForest(snapshot(procfs), hostUsers());
   if (f._.length === 1) {

@@ -69,7 +69,7 @@ export interface ProcessorCounters {
   unknown: number;
   /** Reconciliations with `/proc`. */
   resyncs: number;
-  /** Execs whose `/proc` facts could not be vouched for (printed as null). */
+  /** Printed execs whose `/proc` facts could not be vouched for (printed as null). */
   execsUnreadable: number;
 }
 
@@ -154,7 +154,6 @@ export class EventProcessor {
       let info: ExecInfo | undefined;
       if (ev.what === "exec") {
         info = this.#reads.take(i, ev.tgid, ev.timestampNs);
-        if (info === NULL_INFO) this.#counts.execsUnreadable++;
       }
       this.#one(ev, info);
     }
@@ -190,7 +189,20 @@ export class EventProcessor {
     // A thread's own events show only with --threads; process-wide facts always do.
     if (ev.pid !== ev.tgid && !this.#o.threads && !PROCESS_WIDE.has(ev.what)) return;
     const node = this.#apply(ev, info ?? NULL_INFO);
-    if (this.#filter.wanted(ev.what, node)) sink(processRecord(ev, node, this.#ctx), node);
+    if (!this.#filter.wanted(ev.what, node)) return;
+    if (info === NULL_INFO) this.#counts.execsUnreadable++;
+    if (node?.alive && node.ppid === 0 && node.pid > 2) this.#refreshParent(node);
+    sink(processRecord(ev, node, this.#ctx), node);
+  }
+
+  /**
+   * A live process whose parent exited: the kernel moved it to a subreaper or init without
+   * an event. Its current parent is read from `/proc` (once), so no line names a dead
+   * creator as its parent; unreadable, `ppid` stays unknown (null).
+   */
+  #refreshParent(node: ProcNode): void {
+    const st = this.#o.reader.stat(node.pid);
+    if (st && this.#o.tree.sameStart(node, st.startTicks)) this.#o.tree.reparent(node, st.ppid);
   }
 
   /** Applies `ev` to the tree; returns the node the event is about (null: unknown). */

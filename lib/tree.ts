@@ -280,6 +280,7 @@ export class PidTree implements ProcessTree {
     n.argv = info.argv;
     n.exe = info.exe;
     if (info.uid !== null) n.uid = info.uid;
+    if (info.ppid !== null) n.ppid = info.ppid; // read with the exec: its current parent
     if (n.startTicks === null) n.startTicks = info.startTicks;
     return n;
   }
@@ -298,13 +299,26 @@ export class PidTree implements ProcessTree {
     return n;
   }
 
-  /** A process exit; `parentTgid` is the parent at exit time (shows reparenting). */
+  /**
+   * A process exit; `parentTgid` is the parent at exit time (shows reparenting). Its live
+   * children are reparented by the kernel to a subreaper or init, which no event names:
+   * their `ppid` becomes 0 (unknown) until {@linkcode reparent} says.
+   */
   exit(pid: number, status: number, parentTgid: number, timestampNs: number): ProcNode | undefined {
     const n = this.#byPid.get(pid);
     if (!n || !n.alive) return undefined;
     if (parentTgid > 0) n.ppid = parentTgid;
     this.#markExited(n, status, timestampNs);
+    if (n.children) {
+      for (const c of n.children) if (c.alive && c.ppid === pid) c.ppid = 0;
+    }
     return n;
+  }
+
+  /** The current parent of a live process, learnt from `/proc` (after its parent exited). */
+  reparent(node: ProcNode, ppid: number): void {
+    const n = node as Node;
+    if (n.alive && this.#byPid.get(n.pid) === n) n.ppid = ppid;
   }
 
   /**

@@ -172,3 +172,23 @@ Deno.test("cli: proctree tree shows this process under its parent", async () => 
   );
   assert(text.includes(`deno(${Deno.pid})`));
 });
+
+Deno.test({
+  name: "kernel: an orphan's lines name its current parent, its chain its creator",
+  ignore,
+}, async () => {
+  const w = await startProctree(["watch"]);
+  // The subshell outlives the shell that made it, then execs: a double-forked daemon.
+  const { pid: outer } = await spawnAndWait("sh", ["-c", "(sleep 0.2; exec sleep 0.1) & exit 0"]);
+  await sleep(600);
+  const { records } = await w.stop();
+  const [sub] = forkedBy(records, outer);
+  const exec = of(records, sub.pid!, "exec").find((r) => r.comm === "sleep");
+  assert(exec, "the subshell's exec was seen");
+  const exit = of(records, sub.pid!, "exit")[0];
+  // The kernel's own word for the parent at exit (the exit event) is the current parent;
+  // the exec line, printed after the creator's exit, must agree with it.
+  assert(exec.ppid !== outer, `exec names the dead creator ${outer} as ppid`);
+  assertEquals(exec.ppid, exit.ppid);
+  assert(String(exec.chain).includes(`;${outer}|sh|`), "the chain keeps the creator");
+});

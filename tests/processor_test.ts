@@ -145,3 +145,42 @@ Deno.test("processor: --user and --comm filters", () => {
   byComm.run([ev.fork(203, 100, 1000), ev.fork(204, 200, 1000)]);
   assertEquals(byComm.records.map((r) => r.pid), [203]);
 });
+
+Deno.test("processor: a child whose creator exited never names it as ppid", () => {
+  const procs = world();
+  const h = harness(procs);
+  // 101 forks 102 and exits; the kernel moves 102 to init, which no event says.
+  procs.set(102, { comm: "daemon", ppid: 1, startTicks: 100, argv: ["daemon"] });
+  h.run([
+    ev.fork(101, 100, 1000),
+    ev.fork(102, 101, 1000),
+    ev.exit(101, 0, 100, 1000.2),
+    ev.exec(102, 1000.3),
+  ]);
+  const exec = h.records.find((r) => r.event === "exec")!;
+  assertEquals(exec.ppid, 1, "the current parent, read with the exec");
+  assertEquals(exec.chain, "102|daemon|root;101|agent|root;100|agent|root;1|systemd|root");
+  // Without a usable exec read (superseded by a second exec) the parent is read from
+  // /proc before the line is printed.
+  const p2 = world();
+  const g = harness(p2);
+  p2.set(104, { comm: "x", ppid: 1, startTicks: 100 });
+  g.run([
+    ev.fork(103, 100, 1000),
+    ev.fork(104, 103, 1000),
+    ev.exit(103, 0, 100, 1000.1),
+    ev.exec(104, 1000.2),
+    ev.exec(104, 1000.3),
+  ]);
+  const first = g.records.filter((r) => r.event === "exec")[0];
+  assertEquals([first.argv, first.ppid], [null, 1]);
+});
+
+Deno.test("processor: execs not printed are not counted unreadable", () => {
+  const h = harness(world(), { events: new Set(["exit"]) });
+  h.run([ev.fork(101, 100, 1000), ev.exec(101, 1000.1)]);
+  assertEquals(h.processor.counters.execsUnreadable, 0);
+  const all = harness(world());
+  all.run([ev.fork(101, 100, 1000), ev.exec(101, 1000.1)]);
+  assertEquals(all.processor.counters.execsUnreadable, 1);
+});
