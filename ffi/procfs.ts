@@ -100,6 +100,9 @@ export const procfs: ProcReader = {
   exe(pid) {
     return readLink(`/proc/${pid}/exe`);
   },
+  tasks(pid) {
+    return listDir(`/proc/${pid}/task`).map(Number).filter(Number.isInteger);
+  },
   pids() {
     return listDir("/proc").filter((n) => n.charCodeAt(0) >= 0x30 && n.charCodeAt(0) <= 0x39).map(
       Number,

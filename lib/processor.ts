@@ -83,6 +83,8 @@ export class EventProcessor {
   #ctx: RecordContext;
   /** Newest kernel timestamp seen: the time of lines that have none of their own. */
   #lastNs = 0;
+  /** Set by {@linkcode #apply}: the event just applied is about the whole process. */
+  #processLevel = true;
 
   /** A processor over `options.tree`, sending records to `options.sink`. */
   constructor(options: ProcessorOptions) {
@@ -186,13 +188,14 @@ export class EventProcessor {
     }
     if (ev.what === "ack") return;
     this.#counts.events++;
-    // A thread's own events show only with --threads; process-wide facts always do.
-    if (ev.pid !== ev.tgid && !this.#o.threads && !PROCESS_WIDE.has(ev.what)) return;
     const node = this.#apply(ev, info ?? NULL_INFO);
+    // A thread's own events show only with --threads; process-wide facts always do.
+    const isProcess = this.#processLevel;
+    if (!isProcess && !this.#o.threads) return;
     if (!this.#filter.wanted(ev.what, node)) return;
     if (info === NULL_INFO) this.#counts.execsUnreadable++;
     if (node?.alive && node.ppid === 0 && node.pid > 2) this.#refreshParent(node);
-    sink(processRecord(ev, node, this.#ctx), node);
+    sink(processRecord(ev, node, this.#ctx, isProcess), node);
   }
 
   /**
@@ -205,21 +208,27 @@ export class EventProcessor {
     if (st && this.#o.tree.sameStart(node, st.startTicks)) this.#o.tree.reparent(node, st.ppid);
   }
 
-  /** Applies `ev` to the tree; returns the node the event is about (null: unknown). */
+  /**
+   * Applies `ev` to the tree; returns the node the event is about (null: unknown), and
+   * sets {@linkcode #processLevel}: whether the event is about the whole process.
+   */
   #apply(ev: Exclude<ProcEvent, { what: "ack" }>, info: ExecInfo): ProcNode | null {
     const tree = this.#o.tree;
     const isProcess = ev.pid === ev.tgid;
+    this.#processLevel = isProcess || PROCESS_WIDE.has(ev.what);
     switch (ev.what) {
       case "fork":
         return isProcess
           ? tree.fork(ev.pid, ev.parentTgid, ev.timestampNs)
-          : tree.get(ev.tgid) ?? null;
+          : tree.threadStart(ev.tgid, ev.pid) ?? null;
       case "exec":
         return tree.exec(ev.tgid, info);
-      case "exit":
-        return isProcess
-          ? tree.exit(ev.tgid, ev.exitCode, ev.parentTgid, ev.timestampNs) ?? null
-          : tree.get(ev.tgid) ?? null;
+      case "exit": {
+        // The process ends with its last thread, whichever thread that is.
+        const r = tree.taskExit(ev.tgid, ev.pid, ev.exitCode, ev.parentTgid, ev.timestampNs);
+        this.#processLevel = r.ended;
+        return r.node ?? null;
+      }
       case "comm":
         return isProcess
           ? tree.rename(ev.tgid, decodeBytes(ev.comm)) ?? null

@@ -21,6 +21,8 @@ export interface StatInfo {
   ppid: number;
   /** Start time in clock ticks after boot (field 22). */
   startTicks: number;
+  /** Threads in the process (field 20). */
+  threads: number;
 }
 
 /** Clock ticks per second of `/proc` times (USER_HZ, fixed at 100 on Linux ABIs). */
@@ -39,10 +41,18 @@ export function parseStat(bytes: Uint8Array): StatInfo | null {
   // f[0] is field 3 (state), so field N is f[N - 3].
   const ppid = Number(f[1]);
   const startTicks = Number(f[19]);
+  const threads = Number(f[17]);
   if (!Number.isInteger(pid) || !Number.isInteger(ppid) || !Number.isFinite(startTicks)) {
     return null;
   }
-  return { pid, comm, state: f[0], ppid, startTicks };
+  return {
+    pid,
+    comm,
+    state: f[0],
+    ppid,
+    startTicks,
+    threads: Number.isInteger(threads) ? threads : 1,
+  };
 }
 
 /** What an exec needs from `/proc/<pid>/status`: one read instead of stat + status. */
@@ -135,13 +145,18 @@ export interface ProcReader {
   cmdline(pid: number): string[] | null;
   /** The target of `/proc/<pid>/exe`, exact bytes as in `text.ts`. */
   exe(pid: number): string | null;
+  /** The thread ids in `/proc/<pid>/task` (empty when gone). */
+  tasks(pid: number): number[];
   /** Every process id in `/proc` now. */
   pids(): number[];
 }
 
 /** One process as a `/proc` snapshot sees it. */
 export interface SnapshotEntry extends StatInfo {
+  /** Effective uid; null when not readable. */
   euid: number | null;
+  /** Its threads besides the main one (read only for multi-threaded processes). */
+  tids?: number[];
 }
 
 /** Reads every process's stat and uid; processes that vanish meanwhile are left out. */
@@ -149,7 +164,10 @@ export function snapshot(reader: ProcReader): SnapshotEntry[] {
   const out: SnapshotEntry[] = [];
   for (const pid of reader.pids()) {
     const st = reader.stat(pid);
-    if (st) out.push({ ...st, euid: reader.status(pid)?.euid ?? null });
+    if (!st) continue;
+    const e: SnapshotEntry = { ...st, euid: reader.status(pid)?.euid ?? null };
+    if (st.threads > 1) e.tids = reader.tasks(pid).filter((t) => t !== pid);
+    out.push(e);
   }
   return out;
 }

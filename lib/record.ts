@@ -118,16 +118,18 @@ export interface RecordContext {
 
 /**
  * The line for a process event, built from the event and the node the tree holds for it
- * after applying the event (null: a process the tree does not know).
+ * after applying the event (null: a process the tree does not know). `isProcess`: the
+ * event is about the whole process (a new process, its end, a process-wide fact), not one
+ * of its threads; a thread's lines carry `tid`.
  */
 export function processRecord(
   ev: Exclude<ProcEvent, { what: "ack" }>,
   node: ProcNode | null,
   ctx: RecordContext,
+  isProcess: boolean = ev.pid === ev.tgid,
 ): WatchRecord {
-  const isProcess = ev.pid === ev.tgid;
   const rec: WatchRecord = { event: ev.what, time: ctx.clock.iso(ev.timestampNs), pid: ev.tgid };
-  if (!isProcess) rec.tid = ev.pid;
+  if (!isProcess || (ev.pid !== ev.tgid && ev.what !== "exit")) rec.tid = ev.pid;
   if (node) {
     rec.ppid = node.ppid || null;
     rec.comm = node.comm;

@@ -66,6 +66,14 @@ interface Node extends ProcNode {
   exitStatus: number | null;
   exitNs: number | null;
   expired: boolean;
+  /**
+   * Live threads besides the main one (null: none known). A process ends when its last
+   * thread does: its main thread may end first (`pthread_exit`), and an `execve` from
+   * another thread ends the main thread and makes the caller the main one.
+   */
+  tids: Set<number> | null;
+  /** The main thread has ended while other threads run. */
+  mainExited: boolean;
 }
 
 /** What exec enrichment learned from `/proc`; null fields were not readable. */
@@ -96,6 +104,8 @@ export interface SeedEntry {
   euid: number | null;
   /** Start time from `/proc/<pid>/stat`, in ticks after boot. */
   startTicks: number;
+  /** Its other threads (besides the main one), when it has any. */
+  tids?: readonly number[];
 }
 
 /** Tree settings. */
@@ -152,6 +162,8 @@ function newNode(pid: number, parent: Node | null): Node {
     exitStatus: null,
     exitNs: null,
     expired: false,
+    tids: null,
+    mainExited: false,
   };
 }
 
@@ -224,6 +236,7 @@ export class PidTree implements ProcessTree {
       n.uid = e.euid;
       n.startTicks = e.startTicks;
       n.ppid = e.ppid;
+      if (e.tids?.length) n.tids = new Set(e.tids);
       this.#put(n);
       added.push([n, e.ppid]);
     }
@@ -281,6 +294,9 @@ export class PidTree implements ProcessTree {
     n.exe = info.exe;
     if (info.uid !== null) n.uid = info.uid;
     if (info.ppid !== null) n.ppid = info.ppid; // read with the exec: its current parent
+    // execve leaves one thread: the one that called it, which becomes the main thread.
+    n.tids = null;
+    n.mainExited = false;
     if (n.startTicks === null) n.startTicks = info.startTicks;
     return n;
   }
@@ -313,6 +329,34 @@ export class PidTree implements ProcessTree {
       for (const c of n.children) if (c.alive && c.ppid === pid) c.ppid = 0;
     }
     return n;
+  }
+
+  /** Thread `tid` started in process `tgid`. */
+  threadStart(tgid: number, tid: number): ProcNode | undefined {
+    const n = this.#byPid.get(tgid);
+    if (n?.alive) (n.tids ??= new Set()).add(tid);
+    return n;
+  }
+
+  /**
+   * Thread `tid` of process `tgid` ended (`tid === tgid`: the main thread). The process
+   * ends with its last thread, and is then marked exited like {@linkcode exit}. Returns
+   * the node and whether the process ended.
+   */
+  taskExit(
+    tgid: number,
+    tid: number,
+    status: number,
+    parentTgid: number,
+    timestampNs: number,
+  ): { node: ProcNode | undefined; ended: boolean } {
+    const n = this.#byPid.get(tgid);
+    if (!n || !n.alive) return { node: n, ended: false };
+    if (tid === tgid) n.mainExited = true;
+    else n.tids?.delete(tid);
+    if (!n.mainExited || n.tids?.size) return { node: n, ended: false };
+    this.exit(tgid, status, parentTgid, timestampNs);
+    return { node: n, ended: true };
   }
 
   /** The current parent of a live process, learnt from `/proc` (after its parent exited). */
@@ -397,7 +441,10 @@ export class PidTree implements ProcessTree {
       seen.add(e.pid);
       const n = this.#byPid.get(e.pid);
       if (!n || !n.alive || !this.sameStart(n, e.startTicks)) missing.push(e);
-      else if (n.startTicks === null) n.startTicks = e.startTicks;
+      else {
+        if (n.startTicks === null) n.startTicks = e.startTicks;
+        n.tids = e.tids?.length ? new Set(e.tids) : null; // thread events may have been lost
+      }
     }
     let removed = 0;
     for (const n of [...this.#byPid.values()]) {

@@ -95,6 +95,7 @@ const emptyProc: ProcReader = {
   status: () => null,
   cmdline: () => null,
   exe: () => null,
+  tasks: () => [],
   pids: () => [],
 };
 

@@ -27,7 +27,9 @@ export class FakeProc {
   static reader(procs: Map<number, FakeProc>): ProcReader {
     const stat = (pid: number): StatInfo | null => {
       const p = procs.get(pid);
-      return p ? { pid, comm: p.comm, state: "S", ppid: p.ppid, startTicks: p.startTicks } : null;
+      return p
+        ? { pid, comm: p.comm, state: "S", ppid: p.ppid, startTicks: p.startTicks, threads: 1 }
+        : null;
     };
     return {
       stat,
@@ -37,6 +39,7 @@ export class FakeProc {
       },
       cmdline: (pid) => procs.get(pid)?.argv ?? null,
       exe: (pid) => procs.get(pid)?.exe ?? null,
+      tasks: (pid) => procs.has(pid) ? [pid] : [],
       pids: () => [...procs.keys()],
     };
   }

@@ -1,19 +1,8 @@
 import { assert, assertEquals } from "@std/assert";
-import { noKernel, parseLines, sleep, startProctree } from "./kernel.ts";
+import { compileHelper, noKernel, parseLines, sleep, startProctree } from "./kernel.ts";
 import { bytesOf } from "../lib/text.ts";
 
-const helper = await (async () => {
-  const path = `${await Deno.makeTempDir()}/hostile`;
-  const src = new URL("./c/hostile.c", import.meta.url).pathname;
-  try {
-    const r = await new Deno.Command("cc", { args: ["-O2", "-o", path, src], stderr: "piped" })
-      .output();
-    return r.success ? path : null;
-  } catch {
-    return null;
-  }
-})();
-if (!helper) console.log("hostile-name tests ignored: no C compiler (cc)");
+const helper = await compileHelper("hostile");
 const ignore = noKernel !== null || helper === null;
 
 const ARGV = [

@@ -115,6 +115,23 @@ export function hasCommand(name: string): boolean {
     .success;
 }
 
+/** Compiles a test helper from `tests/c/NAME.c` with cc; null (and why, printed) if it cannot. */
+export async function compileHelper(name: string, flags: string[] = []): Promise<string | null> {
+  const path = `${await Deno.makeTempDir()}/${name}`;
+  const src = new URL(`./c/${name}.c`, import.meta.url).pathname;
+  try {
+    const r = await new Deno.Command("cc", {
+      args: ["-O2", "-o", path, src, ...flags],
+      stderr: "piped",
+    }).output();
+    if (r.success) return path;
+    console.log(`${name} tests ignored: cc failed: ${new TextDecoder().decode(r.stderr)}`);
+  } catch {
+    console.log(`${name} tests ignored: no C compiler (cc)`);
+  }
+  return null;
+}
+
 /** Waits `ms`. */
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));

@@ -184,3 +184,42 @@ Deno.test("processor: execs not printed are not counted unreadable", () => {
   all.run([ev.fork(101, 100, 1000), ev.exec(101, 1000.1)]);
   assertEquals(all.processor.counters.execsUnreadable, 1);
 });
+
+Deno.test("processor: a process ends with its last thread, not its main one", () => {
+  const h = harness(world());
+  h.run([
+    ev.fork(101, 100, 1000),
+    ev.thread(150, 101, 1000.1),
+    ev.exit(101, 0, 100, 1000.2), // pthread_exit in main: the process runs on
+    ev.thread(151, 101, 1000.3), // a thread made after the main one ended
+    { ...ev.exit(150, 5 << 8, 100, 1000.4), tgid: 101 },
+  ]);
+  assertEquals(h.records.map((r) => r.event), ["fork"], "no exit while threads run");
+  assertEquals(h.tree.get(101)?.alive, true);
+  h.run([{ ...ev.exit(151, 5 << 8, 100, 1000.5), tgid: 101 }]);
+  const exit = h.records.at(-1)!;
+  assertEquals([exit.event, exit.pid, exit.tid, exit.exit_code], ["exit", 101, undefined, 5]);
+  assertEquals(h.tree.get(101)?.alive, false);
+});
+
+Deno.test("processor: execve from a non-main thread is no exit; the pin holds", () => {
+  const procs = world();
+  const h = harness(procs, { threads: true });
+  h.run([ev.fork(101, 100, 1000), ev.thread(150, 101, 1000.1), ev.thread(151, 101, 1000.1)]);
+  const node = h.tree.get(101)!;
+  procs.set(101, { comm: "next", ppid: 100, startTicks: 100, argv: ["next"] });
+  // Thread 151 execs: the kernel ends 150 and the main thread, and 151 becomes 101.
+  h.run([
+    { ...ev.exit(150, 9, 100, 1000.2), tgid: 101 },
+    ev.exit(101, 9, 100, 1000.3),
+    ev.exec(101, 1000.4),
+  ]);
+  assertEquals(h.tree.get(101), node, "the same process, not a new one");
+  assertEquals(node.alive, true);
+  const exits = h.records.filter((r) => r.event === "exit");
+  assert(exits.every((r) => r.tid !== undefined), "only thread exits were printed");
+  assertEquals(h.records.at(-1)!.argv, ["next"]);
+  // After the exec it has one thread: its next exit ends it.
+  h.run([ev.exit(101, 0, 100, 1000.5)]);
+  assertEquals(node.alive, false);
+});

@@ -5,13 +5,14 @@ const enc = (s: string) => new TextEncoder().encode(s);
 
 Deno.test("procfs: stat with spaces and parentheses in the name", () => {
   const line =
-    "4242 (a) b (c)) S 17 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10";
+    "4242 (a) b (c)) S 17 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 3 0 987654 1000 10";
   assertEquals(parseStat(enc(line)), {
     pid: 4242,
     comm: "a) b (c)",
     state: "S",
     ppid: 17,
     startTicks: 987654,
+    threads: 3,
   });
 });
 
