@@ -16,6 +16,7 @@ import { FdWriter } from "../ffi/fd_writer.ts";
 import { procfs } from "../ffi/procfs.ts";
 import { lostRecord, toJsonLine } from "../lib/record.ts";
 import { Audit } from "../lib/audit.ts";
+import { stringifyDeep } from "../lib/json.ts";
 import { displayArg } from "../lib/text_view.ts";
 import type { ProcNode } from "../lib/tree.ts";
 import { shellStatus, signalNumber } from "../lib/wait_status.ts";
@@ -145,6 +146,7 @@ export async function runCommand(c: RunConfig): Promise<number> {
     };
     const processor = session.processor({
       filter: { under: [isRoot] },
+      chains: out !== null, // the audit needs no chain strings; only JSON lines carry them
       sink: (rec, node) => {
         audit.add(rec, node);
         out?.push(toJsonLine(rec));
@@ -245,7 +247,7 @@ export async function runCommand(c: RunConfig): Promise<number> {
         tree: audit.root,
       };
       try {
-        Deno.writeTextFileSync(c.summary, JSON.stringify(doc, null, 2) + "\n", { mode: 0o600 });
+        Deno.writeTextFileSync(c.summary, stringifyDeep(doc) + "\n", { mode: 0o600 });
       } catch (e) {
         say(`proctree: cannot write ${c.summary}: ${(e as Error).message}`);
       }

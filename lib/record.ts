@@ -78,13 +78,20 @@ function chainField(s: string): string {
     : s;
 }
 
+/** Most ancestors a printed chain holds; a longer one ends with {@linkcode CHAIN_CUT}. */
+export const MAX_CHAIN_ENTRIES = 1024;
+/** The last entry of a chain cut at {@linkcode MAX_CHAIN_ENTRIES}. */
+export const CHAIN_CUT = "…";
+
 /**
  * The fsmon chain of `nodes` (self first): `102|touch|root;101|sh|root`. An unknown name or
- * user is `?`; `%`, `|` and `;` inside a name are written `%25`, `%7C`, `%3B`.
+ * user is `?`; `%`, `|` and `;` inside a name are written `%25`, `%7C`, `%3B`. More than
+ * {@linkcode MAX_CHAIN_ENTRIES} nodes: the first ones, then `;…`.
  */
 export function formatChain(nodes: readonly ProcNode[], users: Users): string {
   let out = "";
   for (let i = 0; i < nodes.length; i++) {
+    if (i === MAX_CHAIN_ENTRIES) return out + ";" + CHAIN_CUT;
     const n = nodes[i];
     if (i) out += ";";
     out += n.pid + "|" + (n.comm === null ? "?" : chainField(n.comm)) + "|" +
@@ -166,7 +173,9 @@ export function processRecord(
   }
   if (node) {
     rec.user = ctx.users.name(node.uid);
-    if (ctx.chains) rec.chain = formatChain(ctx.chains.chain(node), ctx.users);
+    if (ctx.chains) {
+      rec.chain = formatChain(ctx.chains.chain(node, MAX_CHAIN_ENTRIES + 1), ctx.users);
+    }
   }
   return rec;
 }

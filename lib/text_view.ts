@@ -42,7 +42,8 @@ export class TextFormatter {
 
   #depth(node: ProcNode | null): number {
     if (!node) return 0;
-    const chain = this.#tree.chain(node);
+    // Indentation stops at MAX_INDENT: no need to walk further up.
+    const chain = this.#tree.chain(node, MAX_INDENT + 1);
     if (this.#roots) {
       const roots = this.#roots;
       const i = chain.findIndex((n) => roots.some((m) => m(n)));

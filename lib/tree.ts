@@ -138,8 +138,6 @@ export interface ResyncResult {
   removed: number;
 }
 
-const MAX_DEPTH = 4096;
-
 /** Default time exited processes stay in the tree, for late lookups and chains. */
 export const DEFAULT_GRACE_MS = 60_000;
 
@@ -173,8 +171,8 @@ export interface ProcessTree {
   get(pid: number): ProcNode | undefined;
   /** Every node currently reachable by pid. */
   nodes(): IterableIterator<ProcNode>;
-  /** Ancestors by creation, self first, up to the root. */
-  chain(node: ProcNode): ProcNode[];
+  /** Ancestors by creation, self first, up to the root (at most `max`). */
+  chain(node: ProcNode, max?: number): ProcNode[];
   /** True when `node` or one of its ancestors satisfies `match`. */
   isUnder(node: ProcNode, match: (n: ProcNode) => boolean): boolean;
   /** True when `ancestor` is `node` or created it, directly or not. */
@@ -242,7 +240,8 @@ export class PidTree implements ProcessTree {
     }
     for (const [n, ppid] of added) {
       const p = this.#byPid.get(ppid);
-      if (p && p !== n) this.#link(n, p);
+      // A snapshot read while pids are reused can claim A under B and B under A.
+      if (p && !this.descendsFrom(p, n)) this.#link(n, p);
     }
   }
 
@@ -255,7 +254,7 @@ export class PidTree implements ProcessTree {
       if (this.sameStart({ ...old, startTicks: null }, old.startTicks)) {
         // A fork that raced the start-up snapshot: the same process, now with its creator.
         old.ppid = parentTgid;
-        if (parent && parent !== old && !old.parent) this.#link(old, parent);
+        if (parent && !old.parent && !this.descendsFrom(parent, old)) this.#link(old, parent);
         return old;
       }
       old.startNs = null;
@@ -376,19 +375,20 @@ export class PidTree implements ProcessTree {
     return Math.abs(expected - startTicks) <= 1;
   }
 
-  /** Ancestors by creation, self first, up to the root; bounded against cycles. */
-  chain(node: ProcNode): ProcNode[] {
+  /**
+   * Ancestors by creation, self first, up to the root; at most `max` of them (a chain that
+   * long is cut: formatters mark it). Lineage has no depth limit: links only ever point
+   * from a node to an older one, so every walk ends.
+   */
+  chain(node: ProcNode, max = Infinity): ProcNode[] {
     const out: ProcNode[] = [];
-    for (let n: ProcNode | null = node; n && out.length < MAX_DEPTH; n = n.parent) out.push(n);
+    for (let n: ProcNode | null = node; n && out.length < max; n = n.parent) out.push(n);
     return out;
   }
 
-  /** True when `node` or one of its ancestors satisfies `match`. */
+  /** True when `node` or one of its ancestors, at any depth, satisfies `match`. */
   isUnder(node: ProcNode, match: (n: ProcNode) => boolean): boolean {
-    let depth = 0;
-    for (let n: ProcNode | null = node; n && depth < MAX_DEPTH; n = n.parent, depth++) {
-      if (match(n)) return true;
-    }
+    for (let n: ProcNode | null = node; n; n = n.parent) if (match(n)) return true;
     return false;
   }
 
