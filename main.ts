@@ -5,6 +5,8 @@
  */
 
 import { CliError, say } from "./cli/errors.ts";
+import { OutputError } from "./ffi/output.ts";
+import { LibcError } from "./ffi/libc.ts";
 import { watch } from "./cli/watch.ts";
 import { chain } from "./cli/chain.ts";
 import { tree } from "./cli/tree.ts";
@@ -69,6 +71,10 @@ if (import.meta.main) {
     if (e instanceof CliError) {
       say(`proctree: ${e.message}`);
       status = e.status;
+    } else if (e instanceof OutputError || e instanceof LibcError) {
+      // Output and system-call failures are the machine's state, not proctree's bug.
+      say(`proctree: ${e.message}`);
+      status = 1;
     } else {
       say(`proctree: internal error: ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
       status = 70;

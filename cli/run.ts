@@ -8,7 +8,7 @@
 
 import { CliError, say } from "./errors.ts";
 import { bytesFlag, formatBytes, parseFlags } from "./flags.ts";
-import { LogFile } from "./log_file.ts";
+import { checkWritable, LogFile, writeAtomic } from "../ffi/output.ts";
 import { openSession } from "./listen.ts";
 import { MIN_RCVBUF_BYTES, rcvbufNote } from "./watch.ts";
 import { LineWriter } from "../lib/line_writer.ts";
@@ -128,10 +128,10 @@ export function count(n: number, noun: string, plural = noun + "es"): string {
 export async function runCommand(c: RunConfig): Promise<number> {
   // Checked before CMD starts: a summary that cannot be written must not cost its run.
   if (c.summary) checkWritable(c.summary);
+  const outFile = c.output ? new LogFile(c.output, { complain: say }) : null;
   const session = openSession({ rcvbufBytes: c.rcvbufBytes });
   const { tree, clock } = session;
   try {
-    const outFile = c.output ? new LogFile(c.output) : null;
     const stdout = new FdWriter(1);
     const dropLine = (n: number) => toJsonLine(lostRecord(clock.iso(monotonicNs()), n, "output"));
     const out = outFile || c.json ? new LineWriter(outFile ?? stdout, dropLine) : null;
@@ -206,6 +206,7 @@ export async function runCommand(c: RunConfig): Promise<number> {
       }
       return audit.open.size === 0;
     };
+    let broken = false;
     try {
       await session.loop({
         ...processor.loopHandlers(),
@@ -216,12 +217,21 @@ export async function runCommand(c: RunConfig): Promise<number> {
         },
         stopped: done,
       }, 100).run();
+    } catch (e) {
+      // Recording failed (an output error): CMD still runs to its end and gives the status.
+      say(`proctree: ${(e as Error).message}; the record is incomplete`);
+      broken = true;
+      await child.status;
     } finally {
       for (const [s, h] of handlers) Deno.removeSignalListener(s, h);
     }
-    out?.drain(2000, (ms) => stdout.writable(ms));
+    try {
+      out?.drain(2000, (ms) => stdout.writable(ms));
+    } catch (e) {
+      say(`proctree: ${(e as Error).message}`);
+    }
     outFile?.close();
-    const st = status as Deno.CommandStatus | null;
+    const st = (status ?? await child.status) as Deno.CommandStatus | null;
     const exitStatus = st === null
       ? 1
       : st.signal
@@ -242,27 +252,19 @@ export async function runCommand(c: RunConfig): Promise<number> {
       const doc = {
         command: c.command,
         exit_status: exitStatus,
-        complete: lost === 0,
+        complete: lost === 0 && !broken,
         totals,
         tree: audit.root,
       };
       try {
-        Deno.writeTextFileSync(c.summary, stringifyDeep(doc) + "\n", { mode: 0o600 });
+        writeAtomic(c.summary, stringifyDeep(doc) + "\n");
       } catch (e) {
-        say(`proctree: cannot write ${c.summary}: ${(e as Error).message}`);
+        // CMD's status is what run returns, whatever happens to the report.
+        say(`proctree: ${(e as Error).message}`);
       }
     }
     return exitStatus;
   } finally {
     await session.close();
-  }
-}
-
-/** Fails with one line when `path` cannot be created or written. */
-function checkWritable(path: string): void {
-  try {
-    Deno.openSync(path, { write: true, create: true, mode: 0o600 }).close();
-  } catch (e) {
-    throw new CliError(`--summary ${path}: ${(e as Error).message}`, 1);
   }
 }

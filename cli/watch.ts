@@ -10,7 +10,7 @@ import { StatsClock } from "./stats.ts";
 import { byName, byNode } from "../lib/lineage.ts";
 import { CliError, say } from "./errors.ts";
 import { bytesFlag, formatBytes, intFlag, parseFlags } from "./flags.ts";
-import { LogFile } from "./log_file.ts";
+import { LogFile } from "../ffi/output.ts";
 import { openSession } from "./listen.ts";
 import { LineWriter, MAX_PENDING_BYTES } from "../lib/line_writer.ts";
 import type { ProcessFilter } from "../lib/processor.ts";
@@ -23,7 +23,7 @@ import {
   TREE_EVENTS,
 } from "../lib/event_kinds.ts";
 import type { Users } from "../lib/users.ts";
-import { lostRecord, toJsonLine, type WatchRecord } from "../lib/record.ts";
+import { lostRecord, restartRecord, toJsonLine, type WatchRecord } from "../lib/record.ts";
 import { TextFormatter } from "../lib/text_view.ts";
 import type { ProcessTree, ProcNode } from "../lib/tree.ts";
 import { DEFAULT_GRACE_MS, DEFAULT_MAX_EXITED } from "../lib/tree.ts";
@@ -166,6 +166,8 @@ export function parseWatchConfig(args: string[]): WatchConfig {
       );
     }
   }
+  // `-o -` and `-o /dev/stdout` mean stdout, which is written without blocking.
+  if (f.output === "-" || f.output === "/dev/stdout") f.output = undefined;
   const opt = <T>(name: string, parse: (v: string) => T, fallback: T): T =>
     f[name] !== undefined ? parse(f[name]) : fallback;
   return {
@@ -268,8 +270,11 @@ export async function runWatch(c: WatchConfig): Promise<number> {
   try {
     const filter = processFilter(c, tree, session.users);
     const log = c.output
-      ? new LogFile(c.output, { truncate: c.truncate, rotateBytes: c.rotateBytes })
+      ? new LogFile(c.output, { truncate: c.truncate, rotateBytes: c.rotateBytes, complain: say })
       : null;
+    if (log?.opened.modeWas !== undefined) {
+      say(`proctree: ${c.output} had mode ${log.opened.modeWas.toString(8)}; it is now 0600`);
+    }
     const text = c.format === "text" ? new TextFormatter(tree, filter.under) : null;
     const stdout = new FdWriter(1);
     // Every line, stats and output-drop reports included, in the one chosen format.
@@ -279,6 +284,9 @@ export async function runWatch(c: WatchConfig): Promise<number> {
     const dropLine = (count: number) =>
       format(lostRecord(clock.iso(monotonicNs()), count, "output"), null);
     const out = new LineWriter(log ?? stdout, dropLine, c.outputBufferBytes);
+    if (log?.opened.appending) {
+      out.push(format(restartRecord(clock.iso(monotonicNs()), log.opened.repairedTornLine), null));
+    }
     const processor = session.processor({
       events: c.events,
       threads: c.threads,

@@ -45,7 +45,7 @@ export class FdWriter {
         const e = errno();
         if (e === Errno.EPIPE) return "closed";
         if (e === Errno.EAGAIN || e === Errno.EINTR) break;
-        throw new LibcError(`write to fd ${this.fd}`, e);
+        throw new LibcError(this.fd === 1 ? "write to stdout" : `write to fd ${this.fd}`, e);
       }
       at += n;
     }

@@ -14,7 +14,14 @@ import { decodeWaitStatus } from "./wait_status.ts";
 import { decodeBytes } from "./text.ts";
 
 /** Every `event` value a line can carry: each event kind, and proctree's own lines. */
-export type RecordKind = EventKind | "lost" | "resync" | "unknown" | "malformed" | "stats";
+export type RecordKind =
+  | EventKind
+  | "lost"
+  | "resync"
+  | "unknown"
+  | "malformed"
+  | "stats"
+  | "restart";
 
 /**
  * One output line. Which keys are present depends on `event`; a key present with null means
@@ -177,6 +184,17 @@ export function processRecord(
       rec.chain = formatChain(ctx.chains.chain(node, MAX_CHAIN_ENTRIES + 1), ctx.users);
     }
   }
+  return rec;
+}
+
+/**
+ * The first line proctree appends to a log that already held lines: events between the
+ * previous line and this one were not seen (proctree was not running). `repaired`: the
+ * previous run's last line was torn and has been closed with a newline.
+ */
+export function restartRecord(time: string, repaired: boolean): WatchRecord {
+  const rec: WatchRecord = { event: "restart", time };
+  if (repaired) rec.repaired_torn_line = true;
   return rec;
 }
 
