@@ -24,6 +24,7 @@ import { WallClock } from "./lib/time.ts";
 import { PidTree } from "./lib/tree.ts";
 import type { Users } from "./lib/users.ts";
 import { warmUp } from "./lib/warm_up.ts";
+import { realtime } from "./ffi/sched.ts";
 
 export { ConnectorError };
 
@@ -72,6 +73,7 @@ export class Session {
   /** Processes found in /proc at start. */
   readonly seeded: number;
   #offsetCheckedNs = 0;
+  #realtime = false;
 
   private constructor(connector: ProcConnector, tree: PidTree, seeded: number) {
     this.connector = connector;
@@ -126,12 +128,27 @@ export class Session {
     return new EventLoop(this.sources, this.poller, handlers, tickMs);
   }
 
-  /** Upkeep for every tick: exited processes swept, the wall-clock offset kept current. */
+  /**
+   * Reads at real-time priority from now on (SCHED_FIFO, when permitted); null on
+   * success, else the errno name. Kept up by {@linkcode tick}: threads the runtime starts
+   * later (the one that parks in `poll`) start at normal priority.
+   */
+  realtime(): string | null {
+    const err = realtime();
+    this.#realtime = err === null;
+    return err;
+  }
+
+  /**
+   * Upkeep for every tick: exited processes swept; once a second, the wall-clock offset
+   * refreshed (NTP steps it) and real-time priority given to any new thread.
+   */
   tick(nowNs: number = monotonicNs()): void {
     this.tree.sweep(nowNs);
     if (nowNs - this.#offsetCheckedNs > 1e9) {
       this.#offsetCheckedNs = nowNs;
-      this.clock.offsetNs = wallOffsetNs(); // NTP steps the wall clock
+      this.clock.offsetNs = wallOffsetNs();
+      if (this.#realtime) realtime();
     }
   }
 

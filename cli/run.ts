@@ -21,7 +21,6 @@ import { displayArg } from "../lib/text_view.ts";
 import type { ProcNode } from "../lib/tree.ts";
 import { shellStatus, signalNumber } from "../lib/wait_status.ts";
 import { DEFAULT_RCVBUF_BYTES } from "../ffi/connector.ts";
-import { realtime } from "../ffi/sched.ts";
 import { monotonicNs } from "../session.ts";
 
 export const RUN_HELP = `proctree run — run a command and record every process it starts
@@ -160,7 +159,7 @@ export async function runCommand(c: RunConfig): Promise<number> {
       );
     }
 
-    if (c.realtime) realtime(); // best effort: without CAP_SYS_NICE it stays normal
+    if (c.realtime) session.realtime(); // best effort: without CAP_SYS_NICE it stays normal
     let child: Deno.ChildProcess;
     try {
       child = new Deno.Command(c.command[0], {

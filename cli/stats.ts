@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { ProcessorCounters } from "../lib/processor.ts";
+import { ARGV_KEEP_CHARS, type ProcessorCounters } from "../lib/processor.ts";
 import type { WatchRecord } from "../lib/record.ts";
 import type { WallClock } from "../lib/time.ts";
 import type { TreeStats } from "../lib/tree.ts";
@@ -54,6 +54,7 @@ export class StatsClock {
       resyncs: c.resyncs,
       malformed: c.malformed,
       execs_unreadable: c.execsUnreadable,
+      argv_keep_chars: ARGV_KEEP_CHARS,
       tree_live: t.live,
       tree_exited: t.exited,
       tree_evicted: t.evictedByCap,

@@ -28,7 +28,6 @@ import { TextFormatter } from "../lib/text_view.ts";
 import type { ProcessTree, ProcNode } from "../lib/tree.ts";
 import { DEFAULT_GRACE_MS, DEFAULT_MAX_EXITED } from "../lib/tree.ts";
 import { DEFAULT_RCVBUF_BYTES } from "../ffi/connector.ts";
-import { realtime } from "../ffi/sched.ts";
 import { FdWriter } from "../ffi/fd_writer.ts";
 import { monotonicNs, type Session } from "../session.ts";
 
@@ -296,7 +295,7 @@ export async function runWatch(c: WatchConfig): Promise<number> {
     });
 
     if (c.realtime) {
-      const err = realtime();
+      const err = session.realtime();
       if (err) {
         say(`proctree: --realtime: cannot raise priority (${err}); reading at normal priority`);
       }

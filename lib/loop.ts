@@ -57,6 +57,8 @@ export interface LoopHandlers {
   batch(batch: Decoded[], complete: boolean): void;
   /** A source's kernel queue overflowed (before the batch that follows it). */
   overrun(): void;
+  /** After every drain, whether it found anything: deferred work that is now due. */
+  drained?(): void;
   /**
    * After each drain and at least every `tickMs` when idle: sweep, stats, and output.
    * `idle` is true when the loop is about to park: flush everything then; while busy,
@@ -113,6 +115,7 @@ export class EventLoop implements BatchSink {
     let most = 0;
     for (const s of this.#sources) most = Math.max(most, s.drain(this, MAX_BATCH));
     if (this.batch.length) this.#h.batch(this.batch, most < MAX_BATCH);
+    this.#h.drained?.();
     return most;
   }
 

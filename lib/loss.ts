@@ -16,7 +16,7 @@ export type LossReason = "overrun" | "seq_gap";
 export class LossAccounting {
   /** Events counted lost, in total. */
   lost = 0;
-  /** Overruns whose size could not be known. */
+  /** Overruns whose size could not be known (and no later gap counted). */
   uncounted = 0;
   /** Something was lost since the last resync. */
   needResync = false;
@@ -24,6 +24,8 @@ export class LossAccounting {
   #seq = new SeqTracker();
   #overrunPending = false;
   #lostInBatch = 0;
+  /** Uncounted reports no gap has accounted for yet. */
+  #uncountedOpen = 0;
 
   /** `kernelFilter`: the kernel filters events, so seq gaps are not losses. */
   constructor(kernelFilter: boolean) {
@@ -49,6 +51,11 @@ export class LossAccounting {
       this.lost += gap;
       this.#lostInBatch += gap;
       this.needResync = true;
+      // A gap that shows up after an "at least one" report is that loss, now counted.
+      if (this.#uncountedOpen > 0) {
+        this.#uncountedOpen--;
+        this.uncounted--;
+      }
     }
     return gap;
   }
@@ -64,7 +71,10 @@ export class LossAccounting {
    */
   endBatch(): boolean {
     const unseen = this.#overrunPending && this.#lostInBatch === 0 && !this.#kernelFilter;
-    if (unseen) this.uncounted++;
+    if (unseen) {
+      this.uncounted++;
+      this.#uncountedOpen++;
+    }
     this.#lostInBatch = 0;
     return unseen;
   }

@@ -73,6 +73,22 @@ export interface ProcessorCounters {
   execsUnreadable: number;
 }
 
+/**
+ * Longest argv (in characters, about bytes) the tree holds for a process after its exec
+ * line: the line carries argv whole, but 60 processes with 6 MB of arguments each would
+ * otherwise hold 360 MB. A longer one is dropped (null for later forks' inheritance), not cut.
+ */
+export const ARGV_KEEP_CHARS = 4096;
+
+function argvChars(argv: readonly string[]): number {
+  let n = 0;
+  for (const a of argv) n += a.length + 1;
+  return n;
+}
+
+/** Least time between two resyncs with `/proc`, in ms. */
+export const RESYNC_INTERVAL_MS = 1000;
+
 /** The event pipeline shared by `watch`, `run` and the library. */
 export class EventProcessor {
   readonly #counts = { events: 0, malformed: 0, unknown: 0, resyncs: 0, execsUnreadable: 0 };
@@ -85,6 +101,7 @@ export class EventProcessor {
   #lastNs = 0;
   /** Set by {@linkcode #apply}: the event just applied is about the whole process. */
   #processLevel = true;
+  #lastResyncMs = -Infinity;
 
   /** A processor over `options.tree`, sending records to `options.sink`. */
   constructor(options: ProcessorOptions) {
@@ -109,12 +126,27 @@ export class EventProcessor {
   }
 
   /** The processor's part of the loop's handlers: early reads, batches, overruns. */
-  loopHandlers(): Pick<LoopHandlers, "decoded" | "batch" | "overrun"> {
+  loopHandlers(): Pick<LoopHandlers, "decoded" | "batch" | "overrun" | "drained"> {
     return {
       decoded: (b, from) => this.#reads.readNew(b, from),
       batch: (b, complete) => this.#process(b, complete),
       overrun: () => this.overrun(),
+      drained: () => this.#resyncIfDue(),
     };
+  }
+
+  /**
+   * A resync reads every process in `/proc`: on a host with tens of thousands of them that
+   * takes long enough for more events to be lost, and a resync after every loss would
+   * never catch up. So resyncs are at least {@linkcode RESYNC_INTERVAL_MS} apart; losses in
+   * between wait for the next one.
+   */
+  #resyncIfDue(): void {
+    if (!this.#loss.needResync) return;
+    const nowMs = this.#o.now() / 1e6;
+    if (nowMs - this.#lastResyncMs < RESYNC_INTERVAL_MS) return;
+    this.#lastResyncMs = nowMs;
+    this.resync();
   }
 
   /**
@@ -161,7 +193,7 @@ export class EventProcessor {
     }
     this.#reads.end();
     if (this.#loss.endBatch()) this.#uncountedLoss();
-    if (this.#loss.needResync) this.resync();
+    this.#resyncIfDue();
   }
 
   #one(ev: Decoded, info: ExecInfo | undefined): void {
@@ -196,6 +228,9 @@ export class EventProcessor {
     if (info === NULL_INFO) this.#counts.execsUnreadable++;
     if (node?.alive && node.ppid === 0 && node.pid > 2) this.#refreshParent(node);
     sink(processRecord(ev, node, this.#ctx, isProcess), node);
+    if (ev.what === "exec" && node?.argv && argvChars(node.argv) > ARGV_KEEP_CHARS) {
+      this.#o.tree.forgetArgv(node); // printed in full; not held for the process's lifetime
+    }
   }
 
   /**

@@ -330,6 +330,11 @@ export class PidTree implements ProcessTree {
     return n;
   }
 
+  /** Stops holding a process's argv (it was printed; it is too long to keep). */
+  forgetArgv(node: ProcNode): void {
+    (node as Node).argv = null;
+  }
+
   /** Thread `tid` started in process `tgid`. */
   threadStart(tgid: number, tid: number): ProcNode | undefined {
     const n = this.#byPid.get(tgid);

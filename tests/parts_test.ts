@@ -157,3 +157,14 @@ Deno.test("lineage: --under with a path matches the executable, not the name", a
   assertEquals(readLink(`${link}/l`), "/tmp/\udcffx");
   await Deno.remove(link, { recursive: true });
 });
+
+Deno.test("loss: a gap after an uncounted report is that loss, not a second one", () => {
+  const l = new LossAccounting(false);
+  l.observe(0, 1);
+  l.overrun();
+  assertEquals(l.endBatch(), true);
+  assertEquals(l.uncounted, 1);
+  l.resynced();
+  assertEquals(l.observe(0, 5), 3);
+  assertEquals([l.lost, l.uncounted], [3, 0], "run adds lost + uncounted: 3, not 3 + 1");
+});

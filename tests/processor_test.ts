@@ -223,3 +223,30 @@ Deno.test("processor: execve from a non-main thread is no exit; the pin holds", 
   h.run([ev.exit(101, 0, 100, 1000.5)]);
   assertEquals(node.alive, false);
 });
+
+Deno.test("processor: resyncs are at least a second apart; a due one runs after a drain", () => {
+  let nowNs = 1e12;
+  const h = harness(world(), { now: () => nowNs });
+  const handlers = h.processor.loopHandlers();
+  h.run([ev.fork(101, 100, 1000)]);
+  ev.skip(5);
+  h.run([ev.fork(103, 100, 1000)]);
+  ev.skip(5);
+  h.run([ev.fork(102, 100, 1000.1)]);
+  assertEquals(h.records.filter((r) => r.event === "resync").length, 1, "the second waits");
+  nowNs += 1.5e9;
+  handlers.drained!();
+  assertEquals(h.records.filter((r) => r.event === "resync").length, 2);
+  handlers.drained!();
+  assertEquals(h.records.filter((r) => r.event === "resync").length, 2, "nothing new lost");
+});
+
+Deno.test("processor: a huge argv is printed whole but not held", () => {
+  const procs = world();
+  const h = harness(procs);
+  const big = ["prog", "x".repeat(100_000)];
+  procs.set(101, { comm: "prog", ppid: 100, startTicks: 100, argv: big });
+  h.run([ev.fork(101, 100, 1000), ev.exec(101, 1000.1)]);
+  assertEquals(h.records[1].argv, big);
+  assertEquals(h.tree.get(101)?.argv, null);
+});
