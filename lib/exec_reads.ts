@@ -6,7 +6,9 @@
  * large batch. A read is kept only when it provably describes that exec: the batch must
  * contain every event up to the read (the drain ended on an empty socket, or later events
  * were already queued), and none of them may be another exec or a new process on the same
- * pid before the read. Otherwise the exec's fields are null.
+ * pid before the read, and the process may not be traced (a tracer can hold it at its next
+ * exec, with the next image installed and not yet reported). Otherwise the exec's fields
+ * are null.
  *
  * @module
  */
@@ -105,7 +107,9 @@ export class ExecReads {
     // needed: validation against the batch already rules out a reused pid.
     const r = this.#reader;
     const st = r.status(pid);
-    if (!st) return NULL_INFO;
+    // A tracer can hold a process between installing its next image and reporting that
+    // exec, so what /proc shows of a traced process may be a later program: not kept.
+    if (!st || st.tracerPid !== 0) return NULL_INFO;
     return {
       comm: st.comm,
       argv: r.cmdline(pid),

@@ -63,6 +63,8 @@ export interface StatusInfo {
   ppid: number;
   /** Effective uid. */
   euid: number;
+  /** The process tracing it (ptrace), 0 when none. */
+  tracerPid: number;
 }
 
 const NL = 0x0a;
@@ -107,14 +109,21 @@ export function parseStatus(bytes: Uint8Array): StatusInfo | null {
   const name = lineValue(bytes, "Name:", 0);
   if (!name) return null;
   const ppid = lineValue(bytes, "PPid:", name[1]);
-  const uid = lineValue(bytes, "Uid:", ppid ? ppid[1] : name[1]);
+  const tracer = ppid && lineValue(bytes, "TracerPid:", ppid[1]);
+  const uid = lineValue(bytes, "Uid:", tracer ? tracer[1] : ppid ? ppid[1] : name[1]);
   if (!ppid || !uid) return null;
+  const tracerPid = tracer ? digits(bytes, tracer[0]) : 0;
   // "Uid:\treal\teffective\tsaved\tfs"
   const tab = bytes.indexOf(0x09, uid[0]);
   const euid = tab < 0 ? NaN : digits(bytes, tab + 1);
   const p = digits(bytes, ppid[0]);
   if (Number.isNaN(euid) || Number.isNaN(p)) return null;
-  return { comm: decodeBytes(unescapeName(bytes.subarray(name[0], name[1]))), ppid: p, euid };
+  return {
+    comm: decodeBytes(unescapeName(bytes.subarray(name[0], name[1]))),
+    ppid: p,
+    euid,
+    tracerPid: Number.isNaN(tracerPid) ? 0 : tracerPid,
+  };
 }
 
 /**

@@ -35,7 +35,7 @@ export class FakeProc {
       stat,
       status: (pid) => {
         const p = procs.get(pid);
-        return p ? { comm: p.comm, ppid: p.ppid, euid: p.euid ?? 0 } : null;
+        return p ? { comm: p.comm, ppid: p.ppid, euid: p.euid ?? 0, tracerPid: 0 } : null;
       },
       cmdline: (pid) => procs.get(pid)?.argv ?? null,
       exe: (pid) => procs.get(pid)?.exe ?? null,

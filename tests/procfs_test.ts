@@ -30,7 +30,8 @@ Deno.test("procfs: cmdline splitting", () => {
 });
 
 Deno.test("procfs: name, parent and effective uid from status", () => {
-  const status = "Name:\ta\\nb\nUmask:\t0022\nPPid:\t7\nUid:\t1000\t0\t0\t0\nGid:\t0\t0\t0\t0\n";
-  assertEquals(parseStatus(enc(status)), { comm: "a\nb", ppid: 7, euid: 0 });
+  const status =
+    "Name:\ta\\nb\nUmask:\t0022\nPPid:\t7\nTracerPid:\t42\nUid:\t1000\t0\t0\t0\nGid:\t0\t0\t0\t0\n";
+  assertEquals(parseStatus(enc(status)), { comm: "a\nb", ppid: 7, euid: 0, tracerPid: 42 });
   assertEquals(parseStatus(enc("Name:\tx\n")), null);
 });

@@ -1,0 +1,49 @@
+// No program hidden behind another (issue 17): a tracer holds a process at its next exec,
+// with the next image installed and not yet reported; the first exec must never be
+// printed with the next image's argv or exe.
+import { assert } from "@std/assert";
+import { compileHelper, noKernel, sleep, startProctree } from "./kernel.ts";
+
+const tracer = await compileHelper("tracer");
+const ignore = noKernel !== null || tracer === null;
+
+Deno.test(
+  { name: "kernel: a tracer cannot make an exec show the next image", ignore },
+  async () => {
+    const w = await startProctree(["watch", "--events", "exec"]);
+    // Under load the reader runs later after each event: the race the attack needs widens.
+    const busy = [0, 1].map(() =>
+      new Deno.Command("sh", { args: ["-c", "while :; do :; done"] }).spawn()
+    );
+    for (let i = 0; i < 30; i++) {
+      const c = new Deno.Command(tracer!, { args: [tracer!, "--evil", "--exfiltrate=/etc/shadow"] })
+        .spawn();
+      await c.status;
+    }
+    for (const b of busy) b.kill("SIGKILL");
+    await sleep(700);
+    const { records } = await w.stop();
+    const evilExecs = records.filter((r) => r.event === "exec" && r.argv?.[1] === "--evil");
+    // Each traced program execs twice under one pid: --evil, then sleep. Its first exec line
+    // (the evil one) must never carry sleep's argv or exe.
+    const byPid = new Map<number, typeof records>();
+    for (const r of records) {
+      if (r.event === "exec") byPid.set(r.pid!, [...(byPid.get(r.pid!) ?? []), r]);
+    }
+    let pairs = 0;
+    for (const [, execs] of byPid) {
+      if (execs.length !== 2 || execs[1].comm !== "sleep" && execs[1].comm !== null) continue;
+      pairs++;
+      const first = execs[0];
+      assert(
+        !first.argv || first.argv[1] === "--evil",
+        `exec hidden behind the next image: ${JSON.stringify(first)}`,
+      );
+      assert(!first.exe?.endsWith("/sleep"), JSON.stringify(first));
+    }
+    assert(
+      pairs >= 10,
+      `saw ${pairs} traced programs exec twice (evil lines: ${evilExecs.length})`,
+    );
+  },
+);
