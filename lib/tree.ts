@@ -355,7 +355,10 @@ export class PidTree implements ProcessTree {
     timestampNs: number,
   ): { node: ProcNode | undefined; ended: boolean } {
     const n = this.#byPid.get(tgid);
-    if (!n || !n.alive) return { node: n, ended: false };
+    // A process the tree does not hold alive (its fork was lost, or a resync found it
+    // gone): its main thread's exit is all there is to report, and no node is named (an
+    // exited node on this pid may be an earlier process).
+    if (!n || !n.alive) return { node: undefined, ended: tid === tgid };
     if (tid === tgid) n.mainExited = true;
     else n.tids?.delete(tid);
     if (!n.mainExited || n.tids?.size) return { node: n, ended: false };

@@ -250,3 +250,9 @@ Deno.test("processor: a huge argv is printed whole but not held", () => {
   assertEquals(h.records[1].argv, big);
   assertEquals(h.tree.get(101)?.argv, null);
 });
+
+Deno.test("processor: the exit of a process whose fork was lost is still printed", () => {
+  const h = harness(world());
+  h.run([ev.exit(4242, 0, 1, 1000)]);
+  assertEquals(h.records.map((r) => [r.event, r.pid, r.tid]), [["exit", 4242, undefined]]);
+});
