@@ -334,7 +334,8 @@ export class ProcConnector implements Source {
         delivered++;
         sink(this.#slotView, i * SLOT_BYTES, Math.min(len, SLOT_BYTES));
       }
-      if (n < BATCH) break;
+      // No early exit on a short batch: the sink may have read /proc meanwhile, and what
+      // the process did during that read must be in this drain. Only EAGAIN ends it.
     }
     return delivered;
   }

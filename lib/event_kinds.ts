@@ -141,7 +141,13 @@ export const KINDS: { readonly [K in EventName]: KindSpec<Payloads[K]> } = {
     tree: true,
     help: "the process ended",
   },
-  uid: { code: WHAT.UID, size: 16, fields: ID_CHANGE, help: "real/effective uid changed" },
+  uid: {
+    code: WHAT.UID,
+    size: 16,
+    fields: ID_CHANGE,
+    tree: true, // the tree's uid, and the check of exec reads, follow it
+    help: "real/effective uid changed",
+  },
   gid: { code: WHAT.GID, size: 16, fields: ID_CHANGE, help: "real/effective gid changed" },
   sid: { code: WHAT.SID, size: 8, fields: IDS, help: "setsid()" },
   ptrace: {

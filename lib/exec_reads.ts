@@ -6,7 +6,8 @@
  * large batch. A read is kept only when it provably describes that exec: the batch must
  * contain every event up to the read (the drain ended on an empty socket, or later events
  * were already queued), and none of them may be another exec or a new process on the same
- * pid before the read, and the process may not be traced (a tracer can hold it at its next
+ * pid before the read (a rename before the read voids the name and argv read, a uid change
+ * the uid read), and the process may not be traced (a tracer can hold it at its next
  * exec, with the next image installed and not yet reported). Otherwise the exec's fields
  * are null.
  *
@@ -30,6 +31,35 @@ export const NULL_INFO: ExecInfo = Object.freeze({
   startTicks: null,
 });
 
+/**
+ * What an event changes of what `/proc` shows: everything (a new image, or a new process
+ * on the pid), the name and the arguments (a rename, as `setproctitle` and perl's `$0` do
+ * with a rewrite of argv), or the uid.
+ */
+type ChangeKind = "all" | "name" | "uid";
+
+interface Change {
+  ts: number;
+  kind: ChangeKind;
+}
+
+/** The change an event makes to what a read of its process shows, if any. */
+function changeOf(ev: Decoded): ChangeKind | null {
+  switch (ev.what) {
+    case "exec":
+      return "all";
+    case "fork":
+      return ev.pid === ev.tgid ? "all" : null;
+    case "comm":
+      // status shows the main thread's name: another thread's rename changes nothing read.
+      return ev.pid === ev.tgid ? "name" : null;
+    case "uid":
+      return "uid";
+    default:
+      return null;
+  }
+}
+
 interface Read {
   info: ExecInfo;
   /** CLOCK_MONOTONIC time of the read. */
@@ -42,8 +72,8 @@ export class ExecReads {
   #now: () => number;
   /** Reads of this batch's execs, by batch index. */
   #reads: (Read | undefined)[] = [];
-  /** Per pid: timestamps of the batch's execs and new processes (conflicts for reads). */
-  #changes = new Map<number, number[]>();
+  /** Per pid: the batch's events that change what a read shows, with their times. */
+  #changes = new Map<number, Change[]>();
   #complete = true;
   #lastNs = 0;
 
@@ -72,10 +102,12 @@ export class ExecReads {
     for (const ev of batch) {
       if (ev.what === "error") continue;
       if (ev.timestampNs > lastNs) lastNs = ev.timestampNs;
-      if (ev.what === "exec" || (ev.what === "fork" && ev.pid === ev.tgid)) {
+      const kind = changeOf(ev);
+      if (kind && ev.what !== "unknown") {
+        const change = { ts: ev.timestampNs, kind };
         const list = this.#changes.get(ev.tgid);
-        if (list) list.push(ev.timestampNs);
-        else this.#changes.set(ev.tgid, [ev.timestampNs]);
+        if (list) list.push(change);
+        else this.#changes.set(ev.tgid, [change]);
       }
     }
     this.#lastNs = lastNs;
@@ -84,22 +116,23 @@ export class ExecReads {
   /** What the exec at `batch[index]` may claim: its read, or {@linkcode NULL_INFO}. */
   take(index: number, pid: number, execNs: number): ExecInfo {
     const read = this.#reads[index];
-    return read && this.#valid(pid, execNs, read.readNs) ? read.info : NULL_INFO;
+    if (!read) return NULL_INFO;
+    // Every event up to the read must be in this batch…
+    if (!this.#complete && this.#lastNs < read.readNs + READ_MARGIN_NS) return NULL_INFO;
+    // …and what any of them changed before the read is not the exec's: null, never the
+    // changed value.
+    let info = read.info;
+    for (const c of this.#changes.get(pid) ?? []) {
+      if (c.ts <= execNs || c.ts > read.readNs + READ_MARGIN_NS) continue;
+      if (c.kind === "all") return NULL_INFO;
+      info = c.kind === "name" ? { ...info, comm: null, argv: null } : { ...info, uid: null };
+    }
+    return info;
   }
 
   /** Forgets the batch's reads. */
   end(): void {
     this.#reads.length = 0;
-  }
-
-  #valid(pid: number, execNs: number, readNs: number): boolean {
-    // Every event up to the read must be in this batch…
-    if (!this.#complete && this.#lastNs < readNs + READ_MARGIN_NS) return false;
-    // …and none of them may replace the process image or the process behind the pid.
-    for (const ts of this.#changes.get(pid) ?? []) {
-      if (ts > execNs && ts <= readNs + READ_MARGIN_NS) return false;
-    }
-    return true;
   }
 
   #read(pid: number): ExecInfo {

@@ -24,7 +24,7 @@ import { ev, FakeProc } from "./fixtures.ts";
 Deno.test("event kinds: lists, bits and help derive from the one table", () => {
   assertEquals<readonly string[]>(EVENT_KINDS, Object.keys(KINDS).filter((k) => k !== "ack"));
   assertEquals(EVENT_BITS.exec, WHAT.EXEC);
-  assertEquals(TREE_EVENTS, (WHAT.FORK | WHAT.EXEC | WHAT.EXIT | WHAT.COMM) >>> 0);
+  assertEquals(TREE_EVENTS, (WHAT.FORK | WHAT.EXEC | WHAT.EXIT | WHAT.COMM | WHAT.UID) >>> 0);
   assertEquals([...PROCESS_WIDE].sort(), ["coredump", "exec", "ptrace"]);
   assertEquals(WHAT_ALL, 0xe00003c7);
   const help = eventsHelp("  ").split("\n");
@@ -167,4 +167,49 @@ Deno.test("loss: a gap after an uncounted report is that loss, not a second one"
   l.resynced();
   assertEquals(l.observe(0, 5), 3);
   assertEquals([l.lost, l.uncounted], [3, 0], "run adds lost + uncounted: 3, not 3 + 1");
+});
+
+Deno.test("exec reads: a rename or a uid change before the read voids what it changed", () => {
+  const procs = new Map([[5, {
+    comm: "renamed",
+    ppid: 1,
+    startTicks: 1,
+    argv: ["renamed"],
+    euid: 6,
+  }]]);
+  const reads = new ExecReads(FakeProc.reader(procs), () => 3e6);
+  const comm = (ms: number, pid = 5) => ({
+    what: "comm" as const,
+    seq: 0,
+    ack: 0,
+    cpu: 0,
+    timestampNs: ms * 1e6,
+    pid,
+    tgid: 5,
+    comm: new TextEncoder().encode("renamed"),
+  });
+  const uid = (ms: number) => ({
+    what: "uid" as const,
+    seq: 0,
+    ack: 0,
+    cpu: 0,
+    timestampNs: ms * 1e6,
+    pid: 5,
+    tgid: 5,
+    real: 6,
+    effective: 6,
+  });
+  const check = (batch: Parameters<ExecReads["readNew"]>[0]) => {
+    reads.readNew(batch, 0);
+    reads.begin(batch, true);
+    const info = reads.take(0, 5, 1e6);
+    reads.end();
+    return info;
+  };
+  const renamed = check([ev.exec(5, 1), comm(2)]);
+  assertEquals([renamed.comm, renamed.argv, renamed.uid], [null, null, 6]);
+  const dropped = check([ev.exec(5, 1), uid(2)]);
+  assertEquals([dropped.comm, dropped.uid], ["renamed", null]);
+  const thread = check([ev.exec(5, 1), comm(2, 77)]);
+  assertEquals(thread.comm, "renamed", "another thread's rename does not change what was read");
 });
