@@ -1,6 +1,6 @@
 // No escape by depth (issue 17): lineage, run's membership and its summary at any depth.
 import { assert, assertEquals } from "@std/assert";
-import { compileHelper, noKernel, PROCTREE, sleep, startProctree } from "./kernel.ts";
+import { compileHelper, noKernel, runWithSummary, sleep, startProctree } from "./kernel.ts";
 import { CHAIN_CUT, MAX_CHAIN_ENTRIES } from "../lib/record.ts";
 
 const helper = await compileHelper("deep");
@@ -20,29 +20,15 @@ async function helperDone(): Promise<void> {
 Deno.test(
   { name: "kernel: run follows 4 200 generations and writes its summary", ignore },
   async () => {
-    const summary = await Deno.makeTempFile({ suffix: ".json" });
-    const r = await new Deno.Command(PROCTREE[0], {
-      args: [
-        ...PROCTREE.slice(1),
-        "run",
-        "-q",
-        "--no-tree",
-        "--summary",
-        summary,
-        "--",
-        helper!,
-        String(GENERATIONS),
-        "/bin/sh",
-        "-c",
-        "sleep 0.1; exit 7",
-      ],
-      stdout: "null",
-      stderr: "piped",
-    }).output();
-    const text = await Deno.readTextFile(summary);
-    await Deno.remove(summary);
-    assertEquals(r.code, 0, new TextDecoder().decode(r.stderr));
-    const doc = JSON.parse(text);
+    const r = await runWithSummary([
+      helper!,
+      String(GENERATIONS),
+      "/bin/sh",
+      "-c",
+      "sleep 0.1; exit 7",
+    ]);
+    assertEquals(r.code, 0, r.stderr);
+    const doc = r.doc;
     let depth = 0;
     let leaf = doc.tree;
     while (leaf.children.length) {

@@ -132,6 +132,33 @@ export async function compileHelper(name: string, flags: string[] = []): Promise
   return null;
 }
 
+/** What `run --summary` wrote (see `cli/run.ts`). */
+export interface RunSummary {
+  exit_status: number;
+  complete: boolean;
+  totals: { processes: number; failed: number; killed: number; lost_events: number };
+  tree: import("../lib/audit.ts").AuditEntry;
+}
+
+/** Runs `proctree run -q --no-tree --summary TMP -- CMD…`; its status, stderr and summary. */
+export async function runWithSummary(
+  cmd: string[],
+): Promise<{ code: number; stderr: string; doc: RunSummary }> {
+  const summary = await Deno.makeTempFile({ suffix: ".json" });
+  try {
+    const r = await new Deno.Command(PROCTREE[0], {
+      args: [...PROCTREE.slice(1), "run", "-q", "--no-tree", "--summary", summary, "--", ...cmd],
+      stdin: "null",
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    const stderr = new TextDecoder().decode(r.stderr);
+    return { code: r.code, stderr, doc: JSON.parse(await Deno.readTextFile(summary)) };
+  } finally {
+    await Deno.remove(summary);
+  }
+}
+
 /** Waits `ms`. */
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));

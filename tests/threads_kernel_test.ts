@@ -1,6 +1,6 @@
 // A process ends when its last thread ends (issue 17, false exits), against the real kernel.
 import { assert, assertEquals } from "@std/assert";
-import { compileHelper, noKernel, of, PROCTREE, sleep, startProctree } from "./kernel.ts";
+import { compileHelper, noKernel, of, runWithSummary, sleep, startProctree } from "./kernel.ts";
 import type { AuditEntry } from "../lib/audit.ts";
 
 const helper = await compileHelper("threads", ["-pthread"]);
@@ -27,26 +27,9 @@ Deno.test(
 Deno.test(
   { name: "kernel: run waits for the last thread and records its child", ignore },
   async () => {
-    const summary = await Deno.makeTempFile({ suffix: ".json" });
-    const r = await new Deno.Command(PROCTREE[0], {
-      args: [
-        ...PROCTREE.slice(1),
-        "run",
-        "-q",
-        "--no-tree",
-        "--summary",
-        summary,
-        "--",
-        "sh",
-        "-c",
-        `${helper} mainexit & exit 0`,
-      ],
-      stdout: "null",
-      stderr: "piped",
-    }).output();
-    const doc = JSON.parse(await Deno.readTextFile(summary));
-    await Deno.remove(summary);
-    assertEquals(r.code, 0, new TextDecoder().decode(r.stderr));
+    const r = await runWithSummary(["sh", "-c", `${helper} mainexit & exit 0`]);
+    const doc = r.doc;
+    assertEquals(r.code, 0, r.stderr);
     const all: AuditEntry[] = [];
     const walk = (e: AuditEntry) => (all.push(e), e.children.forEach(walk));
     walk(doc.tree);

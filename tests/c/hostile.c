@@ -2,7 +2,7 @@
  * A process with hostile names, for the hostile-input tests: it re-executes itself with an
  * argv full of newlines, quotes, backslashes, terminal escapes, invalid UTF-8, an empty
  * string and 2 × 64 KiB of 'A', then renames itself (prctl) to a 15-byte name with the same
- * kinds of bytes, and waits a little so /proc can be read.
+ * kinds of bytes once /proc has been read, and waits a little.
  *   hostile            the full argv
  *   hostile --empty    re-executes with an empty argv (the kernel supplies "")
  */
@@ -12,8 +12,10 @@
 #include <unistd.h>
 
 static void hold(void) {
+  /* Read first, renamed after: a rename before the read voids the read (issue 13). */
+  usleep(100000);
   prctl(PR_SET_NAME, "n\nq\"b\\\x1b[31\xff", 0, 0, 0);
-  usleep(400000);
+  usleep(300000);
   _exit(0);
 }
 
