@@ -237,7 +237,9 @@ export function listeningLine(s: Session): string {
 }
 
 /** `rcvbuf 16M`, or what was granted when it is less than was asked. */
-export function rcvbufNote(s: Session): string {
+export function rcvbufNote(
+  s: { connector: { rcvbufBytes: number; askedRcvbufBytes: number } },
+): string {
   // Linux doubles a requested buffer for its bookkeeping and reports the doubled size.
   const usable = Math.floor(s.connector.rcvbufBytes / 2);
   const asked = s.connector.askedRcvbufBytes;

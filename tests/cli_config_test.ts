@@ -176,3 +176,16 @@ for (
     assertEquals(e.status, 2);
   });
 }
+
+Deno.test("listening line: the buffer asked for, or what the kernel granted when less", async () => {
+  const { rcvbufNote } = await import("../cli/watch.ts");
+  const { count } = await import("../cli/run.ts");
+  const note = (asked: number, granted: number) =>
+    rcvbufNote({ connector: { askedRcvbufBytes: asked, rcvbufBytes: granted } });
+  assertEquals(note(16 * 2 ** 20, 32 * 2 ** 20), "rcvbuf 16M");
+  assertEquals(
+    note(16 * 2 ** 20, 425984),
+    "rcvbuf 208k, less than the 16M asked: net.core.rmem_max caps it without CAP_NET_ADMIN",
+  );
+  assertEquals([count(1, "process"), count(4, "process")], ["1 process", "4 processes"]);
+});

@@ -22,6 +22,9 @@ const built = await (async () => {
   }
 })();
 if (!built) console.log("storm tests ignored: cannot build scripts/storm with cc");
+if (!haveBundle) {
+  console.log("nobody and namespace tests ignored: no dist/proctree.js (run deno task bundle)");
+}
 const ignore = noKernel !== null || !built;
 
 /** Runs a storm; returns the children's pids (a multiset) and the workers. */

@@ -80,3 +80,18 @@ Deno.test({
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("cli: a PID argument that is not a number says so, exit 2", async () => {
+  for (const cmd of ["tree", "chain"]) {
+    const r = await new Deno.Command(PROCTREE[0], {
+      args: [...PROCTREE.slice(1), cmd, "abc"],
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    assertEquals(r.code, 2);
+    assertEquals(
+      new TextDecoder().decode(r.stderr).trim(),
+      `proctree: ${cmd}: abc is not a PID (see proctree ${cmd} --help)`,
+    );
+  }
+});
