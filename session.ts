@@ -25,6 +25,11 @@ import { PidTree } from "./lib/tree.ts";
 import type { Users } from "./lib/users.ts";
 import { warmUp } from "./lib/warm_up.ts";
 import { realtime } from "./ffi/sched.ts";
+import { readFileText } from "./ffi/procfs.ts";
+import { bootTag } from "./lib/identity.ts";
+
+/** The kernel's random id of this boot. */
+const BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id";
 
 export { ConnectorError };
 
@@ -99,6 +104,7 @@ export class Session {
         graceMs: opts.graceMs,
         maxExited: opts.maxExited,
         bootOffsetNs: clockNs(Clock.BOOTTIME) - clockNs(Clock.MONOTONIC),
+        bootTag: bootTag(readFileText(BOOT_ID_PATH) ?? ""),
       });
       const entries = snapshot(procfs);
       tree.seed(entries);

@@ -26,6 +26,7 @@ import type { Users } from "../lib/users.ts";
 import { lostRecord, restartRecord, toJsonLine, type WatchRecord } from "../lib/record.ts";
 import { TextFormatter } from "../lib/text_view.ts";
 import type { ProcessTree, ProcNode } from "../lib/tree.ts";
+import { isProcessId } from "../lib/identity.ts";
 import { DEFAULT_GRACE_MS, DEFAULT_MAX_EXITED } from "../lib/tree.ts";
 import { DEFAULT_RCVBUF_BYTES } from "../ffi/connector.ts";
 import { FdWriter } from "../ffi/fd_writer.ts";
@@ -42,8 +43,9 @@ Options:
   --events LIST        only these events (comma-separated); lost, resync, malformed and
                        unknown always print. The events:
 ${eventsHelp("                         ")}
-  --under NAME|PATH|PID  only processes that are, or descend from, a process with this comm
-                       or executable name, this executable path, or this pid; repeatable
+  --under NAME|PATH|PID|ID  only processes that are, or descend from, a process with this
+                       comm or executable name, this executable path, this pid or this id;
+                       repeatable
   --user NAME|UID      only processes of this user; repeatable
   --comm NAME          only processes with this comm; repeatable
   --threads            also report thread creation and exit (tid differs from pid)
@@ -208,6 +210,11 @@ export function underMatchers(values: string[], tree: ProcessTree): ((n: ProcNod
     if (/^\d+$/.test(v)) {
       const node = tree.get(Number(v));
       if (!node?.alive) throw new CliError(`--under ${v}: no process with pid ${v}`, 1);
+      return byNode(node);
+    }
+    if (isProcessId(v)) {
+      const node = tree.byId(v);
+      if (!node) throw new CliError(`--under ${v}: no process with that id is held`, 1);
       return byNode(node);
     }
     return byName(v);

@@ -113,6 +113,7 @@ export class EventProcessor {
       clock: options.clock,
       users: options.users,
       chains: options.chains ?? true ? options.tree : null,
+      ids: options.tree,
     };
   }
 

@@ -72,6 +72,14 @@ export interface WatchRecord {
   removed?: number;
   /** unknown: the `what` code. */
   code?: number;
+  /** One process incarnation (`identity.ts`): the same on every line of the process. */
+  id?: string | null;
+  /** The `id` of the process that created it. */
+  parent_id?: string | null;
+  /** When the process started (ISO-8601 UTC, µs; 10 ms precision for processes older than proctree). */
+  start_time?: string | null;
+  /** exit: from start to exit, in ms (µs precision). */
+  duration_ms?: number | null;
   /** Ancestor chain, self first: `pid|comm|user;…`. */
   chain?: string;
   /** stats lines carry their own counters. */
@@ -128,6 +136,8 @@ export interface RecordContext {
   users: Users;
   /** The tree for chains; null: no `chain` field. */
   chains: ProcessTree | null;
+  /** The tree for `id`, `parent_id`, `start_time` and `duration_ms`; null: none of them. */
+  ids?: ProcessTree | null;
 }
 
 /**
@@ -180,6 +190,7 @@ export function processRecord(
   }
   if (node) {
     rec.user = ctx.users.name(node.uid);
+    if (ctx.ids) identify(rec, node, ctx.ids, ctx.clock, isProcess && ev.what === "exit");
     if (ctx.chains) {
       rec.chain = formatChain(ctx.chains.chain(node, MAX_CHAIN_ENTRIES + 1), ctx.users);
     }
@@ -196,6 +207,25 @@ export function restartRecord(time: string, repaired: boolean): WatchRecord {
   const rec: WatchRecord = { event: "restart", time };
   if (repaired) rec.repaired_torn_line = true;
   return rec;
+}
+
+/** Adds the identity fields of `node` to `rec` (and `duration_ms` to a process's exit). */
+function identify(
+  rec: WatchRecord,
+  node: ProcNode,
+  tree: ProcessTree,
+  clock: WallClock,
+  ended: boolean,
+): void {
+  rec.id = tree.idOf(node);
+  rec.parent_id = node.parent ? tree.idOf(node.parent) : null;
+  const startNs = tree.startOf(node);
+  rec.start_time = startNs === null ? null : clock.iso(startNs);
+  if (ended) {
+    rec.duration_ms = startNs === null || node.exitNs === null
+      ? null
+      : Math.round((node.exitNs - startNs) / 1e3) / 1e3;
+  }
 }
 
 /** A `lost` line: `count` events (null: at least one) dropped for `reason`. */

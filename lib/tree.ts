@@ -14,6 +14,7 @@
  */
 
 import { TICKS_PER_SECOND } from "./procfs.ts";
+import { monotonicOfTicks, processId, ticksOf } from "./identity.ts";
 
 /**
  * One process incarnation, as the tree shows it to its consumers (records, audits, the
@@ -74,6 +75,8 @@ interface Node extends ProcNode {
   tids: Set<number> | null;
   /** The main thread has ended while other threads run. */
   mainExited: boolean;
+  /** The id, once asked for (see `identity.ts`). */
+  id?: string;
 }
 
 /** What exec enrichment learned from `/proc`; null fields were not readable. */
@@ -116,6 +119,8 @@ export interface TreeOptions {
   maxExited?: number;
   /** CLOCK_BOOTTIME − CLOCK_MONOTONIC in ns, to compare fork times with stat start times. */
   bootOffsetNs?: number;
+  /** The boot part of process ids (`identity.ts`); default `"noboot"`. */
+  bootTag?: string;
 }
 
 /** Counters for stats lines and tests. */
@@ -173,6 +178,12 @@ export interface ProcessTree {
   nodes(): IterableIterator<ProcNode>;
   /** Ancestors by creation, self first, up to the root (at most `max`). */
   chain(node: ProcNode, max?: number): ProcNode[];
+  /** The process's id (`identity.ts`); null when its start time is unknown. */
+  idOf(node: ProcNode): string | null;
+  /** When the process started, CLOCK_MONOTONIC ns; null when unknown. */
+  startOf(node: ProcNode): number | null;
+  /** The held process with this id, if any. */
+  byId(id: string): ProcNode | undefined;
   /** True when `node` or one of its ancestors satisfies `match`. */
   isUnder(node: ProcNode, match: (n: ProcNode) => boolean): boolean;
   /** True when `ancestor` is `node` or created it, directly or not. */
@@ -191,6 +202,7 @@ export class PidTree implements ProcessTree {
   #graceNs: number;
   #maxExited: number;
   #bootOffsetNs: number;
+  #bootTag: string;
   #exitedHeld = 0;
   #evictedByCap = 0;
   #vanished = 0;
@@ -201,6 +213,7 @@ export class PidTree implements ProcessTree {
     this.#graceNs = (options.graceMs ?? DEFAULT_GRACE_MS) * 1e6;
     this.#maxExited = options.maxExited ?? DEFAULT_MAX_EXITED;
     this.#bootOffsetNs = options.bootOffsetNs ?? 0;
+    this.#bootTag = options.bootTag ?? "noboot";
   }
 
   /** Counters. */
@@ -328,6 +341,30 @@ export class PidTree implements ProcessTree {
       for (const c of n.children) if (c.alive && c.ppid === pid) c.ppid = 0;
     }
     return n;
+  }
+
+  /** The process's id (`identity.ts`), the same on every line; null when its start is unknown. */
+  idOf(node: ProcNode): string | null {
+    const n = node as Node;
+    if (n.id !== undefined) return n.id;
+    const ticks = n.startTicks ??
+      (n.startNs === null ? null : ticksOf(n.startNs, this.#bootOffsetNs));
+    if (ticks === null) return null;
+    n.id = processId(this.#bootTag, ticks, n.pid);
+    return n.id;
+  }
+
+  /** When the process started, CLOCK_MONOTONIC ns (tick precision when seeded); null: unknown. */
+  startOf(node: ProcNode): number | null {
+    if (node.startNs !== null) return node.startNs;
+    return node.startTicks === null ? null : monotonicOfTicks(node.startTicks, this.#bootOffsetNs);
+  }
+
+  /** The live or held process with this id, if any. */
+  byId(id: string): ProcNode | undefined {
+    const pid = parseInt(id.slice(id.lastIndexOf(".") + 1), 36);
+    const n = this.#byPid.get(pid);
+    return n && this.idOf(n) === id ? n : undefined;
   }
 
   /** Stops holding a process's argv (it was printed; it is too long to keep). */

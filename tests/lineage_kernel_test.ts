@@ -115,6 +115,8 @@ Deno.test(
       for (const e of execs.slice(1)) {
         assert(!String(e.chain).includes(`|${anc.name}|`), `newcomer chain: ${e.chain}`);
       }
+      // The newcomer on the reused pid is another process: another id.
+      assert(execs[0].id && execs.at(-1)!.id && execs[0].id !== execs.at(-1)!.id, "ids differ");
       const underForOld = of(underRecords, old);
       assert(
         underForOld.length > 0 && underForOld.length <= 3,
