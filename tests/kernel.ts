@@ -159,6 +159,22 @@ export async function runWithSummary(
   }
 }
 
+/**
+ * Runs `fn` while two busy loops keep both CPUs loaded, as on a busy host: the reader then
+ * runs later after each event, which widens the races integrity tests look for.
+ */
+export async function underLoad<T>(fn: () => Promise<T>): Promise<T> {
+  const busy = [0, 1].map(() =>
+    new Deno.Command("sh", { args: ["-c", "while :; do :; done"] }).spawn()
+  );
+  try {
+    return await fn();
+  } finally {
+    for (const b of busy) b.kill("SIGKILL");
+    await Promise.all(busy.map((b) => b.status));
+  }
+}
+
 /** Waits `ms`. */
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
