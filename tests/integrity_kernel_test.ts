@@ -5,6 +5,7 @@ import { assert } from "@std/assert";
 import { compileHelper, noKernel, sleep, startProctree, underLoad } from "./kernel.ts";
 
 const tracer = await compileHelper("tracer");
+const reexec = await compileHelper("reexec");
 const ignore = noKernel !== null || tracer === null;
 
 Deno.test(
@@ -52,3 +53,21 @@ Deno.test(
     );
   },
 );
+
+Deno.test({
+  name: "kernel: a program re-executing itself 1 000 times: no line shows a later image",
+  ignore: noKernel !== null || reexec === null,
+}, async () => {
+  const w = await startProctree(["watch", "--events", "exec"]);
+  const child = new Deno.Command(reexec!, { args: ["1000"] }).spawn();
+  await child.status;
+  await sleep(500);
+  const { records } = await w.stop();
+  const execs = records.filter((r) => r.pid === child.pid && r.event === "exec");
+  // The kernel's own order: the spawn's exec shows no generation, then 1, 2, … 1000.
+  assert(execs.length === 1001, `saw ${execs.length} execs of 1001`);
+  const later = execs.filter((r, k) => r.argv !== null && Number(r.argv?.[2] ?? 0) !== k);
+  assert(later.length === 0, `lines showing another image: ${JSON.stringify(later.slice(0, 3))}`);
+  const named = execs.filter((r) => r.argv !== null).length;
+  console.log(`re-exec: ${named} of 1001 exec lines named, 0 wrong`);
+});
