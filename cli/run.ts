@@ -7,10 +7,9 @@
  */
 
 import { CliError, say } from "./errors.ts";
-import { bytesFlag, formatBytes, parseFlags } from "./flags.ts";
+import { formatBytes, parseFlags } from "./flags.ts";
 import { checkWritable, LogFile, writeAtomic } from "../ffi/output.ts";
-import { openSession } from "./listen.ts";
-import { MIN_RCVBUF_BYTES, rcvbufNote } from "./watch.ts";
+import { openSession, rcvbufFlag, rcvbufNote } from "./listen.ts";
 import { LineWriter } from "../lib/line_writer.ts";
 import { FdWriter } from "../ffi/fd_writer.ts";
 import { procfs } from "../ffi/procfs.ts";
@@ -101,9 +100,7 @@ export function parseRunConfig(args: string[]): RunConfig {
     waitOrphans: f["wait-orphans"],
     tree: f.tree,
     realtime: f.realtime,
-    rcvbufBytes: f.rcvbuf !== undefined
-      ? bytesFlag(f.rcvbuf, "rcvbuf", MIN_RCVBUF_BYTES)
-      : DEFAULT_RCVBUF_BYTES,
+    rcvbufBytes: rcvbufFlag(f.rcvbuf),
     quiet: f.quiet,
   };
 }

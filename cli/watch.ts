@@ -11,7 +11,7 @@ import { byName, byNode } from "../lib/lineage.ts";
 import { CliError, say } from "./errors.ts";
 import { bytesFlag, formatBytes, intFlag, parseFlags } from "./flags.ts";
 import { LogFile } from "../ffi/output.ts";
-import { openSession } from "./listen.ts";
+import { MIN_RCVBUF_BYTES, openSession, rcvbufFlag, rcvbufNote } from "./listen.ts";
 import { LineWriter, MAX_PENDING_BYTES } from "../lib/line_writer.ts";
 import type { ProcessFilter } from "../lib/processor.ts";
 import {
@@ -31,9 +31,6 @@ import { DEFAULT_GRACE_MS, DEFAULT_MAX_EXITED } from "../lib/tree.ts";
 import { DEFAULT_RCVBUF_BYTES } from "../ffi/connector.ts";
 import { FdWriter } from "../ffi/fd_writer.ts";
 import { monotonicNs, type Session } from "../session.ts";
-
-/** Smallest receive buffer `--rcvbuf` accepts (a page): 0 would mean the kernel minimum. */
-export const MIN_RCVBUF_BYTES = 4096;
 
 export const WATCH_HELP = `proctree watch — stream process events as JSON lines
 
@@ -189,11 +186,7 @@ export function parseWatchConfig(args: string[]): WatchConfig {
       MAX_PENDING_BYTES,
     ),
     statsMs: opt("stats", (v) => intFlag(v, "stats", 1) * 1000, 0),
-    rcvbufBytes: opt(
-      "rcvbuf",
-      (v) => bytesFlag(v, "rcvbuf", MIN_RCVBUF_BYTES),
-      DEFAULT_RCVBUF_BYTES,
-    ),
+    rcvbufBytes: rcvbufFlag(f.rcvbuf),
     realtime: f.realtime,
     graceMs: opt("grace", (v) => intFlag(v, "grace") * 1000, DEFAULT_GRACE_MS),
     maxExited: opt("max-exited", (v) => intFlag(v, "max-exited", 1), DEFAULT_MAX_EXITED),
@@ -241,19 +234,6 @@ export function processFilter(c: WatchConfig, tree: ProcessTree, users: Users): 
 export function listeningLine(s: Session): string {
   return `proctree: listening (${s.seeded} processes seeded, ${rcvbufNote(s)}` +
     `${s.connector.kernelFilter ? ", kernel event filter" : ""})`;
-}
-
-/** `rcvbuf 16M`, or what was granted when it is less than was asked. */
-export function rcvbufNote(
-  s: { connector: { rcvbufBytes: number; askedRcvbufBytes: number } },
-): string {
-  // Linux doubles a requested buffer for its bookkeeping and reports the doubled size.
-  const usable = Math.floor(s.connector.rcvbufBytes / 2);
-  const asked = s.connector.askedRcvbufBytes;
-  return usable < asked
-    ? `rcvbuf ${formatBytes(usable)}, less than the ${formatBytes(asked)} asked: ` +
-      `net.core.rmem_max caps it without CAP_NET_ADMIN`
-    : `rcvbuf ${formatBytes(asked)}`;
 }
 
 /** Runs `proctree watch`; resolves to the exit status. */

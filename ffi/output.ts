@@ -16,6 +16,7 @@
  */
 
 import { Errno, errno, errnoName, libc } from "./libc.ts";
+import { cPath } from "./procfs.ts";
 import type { ByteSink } from "../lib/line_writer.ts";
 
 const O_WRONLY = 0o1;
@@ -36,10 +37,6 @@ export class OutputError extends Error {
     super(message);
     this.name = "OutputError";
   }
-}
-
-function cString(s: string): Uint8Array {
-  return new TextEncoder().encode(s + "\0");
 }
 
 /** What opening found, for the caller to report. */
@@ -70,7 +67,7 @@ export function openOutput(
   }
   const c = libc();
   const flags = O_RDWR | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC | (truncate ? O_TRUNC : 0);
-  const fd = c.openMode(cString(path), flags, FILE_MODE);
+  const fd = c.openMode(cPath(path), flags, FILE_MODE);
   if (fd < 0) {
     const e = errno();
     throw new OutputError(
@@ -218,7 +215,7 @@ export function checkWritable(path: string): void {
 
 function createExclusive(path: string): number {
   const fd = libc().openMode(
-    cString(path),
+    cPath(path),
     O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
     FILE_MODE,
   );

@@ -17,7 +17,8 @@ const latin1 = new TextDecoder("latin1");
 let buf = new Uint8Array(64 * 1024);
 const pathBuf = new Uint8Array(4096);
 
-function cPath(path: string): Uint8Array {
+/** `path` as a NUL-terminated C string, in a buffer reused by the next call: pass it on at once. */
+export function cPath(path: string): Uint8Array {
   const r = encoder.encodeInto(path, pathBuf);
   if (r.written >= pathBuf.length) return encoder.encode(path + "\0");
   pathBuf[r.written] = 0;

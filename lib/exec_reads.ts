@@ -36,27 +36,22 @@ export const NULL_INFO: ExecInfo = Object.freeze({
  * on the pid), the name and the arguments (a rename, as `setproctitle` and perl's `$0` do
  * with a rewrite of argv), or the uid.
  */
-type ChangeKind = "all" | "name" | "uid";
+const CHANGE = { ALL: 0, NAME: 1, UID: 2, NONE: -1 } as const;
 
-interface Change {
-  ts: number;
-  kind: ChangeKind;
-}
-
-/** The change an event makes to what a read of its process shows, if any. */
-function changeOf(ev: Decoded): ChangeKind | null {
+/** The change an event makes to what a read of its process shows ({@linkcode CHANGE}). */
+function changeOf(ev: Decoded): number {
   switch (ev.what) {
     case "exec":
-      return "all";
+      return CHANGE.ALL;
     case "fork":
-      return ev.pid === ev.tgid ? "all" : null;
+      return ev.pid === ev.tgid ? CHANGE.ALL : CHANGE.NONE;
     case "comm":
       // status shows the main thread's name: another thread's rename changes nothing read.
-      return ev.pid === ev.tgid ? "name" : null;
+      return ev.pid === ev.tgid ? CHANGE.NAME : CHANGE.NONE;
     case "uid":
-      return "uid";
+      return CHANGE.UID;
     default:
-      return null;
+      return CHANGE.NONE;
   }
 }
 
@@ -73,7 +68,8 @@ export class ExecReads {
   /** Reads of this batch's execs, by batch index. */
   #reads: (Read | undefined)[] = [];
   /** Per pid: the batch's events that change what a read shows, with their times. */
-  #changes = new Map<number, Change[]>();
+  /** Flat pairs `[timestampNs, CHANGE, …]`: no object per event. */
+  #changes = new Map<number, number[]>();
   #complete = true;
   #lastNs = 0;
 
@@ -103,11 +99,10 @@ export class ExecReads {
       if (ev.what === "error") continue;
       if (ev.timestampNs > lastNs) lastNs = ev.timestampNs;
       const kind = changeOf(ev);
-      if (kind && ev.what !== "unknown") {
-        const change = { ts: ev.timestampNs, kind };
+      if (kind !== CHANGE.NONE && ev.what !== "unknown") {
         const list = this.#changes.get(ev.tgid);
-        if (list) list.push(change);
-        else this.#changes.set(ev.tgid, [change]);
+        if (list) list.push(ev.timestampNs, kind);
+        else this.#changes.set(ev.tgid, [ev.timestampNs, kind]);
       }
     }
     this.#lastNs = lastNs;
@@ -122,10 +117,13 @@ export class ExecReads {
     // …and what any of them changed before the read is not the exec's: null, never the
     // changed value.
     let info = read.info;
-    for (const c of this.#changes.get(pid) ?? []) {
-      if (c.ts <= execNs || c.ts > read.readNs + READ_MARGIN_NS) continue;
-      if (c.kind === "all") return NULL_INFO;
-      info = c.kind === "name" ? { ...info, comm: null, argv: null } : { ...info, uid: null };
+    const changes = this.#changes.get(pid);
+    if (!changes) return info;
+    for (let i = 0; i < changes.length; i += 2) {
+      const ts = changes[i], kind = changes[i + 1];
+      if (ts <= execNs || ts > read.readNs + READ_MARGIN_NS) continue;
+      if (kind === CHANGE.ALL) return NULL_INFO;
+      info = kind === CHANGE.NAME ? { ...info, comm: null, argv: null } : { ...info, uid: null };
     }
     return info;
   }

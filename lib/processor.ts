@@ -227,7 +227,10 @@ export class EventProcessor {
     if (!isProcess && !this.#o.threads) return;
     if (!this.#filter.wanted(ev.what, node)) return;
     if (info === NULL_INFO) this.#counts.execsUnreadable++;
-    if (node?.alive && node.ppid === 0 && node.pid > 2) this.#refreshParent(node);
+    // An exit names the parent itself; any other line of an orphan reads it once.
+    if (node?.alive && node.ppid === 0 && node.pid > 2 && ev.what !== "exit") {
+      this.#refreshParent(node);
+    }
     sink(processRecord(ev, node, this.#ctx, isProcess), node);
     if (ev.what === "exec" && node?.argv && argvChars(node.argv) > ARGV_KEEP_CHARS) {
       this.#o.tree.forgetArgv(node); // printed in full; not held for the process's lifetime

@@ -1,6 +1,7 @@
 import { assertEquals, assertThrows } from "@std/assert";
 import { CliError } from "../cli/errors.ts";
-import { MIN_RCVBUF_BYTES, parseWatchConfig, type WatchConfig } from "../cli/watch.ts";
+import { parseWatchConfig, type WatchConfig } from "../cli/watch.ts";
+import { MIN_RCVBUF_BYTES } from "../cli/listen.ts";
 import { parseRunConfig } from "../cli/run.ts";
 import { formatBytes } from "../cli/flags.ts";
 import { DEFAULT_RCVBUF_BYTES } from "../ffi/connector.ts";
@@ -178,7 +179,7 @@ for (
 }
 
 Deno.test("listening line: the buffer asked for, or what the kernel granted when less", async () => {
-  const { rcvbufNote } = await import("../cli/watch.ts");
+  const { rcvbufNote } = await import("../cli/listen.ts");
   const { count } = await import("../cli/run.ts");
   const note = (asked: number, granted: number) =>
     rcvbufNote({ connector: { askedRcvbufBytes: asked, rcvbufBytes: granted } });
