@@ -104,3 +104,5 @@ export { byComm, byExe, byName, byNode, byUser, type NodeMatcher } from "./lib/l
 export { Users } from "./lib/users.ts";
 export { hostUsers } from "./ffi/passwd.ts";
 export { Audit, type AuditEntry, type AuditTotals } from "./lib/audit.ts";
+export { type Container, containerOfPath, parseContainer } from "./lib/container.ts";
+export { ECS_VERSION, type EcsDocument, toEcs } from "./lib/ecs.ts";

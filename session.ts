@@ -27,11 +27,18 @@ import { warmUp } from "./lib/warm_up.ts";
 import { realtime } from "./ffi/sched.ts";
 import { readFileText } from "./ffi/procfs.ts";
 import { bootTag } from "./lib/identity.ts";
+import { FanotifySource, FanotifyUnavailable, MountWatch } from "./ffi/fanotify.ts";
 
 /** The kernel's random id of this boot. */
 const BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id";
 
-export { ConnectorError };
+export { ConnectorError, FanotifyUnavailable };
+
+/** Where exec names come from: `auto` uses fanotify when permitted, else `/proc`. */
+export type ExecNameMode = "auto" | "fanotify" | "proc";
+
+/** The values of {@linkcode ExecNameMode}, for option parsing. */
+export const EXEC_NAME_MODES: readonly ExecNameMode[] = ["auto", "fanotify", "proc"];
 
 /** Options of {@linkcode Session.open}. */
 export interface ListenOptions {
@@ -43,6 +50,8 @@ export interface ListenOptions {
   graceMs?: number;
   /** Most exited processes kept (default 10 000). */
   maxExited?: number;
+  /** Where exec names come from (default `auto`). */
+  execNames?: ExecNameMode;
 }
 
 /** What a processor needs beyond what the session provides. */
@@ -61,6 +70,27 @@ export function monotonicNs(): number {
   return clockNs(Clock.MONOTONIC);
 }
 
+/**
+ * Opens the exec-name source for `mode`. `auto` falls back to `/proc` with a note; `fanotify`
+ * throws {@linkcode FanotifyUnavailable}; `proc` opens nothing.
+ */
+function openExecNames(
+  mode: ExecNameMode,
+  onOverflow: () => void,
+): { source: FanotifySource | null; note: string | null } {
+  if (mode === "proc") return { source: null, note: null };
+  try {
+    return { source: FanotifySource.open(onOverflow, () => monotonicNs() / 1e6), note: null };
+  } catch (e) {
+    if (mode === "fanotify" || !(e instanceof FanotifyUnavailable)) throw e;
+    return {
+      source: null,
+      note: `proctree: exec names from /proc only: ${e.message}; ` +
+        "processes that exit within a millisecond may be unnamed",
+    };
+  }
+}
+
 /** A subscribed connector, the tree seeded right after subscribing, and the parts around it. */
 export class Session {
   /** The subscribed proc connector. */
@@ -77,17 +107,35 @@ export class Session {
   readonly users: Users;
   /** Processes found in /proc at start. */
   readonly seeded: number;
+  /** The exec-name source; null: names come from `/proc` only. */
+  readonly fanotify: FanotifySource | null;
+  /**
+   * With `execNames: "auto"`, why fanotify is not used (one line for stderr); else null.
+   */
+  readonly execNamesNote: string | null;
   #offsetCheckedNs = 0;
   #realtime = false;
+  #processors: EventProcessor[];
 
-  private constructor(connector: ProcConnector, tree: PidTree, seeded: number) {
+  private constructor(
+    connector: ProcConnector,
+    tree: PidTree,
+    seeded: number,
+    fanotify: { source: FanotifySource | null; note: string | null },
+    processors: EventProcessor[],
+  ) {
+    this.#processors = processors;
     this.connector = connector;
-    this.sources = [connector];
+    this.fanotify = fanotify.source;
+    this.execNamesNote = fanotify.note;
+    this.sources = this.fanotify
+      ? [connector, this.fanotify, new MountWatch(this.fanotify)]
+      : [connector];
     this.tree = tree;
     this.seeded = seeded;
     this.clock = new WallClock(wallOffsetNs());
     this.users = hostUsers();
-    this.poller = new Poller(this.sources.map((s) => s.fd));
+    this.poller = new Poller(this.sources);
   }
 
   /**
@@ -99,7 +147,15 @@ export class Session {
       rcvbufBytes: opts.rcvbufBytes,
       eventMask: opts.eventMask,
     });
+    let fan: { source: FanotifySource | null; note: string | null } = { source: null, note: null };
+    // The processors are made later, by the caller: the overflow reaches whichever exist.
+    const processors: EventProcessor[] = [];
+    const toProcessors = () => {
+      for (const p of processors) p.execNamesOverflow();
+    };
     try {
+      // Marked before the snapshot, like the subscription: no exec after it goes unnamed.
+      fan = openExecNames(opts.execNames ?? "auto", toProcessors);
       const tree = new PidTree({
         graceMs: opts.graceMs,
         maxExited: opts.maxExited,
@@ -109,16 +165,17 @@ export class Session {
       const entries = snapshot(procfs);
       tree.seed(entries);
       warmUp(procfs, monotonicNs, Deno.pid);
-      return new Session(connector, tree, entries.length);
+      return new Session(connector, tree, entries.length, fan, processors);
     } catch (e) {
       connector.close();
+      fan.source?.close();
       throw e;
     }
   }
 
   /** A processor over this session's tree, `/proc`, users, clock and kernel filter. */
   processor(config: ProcessorConfig): EventProcessor {
-    return new EventProcessor({
+    const p = new EventProcessor({
       ...config,
       tree: this.tree,
       reader: procfs,
@@ -126,7 +183,10 @@ export class Session {
       clock: this.clock,
       now: monotonicNs,
       kernelFilter: this.connector.kernelFilter,
+      execNames: this.fanotify?.names,
     });
+    this.#processors.push(p);
+    return p;
   }
 
   /** The read loop over this session's sources. */
@@ -151,6 +211,7 @@ export class Session {
    */
   tick(nowNs: number = monotonicNs()): void {
     this.tree.sweep(nowNs);
+    this.fanotify?.names.sweep(nowNs / 1e6);
     if (nowNs - this.#offsetCheckedNs > 1e9) {
       this.#offsetCheckedNs = nowNs;
       this.clock.offsetNs = wallOffsetNs();

@@ -5,9 +5,16 @@
  * @module
  */
 
-import { ConnectorError, type ListenOptions, Session } from "../session.ts";
+import {
+  ConnectorError,
+  EXEC_NAME_MODES,
+  type ExecNameMode,
+  FanotifyUnavailable,
+  type ListenOptions,
+  Session,
+} from "../session.ts";
 import { DEFAULT_RCVBUF_BYTES } from "../ffi/connector.ts";
-import { CliError } from "./errors.ts";
+import { CliError, say } from "./errors.ts";
 import { bytesFlag, formatBytes } from "./flags.ts";
 
 /** Smallest receive buffer `--rcvbuf` accepts (a page): 0 would mean the kernel minimum. */
@@ -18,12 +25,38 @@ export function rcvbufFlag(value: string | undefined): number {
   return value === undefined ? DEFAULT_RCVBUF_BYTES : bytesFlag(value, "rcvbuf", MIN_RCVBUF_BYTES);
 }
 
-/** Subscribes (see `session.ts`); a failure is one line and exit status 1. */
+/** The `--exec-names` help text, shared by `watch` and `run`. */
+export const EXEC_NAMES_HELP = `  --exec-names auto|fanotify|proc
+                       where exec names come from: fanotify names every executable
+                       (needs CAP_SYS_ADMIN), /proc only what is still running when read;
+                       auto (default) uses fanotify when permitted and says so otherwise`;
+
+/** The `--exec-names` value of any command (undefined: `auto`). */
+export function execNamesFlag(value: string | undefined): ExecNameMode {
+  if (value === undefined) return "auto";
+  if (!(EXEC_NAME_MODES as readonly string[]).includes(value)) {
+    throw new CliError(
+      `--exec-names expects ${EXEC_NAME_MODES.join(", ")}, got ${JSON.stringify(value)}`,
+      2,
+    );
+  }
+  return value as ExecNameMode;
+}
+
+/**
+ * Subscribes (see `session.ts`); a failure is one line and exit status 1. When exec names
+ * fall back to `/proc`, says why on stderr, once.
+ */
 export function openSession(opts: ListenOptions): Session {
   try {
-    return Session.open(opts);
+    const s = Session.open(opts);
+    if (s.execNamesNote) say(s.execNamesNote);
+    return s;
   } catch (e) {
     if (e instanceof ConnectorError) throw new CliError(e.message, 1);
+    if (e instanceof FanotifyUnavailable) {
+      throw new CliError(`--exec-names fanotify: ${e.message}`, 1);
+    }
     if (e instanceof Deno.errors.NotCapable || e instanceof Deno.errors.PermissionDenied) {
       throw new CliError(`needs --allow-ffi and --allow-read: ${(e as Error).message}`, 1);
     }
@@ -42,4 +75,13 @@ export function rcvbufNote(
     ? `rcvbuf ${formatBytes(usable)}, less than the ${formatBytes(asked)} asked: ` +
       `net.core.rmem_max caps it without CAP_NET_ADMIN`
     : `rcvbuf ${formatBytes(asked)}`;
+}
+
+/** `exec names: fanotify (12 filesystems)` or `exec names: /proc`, for the listening line. */
+export function execNamesNote(s: Session): string {
+  const f = s.fanotify;
+  if (!f) return "exec names: /proc";
+  const marked = f.marks.filesystems + f.marks.mounts;
+  return `exec names: fanotify (${marked} ${marked === 1 ? "filesystem" : "filesystems"}` +
+    `${f.marks.failed ? `, ${f.marks.failed} not markable` : ""})`;
 }

@@ -9,7 +9,15 @@
 import { CliError, say } from "./errors.ts";
 import { formatBytes, parseFlags } from "./flags.ts";
 import { checkWritable, LogFile, writeAtomic } from "../ffi/output.ts";
-import { openSession, rcvbufFlag, rcvbufNote } from "./listen.ts";
+import {
+  EXEC_NAMES_HELP,
+  execNamesFlag,
+  execNamesNote,
+  openSession,
+  rcvbufFlag,
+  rcvbufNote,
+} from "./listen.ts";
+import type { ExecNameMode } from "../session.ts";
 import { LineWriter } from "../lib/line_writer.ts";
 import { FdWriter } from "../ffi/fd_writer.ts";
 import { procfs } from "../ffi/procfs.ts";
@@ -44,6 +52,7 @@ Options:
   --rcvbuf SIZE        socket receive buffer to ask for (default ${
   formatBytes(DEFAULT_RCVBUF_BYTES)
 })
+${EXEC_NAMES_HELP}
   -q, --quiet          no "proctree: listening" line
   -h, --help           this help
 
@@ -73,6 +82,8 @@ export interface RunConfig {
   realtime: boolean;
   /** Receive buffer to ask for. */
   rcvbufBytes: number;
+  /** Where exec names come from. */
+  execNames: ExecNameMode;
   /** No listening line. */
   quiet: boolean;
 }
@@ -81,7 +92,7 @@ export interface RunConfig {
 export function parseRunConfig(args: string[]): RunConfig {
   const f = parseFlags(args, {
     boolean: ["json", "help", "quiet", "wait-orphans", "tree", "realtime"],
-    string: ["summary", "output", "rcvbuf"],
+    string: ["summary", "output", "rcvbuf", "exec-names"],
     negatable: ["wait-orphans", "tree", "realtime"],
     alias: { h: "help", q: "quiet", o: "output" },
     default: { "wait-orphans": true, tree: true, realtime: true },
@@ -101,6 +112,7 @@ export function parseRunConfig(args: string[]): RunConfig {
     tree: f.tree,
     realtime: f.realtime,
     rcvbufBytes: rcvbufFlag(f.rcvbuf),
+    execNames: execNamesFlag(f["exec-names"]),
     quiet: f.quiet,
   };
 }
@@ -125,7 +137,7 @@ export async function runCommand(c: RunConfig): Promise<number> {
   // Checked before CMD starts: a summary that cannot be written must not cost its run.
   if (c.summary) checkWritable(c.summary);
   const outFile = c.output ? new LogFile(c.output, { complain: say }) : null;
-  const session = openSession({ rcvbufBytes: c.rcvbufBytes });
+  const session = openSession({ rcvbufBytes: c.rcvbufBytes, execNames: c.execNames });
   const { tree, clock } = session;
   try {
     const stdout = new FdWriter(1);
@@ -150,7 +162,7 @@ export async function runCommand(c: RunConfig): Promise<number> {
     });
     if (!c.quiet) {
       say(
-        `proctree: listening (${rcvbufNote(session)}); running ${
+        `proctree: listening (${rcvbufNote(session)}, ${execNamesNote(session)}); running ${
           c.command.map(displayArg).join(" ")
         }`,
       );

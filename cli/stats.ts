@@ -54,6 +54,8 @@ export class StatsClock {
       resyncs: c.resyncs,
       malformed: c.malformed,
       execs_unreadable: c.execsUnreadable,
+      execs_named_by_fanotify: c.execsNamedByFanotify,
+      exec_name_conflicts: c.execNameConflicts,
       argv_keep_chars: ARGV_KEEP_CHARS,
       tree_live: t.live,
       tree_exited: t.exited,

@@ -11,7 +11,16 @@ import { byName, byNode } from "../lib/lineage.ts";
 import { CliError, say } from "./errors.ts";
 import { bytesFlag, formatBytes, intFlag, parseFlags } from "./flags.ts";
 import { LogFile } from "../ffi/output.ts";
-import { MIN_RCVBUF_BYTES, openSession, rcvbufFlag, rcvbufNote } from "./listen.ts";
+import {
+  EXEC_NAMES_HELP,
+  execNamesFlag,
+  execNamesNote,
+  MIN_RCVBUF_BYTES,
+  openSession,
+  rcvbufFlag,
+  rcvbufNote,
+} from "./listen.ts";
+import type { ExecNameMode } from "../session.ts";
 import { LineWriter, MAX_PENDING_BYTES } from "../lib/line_writer.ts";
 import type { ProcessFilter } from "../lib/processor.ts";
 import {
@@ -30,6 +39,8 @@ import { isProcessId } from "../lib/identity.ts";
 import { DEFAULT_GRACE_MS, DEFAULT_MAX_EXITED } from "../lib/tree.ts";
 import { DEFAULT_RCVBUF_BYTES } from "../ffi/connector.ts";
 import { FdWriter } from "../ffi/fd_writer.ts";
+import { ECS_VERSION, toEcs } from "../lib/ecs.ts";
+import { hostName } from "../ffi/procfs.ts";
 import { monotonicNs, type Session } from "../session.ts";
 
 export const WATCH_HELP = `proctree watch — stream process events as JSON lines
@@ -46,7 +57,8 @@ ${eventsHelp("                         ")}
   --user NAME|UID      only processes of this user; repeatable
   --comm NAME          only processes with this comm; repeatable
   --threads            also report thread creation and exit (tid differs from pid)
-  --format json|text   JSON lines (default) or a readable, indented view
+  --format json|ecs|text  JSON lines (default), Elastic Common Schema ${ECS_VERSION} documents
+                       (one per line), or a readable, indented view
   --no-chain           leave out the ancestor chain
   -o, --output FILE    append the lines to FILE (created with mode 0600) instead of stdout;
                        SIGHUP reopens it (for logrotate)
@@ -61,6 +73,7 @@ ${eventsHelp("                         ")}
   --rcvbuf SIZE        socket receive buffer to ask for (default ${
   formatBytes(DEFAULT_RCVBUF_BYTES)
 }; at least ${formatBytes(MIN_RCVBUF_BYTES)})
+${EXEC_NAMES_HELP}
   --realtime           read at real-time priority (SCHED_FIFO 1, root): far fewer execs whose
                        process exits before /proc can be read; children are not affected
   --grace SECONDS      keep exited processes this long for chains (default ${
@@ -91,7 +104,7 @@ export interface WatchConfig {
   /** Report threads. */
   threads: boolean;
   /** Output format. */
-  format: "json" | "text";
+  format: "json" | "ecs" | "text";
   /** Add the chain field. */
   chains: boolean;
   /** `--output` path. */
@@ -108,6 +121,8 @@ export interface WatchConfig {
   rcvbufBytes: number;
   /** Read at SCHED_FIFO. */
   realtime: boolean;
+  /** Where exec names come from. */
+  execNames: ExecNameMode;
   /** How long exited processes are kept. */
   graceMs: number;
   /** Most exited processes kept. */
@@ -143,6 +158,7 @@ export function parseWatchConfig(args: string[]): WatchConfig {
       "rotate-bytes",
       "stats",
       "output-buffer",
+      "exec-names",
     ],
     collect: ["under", "user", "comm"],
     negatable: ["chain"],
@@ -150,8 +166,8 @@ export function parseWatchConfig(args: string[]): WatchConfig {
     default: { format: "json", chain: true },
   }, "watch");
   if (f._.length) throw new CliError(`watch: unexpected argument ${String(f._[0])}`, 2);
-  if (f.format !== "json" && f.format !== "text") {
-    throw new CliError(`--format expects json or text, got ${JSON.stringify(f.format)}`, 2);
+  if (f.format !== "json" && f.format !== "ecs" && f.format !== "text") {
+    throw new CliError(`--format expects json, ecs or text, got ${JSON.stringify(f.format)}`, 2);
   }
   if ((f.truncate || f["rotate-bytes"] !== undefined) && !f.output) {
     throw new CliError("--truncate and --rotate-bytes go with --output", 2);
@@ -188,6 +204,7 @@ export function parseWatchConfig(args: string[]): WatchConfig {
     statsMs: opt("stats", (v) => intFlag(v, "stats", 1) * 1000, 0),
     rcvbufBytes: rcvbufFlag(f.rcvbuf),
     realtime: f.realtime,
+    execNames: execNamesFlag(f["exec-names"]),
     graceMs: opt("grace", (v) => intFlag(v, "grace") * 1000, DEFAULT_GRACE_MS),
     maxExited: opt("max-exited", (v) => intFlag(v, "max-exited", 1), DEFAULT_MAX_EXITED),
     quiet: f.quiet,
@@ -233,7 +250,7 @@ export function processFilter(c: WatchConfig, tree: ProcessTree, users: Users): 
 /** The listening line: what was seeded, and the receive buffer as the kernel granted it. */
 export function listeningLine(s: Session): string {
   return `proctree: listening (${s.seeded} processes seeded, ${rcvbufNote(s)}` +
-    `${s.connector.kernelFilter ? ", kernel event filter" : ""})`;
+    `${s.connector.kernelFilter ? ", kernel event filter" : ""}, ${execNamesNote(s)})`;
 }
 
 /** Runs `proctree watch`; resolves to the exit status. */
@@ -253,6 +270,7 @@ export async function runWatch(c: WatchConfig): Promise<number> {
     eventMask: eventMask(c.events, TREE_EVENTS),
     graceMs: c.graceMs,
     maxExited: c.maxExited,
+    execNames: c.execNames,
   });
   const { tree, clock } = session;
   try {
@@ -266,8 +284,11 @@ export async function runWatch(c: WatchConfig): Promise<number> {
     const text = c.format === "text" ? new TextFormatter(tree, filter.under) : null;
     const stdout = new FdWriter(1);
     // Every line, stats and output-drop reports included, in the one chosen format.
+    const hostname = c.format === "ecs" ? hostName() : "";
     const format = text
       ? (rec: WatchRecord, node: ProcNode | null) => text.format(rec, node)
+      : c.format === "ecs"
+      ? (rec: WatchRecord, node: ProcNode | null) => JSON.stringify(toEcs(rec, node, hostname))
       : (rec: WatchRecord) => toJsonLine(rec);
     const dropLine = (count: number) =>
       format(lostRecord(clock.iso(monotonicNs()), count, "output"), null);

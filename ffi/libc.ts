@@ -38,6 +38,9 @@ const SYMBOLS = {
   readdir: { parameters: ["pointer"], result: "pointer" },
   closedir: { parameters: ["pointer"], result: "i32" },
   getpid: { parameters: [], result: "i32" },
+  fanotify_init: { parameters: ["u32", "u32"], result: "i32" },
+  fanotify_mark: { parameters: ["i32", "u32", "u64", "i32", "buffer"], result: "i32" },
+  realpath: { parameters: ["buffer", "buffer"], result: "pointer" },
   clock_gettime: { parameters: ["i32", "buffer"], result: "i32" },
   sched_setscheduler: { parameters: ["i32", "i32", "buffer"], result: "i32" },
   __errno_location: { parameters: [], result: "pointer" },
@@ -90,6 +93,10 @@ export const Errno = {
   EPROTONOSUPPORT: 93,
   EAFNOSUPPORT: 97,
   ENOBUFS: 105,
+  EXDEV: 18,
+  ENODEV: 19,
+  ENOSYS: 38,
+  EOPNOTSUPP: 95,
   ECONNREFUSED: 111,
 } as const;
 

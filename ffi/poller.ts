@@ -24,15 +24,17 @@ export class Poller implements Waiter {
   #polling: Promise<number> | null = null;
   #eventfdBuf = new BigUint64Array(1);
 
-  /** Polls `readFds` for input. */
-  constructor(readFds: readonly number[]) {
+  /** Polls `readFds` for input (`POLLIN`, or the events given with a descriptor). */
+  constructor(readFds: readonly (number | { fd: number; pollEvents?: number })[]) {
     const efd = libc().eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (efd < 0) throw new LibcError("eventfd", errno());
     this.#efd = efd;
     this.#count = readFds.length + 2;
     this.#fds = new Uint8Array(this.#count * POLLFD.size);
     this.#view = new DataView(this.#fds.buffer);
-    readFds.forEach((fd, i) => this.#set(i, fd, POLL.IN));
+    readFds.forEach((t, i) =>
+      typeof t === "number" ? this.#set(i, t, POLL.IN) : this.#set(i, t.fd, t.pollEvents ?? POLL.IN)
+    );
     this.#wakeSlot = readFds.length;
     this.#hangupSlot = readFds.length + 1;
     this.#set(this.#wakeSlot, efd, POLL.IN);

@@ -8,7 +8,13 @@
 
 import { libc } from "./libc.ts";
 import { decodeBytes } from "../lib/text.ts";
-import { parseCmdline, parseStat, parseStatus, type ProcReader } from "../lib/procfs.ts";
+import {
+  parseCmdline,
+  parseLoginUid,
+  parseStat,
+  parseStatus,
+  type ProcReader,
+} from "../lib/procfs.ts";
 
 const O_RDONLY_CLOEXEC = 0x80000;
 const encoder = new TextEncoder();
@@ -84,6 +90,11 @@ export function listDir(path: string): string[] {
   return out;
 }
 
+/** The host's name (the UTS namespace's, as `hostname` prints it); "" when unreadable. */
+export function hostName(): string {
+  return readFileText("/proc/sys/kernel/hostname")?.trim() ?? "";
+}
+
 /** Reads `/proc/<pid>/…` through libc. */
 export const procfs: ProcReader = {
   stat(pid) {
@@ -100,6 +111,16 @@ export const procfs: ProcReader = {
   },
   exe(pid) {
     return readLink(`/proc/${pid}/exe`);
+  },
+  cwd(pid) {
+    return readLink(`/proc/${pid}/cwd`);
+  },
+  loginUid(pid) {
+    const text = readFileText(`/proc/${pid}/loginuid`);
+    return text === null ? undefined : parseLoginUid(text);
+  },
+  cgroup(pid) {
+    return readFileText(`/proc/${pid}/cgroup`);
   },
   tasks(pid) {
     return listDir(`/proc/${pid}/task`).map(Number).filter(Number.isInteger);

@@ -17,6 +17,7 @@
 import type { Decoded } from "./wire.ts";
 import type { ProcReader } from "./procfs.ts";
 import type { ExecInfo } from "./tree.ts";
+import { containerOf } from "./container.ts";
 
 /** Slack for the enqueue of an event after its timestamp was taken on another CPU. */
 export const READ_MARGIN_NS = 200_000;
@@ -29,6 +30,8 @@ export const NULL_INFO: ExecInfo = Object.freeze({
   uid: null,
   ppid: null,
   startTicks: null,
+  cwd: null,
+  loginUid: null,
 });
 
 /**
@@ -148,6 +151,9 @@ export class ExecReads {
       uid: st.euid,
       ppid: st.ppid,
       startTicks: null,
+      cwd: r.cwd(pid),
+      loginUid: r.loginUid(pid) ?? null,
+      container: containerOf(r.cgroup(pid)),
     };
   }
 }

@@ -24,12 +24,18 @@ export interface BatchSink {
   overrun(): void;
 }
 
-/** One kernel channel. `ffi/connector.ts` is one; tests make their own. */
+/**
+ * One kernel channel. `ffi/connector.ts` is one; `ffi/fanotify.ts` holds two more (exec
+ * names, mount changes) that append nothing to the batch: they feed the processor's parts.
+ * Sources are drained in order, the connector first. Tests make their own.
+ */
 export interface Source {
   /** A short name for messages and stats (`connector`). */
   readonly name: string;
   /** The descriptor the loop polls for input. */
   readonly fd: number;
+  /** The `poll(2)` events that mean input (default `POLLIN`; mountinfo signals `POLLPRI`). */
+  readonly pollEvents?: number;
   /** True when the source holds input its descriptor does not show (already read). */
   readonly pending: boolean;
   /** Appends up to `max` units without blocking; returns how many were taken. */

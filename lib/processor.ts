@@ -23,6 +23,7 @@ import { LossAccounting } from "./loss.ts";
 import { ExecReads, NULL_INFO } from "./exec_reads.ts";
 import { type ProcessFilter, RecordFilter } from "./filter.ts";
 import { resyncTree } from "./resync.ts";
+import type { ExecName, ExecNames } from "./exec_names.ts";
 
 export type { ProcessFilter } from "./filter.ts";
 
@@ -53,6 +54,8 @@ export interface ProcessorOptions {
   chains?: boolean;
   /** The kernel filters events, so seq gaps are not losses. */
   kernelFilter?: boolean;
+  /** Exec names from fanotify (`exec_names.ts`); absent: from `/proc` only. */
+  execNames?: ExecNames;
 }
 
 /** Running totals. */
@@ -69,8 +72,12 @@ export interface ProcessorCounters {
   unknown: number;
   /** Reconciliations with `/proc`. */
   resyncs: number;
-  /** Printed execs whose `/proc` facts could not be vouched for (printed as null). */
+  /** Printed execs whose program no source could vouch for (`exe` printed as null). */
   execsUnreadable: number;
+  /** Execs whose `exe` fanotify named where `/proc` could not. */
+  execsNamedByFanotify: number;
+  /** Execs where `/proc` and fanotify named different programs (`/proc` was kept). */
+  execNameConflicts: number;
 }
 
 /**
@@ -91,7 +98,15 @@ export const RESYNC_INTERVAL_MS = 1000;
 
 /** The event pipeline shared by `watch`, `run` and the library. */
 export class EventProcessor {
-  readonly #counts = { events: 0, malformed: 0, unknown: 0, resyncs: 0, execsUnreadable: 0 };
+  readonly #counts = {
+    events: 0,
+    malformed: 0,
+    unknown: 0,
+    resyncs: 0,
+    execsUnreadable: 0,
+    execsNamedByFanotify: 0,
+    execNameConflicts: 0,
+  };
   #o: ProcessorOptions;
   #loss: LossAccounting;
   #reads: ExecReads;
@@ -177,6 +192,11 @@ export class EventProcessor {
     }, null);
   }
 
+  /** fanotify's queue overflowed: opens were dropped, and no exec is named from them. */
+  execNamesOverflow(): void {
+    this.#o.sink(lostRecord(this.#o.clock.iso(this.#lastNs), null, "fanotify_overflow"), null);
+  }
+
   #uncountedLoss(): void {
     this.#o.sink(lostRecord(this.#o.clock.iso(this.#lastNs), null, "overrun"), null);
   }
@@ -184,11 +204,14 @@ export class EventProcessor {
   /** One drained batch, in order; `complete` when the drain left the socket empty. */
   #process(batch: readonly Decoded[], complete: boolean): void {
     this.#reads.begin(batch, complete);
+    const names = this.#o.execNames?.resolve(batch);
     for (let i = 0; i < batch.length; i++) {
       const ev = batch[i];
       let info: ExecInfo | undefined;
       if (ev.what === "exec") {
         info = this.#reads.take(i, ev.tgid, ev.timestampNs);
+        const name = names?.get(i);
+        if (name) info = this.#named(info, name);
       }
       this.#one(ev, info);
     }
@@ -226,7 +249,7 @@ export class EventProcessor {
     const isProcess = this.#processLevel;
     if (!isProcess && !this.#o.threads) return;
     if (!this.#filter.wanted(ev.what, node)) return;
-    if (info === NULL_INFO) this.#counts.execsUnreadable++;
+    if (info !== undefined && info.exe === null) this.#counts.execsUnreadable++;
     // An exit names the parent itself; any other line of an orphan reads it once.
     if (node?.alive && node.ppid === 0 && node.pid > 2 && ev.what !== "exit") {
       this.#refreshParent(node);
@@ -235,6 +258,20 @@ export class EventProcessor {
     if (ev.what === "exec" && node?.argv && argvChars(node.argv) > ARGV_KEEP_CHARS) {
       this.#o.tree.forgetArgv(node); // printed in full; not held for the process's lifetime
     }
+  }
+
+  /**
+   * An exec's facts with fanotify's name: `/proc`'s validated read wins (it saw the image
+   * itself); where it has no `exe`, fanotify's names the program and the script.
+   */
+  #named(info: ExecInfo, name: ExecName): ExecInfo {
+    if (info.exe === null) {
+      this.#counts.execsNamedByFanotify++;
+      return { ...info, exe: name.exe, script: name.script };
+    }
+    if (info.exe === name.exe) return { ...info, script: name.script };
+    this.#counts.execNameConflicts++;
+    return info;
   }
 
   /**

@@ -8,6 +8,7 @@
  */
 
 import { decodeBytes } from "./text.ts";
+import { type Container, containerOf } from "./container.ts";
 
 /** What `/proc/<pid>/stat` says about a process. */
 export interface StatInfo {
@@ -144,6 +145,15 @@ export function parseCmdline(bytes: Uint8Array): string[] | null {
   return out;
 }
 
+/** `/proc/<pid>/loginuid` says this when no login set it (`(uid_t)-1`). */
+export const UNSET_LOGIN_UID = 4294967295;
+
+/** Parses `/proc/<pid>/loginuid`: the uid of the login session, or null when unset. */
+export function parseLoginUid(text: string): number | null {
+  const n = Number(text.trim());
+  return Number.isInteger(n) && n >= 0 && n < UNSET_LOGIN_UID && text.trim() !== "" ? n : null;
+}
+
 /** Access to `/proc`, replaceable for tests and for faster readers. */
 export interface ProcReader {
   /** `/proc/<pid>/stat`, parsed. */
@@ -154,6 +164,12 @@ export interface ProcReader {
   cmdline(pid: number): string[] | null;
   /** The target of `/proc/<pid>/exe`, exact bytes as in `text.ts`. */
   exe(pid: number): string | null;
+  /** The target of `/proc/<pid>/cwd`, exact bytes as in `text.ts`. */
+  cwd(pid: number): string | null;
+  /** `/proc/<pid>/loginuid`: undefined when not readable, null when unset. */
+  loginUid(pid: number): number | null | undefined;
+  /** The text of `/proc/<pid>/cgroup`. */
+  cgroup(pid: number): string | null;
   /** The thread ids in `/proc/<pid>/task` (empty when gone). */
   tasks(pid: number): number[];
   /** Every process id in `/proc` now. */
@@ -164,6 +180,8 @@ export interface ProcReader {
 export interface SnapshotEntry extends StatInfo {
   /** Effective uid; null when not readable. */
   euid: number | null;
+  /** Its container; null: none; undefined: not readable. */
+  container?: Container | null;
   /** Its threads besides the main one (read only for multi-threaded processes). */
   tids?: number[];
 }
@@ -175,6 +193,8 @@ export function snapshot(reader: ProcReader): SnapshotEntry[] {
     const st = reader.stat(pid);
     if (!st) continue;
     const e: SnapshotEntry = { ...st, euid: reader.status(pid)?.euid ?? null };
+    const container = containerOf(reader.cgroup(pid));
+    if (container !== undefined) e.container = container;
     if (st.threads > 1) e.tids = reader.tasks(pid).filter((t) => t !== pid);
     out.push(e);
   }

@@ -46,6 +46,14 @@ export interface WatchRecord {
   exe?: string | null;
   /** Effective uid; null when unknown. */
   uid?: number | null;
+  /** exec: the script a `#!` exec ran (then `exe` is its interpreter); absent when none known. */
+  script?: string;
+  /** exec: the working directory (exact bytes as in `text.ts`); null when not readable. */
+  cwd?: string | null;
+  /** exec: the uid of the login session (`/proc/<pid>/loginuid`); null when unset or unread. */
+  login_uid?: number | null;
+  /** exec: the user name of `login_uid`. */
+  login_user?: string | null;
   /** User name of the effective uid (the number when unnamed). */
   user?: string | null;
   /** exit: status of a normal exit, else null. */
@@ -80,6 +88,10 @@ export interface WatchRecord {
   start_time?: string | null;
   /** exit: from start to exit, in ms (µs precision). */
   duration_ms?: number | null;
+  /** The 64-hex id of the container whose cgroup holds the process (absent: none known). */
+  container_id?: string;
+  /** The Kubernetes pod uid, when the cgroup names one. */
+  pod_uid?: string;
   /** Ancestor chain, self first: `pid|comm|user;…`. */
   chain?: string;
   /** stats lines carry their own counters. */
@@ -163,11 +175,17 @@ export function processRecord(
       // From a thread's fork only the process is known; a new process names its creator.
       if (isProcess) rec.ppid = ev.parentTgid;
       break;
-    case "exec":
+    case "exec": {
       rec.argv = node?.argv ?? null;
       rec.exe = node?.exe ?? null;
+      if (node?.script) rec.script = node.script;
+      rec.cwd = node?.cwd ?? null;
       rec.uid = node?.uid ?? null;
+      const loginUid = node?.loginUid ?? null;
+      rec.login_uid = loginUid;
+      rec.login_user = loginUid === null ? null : ctx.users.name(loginUid);
       break;
+    }
     case "exit": {
       const ws = decodeWaitStatus(ev.exitCode);
       if (isProcess) rec.ppid = ev.parentTgid || null;
@@ -191,6 +209,10 @@ export function processRecord(
   if (node) {
     rec.user = ctx.users.name(node.uid);
     if (ctx.ids) identify(rec, node, ctx.ids, ctx.clock, isProcess && ev.what === "exit");
+    if (node.container) {
+      rec.container_id = node.container.id;
+      if (node.container.podUid !== null) rec.pod_uid = node.container.podUid;
+    }
     if (ctx.chains) {
       rec.chain = formatChain(ctx.chains.chain(node, MAX_CHAIN_ENTRIES + 1), ctx.users);
     }

@@ -15,6 +15,7 @@
 
 import { TICKS_PER_SECOND } from "./procfs.ts";
 import { monotonicOfTicks, processId, ticksOf } from "./identity.ts";
+import type { Container } from "./container.ts";
 
 /**
  * One process incarnation, as the tree shows it to its consumers (records, audits, the
@@ -40,8 +41,19 @@ export interface ProcNode {
   readonly argv: readonly string[] | null;
   /** Executable path from `/proc/<pid>/exe`; null when not readable. */
   readonly exe: string | null;
+  /** The script a `#!` exec ran (with `exe` its interpreter); null: none or unknown. */
+  readonly script: string | null;
   /** Effective uid. */
   readonly uid: number | null;
+  /** Working directory read with the last exec; null when not read. */
+  readonly cwd: string | null;
+  /** Login uid read with the last exec; null when unset or not read. */
+  readonly loginUid: number | null;
+  /**
+   * The container its cgroup names: read with each exec, else inherited from its creator
+   * (a child starts in its parent's cgroup); null: none; undefined: never known.
+   */
+  readonly container: Container | null | undefined;
   /** False once the exit was seen (or the process was found gone). */
   readonly alive: boolean;
   /** Raw wait status; null while alive or when the exit was not seen. */
@@ -62,7 +74,11 @@ interface Node extends ProcNode {
   comm: string | null;
   argv: string[] | null;
   exe: string | null;
+  script: string | null;
   uid: number | null;
+  cwd: string | null;
+  loginUid: number | null;
+  container: Container | null | undefined;
   alive: boolean;
   exitStatus: number | null;
   exitNs: number | null;
@@ -87,12 +103,20 @@ export interface ExecInfo {
   argv: string[] | null;
   /** Executable path from `/proc/<pid>/exe`; null when not readable. */
   exe: string | null;
+  /** The script of a `#!` exec (from fanotify); null or absent: none or unknown. */
+  script?: string | null;
   /** Effective uid; null when unknown. */
   uid: number | null;
   /** Parent pid from stat, used only for a process the tree has never seen. */
   ppid: number | null;
   /** Start time from `/proc/<pid>/stat`, in ticks after boot. */
   startTicks: number | null;
+  /** Working directory from `/proc/<pid>/cwd`; null when not readable. */
+  cwd: string | null;
+  /** Login uid from `/proc/<pid>/loginuid`; null when unset or not readable. */
+  loginUid: number | null;
+  /** From `/proc/<pid>/cgroup`: the container, null for none, undefined when not read. */
+  container?: Container | null;
 }
 
 /** A live process for seeding and resync. */
@@ -109,6 +133,8 @@ export interface SeedEntry {
   startTicks: number;
   /** Its other threads (besides the main one), when it has any. */
   tids?: readonly number[];
+  /** Its container (see {@linkcode ProcNode.container}); undefined: not read. */
+  container?: Container | null;
 }
 
 /** Tree settings. */
@@ -160,7 +186,11 @@ function newNode(pid: number, parent: Node | null): Node {
     comm: null,
     argv: null,
     exe: null,
+    script: null,
     uid: null,
+    cwd: null,
+    loginUid: null,
+    container: undefined,
     alive: true,
     exitStatus: null,
     exitNs: null,
@@ -247,6 +277,7 @@ export class PidTree implements ProcessTree {
       n.uid = e.euid;
       n.startTicks = e.startTicks;
       n.ppid = e.ppid;
+      n.container = e.container;
       if (e.tids?.length) n.tids = new Set(e.tids);
       this.#put(n);
       added.push([n, e.ppid]);
@@ -282,6 +313,10 @@ export class PidTree implements ProcessTree {
       n.uid = parent.uid;
       n.argv = parent.argv;
       n.exe = parent.exe;
+      n.script = parent.script;
+      n.cwd = parent.cwd;
+      n.loginUid = parent.loginUid;
+      n.container = parent.container;
     }
     n.ppid = parentTgid;
     this.#put(n);
@@ -304,8 +339,15 @@ export class PidTree implements ProcessTree {
     n.comm = info.comm;
     n.argv = info.argv;
     n.exe = info.exe;
+    n.script = info.script ?? null;
     if (info.uid !== null) n.uid = info.uid;
     if (info.ppid !== null) n.ppid = info.ppid; // read with the exec: its current parent
+    // cwd and login uid may change between fork and exec (`cd dir && cmd`, a login's
+    // pam_loginuid): unread means unknown. A cgroup move before an exec is rare, and a
+    // child starts in its creator's cgroup: an unread container stays inherited.
+    n.cwd = info.cwd;
+    n.loginUid = info.loginUid;
+    if (info.container !== undefined) n.container = info.container;
     // execve leaves one thread: the one that called it, which becomes the main thread.
     n.tids = null;
     n.mainExited = false;

@@ -10,8 +10,10 @@
  * For every storm and tool: start the tool writing to a file, wait until it is ready, run
  * the storm (scripts/storm/storm.c, compiled with cc), wait until the output stops growing,
  * read the tool's CPU time and peak RSS from /proc, stop it, and match its lines to the
- * truth (pids repeat when pid_max wraps, so the truth is a multiset). Medians of the runs.
- * Needs root (the connector, and apt-get for --install-peers).
+ * truth. Busy-host storms keep both CPUs at 100 % with two shell loops meanwhile. pid_max
+ * is raised for the whole run (and restored), so no pid repeats within a storm and no other
+ * process on the machine can be taken for a storm child. Medians of the runs. Needs root
+ * (the connector, pid_max, and apt-get for --install-peers).
  *
  * @module
  */
@@ -28,6 +30,8 @@ interface Storm {
   n: number;
   workers: number;
   target: "tiny" | "/bin/true";
+  /** Two busy loops keep every CPU at 100 % while the storm runs. */
+  busy?: boolean;
 }
 
 const STORMS: Storm[] = [
@@ -41,12 +45,29 @@ const STORMS: Storm[] = [
     target: "/bin/true",
   },
   { name: "50k fork only, 8 workers", mode: "fork", n: 50_000, workers: 8, target: "tiny" },
+  {
+    name: "50k vfork+exec, 8 workers, busy host",
+    mode: "vfork-exec",
+    n: 50_000,
+    workers: 8,
+    target: "tiny",
+    busy: true,
+  },
 ];
+
+/** pid_max during the benchmark: far more pids than any storm makes. */
+const BENCH_PID_MAX = 4_194_304;
+
+/** A program named in an exec line: the executable and argv[0] (basenames; null: none). */
+interface ExecSeen {
+  exe: string | null;
+  argv0: string | null;
+}
 
 /** What a tool reported, per child pid (as multisets). */
 interface Observed {
   forks: Map<number, number[]>; // child pid → parents reported
-  execs: Map<number, (string | null)[]>; // pid → program basenames reported (null: none)
+  execs: Map<number, ExecSeen[]>; // pid → what each exec line named
   exits: Map<number, number>; // pid → count
   lostCounted: number | null; // null: the tool cannot tell
 }
@@ -86,8 +107,12 @@ const TOOLS: Tool[] = [
         if (!line) continue;
         const r = JSON.parse(line);
         if (r.event === "fork") push(o.forks, r.pid, r.ppid);
-        else if (r.event === "exec") push(o.execs, r.pid, r.exe ? basename(r.exe) : r.comm);
-        else if (r.event === "exit") o.exits.set(r.pid, (o.exits.get(r.pid) ?? 0) + 1);
+        else if (r.event === "exec") {
+          push(o.execs, r.pid, {
+            exe: r.exe ? basename(r.exe) : null,
+            argv0: r.argv?.length ? basename(r.argv[0]) : null,
+          });
+        } else if (r.event === "exit") o.exits.set(r.pid, (o.exits.get(r.pid) ?? 0) + 1);
         else if (r.event === "lost") o.lostCounted! += r.count ?? 1;
       }
       return o;
@@ -97,6 +122,13 @@ const TOOLS: Tool[] = [
     name: "proctree --realtime",
     available: () => true,
     cmd: () => [...PROCTREE_WATCH, "--realtime"],
+    ready: "proctree: listening",
+    parse: (text) => TOOLS[0].parse(text),
+  },
+  {
+    name: "proctree --exec-names proc",
+    available: () => true,
+    cmd: () => [...PROCTREE_WATCH, "--exec-names", "proc"],
     ready: "proctree: listening",
     parse: (text) => TOOLS[0].parse(text),
   },
@@ -120,8 +152,12 @@ const TOOLS: Tool[] = [
             parent = null;
           }
         } else if (m[1] === "exec") {
+          // forkstat prints the command line: argv.
           const cmdline = `${m[3] ?? ""} ${m[4]}`.trim();
-          push(o.execs, pid, cmdline ? basename(cmdline.split(" ")[0]) : null);
+          push(o.execs, pid, {
+            exe: null,
+            argv0: cmdline ? basename(cmdline.split(" ")[0]) : null,
+          });
         } else o.exits.set(pid, (o.exits.get(pid) ?? 0) + 1);
       }
       return o;
@@ -136,7 +172,8 @@ const TOOLS: Tool[] = [
       const o = emptyObserved(null);
       for (const line of text.split("\n")) {
         const e = /^\s*(\d+)\+ (\S+)/.exec(line);
-        if (e) push(o.execs, Number(e[1]), basename(e[2]));
+        // With -l extrace prints the executable's path (from /proc/<pid>/exe).
+        if (e) push(o.execs, Number(e[1]), { exe: basename(e[2]), argv0: null });
         const x = /^\s*(\d+)- /.exec(line);
         if (x) o.exits.set(Number(x[1]), (o.exits.get(Number(x[1])) ?? 0) + 1);
       }
@@ -200,7 +237,10 @@ interface Score {
   forks: number | null;
   rightParent: number | null;
   execs: number | null;
-  rightName: number | null;
+  /** Execs whose executable was named right. */
+  rightExe: number | null;
+  /** Execs whose argv was named right. */
+  rightArgv: number | null;
   /** Execs that named a program, and the wrong one (null names are not counted). */
   wrongName: number | null;
   exits: number;
@@ -220,7 +260,8 @@ function score(
   tool: string,
 ): Score {
   const target = storm.target === "tiny" ? "tinybin" : "true";
-  let forks = 0, rightParent = 0, execs = 0, rightName = 0, wrongName = 0, exits = 0;
+  let forks = 0, rightParent = 0, execs = 0, rightExe = 0, rightArgv = 0, wrongName = 0;
+  let exits = 0;
   const hasExec = storm.mode !== "fork";
   for (const [pid, workers] of truth.children) {
     const k = workers.length;
@@ -235,10 +276,12 @@ function score(
       }
     }
     if (hasExec) {
-      const names = o.execs.get(pid) ?? [];
-      execs += Math.min(k, names.length);
-      rightName += Math.min(k, names.filter((n) => n === target).length);
-      wrongName += names.filter((n) => n !== null && n !== "" && n !== target).length;
+      const seen = o.execs.get(pid) ?? [];
+      execs += Math.min(k, seen.length);
+      rightExe += Math.min(k, seen.filter((e) => e.exe === target).length);
+      rightArgv += Math.min(k, seen.filter((e) => e.argv0 === target).length);
+      const wrong = (n: string | null) => n !== null && n !== "" && n !== target;
+      wrongName += seen.filter((e) => wrong(e.exe) || wrong(e.argv0)).length;
     }
     exits += Math.min(k, o.exits.get(pid) ?? 0);
   }
@@ -251,7 +294,8 @@ function score(
     forks: noForks ? null : forks / n,
     rightParent: noForks ? null : rightParent / n,
     execs: hasExec ? execs / n : null,
-    rightName: hasExec ? rightName / n : null,
+    rightExe: hasExec && tool !== "forkstat" ? rightExe / n : null,
+    rightArgv: hasExec && tool !== "extrace" ? rightArgv / n : null,
     wrongName: hasExec ? wrongName : null,
     exits: exits / n,
     lostCounted: o.lostCounted,
@@ -292,17 +336,25 @@ async function runOnce(tool: Tool, storm: Storm, storm_bin: string, tiny: string
   // CPU from here on: the storm's, not start-up's.
   const atReady = procStat(child.pid);
   const target = storm.target === "tiny" ? tiny : storm.target;
-  const ran = await new Deno.Command(storm_bin, {
-    args: [storm.mode, String(storm.n), String(storm.workers), target, truthPath],
-  }).output();
-  if (!ran.success) throw new Error(`storm failed: ${new TextDecoder().decode(ran.stderr)}`);
-  // Wait until the output stops growing for a second (at most 120 s).
-  let last = -1;
-  for (let i = 0; i < 120; i++) {
-    await sleep(1000);
-    const size = Deno.statSync(out).size;
-    if (size === last) break;
-    last = size;
+  const busy = storm.busy
+    ? [0, 1].map(() => new Deno.Command("sh", { args: ["-c", "while :; do :; done"] }).spawn())
+    : [];
+  try {
+    const ran = await new Deno.Command(storm_bin, {
+      args: [storm.mode, String(storm.n), String(storm.workers), target, truthPath],
+    }).output();
+    if (!ran.success) throw new Error(`storm failed: ${new TextDecoder().decode(ran.stderr)}`);
+    // Wait until the output stops growing for a second (at most 120 s).
+    let last = -1;
+    for (let i = 0; i < 120; i++) {
+      await sleep(1000);
+      const size = Deno.statSync(out).size;
+      if (size === last) break;
+      last = size;
+    }
+  } finally {
+    for (const b of busy) b.kill("SIGKILL");
+    await Promise.all(busy.map((b) => b.status));
   }
   const end = procStat(child.pid);
   const cpuS = end.cpuS - atReady.cpuS;
@@ -327,7 +379,8 @@ function medianScore(scores: Score[]): Score {
     forks: m("forks"),
     rightParent: m("rightParent"),
     execs: m("execs"),
-    rightName: m("rightName"),
+    rightExe: m("rightExe"),
+    rightArgv: m("rightArgv"),
     wrongName: m("wrongName"),
     exits: m("exits")!,
     lostCounted: m("lostCounted"),
@@ -342,16 +395,18 @@ const pct = (x: number | null) => (x === null ? "–" : `${(x * 100).toFixed(1)}
 
 function table(results: { storm: Storm; tool: string; s: Score }[]): string {
   const lines = [
-    "| storm | tool | forks | right parent | execs | right name | wrong names | exits | lost counted | actually missing | CPU s | CPU µs/event | peak RSS MB |",
-    "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    "| storm | tool | forks | right parent | execs | right exe | right argv | wrong names | exits | lost counted | actually missing | CPU s | CPU µs/event | peak RSS MB |",
+    "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
   ];
   for (const { storm, tool, s } of results) {
     lines.push(
       `| ${storm.name} | ${tool} | ${pct(s.forks)} | ${pct(s.rightParent)} | ${pct(s.execs)} | ${
-        pct(s.rightName)
-      } | ${s.wrongName ?? "–"} | ${pct(s.exits)} | ${s.lostCounted ?? "–"} | ${s.missing} | ${
-        s.cpuS.toFixed(2)
-      } | ${s.cpuUsPerEvent.toFixed(2)} | ${s.peakRssMb.toFixed(1)} |`,
+        pct(s.rightExe)
+      } | ${pct(s.rightArgv)} | ${s.wrongName ?? "–"} | ${pct(s.exits)} | ${
+        s.lostCounted ?? "–"
+      } | ${s.missing} | ${s.cpuS.toFixed(2)} | ${s.cpuUsPerEvent.toFixed(2)} | ${
+        s.peakRssMb.toFixed(1)
+      } |`,
     );
   }
   return lines.join("\n");
@@ -384,16 +439,28 @@ if (import.meta.main) {
     (!f.tools || f.tools.split(",").includes(t.name)) && t.available()
   );
   const results: { storm: Storm; tool: string; s: Score }[] = [];
-  for (const storm of storms) {
-    for (const tool of tools) {
-      const scores: Score[] = [];
-      for (let r = 0; r < Number(f.runs); r++) {
-        scores.push(await runOnce(tool, storm, stormBin, tiny));
+  const pidMaxPath = "/proc/sys/kernel/pid_max";
+  const pidMax = Deno.readTextFileSync(pidMaxPath).trim();
+  const restore = () => Deno.writeTextFileSync(pidMaxPath, pidMax);
+  Deno.addSignalListener("SIGINT", () => {
+    restore();
+    Deno.exit(130);
+  });
+  Deno.writeTextFileSync(pidMaxPath, String(BENCH_PID_MAX));
+  try {
+    for (const storm of storms) {
+      for (const tool of tools) {
+        const scores: Score[] = [];
+        for (let r = 0; r < Number(f.runs); r++) {
+          scores.push(await runOnce(tool, storm, stormBin, tiny));
+        }
+        const s = medianScore(scores);
+        results.push({ storm, tool: tool.name, s });
+        console.error(`${storm.name} · ${tool.name}: ${JSON.stringify(s)}`);
       }
-      const s = medianScore(scores);
-      results.push({ storm, tool: tool.name, s });
-      console.error(`${storm.name} · ${tool.name}: ${JSON.stringify(s)}`);
     }
+  } finally {
+    restore();
   }
   const md = table(results);
   console.log(md);
@@ -411,6 +478,8 @@ if (import.meta.main) {
       f.update,
       `${doc.slice(0, i + begin.length)}\n${stamp}\n\n${md}\n${doc.slice(j)}`,
     );
+    // The table is written as `deno fmt` would, so `deno task check` stays clean.
+    sh(`"${Deno.execPath()}" fmt --quiet "${f.update}"`);
   }
   if (f.json) Deno.writeTextFileSync(f.json, JSON.stringify(results, null, 2) + "\n");
   if (f.keep) console.error(`kept ${work}`);

@@ -95,6 +95,9 @@ const emptyProc: ProcReader = {
   status: () => null,
   cmdline: () => null,
   exe: () => null,
+  cwd: () => null,
+  loginUid: () => undefined,
+  cgroup: () => null,
   tasks: () => [],
   pids: () => [],
 };

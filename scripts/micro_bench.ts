@@ -61,6 +61,8 @@ const info = {
   uid: 0,
   ppid: null,
   startTicks: null,
+  cwd: null,
+  loginUid: null,
 };
 
 Deno.bench({ name: "tree: fork + exec + exit, chain on each", group: "tree", n: 200_000 }, () => {

@@ -1,4 +1,7 @@
-import { assert, assertMatch } from "@std/assert";
+import { assert, assertEquals, assertMatch } from "@std/assert";
+import { readFileText } from "../ffi/procfs.ts";
+
+const PID_MAX = "/proc/sys/kernel/pid_max";
 import { hasCommand, noKernel } from "./kernel.ts";
 
 const haveCc = hasCommand("cc");
@@ -7,6 +10,7 @@ Deno.test({
   name: "bench: the storm runner works end to end (1 000 processes, proctree only)",
   ignore: noKernel !== null || !haveCc,
 }, async () => {
+  const pidMaxBefore = readFileText(PID_MAX);
   const out = await new Deno.Command(Deno.execPath(), {
     args: [
       "run",
@@ -29,6 +33,7 @@ Deno.test({
   // Numbers vary; only the shape and the completeness are checked here.
   assertMatch(
     text,
-    /\| 10k fork\+exec, 2 workers \| proctree \| 100\.0 % \| 100\.0 % \| 100\.0 % \| [\d.]+ % \| 0 \| 100\.0 % \| 0 \| 0 \|/,
+    /\| 10k fork\+exec, 2 workers \| proctree \| 100\.0 % \| 100\.0 % \| 100\.0 % \| 100\.0 % \| [\d.]+ % \| 0 \| 100\.0 % \| 0 \| 0 \|/,
   );
+  assertEquals(readFileText(PID_MAX), pidMaxBefore, "pid_max is restored");
 });

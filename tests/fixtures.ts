@@ -10,6 +10,7 @@ import { EventProcessor, type ProcessorOptions } from "../lib/processor.ts";
 import { PidTree } from "../lib/tree.ts";
 import { Users } from "../lib/users.ts";
 import { WallClock } from "../lib/time.ts";
+import { containerOf } from "../lib/container.ts";
 import type { WatchRecord } from "../lib/record.ts";
 
 /** A process in the fake /proc. */
@@ -20,6 +21,9 @@ export interface FakeProc {
   argv?: string[];
   exe?: string;
   euid?: number;
+  cwd?: string;
+  loginUid?: number | null;
+  cgroup?: string;
 }
 
 /** A `/proc` held in a map. */
@@ -39,6 +43,9 @@ export class FakeProc {
       },
       cmdline: (pid) => procs.get(pid)?.argv ?? null,
       exe: (pid) => procs.get(pid)?.exe ?? null,
+      cwd: (pid) => procs.get(pid)?.cwd ?? null,
+      loginUid: (pid) => procs.has(pid) ? procs.get(pid)!.loginUid ?? null : undefined,
+      cgroup: (pid) => procs.has(pid) ? procs.get(pid)!.cgroup ?? "0::/\n" : null,
       tasks: (pid) => procs.has(pid) ? [pid] : [],
       pids: () => [...procs.keys()],
     };
@@ -116,6 +123,7 @@ export function harness(
       comm: p.comm,
       euid: p.euid ?? 0,
       startTicks: p.startTicks,
+      container: containerOf(reader.cgroup(pid)),
     })),
   );
   const records: WatchRecord[] = [];

@@ -39,10 +39,18 @@ export interface Running {
 
 const decoder = new TextDecoder();
 
-/** Starts `proctree <args>` and resolves once it printed "proctree: listening". */
-export async function startProctree(args: string[], timeoutMs = 15000): Promise<Running> {
-  const child = new Deno.Command(PROCTREE[0], {
-    args: [...PROCTREE.slice(1), ...args],
+/**
+ * Starts `proctree <args>` and resolves once it printed "proctree: listening". `wrap`: a
+ * command that starts proctree (e.g. `setpriv` with fewer capabilities).
+ */
+export async function startProctree(
+  args: string[],
+  timeoutMs = 15000,
+  wrap: string[] = [],
+): Promise<Running> {
+  const argv = [...wrap, ...PROCTREE, ...args];
+  const child = new Deno.Command(argv[0], {
+    args: argv.slice(1),
     stdout: "piped",
     stderr: "piped",
     stdin: "null",
@@ -115,9 +123,12 @@ export function hasCommand(name: string): boolean {
     .success;
 }
 
-/** Compiles a test helper from `tests/c/NAME.c` with cc; null (and why, printed) if it cannot. */
+/**
+ * Compiles a test helper from `tests/c/NAME.c` (NAME may be a relative path, e.g. to the
+ * storm's programs) with cc; null (and why, printed) if it cannot.
+ */
 export async function compileHelper(name: string, flags: string[] = []): Promise<string | null> {
-  const path = `${await Deno.makeTempDir()}/${name}`;
+  const path = `${await Deno.makeTempDir()}/${name.split("/").pop()}`;
   const src = new URL(`./c/${name}.c`, import.meta.url).pathname;
   try {
     const r = await new Deno.Command("cc", {

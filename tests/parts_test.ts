@@ -143,6 +143,8 @@ Deno.test("lineage: --under with a path matches the executable, not the name", a
     uid: 0,
     ppid: 0,
     startTicks: 1,
+    cwd: null,
+    loginUid: null,
   });
   assertEquals(byName("/usr/bin/npm")(npm), true);
   assertEquals(byName("/usr/local/bin/npm")(npm), false);

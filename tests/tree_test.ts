@@ -11,6 +11,8 @@ const info = (comm: string | null, ppid: number | null = null) => ({
   uid: 0,
   ppid,
   startTicks: null,
+  cwd: null,
+  loginUid: null,
 });
 
 function seeded(): PidTree {

@@ -1,0 +1,243 @@
+/**
+ * The exec-name source: a fanotify group that reports every file `execve` opens
+ * (`FAN_OPEN_EXEC`), on every mounted filesystem, with the pid of the process doing the exec
+ * and a descriptor to the file. The kernel queues these whatever the reader's timing, so a
+ * process that lived a microsecond is still named. `lib/exec_names.ts` pairs them with the
+ * connector's exec events; this file only talks to the kernel.
+ *
+ * - One group, notification class, unlimited queue, non-blocking, close-on-exec; files are
+ *   handed over read-only without touching their access time. Needs `CAP_SYS_ADMIN`.
+ * - A filesystem mark (`FAN_MARK_FILESYSTEM`) per mounted filesystem, a mount mark where a
+ *   filesystem mark is refused (a btrfs subvolume); kernel interfaces (`proc`, `sysfs`, …)
+ *   are skipped. Mounts that appear later are marked when `/proc/self/mountinfo` says so
+ *   (`POLLPRI`): the second source here, {@linkcode MountWatch}.
+ *
+ * @module
+ */
+
+import { Errno, errno, errnoName, libc, LibcError, POLL, POLLFD } from "./libc.ts";
+import { cPath, listDir, readFileText, readLink } from "./procfs.ts";
+import type { BatchSink, Source } from "../lib/loop.ts";
+import {
+  decodeFanEvents,
+  FAN_EVENT,
+  FAN_INIT,
+  FAN_MARK,
+  FAN_NOFD,
+  type FanEvent,
+} from "../lib/fanotify_wire.ts";
+import { parseMountinfo, PSEUDO_FS_TYPES } from "../lib/mountinfo.ts";
+import { HEADER_BYTES, parseExecHeader } from "../lib/exec_header.ts";
+import { ExecNames } from "../lib/exec_names.ts";
+import { decodeBytes } from "../lib/text.ts";
+
+const O_RDONLY = 0x0;
+const O_LARGEFILE = 0x8000;
+const O_CLOEXEC = 0x80000;
+const O_NOATIME = 0x40000;
+const AT_FDCWD = -100;
+const MOUNTINFO = "/proc/self/mountinfo";
+
+/** Why the source could not start: the errno name, and what it means for the user. */
+export class FanotifyUnavailable extends Error {
+  /** The errno name (`EPERM` without CAP_SYS_ADMIN). */
+  readonly code: string;
+  constructor(code: string) {
+    super(
+      code === "EPERM"
+        ? "fanotify needs CAP_SYS_ADMIN (EPERM)"
+        : `fanotify is not available (${code})`,
+    );
+    this.code = code;
+  }
+}
+
+/** Counters of the marks placed. */
+export interface MarkStats {
+  /** Filesystems marked whole. */
+  filesystems: number;
+  /** Mounts marked one by one (a filesystem mark was refused). */
+  mounts: number;
+  /** Mounts that could not be marked at all: execs from them are named from /proc only. */
+  failed: number;
+}
+
+const latin1Bytes = (s: string): Uint8Array => {
+  const b = new Uint8Array(s.length + 1);
+  for (let i = 0; i < s.length; i++) b[i] = s.charCodeAt(i);
+  return b;
+};
+
+/** Whether binfmt_misc handlers are registered (then a file of no known kind may still run). */
+function binfmtMiscHandlers(): boolean {
+  return listDir("/proc/sys/fs/binfmt_misc").some((n) => n !== "register" && n !== "status");
+}
+
+const realpathBuf = new Uint8Array(4096);
+function realpath(path: string): string | null {
+  const p = libc().realpath(cPath(path), realpathBuf);
+  if (p === null) return null;
+  const end = realpathBuf.indexOf(0);
+  return decodeBytes(realpathBuf.subarray(0, end < 0 ? realpathBuf.length : end));
+}
+
+/** The fanotify group, as a source of the read loop; see the module doc. */
+export class FanotifySource implements Source {
+  readonly name = "fanotify";
+  readonly fd: number;
+  readonly pending = false;
+  /** Pairs opens with exec events; the processor asks it. */
+  readonly names: ExecNames;
+  readonly marks: MarkStats = { filesystems: 0, mounts: 0, failed: 0 };
+  #marked = new Set<number>(); // mount ids
+  #devices = new Set<string>(); // filesystems marked whole
+  #buf = new Uint8Array(64 * 1024);
+  #view = new DataView(this.#buf.buffer);
+  #head = new Uint8Array(HEADER_BYTES);
+  #events: FanEvent[] = [];
+  #onOverflow: () => void;
+  #now: () => number;
+
+  private constructor(fd: number, onOverflow: () => void, now: () => number) {
+    this.fd = fd;
+    this.#onOverflow = onOverflow;
+    this.#now = now;
+    this.names = new ExecNames(realpath, binfmtMiscHandlers());
+  }
+
+  /**
+   * Opens the group and marks every mounted filesystem. `onOverflow`: the kernel dropped
+   * events (reported as a `lost` line). Throws {@linkcode FanotifyUnavailable}.
+   */
+  static open(onOverflow: () => void, nowMs: () => number): FanotifySource {
+    const c = libc();
+    const fd = c.fanotify_init(
+      FAN_INIT.CLASS_NOTIF | FAN_INIT.CLOEXEC | FAN_INIT.NONBLOCK | FAN_INIT.UNLIMITED_QUEUE,
+      O_RDONLY | O_LARGEFILE | O_CLOEXEC | O_NOATIME,
+    );
+    if (fd < 0) throw new FanotifyUnavailable(errnoName(errno()));
+    const s = new FanotifySource(fd, onOverflow, nowMs);
+    s.markMounts();
+    if (s.marks.filesystems + s.marks.mounts === 0) {
+      c.close(fd);
+      throw new FanotifyUnavailable(`no filesystem could be marked`);
+    }
+    return s;
+  }
+
+  /** Marks every mount not marked yet (at start, and when mounts change). */
+  markMounts(): void {
+    const text = readFileText(MOUNTINFO);
+    if (text === null) return;
+    for (const m of parseMountinfo(text)) {
+      if (this.#marked.has(m.mountId) || PSEUDO_FS_TYPES.has(m.fsType)) continue;
+      this.#marked.add(m.mountId);
+      if (this.#devices.has(m.device)) continue; // the filesystem is marked already
+      const path = latin1Bytes(m.mountPoint);
+      if (this.#mark(FAN_MARK.FILESYSTEM, path)) {
+        this.#devices.add(m.device);
+        this.marks.filesystems++;
+      } else if (this.#mark(FAN_MARK.MOUNT, path)) this.marks.mounts++;
+      else this.marks.failed++;
+    }
+    this.names.binfmtMisc = binfmtMiscHandlers();
+  }
+
+  #mark(kind: number, path: Uint8Array): boolean {
+    return libc().fanotify_mark(
+      this.fd,
+      FAN_MARK.ADD | kind,
+      BigInt(FAN_EVENT.OPEN_EXEC),
+      AT_FDCWD,
+      path,
+    ) === 0;
+  }
+
+  /** Reads every queued open (the whole queue: see `exec_names.ts`); appends nothing. */
+  drain(_sink: BatchSink, _max: number): number {
+    const c = libc();
+    for (;;) {
+      const n = Number(c.read(this.fd, this.#buf, BigInt(this.#buf.length)));
+      if (n < 0) {
+        const e = errno();
+        if (e === Errno.EAGAIN || e === Errno.EINTR) return 0;
+        throw new LibcError("read(fanotify)", e);
+      }
+      if (n === 0) return 0;
+      this.#events.length = 0;
+      decodeFanEvents(this.#view, n, this.#events);
+      const nowMs = this.#now();
+      for (const ev of this.#events) this.#handle(ev, nowMs);
+    }
+  }
+
+  #handle(ev: FanEvent, nowMs: number): void {
+    if (ev.mask & FAN_EVENT.Q_OVERFLOW) {
+      this.names.overflow();
+      this.#onOverflow();
+    }
+    if (ev.fd === FAN_NOFD || ev.fd < 0) return;
+    const c = libc();
+    try {
+      const path = readLink(`/proc/self/fd/${ev.fd}`);
+      if (path === null) return;
+      let header = null;
+      if (this.names.needsHeader(ev.pid, path)) {
+        const got = Number(c.pread(ev.fd, this.#head, BigInt(HEADER_BYTES), 0n));
+        header = got < 0 ? null : parseExecHeader(this.#head.subarray(0, got), (off, len) => {
+          const more = new Uint8Array(len);
+          const r = Number(c.pread(ev.fd, more, BigInt(len), BigInt(off)));
+          return r < 0 ? null : more.subarray(0, r);
+        });
+      }
+      this.names.open(ev.pid, path, header, nowMs);
+    } finally {
+      c.close(ev.fd);
+    }
+  }
+
+  /** Closes the group (its marks go with it). */
+  close(): void {
+    libc().close(this.fd);
+  }
+}
+
+/**
+ * Mount changes, as a source: `/proc/self/mountinfo` polls `POLLPRI` when the mount table
+ * changes, and the fanotify source then marks what is new. Two descriptors: the loop's poll
+ * consumes the change signal of the one it polls, the other tells this source's drain.
+ */
+export class MountWatch implements Source {
+  readonly name = "mounts";
+  readonly fd: number;
+  readonly pollEvents: number = POLL.PRI;
+  readonly pending = false;
+  #own: number;
+  #pollfd = new Uint8Array(POLLFD.size);
+  #fanotify: FanotifySource;
+
+  /** Watches for `fanotify`; throws {@linkcode LibcError} when mountinfo cannot be opened. */
+  constructor(fanotify: FanotifySource) {
+    const c = libc();
+    this.fd = c.open(cPath(MOUNTINFO), O_RDONLY | O_CLOEXEC);
+    this.#own = c.open(cPath(MOUNTINFO), O_RDONLY | O_CLOEXEC);
+    if (this.fd < 0 || this.#own < 0) throw new LibcError("open(mountinfo)", errno());
+    this.#fanotify = fanotify;
+    const v = new DataView(this.#pollfd.buffer);
+    v.setInt32(POLLFD.fd, this.#own, true);
+    v.setInt16(POLLFD.events, POLL.PRI, true);
+  }
+
+  /** Marks new mounts when the table changed; appends nothing. */
+  drain(_sink: BatchSink, _max: number): number {
+    new DataView(this.#pollfd.buffer).setInt16(POLLFD.revents, 0, true);
+    if (libc().poll(this.#pollfd, 1n, 0) > 0) this.#fanotify.markMounts();
+    return 0;
+  }
+
+  /** Closes both descriptors. */
+  close(): void {
+    libc().close(this.fd);
+    libc().close(this.#own);
+  }
+}

@@ -1,0 +1,152 @@
+// Every exec named (issue 11): the executable from fanotify, checked against each
+// workload's own list of what it ran.
+import { assert, assertEquals } from "@std/assert";
+import { compileHelper, noKernel, of, sleep, spawnAndWait, startProctree } from "./kernel.ts";
+import type { WatchRecord } from "../lib/record.ts";
+
+const ignore = noKernel !== null;
+const tiny = ignore ? null : await compileHelper("../../scripts/storm/tiny", ["-static"]);
+const failexec = ignore ? null : await compileHelper("failexec");
+
+/** `readlink -f`, independently of proctree. */
+async function realpath(path: string): Promise<string> {
+  const r = await new Deno.Command("readlink", { args: ["-f", path], stdout: "piped" }).output();
+  return new TextDecoder().decode(r.stdout).trim();
+}
+
+/** The exec lines of the children of `parent`. */
+function childExecs(records: WatchRecord[], parent: number): WatchRecord[] {
+  return records.filter((r) => r.event === "exec" && r.ppid === parent);
+}
+
+Deno.test(
+  { name: "kernel: a static binary that exits at once is named, every time", ignore: !tiny },
+  async () => {
+    const w = await startProctree(["watch", "--events", "exec"]);
+    assert(w.stderr().includes("exec names: fanotify"), w.stderr());
+    const n = 300;
+    const { pid: sh } = await spawnAndWait("sh", [
+      "-c",
+      `i=0; while [ $i -lt ${n} ]; do ${tiny}; i=$((i+1)); done`,
+    ]);
+    await sleep(300);
+    const { records } = await w.stop();
+    const execs = childExecs(records, sh);
+    assertEquals(execs.length, n, "one exec line per run");
+    assertEquals(execs.filter((r) => r.exe === tiny).length, n, "every one named");
+  },
+);
+
+Deno.test(
+  { name: "kernel: a #! script gives script and exe (its interpreter)", ignore },
+  async () => {
+    const dir = await Deno.makeTempDir();
+    const script = `${dir}/hello.sh`;
+    await Deno.writeTextFile(script, "#!/bin/sh\nexit 0\n");
+    await Deno.chmod(script, 0o755);
+    const sh = await realpath("/bin/sh");
+    const w = await startProctree(["watch", "--events", "exec"]);
+    const { pid } = await spawnAndWait(script, []);
+    await sleep(200);
+    const { records } = await w.stop();
+    await Deno.remove(dir, { recursive: true });
+    const e = of(records, pid, "exec")[0];
+    assertEquals([e.script, e.exe], [script, sh]);
+  },
+);
+
+Deno.test(
+  { name: "kernel: an exec from a tmpfs mounted after proctree started is named", ignore: !tiny },
+  async () => {
+    const dir = await Deno.makeTempDir();
+    const w = await startProctree(["watch", "--events", "exec"]);
+    try {
+      assert((await spawnAndWait("mount", ["-t", "tmpfs", "proctree-test", dir])).status.success);
+      await Deno.copyFile(tiny!, `${dir}/tinybin`);
+      await Deno.chmod(`${dir}/tinybin`, 0o755);
+      await sleep(100); // the mount change is seen and marked
+      const { pid: sh } = await spawnAndWait("sh", [
+        "-c",
+        `for i in 1 2 3 4 5; do ${dir}/tinybin; done`,
+      ]);
+      await sleep(200);
+      const { records } = await w.stop();
+      const execs = childExecs(records, sh);
+      assertEquals(execs.map((r) => r.exe), Array(5).fill(`${dir}/tinybin`));
+    } finally {
+      await spawnAndWait("umount", [dir]);
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
+
+Deno.test(
+  {
+    name: "kernel: a failed execve never names the exec that follows it",
+    ignore: !tiny || !failexec,
+  },
+  async () => {
+    const dir = await Deno.makeTempDir();
+    const garbage = `${dir}/not-a-program`;
+    await Deno.writeTextFile(garbage, "this is not a program\n");
+    await Deno.chmod(garbage, 0o755);
+    const decoy = `${dir}/decoy`;
+    await Deno.copyFile(tiny!, decoy);
+    const w = await startProctree(["watch", "--events", "exec"]);
+    const runs = 50;
+    const noexec: number[] = [];
+    const e2big: number[] = [];
+    for (let i = 0; i < runs; i++) {
+      const a = await spawnAndWait(failexec!, ["noexec", garbage, tiny!]);
+      assertEquals(a.status.code, 0);
+      noexec.push(a.pid);
+      const b = await spawnAndWait(failexec!, ["e2big", decoy, tiny!]);
+      assertEquals(b.status.code, 0);
+      e2big.push(b.pid);
+    }
+    await sleep(300);
+    const { records } = await w.stop();
+    await Deno.remove(dir, { recursive: true });
+    const exeOf = (pid: number) => {
+      const execs = of(records, pid, "exec");
+      assertEquals(execs.length, 2, "failexec's own exec and the one that succeeded");
+      return execs[1].exe;
+    };
+    // ENOEXEC: the file is no program, so the next one is known to be the exec: named.
+    assertEquals(noexec.map(exeOf), Array(runs).fill(tiny));
+    // E2BIG after a valid program was opened: the right name or null, never the decoy.
+    const named = e2big.map(exeOf);
+    assert(named.every((e) => e === tiny || e === null), JSON.stringify(named));
+  },
+);
+
+Deno.test({ name: "kernel: without CAP_SYS_ADMIN, /proc names, said once", ignore }, async () => {
+  const drop = ["setpriv", "--inh-caps=-sys_admin", "--bounding-set=-sys_admin", "--"];
+  const w = await startProctree(["watch", "--events", "exec"], 15000, drop);
+  const { pid } = await spawnAndWait("sleep", ["0.2"]);
+  await sleep(200);
+  const { records, stderr } = await w.stop();
+  assertEquals(
+    stderr.split("\n").filter((l) => l.includes("exec names from /proc only")).length,
+    1,
+  );
+  assert(stderr.includes("CAP_SYS_ADMIN"), stderr);
+  assert(stderr.includes("exec names: /proc)"), stderr);
+  assertEquals(of(records, pid, "exec")[0]?.exe, await realpath("/usr/bin/sleep"));
+  // Asked for explicitly, it is an error: one line, status 1.
+  const r = await new Deno.Command(drop[0], {
+    args: [
+      ...drop.slice(1),
+      ...(await import("./kernel.ts")).PROCTREE,
+      "watch",
+      "--exec-names",
+      "fanotify",
+    ],
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  assertEquals(r.code, 1);
+  const err = new TextDecoder().decode(r.stderr).trim();
+  assertEquals(err.split("\n").length, 1, err);
+  assert(err.includes("--exec-names fanotify") && err.includes("EPERM"), err);
+});

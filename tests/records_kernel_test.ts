@@ -1,0 +1,148 @@
+// Records that travel (issue 14): cwd, login uid, container id from real cgroups, ECS lines.
+import { assert, assertEquals } from "@std/assert";
+import { noKernel, of, sleep, spawnAndWait, startProctree } from "./kernel.ts";
+import type { WatchRecord } from "../lib/record.ts";
+import { ECS_VERSION } from "../lib/ecs.ts";
+
+const ignore = noKernel !== null;
+
+function near(a: string, b: string): void {
+  const us = (t: string) => Date.parse(t) * 1000 + Number(t.slice(23, 26));
+  assert(Math.abs(us(a) - us(b)) <= 1000, `${a} vs ${b}`);
+}
+const ID = "5eed".repeat(16);
+const POD = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
+
+/** Runs `script` with sh, waiting for it; the cgroup paths are made and removed around it. */
+async function inCgroups(dirs: string[], script: string): Promise<number> {
+  const mk = await spawnAndWait("sh", ["-c", `mkdir -p ${dirs.join(" ")}`]);
+  assert(mk.status.success, `mkdir ${dirs.join(" ")}`);
+  try {
+    const { pid, status } = await spawnAndWait("sh", ["-c", script]);
+    assert(status.success, script);
+    return pid;
+  } finally {
+    // A cgroup can be removed once its processes have exited; children may still be ending.
+    for (let i = 0; i < 50; i++) {
+      const rm = await spawnAndWait("sh", ["-c", `rmdir ${[...dirs].reverse().join(" ")}`]);
+      if (rm.status.success) break;
+      await sleep(100);
+    }
+  }
+}
+
+Deno.test({ name: "kernel: cwd and login uid of a child of a shell", ignore }, async () => {
+  const dir = await Deno.makeTempDir({ prefix: "proctree-cwd " });
+  const w = await startProctree(["watch", "--events", "exec"]);
+  // loginuid can be set once per session lineage (unset here): the child inherits it.
+  const { pid: sh } = await spawnAndWait("sh", [
+    "-c",
+    `echo 65534 > /proc/self/loginuid && cd "${dir}" && sleep 0.2`,
+  ]);
+  await sleep(200);
+  const { records } = await w.stop();
+  await Deno.remove(dir);
+  const child = records.find((r) => r.event === "exec" && r.ppid === sh && r.comm === "sleep");
+  assert(child, JSON.stringify(of(records, sh)));
+  assertEquals([child.cwd, child.login_uid, child.login_user], [dir, 65534, "nobody"]);
+  // The shell itself was exec'ed before either change: the test runner's cwd, login unset.
+  const shell = of(records, sh, "exec")[0];
+  assertEquals([shell.cwd, shell.login_uid], [Deno.cwd(), null]);
+});
+
+Deno.test(
+  { name: "kernel: a process moved into a container's cgroup, and its short-lived child", ignore },
+  async () => {
+    const v2 = `/sys/fs/cgroup/unified/proctree-test.slice/docker-${ID}.scope`;
+    const v1 = `/sys/fs/cgroup/pids/kubepods/besteffort/pod${POD}/${ID}`;
+    const w = await startProctree(["watch"]);
+    const cases: [string[], string, string | undefined][] = [
+      [[`/sys/fs/cgroup/unified/proctree-test.slice`, v2], v2, undefined],
+      [
+        [
+          `/sys/fs/cgroup/pids/kubepods`,
+          `/sys/fs/cgroup/pids/kubepods/besteffort`,
+          `/sys/fs/cgroup/pids/kubepods/besteffort/pod${POD}`,
+          v1,
+        ],
+        v1,
+        POD,
+      ],
+    ];
+    const shells: [number, string | undefined][] = [];
+    for (const [dirs, into, pod] of cases) {
+      // As a runtime does: move in, then exec the container's program; it runs a child
+      // that exits at once (often before its /proc entry can be read).
+      const sh = await inCgroups(
+        dirs,
+        `echo $$ > ${into}/cgroup.procs && exec sh -c '/bin/true; sleep 0.1; exit 0'`,
+      );
+      shells.push([sh, pod]);
+    }
+    await sleep(200);
+    const { records } = await w.stop();
+    for (const [sh, pod] of shells) {
+      const exec = of(records, sh, "exec");
+      // The first exec (sh before the move) is outside; the one after the move is inside.
+      assertEquals(exec.length, 2, JSON.stringify(exec));
+      assertEquals(exec[0].container_id, undefined);
+      assertEquals([exec[1].container_id, exec[1].pod_uid], [ID, pod]);
+      const kids = records.filter((r: WatchRecord) => r.ppid === sh && r.event !== "exit");
+      const trueExec = kids.find((r) =>
+        r.event === "exec" && (r.comm === "true" || r.comm === null)
+      );
+      assert(trueExec, JSON.stringify(kids));
+      assertEquals(trueExec.container_id, ID, "the short-lived child is in the container too");
+      for (const r of of(records, trueExec.pid!)) assertEquals(r.container_id, ID);
+    }
+  },
+);
+
+Deno.test(
+  { name: "kernel: --format ecs carries the same values under ECS names", ignore },
+  async () => {
+    const json = await startProctree(["watch"]);
+    const ecs = await startProctree(["watch", "--format", "ecs"]);
+    const { pid: sh } = await spawnAndWait("sh", ["-c", "sleep 0.2; exit 3"]);
+    await sleep(200);
+    const a = await json.stop();
+    const b = await ecs.stop();
+    const docs = b.stdout.split("\n").filter(Boolean).map((l) => JSON.parse(l));
+    // deno-lint-ignore no-explicit-any
+    const mine = docs.filter((d: any) => d.process?.pid === sh);
+    const lines = of(a.records, sh);
+    assertEquals(
+      mine.map((d: { event: { action: string } }) => d.event.action),
+      lines.map((r) => r.event),
+    );
+    for (let i = 0; i < lines.length; i++) {
+      const r = lines[i], d = mine[i];
+      // Two instances date events through their own clock calibration: within a millisecond.
+      near(d["@timestamp"], r.time);
+      assertEquals(d.ecs.version, ECS_VERSION);
+      assertEquals(d.event.category, ["process"]);
+      assertEquals(d.process.entity_id, r.id);
+      assertEquals(d.process.parent.entity_id, r.parent_id);
+      assertEquals(d.process.parent.pid, r.ppid);
+      assertEquals(d.process.name, r.comm ?? undefined);
+      near(d.process.start, r.start_time!);
+      assertEquals(d.user.name, r.user);
+      assertEquals(d.proctree.chain, r.chain);
+      assertEquals(typeof d.host.hostname, "string");
+      if (r.event === "exec") {
+        assertEquals(d.process.args, r.argv);
+        assertEquals(d.process.args_count, r.argv!.length);
+        assertEquals(d.process.executable, r.exe);
+        assertEquals(d.process.working_directory, r.cwd);
+        assertEquals(d.process.user.id, String(r.uid));
+        assertEquals(d.event.type, ["start"]);
+      }
+      if (r.event === "exit") {
+        assertEquals([d.process.exit_code, d.event.type], [3, ["end"]]);
+        near(d.process.end, r.time);
+        assertEquals(d.process.end, d["@timestamp"]);
+        assert(Math.abs(d.event.duration - r.duration_ms! * 1e6) <= 1e6, "duration");
+      }
+    }
+  },
+);
