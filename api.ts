@@ -15,9 +15,23 @@ import type { ProcessTree, ProcNode } from "./lib/tree.ts";
 import { type Decoded, decodeDatagram, EVENT_BITS, eventMask, TREE_EVENTS } from "./lib/wire.ts";
 import type { EventKind } from "./lib/event_kinds.ts";
 import type { ProcEvent } from "./lib/wire.ts";
-import { ConnectorError, type ListenOptions, type ProcessorConfig, Session } from "./session.ts";
+import {
+  ConnectorError,
+  type ExecNameMode,
+  FanotifyUnavailable,
+  type ListenOptions,
+  type ProcessorConfig,
+  Session,
+} from "./session.ts";
 
-export { ConnectorError, type ListenOptions, type ProcessorConfig, Session };
+export {
+  ConnectorError,
+  type ExecNameMode,
+  FanotifyUnavailable,
+  type ListenOptions,
+  type ProcessorConfig,
+  Session,
+};
 export type { EventKind };
 
 /** A subscribed session: connector, seeded tree, clock (see {@linkcode Session}). */
@@ -98,6 +112,11 @@ export interface WatchOptions {
   graceMs?: number;
   /** Most exited processes kept (default 10 000). */
   maxExited?: number;
+  /**
+   * Where exec names come from (default `auto`: fanotify when permitted, silently `/proc`
+   * otherwise; `session.execNamesNote` of {@linkcode listen} says why).
+   */
+  execNames?: ExecNameMode;
 }
 
 /**
@@ -111,6 +130,7 @@ export async function* watchEvents(options: WatchOptions = {}): AsyncGenerator<W
     eventMask: eventMask(options.events, TREE_EVENTS),
     graceMs: options.graceMs,
     maxExited: options.maxExited,
+    execNames: options.execNames,
   });
   const queue: WatchRecord[] = [];
   const filter: ProcessFilter = {};

@@ -17,6 +17,8 @@
 
 export {
   type EventKind,
+  type ExecNameMode,
+  FanotifyUnavailable,
   listen,
   type Listening,
   type ListenOptions,
@@ -106,3 +108,6 @@ export { hostUsers } from "./ffi/passwd.ts";
 export { Audit, type AuditEntry, type AuditTotals } from "./lib/audit.ts";
 export { type Container, containerOfPath, parseContainer } from "./lib/container.ts";
 export { ECS_VERSION, type EcsDocument, toEcs } from "./lib/ecs.ts";
+export { type ExecName, ExecNames, type ExecNameStats } from "./lib/exec_names.ts";
+export { type ExecHeader, parseExecHeader, type ReadAt } from "./lib/exec_header.ts";
+export { FanotifySource, type MarkStats, MountWatch } from "./ffi/fanotify.ts";

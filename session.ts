@@ -91,6 +91,17 @@ function openExecNames(
   }
 }
 
+/** A watch on each mount table fanotify marks; one that cannot be opened is left out. */
+function mountWatches(f: FanotifySource): MountWatch[] {
+  const out: MountWatch[] = [];
+  for (const t of f.tables) {
+    try {
+      out.push(new MountWatch(f, t.mountinfo));
+    } catch { /* mounts there are marked at start only */ }
+  }
+  return out;
+}
+
 /** A subscribed connector, the tree seeded right after subscribing, and the parts around it. */
 export class Session {
   /** The subscribed proc connector. */
@@ -128,9 +139,8 @@ export class Session {
     this.connector = connector;
     this.fanotify = fanotify.source;
     this.execNamesNote = fanotify.note;
-    this.sources = this.fanotify
-      ? [connector, this.fanotify, new MountWatch(this.fanotify)]
-      : [connector];
+    const f = this.fanotify;
+    this.sources = f ? [connector, f, ...mountWatches(f)] : [connector];
     this.tree = tree;
     this.seeded = seeded;
     this.clock = new WallClock(wallOffsetNs());

@@ -36,12 +36,29 @@ const O_LARGEFILE = 0x8000;
 const O_CLOEXEC = 0x80000;
 const O_NOATIME = 0x40000;
 const AT_FDCWD = -100;
-const MOUNTINFO = "/proc/self/mountinfo";
+/**
+ * The mount tables to mark: proctree's own, and the host's (init's), reached through
+ * `/proc/1/root` when proctree runs in a mount namespace of its own (a systemd unit with
+ * `PrivateTmp`, a container): the host's `/dev/shm` or a tmpfs mounted later are then
+ * still marked.
+ */
+export const MOUNT_TABLES = [
+  { mountinfo: "/proc/self/mountinfo", root: "" },
+  { mountinfo: "/proc/1/mountinfo", root: "/proc/1/root" },
+] as const;
+
+/** The tables that apply here: init's only when its mount namespace is not ours. */
+export function mountTables(): { mountinfo: string; root: string }[] {
+  const own = readLink("/proc/self/ns/mnt");
+  const init = readLink("/proc/1/ns/mnt");
+  return MOUNT_TABLES.filter((t) => t.root === "" || (init !== null && init !== own));
+}
 
 /** Why the source could not start: the errno name, and what it means for the user. */
 export class FanotifyUnavailable extends Error {
   /** The errno name (`EPERM` without CAP_SYS_ADMIN). */
   readonly code: string;
+  /** `code`: the errno name of the failed call. */
   constructor(code: string) {
     super(
       code === "EPERM"
@@ -88,8 +105,10 @@ export class FanotifySource implements Source {
   readonly pending = false;
   /** Pairs opens with exec events; the processor asks it. */
   readonly names: ExecNames;
+  /** What was marked. */
   readonly marks: MarkStats = { filesystems: 0, mounts: 0, failed: 0 };
-  #marked = new Set<number>(); // mount ids
+  #marked = new Set<string>(); // table and mount id
+  #tables = mountTables();
   #devices = new Set<string>(); // filesystems marked whole
   #buf = new Uint8Array(64 * 1024);
   #view = new DataView(this.#buf.buffer);
@@ -125,22 +144,32 @@ export class FanotifySource implements Source {
     return s;
   }
 
+  /** The mount tables marked (see {@linkcode MOUNT_TABLES}). */
+  get tables(): readonly { mountinfo: string; root: string }[] {
+    return this.#tables;
+  }
+
   /** Marks every mount not marked yet (at start, and when mounts change). */
   markMounts(): void {
-    const text = readFileText(MOUNTINFO);
+    for (const t of this.#tables) this.#markTable(t.mountinfo, t.root);
+    this.names.binfmtMisc = binfmtMiscHandlers();
+  }
+
+  #markTable(mountinfo: string, root: string): void {
+    const text = readFileText(mountinfo);
     if (text === null) return;
     for (const m of parseMountinfo(text)) {
-      if (this.#marked.has(m.mountId) || PSEUDO_FS_TYPES.has(m.fsType)) continue;
-      this.#marked.add(m.mountId);
+      const key = `${root}:${m.mountId}`;
+      if (this.#marked.has(key) || PSEUDO_FS_TYPES.has(m.fsType)) continue;
+      this.#marked.add(key);
       if (this.#devices.has(m.device)) continue; // the filesystem is marked already
-      const path = latin1Bytes(m.mountPoint);
+      const path = latin1Bytes(root + m.mountPoint);
       if (this.#mark(FAN_MARK.FILESYSTEM, path)) {
         this.#devices.add(m.device);
         this.marks.filesystems++;
       } else if (this.#mark(FAN_MARK.MOUNT, path)) this.marks.mounts++;
       else this.marks.failed++;
     }
-    this.names.binfmtMisc = binfmtMiscHandlers();
   }
 
   #mark(kind: number, path: Uint8Array): boolean {
@@ -203,7 +232,7 @@ export class FanotifySource implements Source {
 }
 
 /**
- * Mount changes, as a source: `/proc/self/mountinfo` polls `POLLPRI` when the mount table
+ * Mount changes, as a source: a mountinfo file polls `POLLPRI` when its mount table
  * changes, and the fanotify source then marks what is new. Two descriptors: the loop's poll
  * consumes the change signal of the one it polls, the other tells this source's drain.
  */
@@ -216,12 +245,16 @@ export class MountWatch implements Source {
   #pollfd = new Uint8Array(POLLFD.size);
   #fanotify: FanotifySource;
 
-  /** Watches for `fanotify`; throws {@linkcode LibcError} when mountinfo cannot be opened. */
-  constructor(fanotify: FanotifySource) {
+  /** Watches `mountinfo` for `fanotify`; throws {@linkcode LibcError} when it cannot be opened. */
+  constructor(fanotify: FanotifySource, mountinfo: string) {
     const c = libc();
-    this.fd = c.open(cPath(MOUNTINFO), O_RDONLY | O_CLOEXEC);
-    this.#own = c.open(cPath(MOUNTINFO), O_RDONLY | O_CLOEXEC);
-    if (this.fd < 0 || this.#own < 0) throw new LibcError("open(mountinfo)", errno());
+    this.fd = c.open(cPath(mountinfo), O_RDONLY | O_CLOEXEC);
+    this.#own = this.fd < 0 ? -1 : c.open(cPath(mountinfo), O_RDONLY | O_CLOEXEC);
+    if (this.#own < 0) {
+      const e = errno();
+      if (this.fd >= 0) c.close(this.fd);
+      throw new LibcError("open(mountinfo)", e);
+    }
     this.#fanotify = fanotify;
     const v = new DataView(this.#pollfd.buffer);
     v.setInt32(POLLFD.fd, this.#own, true);

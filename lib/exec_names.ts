@@ -77,6 +77,7 @@ export class ExecNames {
   /** binfmt_misc handlers are registered (kept current by the source). */
   binfmtMisc: boolean;
   #poisoned = false;
+  /** Running totals. */
   readonly stats: ExecNameStats = { opens: 0, named: 0, ambiguous: 0, failed: 0 };
 
   /**

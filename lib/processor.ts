@@ -76,7 +76,7 @@ export interface ProcessorCounters {
   execsUnreadable: number;
   /** Execs whose `exe` fanotify named where `/proc` could not. */
   execsNamedByFanotify: number;
-  /** Execs where `/proc` and fanotify named different programs (`/proc` was kept). */
+  /** Execs where `/proc` and fanotify named different programs (both dropped: null). */
   execNameConflicts: number;
 }
 
@@ -261,8 +261,10 @@ export class EventProcessor {
   }
 
   /**
-   * An exec's facts with fanotify's name: `/proc`'s validated read wins (it saw the image
-   * itself); where it has no `exe`, fanotify's names the program and the script.
+   * An exec's facts with fanotify's name. Where `/proc` could not be read, fanotify names
+   * the program and the script. Where both name it, they must agree: `/proc` may have been
+   * read after a later image was installed, and fanotify may have paired a failed exec with
+   * one it cannot see (a memfd) — which one is wrong cannot be told, so neither is kept.
    */
   #named(info: ExecInfo, name: ExecName): ExecInfo {
     if (info.exe === null) {
@@ -271,7 +273,7 @@ export class EventProcessor {
     }
     if (info.exe === name.exe) return { ...info, script: name.script };
     this.#counts.execNameConflicts++;
-    return info;
+    return NULL_INFO;
   }
 
   /**

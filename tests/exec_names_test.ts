@@ -3,7 +3,7 @@ import { type ExecHeader, parseExecHeader } from "../lib/exec_header.ts";
 import { ExecNames } from "../lib/exec_names.ts";
 import { decodeFanEvents, FAN_EVENT, FAN_METADATA, type FanEvent } from "../lib/fanotify_wire.ts";
 import { parseMountinfo } from "../lib/mountinfo.ts";
-import { ev } from "./fixtures.ts";
+import { ev, type FakeProc, harness } from "./fixtures.ts";
 
 const enc = new TextEncoder();
 const noMore = () => null;
@@ -180,4 +180,42 @@ Deno.test("mountinfo: fields, escapes, optional fields", () => {
     { mountId: 40, device: "0:45", mountPoint: "/mnt/with space", fsType: "tmpfs" },
     { mountId: 41, device: "0:46", mountPoint: "/proc", fsType: "proc" },
   ]);
+});
+
+Deno.test("processor: fanotify names what /proc could not read; a disagreement is null", () => {
+  const procs = new Map<number, FakeProc>([[1, { comm: "init", ppid: 0, startTicks: 1 }]]);
+  const n = names();
+  const h = harness(procs, { execNames: n });
+  // 70 is gone before /proc could be read; fanotify saw its open.
+  open(n, 70, "/opt/tinybin", STATIC);
+  // 71 is readable and agrees; 72 is readable and does not (one of the two is wrong).
+  procs.set(71, { comm: "true", ppid: 1, startTicks: 5, argv: ["true"], exe: "/usr/bin/true" });
+  open(n, 71, "/usr/bin/true", DYN);
+  open(n, 71, LD_REAL, null);
+  procs.set(72, { comm: "x", ppid: 1, startTicks: 6, argv: ["x"], exe: "/memfd:x (deleted)" });
+  open(n, 72, "/usr/bin/decoy", STATIC);
+  h.run([
+    ev.fork(70, 1, 1000),
+    ev.exec(70, 1000.1),
+    ev.fork(71, 1, 1001),
+    ev.exec(71, 1001.1),
+    ev.fork(72, 1, 1002),
+    ev.exec(72, 1002.1),
+  ]);
+  const execs = h.records.filter((r) => r.event === "exec");
+  assertEquals(execs.map((r) => [r.exe, r.argv]), [
+    ["/opt/tinybin", null],
+    ["/usr/bin/true", ["true"]],
+    [null, null],
+  ]);
+  assertEquals(h.processor.counters.execsNamedByFanotify, 1);
+  assertEquals(h.processor.counters.execNameConflicts, 1);
+});
+
+Deno.test("processor: a fanotify overflow is a lost line with its own reason", () => {
+  const h = harness(new Map([[1, { comm: "init", ppid: 0, startTicks: 1 }]]));
+  h.run([ev.fork(80, 1, 1000)]);
+  h.processor.execNamesOverflow();
+  const lost = h.records[h.records.length - 1];
+  assertEquals([lost.event, lost.count, lost.reason], ["lost", null, "fanotify_overflow"]);
 });
