@@ -15,14 +15,7 @@ import type { ProcessTree, ProcNode } from "./lib/tree.ts";
 import { type Decoded, decodeDatagram, EVENT_BITS, eventMask, TREE_EVENTS } from "./lib/wire.ts";
 import type { EventKind } from "./lib/event_kinds.ts";
 import type { ProcEvent } from "./lib/wire.ts";
-import {
-  ConnectorError,
-  type ExecNameMode,
-  FanotifyUnavailable,
-  type ListenOptions,
-  type ProcessorConfig,
-  Session,
-} from "./session.ts";
+import { type ExecNameMode, type ListenOptions, Session } from "./session.ts";
 
 export {
   ConnectorError,
@@ -31,7 +24,7 @@ export {
   type ListenOptions,
   type ProcessorConfig,
   Session,
-};
+} from "./session.ts";
 export type { EventKind };
 
 /** A subscribed session: connector, seeded tree, clock (see {@linkcode Session}). */

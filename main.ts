@@ -1,5 +1,5 @@
 /**
- * The proctree command line: `watch`, `run`, `chain`, `tree`.
+ * The proctree command line: `watch`, `run`, `report`, `chain`, `tree`.
  *
  * @module
  */
@@ -11,6 +11,7 @@ import { watch } from "./cli/watch.ts";
 import { chain } from "./cli/chain.ts";
 import { tree } from "./cli/tree.ts";
 import { run } from "./cli/run.ts";
+import { report } from "./cli/report.ts";
 import denoJson from "./deno.json" with { type: "json" };
 
 /** The version, from deno.json. */
@@ -25,7 +26,9 @@ Commands:
   watch   stream process events as JSON lines, each with its ancestor chain
             proctree watch --events exec | jq -c '{pid, argv, chain}'
   run     run a command and record every process it starts
-            proctree run --summary audit.json -- npm install
+            proctree run --summary audit.json --html audit.html -- npm install
+  report  a page (or Perfetto trace) of the processes in a watch log
+            proctree report events.jsonl --under sshd --html ssh.html
   chain   print the ancestors of a live process (pid|comm|user;…)
             proctree chain $$
   tree    print the live process tree
@@ -54,6 +57,8 @@ async function main(args: string[]): Promise<number> {
       return await watch(rest);
     case "run":
       return await run(rest);
+    case "report":
+      return report(rest);
     case "chain":
       return chain(rest);
     case "tree":

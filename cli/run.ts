@@ -23,6 +23,8 @@ import { FdWriter } from "../ffi/fd_writer.ts";
 import { procfs } from "../ffi/procfs.ts";
 import { lostRecord, toJsonLine } from "../lib/record.ts";
 import { Audit } from "../lib/audit.ts";
+import { renderHtml } from "../lib/report_html.ts";
+import { traceOf } from "../lib/trace.ts";
 import { stringifyDeep } from "../lib/json.ts";
 import { displayArg } from "../lib/text_view.ts";
 import type { ProcNode } from "../lib/tree.ts";
@@ -44,6 +46,10 @@ Options:
   -o, --output FILE    write the JSON lines to FILE (mode 0600) instead of stdout
   --summary FILE       write a JSON document: the tree with argv, exe, user, times,
                        exit statuses, and totals (processes, failed, killed, lost events)
+  --html FILE          write a self-contained page: a timeline of every process (nested
+                       by lineage, coloured by outcome) and a table to sort and filter
+  --trace FILE         write the tree in Chrome's Trace Event Format (open it in
+                       ui.perfetto.dev or chrome://tracing)
   --no-wait-orphans    stop when CMD exits, even if descendants still run
   --no-tree            do not print the tree on stderr
   --no-realtime        read at normal priority (default: SCHED_FIFO 1 for proctree's own
@@ -74,6 +80,10 @@ export interface RunConfig {
   output?: string;
   /** Write the JSON summary here. */
   summary?: string;
+  /** Write the HTML page here. */
+  html?: string;
+  /** Write the Chrome trace here. */
+  trace?: string;
   /** Wait for descendants that outlive CMD. */
   waitOrphans: boolean;
   /** Print the tree on stderr. */
@@ -92,7 +102,7 @@ export interface RunConfig {
 export function parseRunConfig(args: string[]): RunConfig {
   const f = parseFlags(args, {
     boolean: ["json", "help", "quiet", "wait-orphans", "tree", "realtime"],
-    string: ["summary", "output", "rcvbuf", "exec-names"],
+    string: ["summary", "output", "rcvbuf", "exec-names", "html", "trace"],
     negatable: ["wait-orphans", "tree", "realtime"],
     alias: { h: "help", q: "quiet", o: "output" },
     default: { "wait-orphans": true, tree: true, realtime: true },
@@ -108,6 +118,8 @@ export function parseRunConfig(args: string[]): RunConfig {
     json: f.json,
     output: f.output,
     summary: f.summary,
+    html: f.html,
+    trace: f.trace,
     waitOrphans: f["wait-orphans"],
     tree: f.tree,
     realtime: f.realtime,
@@ -127,6 +139,12 @@ export async function run(args: string[]): Promise<number> {
   return await runCommand(c);
 }
 
+/** A fresh nonce for a page's Content-Security-Policy. */
+export function pageNonce(): string {
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+}
+
 /** `1 process`, `2 processes`. */
 export function count(n: number, noun: string, plural = noun + "es"): string {
   return `${n} ${n === 1 ? noun : plural}`;
@@ -134,8 +152,8 @@ export function count(n: number, noun: string, plural = noun + "es"): string {
 
 /** Starts the command of a parsed config under a session and reports its subtree. */
 export async function runCommand(c: RunConfig): Promise<number> {
-  // Checked before CMD starts: a summary that cannot be written must not cost its run.
-  if (c.summary) checkWritable(c.summary);
+  // Checked before CMD starts: a report that cannot be written must not cost its run.
+  for (const path of [c.summary, c.html, c.trace]) if (path) checkWritable(path);
   const outFile = c.output ? new LogFile(c.output, { complain: say }) : null;
   const session = openSession({ rcvbufBytes: c.rcvbufBytes, execNames: c.execNames });
   const { tree, clock } = session;
@@ -256,16 +274,30 @@ export async function runCommand(c: RunConfig): Promise<number> {
       const text = audit.format();
       if (text) say(text);
     }
-    if (c.summary) {
-      const doc = {
-        command: c.command,
-        exit_status: exitStatus,
-        complete: lost === 0 && !broken,
-        totals,
-        tree: audit.root,
-      };
+    const roots = audit.root ? [audit.root] : [];
+    const reports: [string | undefined, () => string][] = [
+      [c.summary, () =>
+        stringifyDeep({
+          command: c.command,
+          exit_status: exitStatus,
+          complete: lost === 0 && !broken,
+          totals,
+          tree: audit.root,
+        }) + "\n"],
+      [c.html, () =>
+        renderHtml({
+          title: c.command.map(displayArg).join(" "),
+          exitStatus,
+          totals,
+          note: lost || broken ? `incomplete: ${lost} events lost` : undefined,
+          roots,
+        }, pageNonce())],
+      [c.trace, () => JSON.stringify(traceOf(roots)) + "\n"],
+    ];
+    for (const [path, render] of reports) {
+      if (!path) continue;
       try {
-        writeAtomic(c.summary, stringifyDeep(doc) + "\n");
+        writeAtomic(path, render());
       } catch (e) {
         // CMD's status is what run returns, whatever happens to the report.
         say(`proctree: ${(e as Error).message}`);

@@ -24,6 +24,14 @@ export interface AuditEntry {
   argv: readonly string[] | null;
   /** Executable path from `/proc/<pid>/exe`; null when not readable. */
   exe: string | null;
+  /** The script of a `#!` exec, when known. */
+  script?: string;
+  /** Working directory at the last exec, when read. */
+  cwd?: string | null;
+  /** The process id (`identity.ts`), when known. */
+  id?: string | null;
+  /** The container it ran in, when any. */
+  container_id?: string;
   /** User name of the effective uid (the number when unnamed). */
   user: string | null;
   /** ISO time of the fork (or of the first event seen). */
@@ -50,6 +58,59 @@ export interface AuditTotals {
   killed: number;
   /** Kernel events lost during the run (0: complete). */
   lost_events: number;
+}
+
+/** A new entry for the process a record is about (name and argv come with its exec). */
+export function newEntry(rec: WatchRecord, pid: number): AuditEntry {
+  return {
+    pid,
+    ppid: rec.ppid ?? null,
+    comm: rec.comm ?? null,
+    argv: null,
+    exe: null,
+    user: rec.user ?? null,
+    id: rec.id ?? null,
+    start: rec.start_time ?? rec.time,
+    end: null,
+    exit_code: null,
+    signal: null,
+    children: [],
+  };
+}
+
+/** What a record says of its process: a new image, a new name, or its end. */
+export function applyRecord(e: AuditEntry, rec: WatchRecord): void {
+  if (rec.container_id) e.container_id = rec.container_id;
+  switch (rec.event) {
+    case "exec":
+      e.comm = rec.comm ?? null;
+      e.argv = rec.argv ?? null;
+      e.exe = rec.exe ?? null;
+      e.user = rec.user ?? e.user;
+      e.cwd = rec.cwd ?? null;
+      if (rec.script) e.script = rec.script;
+      else delete e.script;
+      break;
+    case "comm":
+      e.comm = rec.comm ?? e.comm;
+      break;
+    case "exit":
+      e.end = rec.time;
+      e.exit_code = rec.exit_code ?? null;
+      e.signal = rec.signal ?? null;
+      if (rec.ppid) e.ppid = rec.ppid;
+      break;
+  }
+}
+
+/** Totals over `entries`, with `lostEvents` kernel events lost meanwhile. */
+export function totalsOf(entries: readonly AuditEntry[], lostEvents: number): AuditTotals {
+  return {
+    processes: entries.length,
+    failed: entries.filter((e) => e.exit_code !== null && e.exit_code !== 0).length,
+    killed: entries.filter((e) => e.signal !== null).length,
+    lost_events: lostEvents,
+  };
 }
 
 /** Builds the subtree from records that passed an `--under` filter on the root. */
@@ -94,19 +155,10 @@ export class Audit {
     if (!node || rec.tid !== undefined) return;
     let e = this.#byNode.get(node);
     if (!e) {
-      e = {
-        pid: node.pid,
-        ppid: rec.ppid ?? null,
-        comm: node.comm,
-        argv: node.argv,
-        exe: node.exe,
-        user: rec.user ?? null,
-        start: rec.time,
-        end: null,
-        exit_code: null,
-        signal: null,
-        children: [],
-      };
+      e = newEntry(rec, node.pid);
+      e.comm = node.comm;
+      e.argv = node.argv;
+      e.exe = node.exe;
       this.#byNode.set(node, e);
       this.#open.set(node, e);
       this.#nodes.set(e, node);
@@ -115,25 +167,8 @@ export class Audit {
       else if (!this.root) this.root = e;
       else this.root.children.push(e);
     }
-    switch (rec.event) {
-      case "exec":
-        e.comm = rec.comm ?? null;
-        e.argv = rec.argv ?? null;
-        e.exe = rec.exe ?? null;
-        e.user = rec.user ?? e.user;
-        break;
-      case "comm":
-        e.comm = rec.comm ?? e.comm;
-        break;
-      case "exit": {
-        e.end = rec.time;
-        e.exit_code = rec.exit_code ?? null;
-        e.signal = rec.signal ?? null;
-        if (rec.ppid) e.ppid = rec.ppid;
-        this.#open.delete(node);
-        break;
-      }
-    }
+    applyRecord(e, rec);
+    if (rec.event === "exit") this.#open.delete(node);
   }
 
   /** A process found gone without an exit event (lost events): closed with unknown status. */
@@ -147,13 +182,7 @@ export class Audit {
 
   /** Totals over every entry. */
   totals(lostEvents: number): AuditTotals {
-    const all = this.entries();
-    return {
-      processes: all.length,
-      failed: all.filter((e) => e.exit_code !== null && e.exit_code !== 0).length,
-      killed: all.filter((e) => e.signal !== null).length,
-      lost_events: lostEvents,
-    };
+    return totalsOf(this.entries(), lostEvents);
   }
 
   /** The indented text tree: pid, argv (or comm, or `<unknown>`), how it ended, duration. */

@@ -140,3 +140,6 @@ export function harness(
   const run = (b: Decoded[]) => processor.processBatch(b);
   return { tree, records, processor, run };
 }
+
+/** A process name that is markup: pages must show it as text and never run it. */
+export const HOSTILE = "<img src=x onerror=alert(1)>";

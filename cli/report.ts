@@ -1,0 +1,175 @@
+/**
+ * `proctree report LOG.jsonl --html FILE`: the page `run --html` writes, from a `watch`
+ * log — processes joined by `id`, within a time window, optionally under named processes.
+ * {@linkcode parseReportConfig} checks the arguments (pure); {@linkcode runReport} reads the
+ * log and writes the files.
+ *
+ * @module
+ */
+
+import { CliError, say } from "./errors.ts";
+import { intFlag, parseFlags } from "./flags.ts";
+import { checkWritable, writeAtomic } from "../ffi/output.ts";
+import { DEFAULT_MAX_REPORT_PROCESSES, LogAuditor } from "../lib/log_audit.ts";
+import { renderHtml } from "../lib/report_html.ts";
+import { traceOf } from "../lib/trace.ts";
+import { count, pageNonce } from "./run.ts";
+
+export const REPORT_HELP = `proctree report — a page (or trace) of the processes in a watch log
+
+Usage: proctree report LOG.jsonl (--html FILE | --trace FILE) [options]
+
+Reads a log written by proctree watch (-o FILE, or its stdout), joins each process's lines
+by their id, and writes the page run --html writes: a timeline of every process, nested by
+lineage and coloured by outcome, and a table to sort and filter.
+
+Options:
+  --html FILE          write the page here (mode 0600, whole or not at all)
+  --trace FILE         write Chrome's Trace Event Format here (ui.perfetto.dev)
+  --under NAME|PATH|PID|ID  only processes that are, or descend from, one with this comm or
+                       program name, executable path, pid or id; repeatable
+  --since TIME         only events at or after TIME (ISO 8601, e.g. 2026-11-29T18:00:00Z)
+  --until TIME         only events at or before TIME
+  --max-processes N    show at most N processes, the first in lineage order (default ${DEFAULT_MAX_REPORT_PROCESSES});
+                       the page says how many were left out
+  -h, --help           this help
+
+Example:
+  proctree report /var/log/proctree/events.jsonl --under sshd --since 2026-11-29T09:00:00Z --html ssh.html`;
+
+/** Everything `report` was asked to do, checked. */
+export interface ReportConfig {
+  /** Print the help and exit. */
+  help: boolean;
+  /** The log to read. */
+  log: string;
+  /** Write the page here. */
+  html?: string;
+  /** Write the trace here. */
+  trace?: string;
+  /** `--under` values. */
+  under: string[];
+  /** Window start, µs since the epoch. */
+  sinceUs?: number;
+  /** Window end, µs since the epoch. */
+  untilUs?: number;
+  /** Most processes shown. */
+  maxProcesses: number;
+}
+
+function timeFlag(value: string | undefined, name: string): number | undefined {
+  if (value === undefined) return undefined;
+  const ms = Date.parse(value);
+  if (Number.isNaN(ms)) {
+    throw new CliError(`--${name} expects an ISO 8601 time, got ${JSON.stringify(value)}`, 2);
+  }
+  return ms * 1000;
+}
+
+/** Parses `report`'s arguments; every bad flag is a {@linkcode CliError} with status 2. */
+export function parseReportConfig(args: string[]): ReportConfig {
+  const f = parseFlags(args, {
+    boolean: ["help"],
+    string: ["html", "trace", "since", "until", "max-processes"],
+    collect: ["under"],
+    alias: { h: "help" },
+  }, "report");
+  const help = f.help;
+  if (!help && f._.length !== 1) {
+    throw new CliError("report: expects one log file (see proctree report --help)", 2);
+  }
+  if (!help && !f.html && !f.trace) {
+    throw new CliError("report: give --html FILE or --trace FILE", 2);
+  }
+  return {
+    help,
+    log: String(f._[0] ?? ""),
+    html: f.html,
+    trace: f.trace,
+    under: f.under,
+    sinceUs: timeFlag(f.since, "since"),
+    untilUs: timeFlag(f.until, "until"),
+    maxProcesses: f["max-processes"] !== undefined
+      ? intFlag(f["max-processes"], "max-processes", 1)
+      : DEFAULT_MAX_REPORT_PROCESSES,
+  };
+}
+
+/** Feeds `path` to `auditor` line by line, in chunks (a log can be larger than memory). */
+function readLines(path: string, auditor: LogAuditor): void {
+  let file: Deno.FsFile;
+  try {
+    file = Deno.openSync(path, { read: true });
+  } catch (e) {
+    throw new CliError(`report: cannot read ${path}: ${(e as Error).message}`, 1);
+  }
+  const decoder = new TextDecoder();
+  const buf = new Uint8Array(1 << 20);
+  let rest = "";
+  try {
+    for (;;) {
+      const n = file.readSync(buf);
+      if (n === null) break;
+      const lines = (rest + decoder.decode(buf.subarray(0, n), { stream: true })).split("\n");
+      rest = lines.pop()!;
+      for (const l of lines) auditor.line(l);
+    }
+    auditor.line(rest + decoder.decode());
+  } finally {
+    file.close();
+  }
+}
+
+/** Runs `proctree report`; resolves to the exit status. */
+export function report(args: string[]): number {
+  const c = parseReportConfig(args);
+  if (c.help) {
+    console.log(REPORT_HELP);
+    return 0;
+  }
+  return runReport(c);
+}
+
+/** Reads the log of a parsed config and writes its page and trace. */
+export function runReport(c: ReportConfig): number {
+  for (const path of [c.html, c.trace]) if (path) checkWritable(path);
+  const auditor = new LogAuditor({
+    sinceUs: c.sinceUs,
+    untilUs: c.untilUs,
+    under: c.under,
+    maxProcesses: c.maxProcesses,
+  });
+  readLines(c.log, auditor);
+  const r = auditor.finish();
+  const window = [
+    c.sinceUs !== undefined ? `from ${new Date(c.sinceUs / 1000).toISOString()}` : "",
+    c.untilUs !== undefined ? `until ${new Date(c.untilUs / 1000).toISOString()}` : "",
+    c.under.length ? `under ${c.under.join(", ")}` : "",
+  ].filter(Boolean).join(" ");
+  const notes = [
+    r.leftOut ? `${count(r.leftOut, "process")} left out (more than ${c.maxProcesses})` : "",
+    r.malformed ? `${count(r.malformed, "line", "lines")} not JSON, skipped` : "",
+    r.withoutId
+      ? `${count(r.withoutId, "line", "lines")} without an id (older proctree), skipped`
+      : "",
+  ].filter(Boolean);
+  if (c.html) {
+    writeAtomic(
+      c.html,
+      renderHtml({
+        title: `${c.log}${window ? ` (${window})` : ""}`,
+        exitStatus: null,
+        totals: r.totals,
+        note: notes.length ? notes.join("; ") : undefined,
+        roots: r.roots,
+      }, pageNonce()),
+    );
+  }
+  if (c.trace) writeAtomic(c.trace, JSON.stringify(traceOf(r.roots)) + "\n");
+  say(
+    `proctree: ${count(r.totals.processes, "process")}` +
+      (notes.length ? ` (${notes.join("; ")})` : "") +
+      ` → ${[c.html, c.trace].filter(Boolean).join(", ")}`,
+  );
+  return 0;
+}
