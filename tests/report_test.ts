@@ -7,7 +7,6 @@ import { parseReportConfig } from "../cli/report.ts";
 import { CliError } from "../cli/errors.ts";
 import { HOSTILE } from "./fixtures.ts";
 
-
 function entry(
   pid: number,
   argv: string[] | null,
