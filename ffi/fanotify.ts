@@ -6,7 +6,8 @@
  * connector's exec events; this file only talks to the kernel.
  *
  * - One group, notification class, unlimited queue, non-blocking, close-on-exec; files are
- *   handed over read-only without touching their access time. Needs `CAP_SYS_ADMIN`.
+ *   handed over read-only, non-blocking, without touching their access time. Needs
+ *   `CAP_SYS_ADMIN`.
  * - A filesystem mark (`FAN_MARK_FILESYSTEM`) per mounted filesystem, a mount mark where a
  *   filesystem mark is refused (a btrfs subvolume); kernel interfaces (`proc`, `sysfs`, …)
  *   are skipped. Mounts that appear later are marked when `/proc/self/mountinfo` says so
@@ -35,6 +36,7 @@ const O_RDONLY = 0x0;
 const O_LARGEFILE = 0x8000;
 const O_CLOEXEC = 0x80000;
 const O_NOATIME = 0x40000;
+const O_NONBLOCK = 0x800;
 const AT_FDCWD = -100;
 /**
  * The mount tables to mark: proctree's own, and the host's (init's), reached through
@@ -139,7 +141,9 @@ export class FanotifySource implements Source {
     const c = libc();
     const fd = c.fanotify_init(
       FAN_INIT.CLASS_NOTIF | FAN_INIT.CLOEXEC | FAN_INIT.NONBLOCK | FAN_INIT.UNLIMITED_QUEUE,
-      O_RDONLY | O_LARGEFILE | O_CLOEXEC | O_NOATIME,
+      // O_NONBLOCK: an exec of a FIFO or a terminal (which fails) must not stall the reader
+      // when the kernel opens it for us, or when its header is read.
+      O_RDONLY | O_LARGEFILE | O_CLOEXEC | O_NOATIME | O_NONBLOCK,
     );
     if (fd < 0) throw new FanotifyUnavailable(errnoName(errno()));
     const s = new FanotifySource(fd, onOverflow, nowMs);

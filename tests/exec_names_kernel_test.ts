@@ -150,3 +150,26 @@ Deno.test({ name: "kernel: without CAP_SYS_ADMIN, /proc names, said once", ignor
   assertEquals(err.split("\n").length, 1, err);
   assert(err.includes("--exec-names fanotify") && err.includes("EPERM"), err);
 });
+
+Deno.test(
+  { name: "kernel: an exec of a FIFO does not stall the reader", ignore: !tiny },
+  async () => {
+    const dir = await Deno.makeTempDir();
+    const fifo = `${dir}/fifo`;
+    assert((await spawnAndWait("mkfifo", [fifo])).status.success);
+    await Deno.chmod(fifo, 0o755);
+    const w = await startProctree(["watch", "--events", "exec"]);
+    // A writer holds the FIFO open, so the exec's open of it completes (and then fails).
+    const writer = new Deno.Command("sh", { args: ["-c", `sleep 2 > ${fifo}`] }).spawn();
+    await sleep(200);
+    const failed = await spawnAndWait("sh", ["-c", `exec ${fifo}`]);
+    assert(!failed.status.success);
+    const { pid } = await spawnAndWait(tiny!, []);
+    await sleep(300);
+    const { records } = await w.stop();
+    writer.kill("SIGKILL");
+    await writer.status;
+    await Deno.remove(dir, { recursive: true });
+    assertEquals(of(records, pid, "exec")[0]?.exe, tiny, "later execs are still named");
+  },
+);
