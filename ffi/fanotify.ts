@@ -217,7 +217,7 @@ export class FanotifySource implements Source {
 
   #handle(ev: FanEvent, nowMs: number): void {
     if (ev.mask & FAN_EVENT.Q_OVERFLOW) {
-      this.names.overflow();
+      this.names.overflow(nowMs);
       this.#onOverflow();
     }
     if (ev.fd === FAN_NOFD || ev.fd < 0) return;

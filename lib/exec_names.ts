@@ -13,8 +13,8 @@
  * the exec event, so once the connector has been drained and then fanotify, every exec
  * event read has all its opens read too. For a pid with k exec events in a batch, the
  * complete attempts read so far must then be exactly k, in order: any other count (a
- * failure that opened a valid file, an exec fanotify cannot see such as a memfd, a queue
- * overflow, a merged event) names none of them.
+ * failure that opened a valid file, an exec fanotify cannot see such as a memfd, a merged
+ * event) names none of them. After a queue overflow nothing is named for a while.
  *
  * @module
  */
@@ -66,6 +66,9 @@ export interface ExecNameStats {
 
 /** Most interpreter paths whose resolution is cached. */
 const MAX_RESOLVED = 1024;
+/** After an overflow, no exec is named for this long (its opens may have been dropped). */
+export const OVERFLOW_BLIND_MS = 2_000;
+
 /** Opens of a pid that no exec or exit claimed are dropped after this long. */
 export const STALE_OPENS_MS = 30_000;
 
@@ -76,7 +79,8 @@ export class ExecNames {
   #resolved = new Map<string, string | null>();
   /** binfmt_misc handlers are registered (kept current by the source). */
   binfmtMisc: boolean;
-  #poisoned = false;
+  /** Until when (ms, the callers' clock) no exec is named: opens may be missing since an overflow. */
+  #blindUntilMs = -Infinity;
   /** Running totals. */
   readonly stats: ExecNameStats = { opens: 0, named: 0, ambiguous: 0, failed: 0 };
 
@@ -125,10 +129,13 @@ export class ExecNames {
     p.attempts.push(next);
   }
 
-  /** fanotify dropped events: no count can be trusted until what was queued is gone. */
-  overflow(): void {
+  /**
+   * fanotify dropped events at `nowMs`: the opens of execs whose events are not read yet may
+   * be among them, so no count can be trusted for {@linkcode OVERFLOW_BLIND_MS}.
+   */
+  overflow(nowMs: number): void {
     this.#byPid.clear();
-    this.#poisoned = true;
+    this.#blindUntilMs = nowMs + OVERFLOW_BLIND_MS;
   }
 
   /**
@@ -136,7 +143,7 @@ export class ExecNames {
    * after the connector and then fanotify were drained. Processes whose exit ends the
    * batch take their leftover opens with them.
    */
-  resolve(batch: readonly Decoded[]): Map<number, ExecName> {
+  resolve(batch: readonly Decoded[], nowMs: number): Map<number, ExecName> {
     const out = new Map<number, ExecName>();
     const execs = new Map<number, number[]>();
     const ended = new Set<number>();
@@ -150,11 +157,10 @@ export class ExecNames {
       } else if (ev.what === "exit" && ev.pid === ev.tgid) ended.add(ev.tgid);
       else if (ev.what === "fork" && ev.pid === ev.tgid) ended.delete(ev.pid);
     }
-    const poisoned = this.#poisoned;
-    this.#poisoned = false;
+    const blind = nowMs <= this.#blindUntilMs;
     for (const [pid, indices] of execs) {
       const p = this.#byPid.get(pid);
-      if (!p || poisoned) {
+      if (!p || blind) {
         this.#byPid.delete(pid);
         continue;
       }

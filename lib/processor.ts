@@ -204,7 +204,7 @@ export class EventProcessor {
   /** One drained batch, in order; `complete` when the drain left the socket empty. */
   #process(batch: readonly Decoded[], complete: boolean): void {
     this.#reads.begin(batch, complete);
-    const names = this.#o.execNames?.resolve(batch);
+    const names = this.#o.execNames?.resolve(batch, this.#o.now() / 1e6);
     for (let i = 0; i < batch.length; i++) {
       const ev = batch[i];
       let info: ExecInfo | undefined;

@@ -79,7 +79,7 @@ Deno.test("exec names: static, dynamic (loader not the exe) and #! script", () =
   open(n, 12, "/tmp/s.sh", { kind: "script", interp: "/bin/sh" });
   open(n, 12, "/usr/bin/dash", DYN);
   open(n, 12, LD_REAL, null);
-  const got = n.resolve([ev.exec(10, 1), ev.exec(11, 2), ev.exec(12, 3)]);
+  const got = n.resolve([ev.exec(10, 1), ev.exec(11, 2), ev.exec(12, 3)], 0);
   assertEquals(got.get(0), { exe: "/opt/tinybin", script: null });
   assertEquals(got.get(1), { exe: "/usr/bin/true", script: null });
   assertEquals(got.get(2), { exe: "/usr/bin/dash", script: "/tmp/s.sh" });
@@ -92,7 +92,7 @@ Deno.test("exec names: a failed exec (ENOEXEC, missing interpreter) names nothin
   open(n, 20, "/tmp/broken.sh", { kind: "script", interp: "/nonexistent" }); // ENOENT
   open(n, 20, "/usr/bin/true", DYN);
   open(n, 20, LD_REAL, null);
-  const got = n.resolve([ev.exec(20, 1)]);
+  const got = n.resolve([ev.exec(20, 1)], 0);
   assertEquals(got.get(0), { exe: "/usr/bin/true", script: null });
   assertEquals(n.stats.failed, 2);
 });
@@ -102,7 +102,7 @@ Deno.test("exec names: several execs of one pid, each its own image", () => {
   open(n, 30, "/usr/bin/env", DYN);
   open(n, 30, LD_REAL, null);
   open(n, 30, "/opt/tinybin", STATIC);
-  const got = n.resolve([ev.exec(30, 1), ev.exec(30, 2)]);
+  const got = n.resolve([ev.exec(30, 1), ev.exec(30, 2)], 0);
   assertEquals([got.get(0)?.exe, got.get(1)?.exe], ["/usr/bin/env", "/opt/tinybin"]);
 });
 
@@ -111,36 +111,38 @@ Deno.test("exec names: a count that does not match names nothing", () => {
   const a = names();
   open(a, 40, "/usr/bin/decoy", STATIC);
   open(a, 40, "/opt/real", STATIC);
-  assertEquals(a.resolve([ev.exec(40, 1)]).size, 0);
+  assertEquals(a.resolve([ev.exec(40, 1)], 0).size, 0);
   assertEquals(a.pending, 0, "nothing left to pair with a later exec");
   // An exec fanotify cannot see (memfd) after a failed one: nothing is lent to it.
   const b = names();
   open(b, 41, "/usr/bin/decoy", STATIC);
-  assertEquals(b.resolve([ev.exec(41, 1), ev.exec(41, 2)]).size, 0);
+  assertEquals(b.resolve([ev.exec(41, 1), ev.exec(41, 2)], 0).size, 0);
   // binfmt_misc handlers exist: a file of no known kind might have run.
   const c = names(true);
   open(c, 42, "/tmp/app.jar", { kind: "other" });
   open(c, 42, "/usr/bin/java", STATIC);
-  assertEquals(c.resolve([ev.exec(42, 1)]).size, 0);
+  assertEquals(c.resolve([ev.exec(42, 1)], 0).size, 0);
 });
 
 Deno.test("exec names: a later exec still opening waits for its event", () => {
   const n = names();
   open(n, 50, "/opt/tinybin", STATIC);
   open(n, 50, "/usr/bin/true", DYN); // its loader not opened yet, its event not read
-  assertEquals(n.resolve([ev.exec(50, 1)]).get(0)?.exe, "/opt/tinybin");
+  assertEquals(n.resolve([ev.exec(50, 1)], 0).get(0)?.exe, "/opt/tinybin");
   open(n, 50, LD_REAL, null);
-  assertEquals(n.resolve([ev.exec(50, 2)]).get(0)?.exe, "/usr/bin/true");
+  assertEquals(n.resolve([ev.exec(50, 2)], 0).get(0)?.exe, "/usr/bin/true");
 });
 
 Deno.test("exec names: overflow and exits clear what can no longer be paired", () => {
   const n = names();
   open(n, 60, "/opt/tinybin", STATIC);
-  n.overflow();
+  n.overflow(0);
   open(n, 61, "/opt/tinybin", STATIC);
-  assertEquals(n.resolve([ev.exec(61, 1)]).size, 0, "opens before the overflow may be missing");
+  assertEquals(n.resolve([ev.exec(61, 1)], 1000).size, 0, "opens before it may be missing");
+  open(n, 64, "/opt/tinybin", STATIC);
+  assertEquals(n.resolve([ev.exec(64, 1)], 1e6).size, 1, "named again later");
   open(n, 62, "/usr/bin/decoy", STATIC); // a failed exec, then the process ended
-  n.resolve([ev.exit(62, 0, 1, 2)]);
+  n.resolve([ev.exit(62, 0, 1, 2)], 0);
   assertEquals(n.pending, 0);
   open(n, 63, "/opt/x", STATIC);
   n.sweep(1e9);
