@@ -63,6 +63,9 @@ export function mountTables(): { mountinfo: string; root: string }[] {
  */
 export const MAX_READS_PER_DRAIN = 64;
 
+/** Least time between two checks of a mount table for changes, in ms. */
+export const MOUNT_CHECK_MS = 5;
+
 /** Why the source could not start: the errno name, and what it means for the user. */
 export class FanotifyUnavailable extends Error {
   /** The errno name (`EPERM` without CAP_SYS_ADMIN). */
@@ -111,6 +114,12 @@ function realpath(path: string): string | null {
 export class FanotifySource implements Source {
   readonly name = "fanotify";
   readonly fd: number;
+  /**
+   * Not a reason to wake: an open matters only with its exec event, which wakes the loop
+   * anyway (and any other event, or the idle tick, empties the queue). Waking for opens
+   * too would double the wake-ups of an exec storm.
+   */
+  readonly pollEvents = 0;
   readonly pending = false;
   /** Pairs opens with exec events; the processor asks it. */
   readonly names: ExecNames;
@@ -259,6 +268,7 @@ export class MountWatch implements Source {
   #own: number;
   #pollfd = new Uint8Array(POLLFD.size);
   #fanotify: FanotifySource;
+  #checkedMs = -Infinity;
 
   /** Watches `mountinfo` for `fanotify`; throws {@linkcode LibcError} when it cannot be opened. */
   constructor(fanotify: FanotifySource, mountinfo: string) {
@@ -276,8 +286,15 @@ export class MountWatch implements Source {
     v.setInt16(POLLFD.events, POLL.PRI, true);
   }
 
-  /** Marks new mounts when the table changed; appends nothing. */
+  /**
+   * Marks new mounts when the table changed; appends nothing. Checked at most every
+   * {@linkcode MOUNT_CHECK_MS}: a drain runs per wake-up, and a mount change wakes the loop
+   * by itself.
+   */
   drain(_sink: BatchSink, _max: number): number {
+    const now = performance.now();
+    if (now - this.#checkedMs < MOUNT_CHECK_MS) return 0;
+    this.#checkedMs = now;
     new DataView(this.#pollfd.buffer).setInt16(POLLFD.revents, 0, true);
     if (libc().poll(this.#pollfd, 1n, 0) > 0) this.#fanotify.markMounts();
     return 0;

@@ -34,7 +34,10 @@ export interface Source {
   readonly name: string;
   /** The descriptor the loop polls for input. */
   readonly fd: number;
-  /** The `poll(2)` events that mean input (default `POLLIN`; mountinfo signals `POLLPRI`). */
+  /**
+   * The `poll(2)` events that mean input (default `POLLIN`; mountinfo signals `POLLPRI`);
+   * 0: never wakes the loop, drained whenever the loop turns for another source.
+   */
   readonly pollEvents?: number;
   /** True when the source holds input its descriptor does not show (already read). */
   readonly pending: boolean;
