@@ -16,7 +16,7 @@
  * @module
  */
 
-import { Errno, errno, errnoName, libc, LibcError, POLL, POLLFD } from "./libc.ts";
+import { Errno, errno, errnoName, libc, LibcError, O, POLL, POLLFD } from "./libc.ts";
 import { cPath, listDir, readFileText, readLink } from "./procfs.ts";
 import type { BatchSink, Source } from "../lib/loop.ts";
 import {
@@ -32,11 +32,6 @@ import { HEADER_BYTES, parseExecHeader } from "../lib/exec_header.ts";
 import { ExecNames } from "../lib/exec_names.ts";
 import { decodeBytes } from "../lib/text.ts";
 
-const O_RDONLY = 0x0;
-const O_LARGEFILE = 0x8000;
-const O_CLOEXEC = 0x80000;
-const O_NOATIME = 0x40000;
-const O_NONBLOCK = 0x800;
 const AT_FDCWD = -100;
 /**
  * The mount tables to mark: proctree's own, and the host's (init's), reached through
@@ -152,7 +147,7 @@ export class FanotifySource implements Source {
       FAN_INIT.CLASS_NOTIF | FAN_INIT.CLOEXEC | FAN_INIT.NONBLOCK | FAN_INIT.UNLIMITED_QUEUE,
       // O_NONBLOCK: an exec of a FIFO or a terminal (which fails) must not stall the reader
       // when the kernel opens it for us, or when its header is read.
-      O_RDONLY | O_LARGEFILE | O_CLOEXEC | O_NOATIME | O_NONBLOCK,
+      O.RDONLY | O.LARGEFILE | O.CLOEXEC | O.NOATIME | O.NONBLOCK,
     );
     if (fd < 0) throw new FanotifyUnavailable(errnoName(errno()));
     const s = new FanotifySource(fd, onOverflow, nowMs);
@@ -267,23 +262,23 @@ export class MountWatch implements Source {
   readonly pending = false;
   #own: number;
   #pollfd = new Uint8Array(POLLFD.size);
+  #pollView = new DataView(this.#pollfd.buffer);
   #fanotify: FanotifySource;
   #checkedMs = -Infinity;
 
   /** Watches `mountinfo` for `fanotify`; throws {@linkcode LibcError} when it cannot be opened. */
   constructor(fanotify: FanotifySource, mountinfo: string) {
     const c = libc();
-    this.fd = c.open(cPath(mountinfo), O_RDONLY | O_CLOEXEC);
-    this.#own = this.fd < 0 ? -1 : c.open(cPath(mountinfo), O_RDONLY | O_CLOEXEC);
+    this.fd = c.open(cPath(mountinfo), O.RDONLY | O.CLOEXEC);
+    this.#own = this.fd < 0 ? -1 : c.open(cPath(mountinfo), O.RDONLY | O.CLOEXEC);
     if (this.#own < 0) {
       const e = errno();
       if (this.fd >= 0) c.close(this.fd);
       throw new LibcError("open(mountinfo)", e);
     }
     this.#fanotify = fanotify;
-    const v = new DataView(this.#pollfd.buffer);
-    v.setInt32(POLLFD.fd, this.#own, true);
-    v.setInt16(POLLFD.events, POLL.PRI, true);
+    this.#pollView.setInt32(POLLFD.fd, this.#own, true);
+    this.#pollView.setInt16(POLLFD.events, POLL.PRI, true);
   }
 
   /**
@@ -295,7 +290,7 @@ export class MountWatch implements Source {
     const now = performance.now();
     if (now - this.#checkedMs < MOUNT_CHECK_MS) return 0;
     this.#checkedMs = now;
-    new DataView(this.#pollfd.buffer).setInt16(POLLFD.revents, 0, true);
+    this.#pollView.setInt16(POLLFD.revents, 0, true);
     if (libc().poll(this.#pollfd, 1n, 0) > 0) this.#fanotify.markMounts();
     return 0;
   }

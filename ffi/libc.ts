@@ -121,6 +121,40 @@ export class LibcError extends Error {
   }
 }
 
+/** arm64 moves two `open(2)` flags (`arch/arm64/include/uapi/asm/fcntl.h`). */
+const ARM64 = Deno.build.arch === "aarch64";
+
+/** The `open(2)` flags proctree uses. */
+export type OpenFlag =
+  | "RDONLY"
+  | "WRONLY"
+  | "RDWR"
+  | "CREAT"
+  | "EXCL"
+  | "TRUNC"
+  | "APPEND"
+  | "NONBLOCK"
+  | "LARGEFILE"
+  | "NOFOLLOW"
+  | "NOATIME"
+  | "CLOEXEC";
+
+/** `open(2)` flags, for the architecture proctree runs on. */
+export const O: Readonly<Record<OpenFlag, number>> = {
+  RDONLY: 0o0,
+  WRONLY: 0o1,
+  RDWR: 0o2,
+  CREAT: 0o100,
+  EXCL: 0o200,
+  TRUNC: 0o1000,
+  APPEND: 0o2000,
+  NONBLOCK: 0o4000,
+  LARGEFILE: ARM64 ? 0o400000 : 0o100000,
+  NOFOLLOW: ARM64 ? 0o100000 : 0o400000,
+  NOATIME: 0o1000000,
+  CLOEXEC: 0o2000000,
+};
+
 /** `struct pollfd` layout and the `poll(2)` event bits proctree uses. */
 export const POLLFD = { size: 8, fd: 0, events: 4, revents: 6 } as const;
 /** `poll(2)` event bits. */

@@ -15,18 +15,10 @@
  * @module
  */
 
-import { Errno, errno, errnoName, libc } from "./libc.ts";
+import { Errno, errno, errnoName, libc, O } from "./libc.ts";
 import { cPath } from "./procfs.ts";
 import type { ByteSink } from "../lib/line_writer.ts";
 
-const O_WRONLY = 0o1;
-const O_EXCL = 0o200;
-const O_RDWR = 0o2;
-const O_CREAT = 0o100;
-const O_TRUNC = 0o1000;
-const O_APPEND = 0o2000;
-const O_NOFOLLOW = 0o400000;
-const O_CLOEXEC = 0o2000000;
 const SEEK_END = 2;
 const FILE_MODE = 0o600;
 
@@ -66,7 +58,7 @@ export function openOutput(
     // Absent (created below) or not statable (open reports why).
   }
   const c = libc();
-  const flags = O_RDWR | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC | (truncate ? O_TRUNC : 0);
+  const flags = O.RDWR | O.CREAT | O.APPEND | O.NOFOLLOW | O.CLOEXEC | (truncate ? O.TRUNC : 0);
   const fd = c.openMode(cPath(path), flags, FILE_MODE);
   if (fd < 0) {
     const e = errno();
@@ -216,7 +208,7 @@ export function checkWritable(path: string): void {
 function createExclusive(path: string): number {
   const fd = libc().openMode(
     cPath(path),
-    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+    O.WRONLY | O.CREAT | O.EXCL | O.NOFOLLOW | O.CLOEXEC,
     FILE_MODE,
   );
   if (fd < 0) throw new OutputError(`cannot create ${path}: ${errnoName(errno())}`);

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { libc } from "./libc.ts";
+import { libc, O } from "./libc.ts";
 import { decodeBytes } from "../lib/text.ts";
 import {
   parseCmdline,
@@ -16,7 +16,6 @@ import {
   type ProcReader,
 } from "../lib/procfs.ts";
 
-const O_RDONLY_CLOEXEC = 0x80000;
 const encoder = new TextEncoder();
 const latin1 = new TextDecoder("latin1");
 
@@ -34,7 +33,7 @@ export function cPath(path: string): Uint8Array {
 /** Reads a whole file into the shared buffer; returns its length, or -1. */
 function readInto(path: string): number {
   const c = libc();
-  const fd = c.open(cPath(path), O_RDONLY_CLOEXEC);
+  const fd = c.open(cPath(path), O.RDONLY | O.CLOEXEC);
   if (fd < 0) return -1;
   let len = 0;
   try {

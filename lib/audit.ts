@@ -60,6 +60,36 @@ export interface AuditTotals {
   lost_events: number;
 }
 
+/** One entry of {@linkcode flatten}: where it sits in the trees. */
+export interface FlatEntry {
+  /** The entry. */
+  entry: AuditEntry;
+  /** Generations below its root (0: a root). */
+  depth: number;
+  /** Index of its creator in the flat list; -1 for a root. */
+  parent: number;
+}
+
+/**
+ * The entries of the trees under `roots` in lineage order (depth first, each before its
+ * children), at most `max` of them. Iterative: any depth works.
+ */
+export function flatten(roots: readonly AuditEntry[], max = Infinity): FlatEntry[] {
+  const out: FlatEntry[] = [];
+  const stack: FlatEntry[] = [];
+  for (let i = roots.length - 1; i >= 0; i--) stack.push({ entry: roots[i], depth: 0, parent: -1 });
+  while (stack.length && out.length < max) {
+    const f = stack.pop()!;
+    const index = out.length;
+    out.push(f);
+    const kids = f.entry.children;
+    for (let i = kids.length - 1; i >= 0; i--) {
+      stack.push({ entry: kids[i], depth: f.depth + 1, parent: index });
+    }
+  }
+  return out;
+}
+
 /** A new entry for the process a record is about (name and argv come with its exec). */
 export function newEntry(rec: WatchRecord, pid: number): AuditEntry {
   return {
@@ -128,19 +158,11 @@ export class Audit {
 
   /** Every entry, root first, depth first. */
   entries(): AuditEntry[] {
-    return this.#walk().map(([e]) => e);
+    return flatten(this.#roots()).map((f) => f.entry);
   }
 
-  /** Entries with their depth, root first, depth first; iterative, so any depth works. */
-  #walk(): [AuditEntry, number][] {
-    const out: [AuditEntry, number][] = [];
-    const stack: [AuditEntry, number][] = this.root ? [[this.root, 0]] : [];
-    while (stack.length) {
-      const [e, depth] = stack.pop()!;
-      out.push([e, depth]);
-      for (let i = e.children.length - 1; i >= 0; i--) stack.push([e.children[i], depth + 1]);
-    }
-    return out;
+  #roots(): AuditEntry[] {
+    return this.root ? [this.root] : [];
   }
 
   /** Milliseconds between a process's fork and exit, when both were seen (kernel times). */
@@ -188,7 +210,7 @@ export class Audit {
   /** The indented text tree: pid, argv (or comm, or `<unknown>`), how it ended, duration. */
   format(): string {
     const lines: string[] = [];
-    for (const [e, depth] of this.#walk()) {
+    for (const { entry: e, depth } of flatten(this.#roots())) {
       const how = e.signal
         ? `killed by ${e.signal}`
         : e.exit_code !== null

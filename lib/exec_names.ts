@@ -72,6 +72,8 @@ export const OVERFLOW_BLIND_MS = 2_000;
 /** Opens of a pid that no exec or exit claimed are dropped after this long. */
 export const STALE_OPENS_MS = 30_000;
 
+const NONE: ReadonlyMap<number, ExecName> = new Map();
+
 /** Pairs exec events with the opens of their `execve`; see the module doc. */
 export class ExecNames {
   #byPid = new Map<number, PidOpens>();
@@ -143,7 +145,9 @@ export class ExecNames {
    * after the connector and then fanotify were drained. Processes whose exit ends the
    * batch take their leftover opens with them.
    */
-  resolve(batch: readonly Decoded[], nowMs: number): Map<number, ExecName> {
+  resolve(batch: readonly Decoded[], nowMs: number): ReadonlyMap<number, ExecName> {
+    // Most batches of a busy host hold no opens to pair (they were paired already).
+    if (this.#byPid.size === 0) return NONE;
     const out = new Map<number, ExecName>();
     const execs = new Map<number, number[]>();
     const ended = new Set<number>();

@@ -8,7 +8,14 @@
  * @module
  */
 
-import { applyRecord, type AuditEntry, type AuditTotals, newEntry, totalsOf } from "./audit.ts";
+import {
+  applyRecord,
+  type AuditEntry,
+  type AuditTotals,
+  flatten,
+  newEntry,
+  totalsOf,
+} from "./audit.ts";
 import type { WatchRecord } from "./record.ts";
 import { isoToUs } from "./report_html.ts";
 
@@ -116,10 +123,12 @@ export class LogAuditor {
     }
     let selected = this.#sel.under?.length ? underRoots(roots, this.#sel.under) : roots;
     const max = this.#sel.maxProcesses ?? DEFAULT_MAX_REPORT_PROCESSES;
-    const total = countAll(selected);
-    if (total > max) selected = bound(selected, max);
-    const all: AuditEntry[] = [];
-    walk(selected, (e) => all.push(e));
+    let all = flatten(selected).map((f) => f.entry);
+    const total = all.length;
+    if (total > max) {
+      selected = bound(selected, max);
+      all = flatten(selected).map((f) => f.entry);
+    }
     return {
       roots: selected,
       totals: totalsOf(all, this.#lost),
@@ -128,22 +137,6 @@ export class LogAuditor {
       withoutId: this.#withoutId,
     };
   }
-}
-
-/** Visits every entry of the trees, depth first, iteratively. */
-function walk(roots: readonly AuditEntry[], visit: (e: AuditEntry) => void): void {
-  const stack = [...roots].reverse();
-  while (stack.length) {
-    const e = stack.pop()!;
-    visit(e);
-    for (let i = e.children.length - 1; i >= 0; i--) stack.push(e.children[i]);
-  }
-}
-
-function countAll(roots: readonly AuditEntry[]): number {
-  let n = 0;
-  walk(roots, () => n++);
-  return n;
 }
 
 const base = (s: string | null | undefined) => s ? s.slice(s.lastIndexOf("/") + 1) : null;
@@ -169,17 +162,9 @@ function underRoots(roots: readonly AuditEntry[], under: readonly string[]): Aud
 
 /** The first `max` entries in lineage order, as trees (copies: the input is not changed). */
 function bound(roots: readonly AuditEntry[], max: number): AuditEntry[] {
-  let left = max;
-  const copy = (e: AuditEntry): AuditEntry => ({ ...e, children: [] });
+  const flat = flatten(roots, max);
+  const copies = flat.map((f) => ({ ...f.entry, children: [] as AuditEntry[] }));
   const out: AuditEntry[] = [];
-  const stack: [AuditEntry, AuditEntry | null][] = [...roots].reverse().map((r) => [r, null]);
-  while (stack.length && left > 0) {
-    const [e, parent] = stack.pop()!;
-    const c = copy(e);
-    left--;
-    if (parent) parent.children.push(c);
-    else out.push(c);
-    for (let i = e.children.length - 1; i >= 0; i--) stack.push([e.children[i], c]);
-  }
+  flat.forEach((f, i) => (f.parent < 0 ? out : copies[f.parent].children).push(copies[i]));
   return out;
 }

@@ -12,7 +12,7 @@
  * @module
  */
 
-import type { AuditEntry, AuditTotals } from "./audit.ts";
+import { type AuditEntry, type AuditTotals, flatten } from "./audit.ts";
 import { displayName } from "./text_view.ts";
 
 /** What a page shows. */
@@ -71,23 +71,10 @@ export function outcomeOf(e: AuditEntry): Outcome {
 
 /** The rows of `roots`, depth first (lineage order), times relative to the earliest start. */
 export function pageRows(roots: readonly AuditEntry[]): PageRow[] {
-  const flat: [AuditEntry, number, number][] = [];
-  const stack: [AuditEntry, number, number][] = roots.map((r) =>
-    [r, 0, -1] as [
-      AuditEntry,
-      number,
-      number,
-    ]
-  ).reverse();
-  while (stack.length) {
-    const [e, depth, parent] = stack.pop()!;
-    const index = flat.length;
-    flat.push([e, depth, parent]);
-    for (let i = e.children.length - 1; i >= 0; i--) stack.push([e.children[i], depth + 1, index]);
-  }
+  const flat = flatten(roots);
   let t0 = Infinity;
-  for (const [e] of flat) t0 = Math.min(t0, isoToUs(e.start));
-  return flat.map(([e, depth, parent]) => ({
+  for (const { entry } of flat) t0 = Math.min(t0, isoToUs(entry.start));
+  return flat.map(({ entry: e, depth, parent }) => ({
     pid: e.pid,
     depth,
     parent,
