@@ -15,9 +15,11 @@ import type { ProcessTree, ProcNode } from "./lib/tree.ts";
 import { type Decoded, decodeDatagram, EVENT_BITS, eventMask, TREE_EVENTS } from "./lib/wire.ts";
 import type { EventKind } from "./lib/event_kinds.ts";
 import type { ProcEvent } from "./lib/wire.ts";
-import { type ExecNameMode, type ListenOptions, Session } from "./session.ts";
+import { type ArgvMode, type ExecNameMode, type ListenOptions, Session } from "./session.ts";
 
 export {
+  type ArgvMode,
+  AuditUnavailable,
   ConnectorError,
   type ExecNameMode,
   FanotifyUnavailable,
@@ -110,6 +112,11 @@ export interface WatchOptions {
    * otherwise; `session.execNamesNote` of {@linkcode listen} says why).
    */
   execNames?: ExecNameMode;
+  /**
+   * Where argv comes from (default `proc`); `audit` installs an audit rule until the
+   * iteration ends (see the README: what it needs, changes and costs).
+   */
+  argv?: ArgvMode;
 }
 
 /**
@@ -124,6 +131,7 @@ export async function* watchEvents(options: WatchOptions = {}): AsyncGenerator<W
     graceMs: options.graceMs,
     maxExited: options.maxExited,
     execNames: options.execNames,
+    argv: options.argv,
   });
   const queue: WatchRecord[] = [];
   const filter: ProcessFilter = {};

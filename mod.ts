@@ -16,6 +16,8 @@
  */
 
 export {
+  type ArgvMode,
+  AuditUnavailable,
   type EventKind,
   type ExecNameMode,
   FanotifyUnavailable,
@@ -111,3 +113,11 @@ export { ECS_VERSION, type EcsDocument, toEcs } from "./lib/ecs.ts";
 export { type ExecName, ExecNames, type ExecNameStats } from "./lib/exec_names.ts";
 export { type ExecHeader, parseExecHeader, type ReadAt } from "./lib/exec_header.ts";
 export { FanotifySource, type MarkStats, MountWatch } from "./ffi/fanotify.ts";
+export { type AuditSetup, AuditSource, type AuditSourceOptions } from "./ffi/audit.ts";
+export {
+  AUDIT_WAIT_MS,
+  AuditJoin,
+  type AuditJoinStats,
+  type AuditMatch,
+} from "./lib/audit_join.ts";
+export { type AssemblerStats, AuditAssembler, type AuditExec } from "./lib/audit_records.ts";

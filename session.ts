@@ -28,11 +28,18 @@ import { realtime } from "./ffi/sched.ts";
 import { readFileText } from "./ffi/procfs.ts";
 import { bootTag } from "./lib/identity.ts";
 import { FanotifySource, FanotifyUnavailable, MountWatch } from "./ffi/fanotify.ts";
+import { AuditSource, AuditUnavailable } from "./ffi/audit.ts";
 
 /** The kernel's random id of this boot. */
 const BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id";
 
-export { ConnectorError, FanotifyUnavailable };
+export { AuditUnavailable, ConnectorError, FanotifyUnavailable };
+
+/** Where argv comes from: `/proc` (default), or the kernel's audit stream (exact). */
+export type ArgvMode = "proc" | "audit";
+
+/** The values of {@linkcode ArgvMode}, for option parsing. */
+export const ARGV_MODES: readonly ArgvMode[] = ["proc", "audit"];
 
 /** Where exec names come from: `auto` uses fanotify when permitted, else `/proc`. */
 export type ExecNameMode = "auto" | "fanotify" | "proc";
@@ -52,6 +59,10 @@ export interface ListenOptions {
   maxExited?: number;
   /** Where exec names come from (default `auto`). */
   execNames?: ExecNameMode;
+  /** Where argv comes from (default `proc`); `audit` installs an audit rule until closed. */
+  argv?: ArgvMode;
+  /** With `argv: "audit"`: only this audit session is audited (`run`'s command). */
+  auditSessionId?: number;
 }
 
 /** What a processor needs beyond what the session provides. */
@@ -124,6 +135,8 @@ export class Session {
    * With `execNames: "auto"`, why fanotify is not used (one line for stderr); else null.
    */
   readonly execNamesNote: string | null;
+  /** The audit source (`argv: "audit"`); else null. */
+  readonly audit: AuditSource | null;
   #offsetCheckedNs = 0;
   #realtime = false;
   #processors: EventProcessor[];
@@ -133,14 +146,18 @@ export class Session {
     tree: PidTree,
     seeded: number,
     fanotify: { source: FanotifySource | null; note: string | null },
+    audit: AuditSource | null,
     processors: EventProcessor[],
   ) {
     this.#processors = processors;
     this.connector = connector;
     this.fanotify = fanotify.source;
     this.execNamesNote = fanotify.note;
+    this.audit = audit;
     const f = this.fanotify;
-    this.sources = f ? [connector, f, ...mountWatches(f)] : [connector];
+    const sources: Source[] = f ? [connector, f, ...mountWatches(f)] : [connector];
+    if (audit) sources.push(audit);
+    this.sources = sources;
     this.tree = tree;
     this.seeded = seeded;
     this.clock = new WallClock(wallOffsetNs());
@@ -158,6 +175,7 @@ export class Session {
       eventMask: opts.eventMask,
     });
     let fan: { source: FanotifySource | null; note: string | null } = { source: null, note: null };
+    let audit: AuditSource | null = null;
     // The processors are made later, by the caller: the overflow reaches whichever exist.
     const processors: EventProcessor[] = [];
     const toProcessors = () => {
@@ -166,6 +184,15 @@ export class Session {
     try {
       // Marked before the snapshot, like the subscription: no exec after it goes unnamed.
       fan = openExecNames(opts.execNames ?? "auto", toProcessors);
+      if (opts.argv === "audit") {
+        audit = AuditSource.open({
+          onLost: (reason, count) => {
+            for (const p of processors) p.auditLost(reason, count);
+          },
+          nowMs: () => monotonicNs() / 1e6,
+          sessionId: opts.auditSessionId,
+        });
+      }
       const tree = new PidTree({
         graceMs: opts.graceMs,
         maxExited: opts.maxExited,
@@ -175,10 +202,11 @@ export class Session {
       const entries = snapshot(procfs);
       tree.seed(entries);
       warmUp(procfs, monotonicNs, Deno.pid);
-      return new Session(connector, tree, entries.length, fan, processors);
+      return new Session(connector, tree, entries.length, fan, audit, processors);
     } catch (e) {
       connector.close();
       fan.source?.close();
+      audit?.close();
       throw e;
     }
   }
@@ -194,6 +222,7 @@ export class Session {
       now: monotonicNs,
       kernelFilter: this.connector.kernelFilter,
       execNames: this.fanotify?.names,
+      audit: this.audit?.join,
     });
     this.#processors.push(p);
     return p;
@@ -222,6 +251,7 @@ export class Session {
   tick(nowNs: number = monotonicNs()): void {
     this.tree.sweep(nowNs);
     this.fanotify?.names.sweep(nowNs / 1e6);
+    this.audit?.join.sweep(nowNs / 1e6);
     if (nowNs - this.#offsetCheckedNs > 1e9) {
       this.#offsetCheckedNs = nowNs;
       this.clock.offsetNs = wallOffsetNs();
@@ -229,9 +259,22 @@ export class Session {
     }
   }
 
-  /** Ends any wait, unsubscribes and closes every descriptor. */
+  /** Ends any wait, unsubscribes and closes every descriptor (and removes the audit rule). */
   async close(): Promise<void> {
-    await this.poller.close();
-    for (const s of this.sources) await s.close();
+    // Every source is closed, whatever fails first: the audit rule must not outlive proctree.
+    let failed: unknown = null;
+    try {
+      await this.poller.close();
+    } catch (e) {
+      failed = e;
+    }
+    for (const s of this.sources) {
+      try {
+        await s.close();
+      } catch (e) {
+        failed ??= e;
+      }
+    }
+    if (failed !== null) throw failed;
   }
 }

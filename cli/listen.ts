@@ -6,6 +6,9 @@
  */
 
 import {
+  ARGV_MODES,
+  type ArgvMode,
+  AuditUnavailable,
   ConnectorError,
   EXEC_NAME_MODES,
   type ExecNameMode,
@@ -31,6 +34,25 @@ export const EXEC_NAMES_HELP = `  --exec-names auto|fanotify|proc
                        (needs CAP_SYS_ADMIN), /proc only what is still running when read;
                        auto (default) uses fanotify when permitted and says so otherwise`;
 
+/** The `--argv` help text, shared by `watch` and `run`. */
+export const ARGV_HELP =
+  `  --argv proc|audit    where argv comes from: /proc (default; a read that anything may have
+                       changed is null), or the kernel's audit records, exact at the call
+                       (needs CAP_AUDIT_CONTROL and CAP_AUDIT_READ; adds an audit rule while
+                       proctree runs: see the README for what that changes and costs)`;
+
+/** The `--argv` value of any command (undefined: `proc`). */
+export function argvFlag(value: string | undefined): ArgvMode {
+  if (value === undefined) return "proc";
+  if (!(ARGV_MODES as readonly string[]).includes(value)) {
+    throw new CliError(
+      `--argv expects ${ARGV_MODES.join(" or ")}, got ${JSON.stringify(value)}`,
+      2,
+    );
+  }
+  return value as ArgvMode;
+}
+
 /** The `--exec-names` value of any command (undefined: `auto`). */
 export function execNamesFlag(value: string | undefined): ExecNameMode {
   if (value === undefined) return "auto";
@@ -51,9 +73,11 @@ export function openSession(opts: ListenOptions): Session {
   try {
     const s = Session.open(opts);
     if (s.execNamesNote) say(s.execNamesNote);
+    if (s.audit) say(auditNote(s.audit.setup));
     return s;
   } catch (e) {
     if (e instanceof ConnectorError) throw new CliError(e.message, 1);
+    if (e instanceof AuditUnavailable) throw new CliError(`--argv audit: ${e.message}`, 1);
     if (e instanceof FanotifyUnavailable) {
       throw new CliError(`--exec-names fanotify: ${e.message}`, 1);
     }
@@ -75,6 +99,21 @@ export function rcvbufNote(
     ? `rcvbuf ${formatBytes(usable)}, less than the ${formatBytes(asked)} asked: ` +
       `net.core.rmem_max caps it without CAP_NET_ADMIN`
     : `rcvbuf ${formatBytes(asked)}`;
+}
+
+/** What `--argv audit` changed on the host, said once on stderr. */
+export function auditNote(setup: NonNullable<Session["audit"]>["setup"]): string {
+  const parts = ["proctree: --argv audit: an execve rule is installed until proctree stops"];
+  if (setup.enabledByProctree) parts.push("auditing was off and is on until then");
+  if (setup.staleRulesRemoved) {
+    parts.push(`${setup.staleRulesRemoved} rule(s) left by a proctree that died were removed`);
+  }
+  parts.push(
+    setup.daemonPid
+      ? `the audit daemon (pid ${setup.daemonPid}) logs every exec it records too`
+      : "with no audit daemon, the kernel also prints some records to its log (rate-limited)",
+  );
+  return parts.join("; ");
 }
 
 /** `exec names: fanotify (12 filesystems)` or `exec names: /proc`, for the listening line. */

@@ -10,6 +10,8 @@ import { CliError, say } from "./errors.ts";
 import { formatBytes, parseFlags } from "./flags.ts";
 import { checkWritable, LogFile, writeAtomic } from "../ffi/output.ts";
 import {
+  ARGV_HELP,
+  argvFlag,
   EXEC_NAMES_HELP,
   execNamesFlag,
   execNamesNote,
@@ -17,7 +19,7 @@ import {
   rcvbufFlag,
   rcvbufNote,
 } from "./listen.ts";
-import type { ExecNameMode } from "../session.ts";
+import type { ArgvMode, ExecNameMode } from "../session.ts";
 import { LineWriter } from "../lib/line_writer.ts";
 import { FdWriter } from "../ffi/fd_writer.ts";
 import { procfs } from "../ffi/procfs.ts";
@@ -38,7 +40,7 @@ Usage: proctree run [options] -- CMD [ARGS…]
 
 Records every process in CMD's subtree (by lineage from kernel events) until CMD and all
 its descendants have exited, then prints the tree on stderr. CMD's stdin, stdout and
-stderr pass through; SIGINT and SIGTERM are forwarded to it; proctree exits with CMD's
+stderr pass through; SIGINT, SIGTERM and SIGHUP are forwarded to it; proctree exits with CMD's
 status (128+N when CMD was killed by signal N).
 
 Options:
@@ -59,6 +61,7 @@ Options:
   formatBytes(DEFAULT_RCVBUF_BYTES)
 })
 ${EXEC_NAMES_HELP}
+${ARGV_HELP}
   -q, --quiet          no "proctree: listening" line
   -h, --help           this help
 
@@ -94,6 +97,8 @@ export interface RunConfig {
   rcvbufBytes: number;
   /** Where exec names come from. */
   execNames: ExecNameMode;
+  /** Where argv comes from. */
+  argv: ArgvMode;
   /** No listening line. */
   quiet: boolean;
 }
@@ -102,7 +107,7 @@ export interface RunConfig {
 export function parseRunConfig(args: string[]): RunConfig {
   const f = parseFlags(args, {
     boolean: ["json", "help", "quiet", "wait-orphans", "tree", "realtime"],
-    string: ["summary", "output", "rcvbuf", "exec-names", "html", "trace"],
+    string: ["summary", "output", "rcvbuf", "exec-names", "argv", "html", "trace"],
     negatable: ["wait-orphans", "tree", "realtime"],
     alias: { h: "help", q: "quiet", o: "output" },
     default: { "wait-orphans": true, tree: true, realtime: true },
@@ -125,6 +130,7 @@ export function parseRunConfig(args: string[]): RunConfig {
     realtime: f.realtime,
     rcvbufBytes: rcvbufFlag(f.rcvbuf),
     execNames: execNamesFlag(f["exec-names"]),
+    argv: argvFlag(f.argv),
     quiet: f.quiet,
   };
 }
@@ -155,7 +161,11 @@ export async function runCommand(c: RunConfig): Promise<number> {
   // Checked before CMD starts: a report that cannot be written must not cost its run.
   for (const path of [c.summary, c.html, c.trace]) if (path) checkWritable(path);
   const outFile = c.output ? new LogFile(c.output, { complain: say }) : null;
-  const session = openSession({ rcvbufBytes: c.rcvbufBytes, execNames: c.execNames });
+  const session = openSession({
+    rcvbufBytes: c.rcvbufBytes,
+    execNames: c.execNames,
+    argv: c.argv,
+  });
   const { tree, clock } = session;
   try {
     const stdout = new FdWriter(1);
@@ -212,6 +222,8 @@ export async function runCommand(c: RunConfig): Promise<number> {
     const handlers: [Deno.Signal, () => void][] = [
       ["SIGINT", forward("SIGINT")],
       ["SIGTERM", forward("SIGTERM")],
+      // Not left to its default (which ends proctree at once, an audit rule left behind).
+      ["SIGHUP", forward("SIGHUP")],
     ];
     for (const [s, h] of handlers) Deno.addSignalListener(s, h);
 

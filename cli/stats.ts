@@ -56,6 +56,7 @@ export class StatsClock {
       execs_unreadable: c.execsUnreadable,
       execs_named_by_fanotify: c.execsNamedByFanotify,
       exec_name_conflicts: c.execNameConflicts,
+      execs_argv_from_audit: c.execsArgvFromAudit,
       argv_keep_chars: ARGV_KEEP_CHARS,
       tree_live: t.live,
       tree_exited: t.exited,

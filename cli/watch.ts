@@ -12,6 +12,8 @@ import { CliError, say } from "./errors.ts";
 import { bytesFlag, formatBytes, intFlag, parseFlags } from "./flags.ts";
 import { LogFile } from "../ffi/output.ts";
 import {
+  ARGV_HELP,
+  argvFlag,
   EXEC_NAMES_HELP,
   execNamesFlag,
   execNamesNote,
@@ -20,7 +22,7 @@ import {
   rcvbufFlag,
   rcvbufNote,
 } from "./listen.ts";
-import type { ExecNameMode } from "../session.ts";
+import type { ArgvMode, ExecNameMode } from "../session.ts";
 import { LineWriter, MAX_PENDING_BYTES } from "../lib/line_writer.ts";
 import type { ProcessFilter } from "../lib/processor.ts";
 import {
@@ -74,6 +76,7 @@ ${eventsHelp("                         ")}
   formatBytes(DEFAULT_RCVBUF_BYTES)
 }; at least ${formatBytes(MIN_RCVBUF_BYTES)})
 ${EXEC_NAMES_HELP}
+${ARGV_HELP}
   --realtime           read at real-time priority (SCHED_FIFO 1, root): far fewer execs whose
                        process exits before /proc can be read; children are not affected
   --grace SECONDS      keep exited processes this long for chains (default ${
@@ -123,6 +126,8 @@ export interface WatchConfig {
   realtime: boolean;
   /** Where exec names come from. */
   execNames: ExecNameMode;
+  /** Where argv comes from. */
+  argv: ArgvMode;
   /** How long exited processes are kept. */
   graceMs: number;
   /** Most exited processes kept. */
@@ -159,6 +164,7 @@ export function parseWatchConfig(args: string[]): WatchConfig {
       "stats",
       "output-buffer",
       "exec-names",
+      "argv",
     ],
     collect: ["under", "user", "comm"],
     negatable: ["chain"],
@@ -205,6 +211,7 @@ export function parseWatchConfig(args: string[]): WatchConfig {
     rcvbufBytes: rcvbufFlag(f.rcvbuf),
     realtime: f.realtime,
     execNames: execNamesFlag(f["exec-names"]),
+    argv: argvFlag(f.argv),
     graceMs: opt("grace", (v) => intFlag(v, "grace") * 1000, DEFAULT_GRACE_MS),
     maxExited: opt("max-exited", (v) => intFlag(v, "max-exited", 1), DEFAULT_MAX_EXITED),
     quiet: f.quiet,
@@ -271,6 +278,7 @@ export async function runWatch(c: WatchConfig): Promise<number> {
     graceMs: c.graceMs,
     maxExited: c.maxExited,
     execNames: c.execNames,
+    argv: c.argv,
   });
   const { tree, clock } = session;
   try {

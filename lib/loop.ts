@@ -68,6 +68,10 @@ export interface LoopHandlers {
   overrun(): void;
   /** After every drain, whether it found anything: deferred work that is now due. */
   drained?(): void;
+  /** In how many ms deferred work falls due (the loop wakes by then); null: none. */
+  dueInMs?(): number | null;
+  /** When the loop ends: deferred work is done now, whatever it waited for. */
+  flush?(): void;
   /**
    * After each drain and at least every `tickMs` when idle: sweep, stats, and output.
    * `idle` is true when the loop is about to park: flush everything then; while busy,
@@ -143,15 +147,29 @@ export class EventLoop implements BatchSink {
     }
     this.#h.tick(true);
     if (outcome !== "woken" && outcome !== "hangup") {
-      outcome = await this.#waiter.wait(this.#tickMs);
+      const due = this.#h.dueInMs?.() ?? null;
+      outcome = await this.#waiter.wait(
+        due === null ? this.#tickMs : Math.min(this.#tickMs, Math.ceil(due)),
+      );
     }
     this.#syncSince = performance.now();
     if (outcome === "hangup") this.#h.hangup?.();
   }
 
-  /** Takes what the kernel had already queued when the loop was stopped, then ticks. */
+  /**
+   * Takes what the kernel had already queued when the loop was stopped, lets deferred work
+   * wait out its due time (it is bounded: audit records of the last execs are still on
+   * their way), then ticks.
+   */
   finish(): void {
     while (this.drainOnce() >= MAX_BATCH) { /* more queued */ }
+    const waitSync = this.#waiter.waitSync;
+    for (let due = this.#h.dueInMs?.() ?? null; due !== null && waitSync;) {
+      waitSync.call(this.#waiter, Math.min(Math.ceil(due), SYNC_WAIT_MS));
+      this.drainOnce();
+      due = this.#h.dueInMs?.() ?? null;
+    }
+    this.#h.flush?.();
     this.#h.tick(true);
   }
 

@@ -24,6 +24,8 @@ import { ExecReads, NULL_INFO } from "./exec_reads.ts";
 import { type ProcessFilter, RecordFilter } from "./filter.ts";
 import { resyncTree } from "./resync.ts";
 import type { ExecName, ExecNames } from "./exec_names.ts";
+import { AUDIT_WAIT_MS, type AuditJoin } from "./audit_join.ts";
+import type { AuditExec } from "./audit_records.ts";
 
 export type { ProcessFilter } from "./filter.ts";
 
@@ -56,6 +58,25 @@ export interface ProcessorOptions {
   kernelFilter?: boolean;
   /** Exec names from fanotify (`exec_names.ts`); absent: from `/proc` only. */
   execNames?: ExecNames;
+  /**
+   * Exact argv from the audit stream (`audit_join.ts`); absent: from `/proc` only. Each
+   * exec line then waits for its record (at most `AUDIT_WAIT_MS`), and every line behind it
+   * waits too, so the output stays in kernel order.
+   */
+  audit?: AuditJoin;
+}
+
+/** A drained batch waiting for audit records, or an overrun between two batches. */
+interface Held {
+  events: readonly Decoded[];
+  /** The `/proc` (and fanotify) facts of each exec, by index, taken when it was drained. */
+  infos: (ExecInfo | undefined)[];
+  /** The next event to apply. */
+  at: number;
+  /** When it was drained (CLOCK_MONOTONIC ms). */
+  drainedMs: number;
+  /** An overrun came before this batch. */
+  overrun: boolean;
 }
 
 /** Running totals. */
@@ -78,6 +99,8 @@ export interface ProcessorCounters {
   execsNamedByFanotify: number;
   /** Execs where `/proc` and fanotify named different programs (both dropped: null). */
   execNameConflicts: number;
+  /** Execs whose argv came from the audit stream. */
+  execsArgvFromAudit: number;
 }
 
 /**
@@ -106,7 +129,11 @@ export class EventProcessor {
     execsUnreadable: 0,
     execsNamedByFanotify: 0,
     execNameConflicts: 0,
+    execsArgvFromAudit: 0,
   };
+  /** Batches waiting for audit records, oldest first. */
+  #held: Held[] = [];
+  #overrunHeld = false;
   #o: ProcessorOptions;
   #loss: LossAccounting;
   #reads: ExecReads;
@@ -142,13 +169,36 @@ export class EventProcessor {
   }
 
   /** The processor's part of the loop's handlers: early reads, batches, overruns. */
-  loopHandlers(): Pick<LoopHandlers, "decoded" | "batch" | "overrun" | "drained"> {
+  loopHandlers(): Pick<
+    LoopHandlers,
+    "decoded" | "batch" | "overrun" | "drained" | "dueInMs" | "flush"
+  > {
     return {
       decoded: (b, from) => this.#reads.readNew(b, from),
       batch: (b, complete) => this.#process(b, complete),
       overrun: () => this.overrun(),
-      drained: () => this.#resyncIfDue(),
+      drained: () => {
+        this.#release(false);
+        this.#resyncIfDue();
+      },
+      dueInMs: () => this.dueInMs(),
+      flush: () => this.flush(),
     };
+  }
+
+  /**
+   * In how many ms a held batch stops waiting for audit records (the loop wakes by then);
+   * null when nothing is held.
+   */
+  dueInMs(): number | null {
+    const h = this.#held[0];
+    if (!h) return null;
+    return Math.max(0, h.drainedMs + AUDIT_WAIT_MS - this.#o.now() / 1e6);
+  }
+
+  /** Applies every held batch now: execs still without a record keep their `/proc` facts. */
+  flush(): void {
+    this.#release(true);
   }
 
   /**
@@ -158,7 +208,8 @@ export class EventProcessor {
    * between wait for the next one.
    */
   #resyncIfDue(): void {
-    if (!this.#loss.needResync) return;
+    // Not while batches are held: they describe the time before what /proc shows now.
+    if (!this.#loss.needResync || this.#held.length > 0) return;
     const nowMs = this.#o.now() / 1e6;
     if (nowMs - this.#lastResyncMs < RESYNC_INTERVAL_MS) return;
     this.#lastResyncMs = nowMs;
@@ -176,7 +227,9 @@ export class EventProcessor {
 
   /** The kernel reported an overrun: events were dropped before the next datagram. */
   overrun(): void {
-    if (this.#loss.overrun()) this.#uncountedLoss();
+    this.#o.audit?.lost(this.#o.now() / 1e6);
+    if (this.#held.length > 0) this.#overrunHeld = true; // it belongs after what is held
+    else if (this.#loss.overrun()) this.#uncountedLoss();
   }
 
   /** Reconciles the tree with `/proc` and prints a `resync` line. */
@@ -192,6 +245,11 @@ export class EventProcessor {
     }, null);
   }
 
+  /** Audit records were lost (`count` when the kernel knows it): nothing is paired for a while. */
+  auditLost(reason: string, count: number | null): void {
+    this.#o.sink(lostRecord(this.#o.clock.iso(this.#lastNs), count, reason), null);
+  }
+
   /** fanotify's queue overflowed: opens were dropped, and no exec is named from them. */
   execNamesOverflow(): void {
     this.#o.sink(lostRecord(this.#o.clock.iso(this.#lastNs), null, "fanotify_overflow"), null);
@@ -205,19 +263,97 @@ export class EventProcessor {
   #process(batch: readonly Decoded[], complete: boolean): void {
     this.#reads.begin(batch, complete);
     const names = this.#o.execNames?.resolve(batch, this.#o.now() / 1e6);
+    const infos: (ExecInfo | undefined)[] = [];
     for (let i = 0; i < batch.length; i++) {
       const ev = batch[i];
-      let info: ExecInfo | undefined;
-      if (ev.what === "exec") {
-        info = this.#reads.take(i, ev.tgid, ev.timestampNs);
-        const name = names?.get(i);
-        if (name) info = this.#named(info, name);
+      if (ev.what !== "exec") continue;
+      let info = this.#reads.take(i, ev.tgid, ev.timestampNs);
+      const name = names?.get(i);
+      if (name) info = this.#named(info, name);
+      infos[i] = info;
+    }
+    this.#reads.end();
+    const held: Held = {
+      events: batch,
+      infos,
+      at: 0,
+      drainedMs: this.#o.now() / 1e6,
+      overrun: this.#overrunHeld,
+    };
+    this.#overrunHeld = false;
+    if (!this.#o.audit) {
+      this.#applyHeld(held, true);
+      return;
+    }
+    this.#held.push({ ...held, events: batch.slice() }); // the loop reuses its batch array
+    this.#release(false);
+  }
+
+  /** Applies held batches in order, as far as their execs' audit records allow (all: `force`). */
+  #release(force: boolean): void {
+    const nowMs = this.#o.now() / 1e6;
+    while (this.#held.length > 0) {
+      const h = this.#held[0];
+      if (!this.#applyHeld(h, force || nowMs - h.drainedMs >= AUDIT_WAIT_MS)) return;
+      this.#held.shift();
+    }
+    if (this.#overrunHeld) {
+      this.#overrunHeld = false;
+      if (this.#loss.overrun()) this.#uncountedLoss();
+    }
+    this.#resyncIfDue();
+  }
+
+  /** Applies `h` from `h.at`; false when an exec still waits for its audit record. */
+  #applyHeld(h: Held, waitedOut: boolean): boolean {
+    if (h.at === 0 && h.overrun && this.#loss.overrun()) this.#uncountedLoss();
+    h.overrun = false;
+    for (; h.at < h.events.length; h.at++) {
+      const ev = h.events[h.at];
+      let info = h.infos[h.at];
+      if (info && ev.what === "exec" && this.#o.audit) {
+        const rec = this.#auditRecord(ev.tgid, ev.timestampNs, waitedOut);
+        if (rec === undefined) return false;
+        if (rec) info = this.#audited(info, rec);
       }
       this.#one(ev, info);
     }
-    this.#reads.end();
     if (this.#loss.endBatch()) this.#uncountedLoss();
-    this.#resyncIfDue();
+    if (!this.#o.audit) this.#resyncIfDue();
+    return true;
+  }
+
+  /** The audit record of an exec of `pid` at `execNs`: null none, undefined not yet. */
+  #auditRecord(pid: number, execNs: number, waitedOut: boolean): AuditExec | null | undefined {
+    const node = this.#o.tree.get(pid);
+    const startNs = node?.alive ? node.startNs : null;
+    const wallMs = (ns: number) => this.#o.clock.wallNs(ns) / 1e6;
+    return this.#o.audit!.match(
+      pid,
+      wallMs(execNs),
+      startNs === null ? -Infinity : wallMs(startNs),
+      this.#o.now() / 1e6,
+      waitedOut,
+    );
+  }
+
+  /**
+   * An exec's facts with its audit record: the record was written as the call returned,
+   * before the program could change anything, so what it says wins over what `/proc`
+   * showed later (or could not show).
+   */
+  #audited(info: ExecInfo, rec: AuditExec): ExecInfo {
+    if (rec.argv !== null) this.#counts.execsArgvFromAudit++;
+    return {
+      ...info,
+      argv: rec.argv ?? info.argv,
+      comm: rec.comm ?? info.comm,
+      exe: rec.exe ?? info.exe,
+      // fanotify's script goes with fanotify's program: not with another one.
+      script: rec.exe !== null && info.exe !== null && rec.exe !== info.exe ? null : info.script,
+      uid: rec.euid ?? info.uid,
+      cwd: rec.cwd ?? info.cwd,
+    };
   }
 
   #one(ev: Decoded, info: ExecInfo | undefined): void {
@@ -230,6 +366,8 @@ export class EventProcessor {
     const gap = this.#loss.observe(ev.cpu, ev.seq);
     if (gap > 0) {
       sink(lostRecord(clock.iso(ev.timestampNs), gap, this.#loss.reason, ev.cpu), null);
+      // A lost exec event would leave its audit record to the pid's next exec.
+      this.#o.audit?.lost(this.#o.now() / 1e6);
     }
     if (ev.timestampNs > this.#lastNs) this.#lastNs = ev.timestampNs;
     if (ev.what === "unknown") {

@@ -126,6 +126,14 @@ const TOOLS: Tool[] = [
     parse: (text) => TOOLS[0].parse(text),
   },
   {
+    // Installs an audit rule for the run (removed when it stops): argv from the audit stream.
+    name: "proctree --argv audit",
+    available: () => true,
+    cmd: () => [...PROCTREE_WATCH, "--argv", "audit"],
+    ready: "proctree: listening",
+    parse: (text) => TOOLS[0].parse(text),
+  },
+  {
     name: "proctree --exec-names proc",
     available: () => true,
     cmd: () => [...PROCTREE_WATCH, "--exec-names", "proc"],
