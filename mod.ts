@@ -107,7 +107,7 @@ export { decodeWaitStatus, type WaitStatus } from "./lib/wait_status.ts";
 export { byComm, byExe, byName, byNode, byUser, type NodeMatcher } from "./lib/lineage.ts";
 export { Users } from "./lib/users.ts";
 export { hostUsers } from "./ffi/passwd.ts";
-export { Audit, type AuditEntry, type AuditTotals } from "./lib/audit.ts";
+export { Audit, type AuditEntry, type AuditTotals, type FileSummary } from "./lib/audit.ts";
 export { type Container, containerOfPath, parseContainer } from "./lib/container.ts";
 export { ECS_VERSION, type EcsDocument, toEcs } from "./lib/ecs.ts";
 export { type ExecName, ExecNames, type ExecNameStats } from "./lib/exec_names.ts";
@@ -121,3 +121,12 @@ export {
   type AuditMatch,
 } from "./lib/audit_join.ts";
 export { type AssemblerStats, AuditAssembler, type AuditExec } from "./lib/audit_records.ts";
+export { absolutePath, FileSource, FilesUnavailable } from "./ffi/files.ts";
+export {
+  type FileAction,
+  type FileChange,
+  FileEvents,
+  type FileEventStats,
+  type FileLookups,
+} from "./lib/file_events.ts";
+export { type FanHandle, type FidEvent } from "./lib/fanotify_wire.ts";

@@ -29,11 +29,12 @@ import { readFileText } from "./ffi/procfs.ts";
 import { bootTag } from "./lib/identity.ts";
 import { FanotifySource, FanotifyUnavailable, MountWatch } from "./ffi/fanotify.ts";
 import { AuditSource, AuditUnavailable } from "./ffi/audit.ts";
+import { FileSource, FilesUnavailable } from "./ffi/files.ts";
 
 /** The kernel's random id of this boot. */
 const BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id";
 
-export { AuditUnavailable, ConnectorError, FanotifyUnavailable };
+export { AuditUnavailable, ConnectorError, FanotifyUnavailable, FilesUnavailable };
 
 /** Where argv comes from: `/proc` (default), or the kernel's audit stream (exact). */
 export type ArgvMode = "proc" | "audit";
@@ -63,6 +64,8 @@ export interface ListenOptions {
   argv?: ArgvMode;
   /** With `argv: "audit"`: only this audit session is audited (`run`'s command). */
   auditSessionId?: number;
+  /** Report changes to files under these paths (`--files`). */
+  files?: readonly string[];
 }
 
 /** What a processor needs beyond what the session provides. */
@@ -137,6 +140,8 @@ export class Session {
   readonly execNamesNote: string | null;
   /** The audit source (`argv: "audit"`); else null. */
   readonly audit: AuditSource | null;
+  /** The file-change source (`files`); else null. */
+  readonly files: FileSource | null;
   #offsetCheckedNs = 0;
   #realtime = false;
   #processors: EventProcessor[];
@@ -147,6 +152,7 @@ export class Session {
     seeded: number,
     fanotify: { source: FanotifySource | null; note: string | null },
     audit: AuditSource | null,
+    files: FileSource | null,
     processors: EventProcessor[],
   ) {
     this.#processors = processors;
@@ -154,9 +160,11 @@ export class Session {
     this.fanotify = fanotify.source;
     this.execNamesNote = fanotify.note;
     this.audit = audit;
+    this.files = files;
     const f = this.fanotify;
     const sources: Source[] = f ? [connector, f, ...mountWatches(f)] : [connector];
     if (audit) sources.push(audit);
+    if (files) sources.push(files);
     this.sources = sources;
     this.tree = tree;
     this.seeded = seeded;
@@ -176,6 +184,7 @@ export class Session {
     });
     let fan: { source: FanotifySource | null; note: string | null } = { source: null, note: null };
     let audit: AuditSource | null = null;
+    let files: FileSource | null = null;
     // The processors are made later, by the caller: the overflow reaches whichever exist.
     const processors: EventProcessor[] = [];
     const toProcessors = () => {
@@ -193,6 +202,11 @@ export class Session {
           sessionId: opts.auditSessionId,
         });
       }
+      if (opts.files?.length) {
+        files = FileSource.open(opts.files, () => {
+          for (const p of processors) p.filesOverflow();
+        });
+      }
       const tree = new PidTree({
         graceMs: opts.graceMs,
         maxExited: opts.maxExited,
@@ -202,11 +216,12 @@ export class Session {
       const entries = snapshot(procfs);
       tree.seed(entries);
       warmUp(procfs, monotonicNs, Deno.pid);
-      return new Session(connector, tree, entries.length, fan, audit, processors);
+      return new Session(connector, tree, entries.length, fan, audit, files, processors);
     } catch (e) {
       connector.close();
       fan.source?.close();
       audit?.close();
+      files?.close();
       throw e;
     }
   }
@@ -223,6 +238,7 @@ export class Session {
       kernelFilter: this.connector.kernelFilter,
       execNames: this.fanotify?.names,
       audit: this.audit?.join,
+      files: this.files ?? undefined,
     });
     this.#processors.push(p);
     return p;

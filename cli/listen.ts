@@ -13,6 +13,7 @@ import {
   EXEC_NAME_MODES,
   type ExecNameMode,
   FanotifyUnavailable,
+  FilesUnavailable,
   type ListenOptions,
   Session,
 } from "../session.ts";
@@ -40,6 +41,12 @@ export const ARGV_HELP =
                        changed is null), or the kernel's audit records, exact at the call
                        (needs CAP_AUDIT_CONTROL and CAP_AUDIT_READ; adds an audit rule while
                        proctree runs: see the README for what that changes and costs)`;
+
+/** The `--files` help text, shared by `watch` and `run`. */
+export const FILES_HELP =
+  `  --files PATH         also report changes to files under PATH (create, write, delete,
+                       rename, attrib), each with the process that made it and its chain;
+                       repeatable (needs CAP_SYS_ADMIN and Linux ≥ 5.17)`;
 
 /** The `--argv` value of any command (undefined: `proc`). */
 export function argvFlag(value: string | undefined): ArgvMode {
@@ -78,6 +85,7 @@ export function openSession(opts: ListenOptions): Session {
   } catch (e) {
     if (e instanceof ConnectorError) throw new CliError(e.message, 1);
     if (e instanceof AuditUnavailable) throw new CliError(`--argv audit: ${e.message}`, 1);
+    if (e instanceof FilesUnavailable) throw new CliError(`--files: ${e.message}`, 1);
     if (e instanceof FanotifyUnavailable) {
       throw new CliError(`--exec-names fanotify: ${e.message}`, 1);
     }
@@ -114,6 +122,16 @@ export function auditNote(setup: NonNullable<Session["audit"]>["setup"]): string
       : "with no audit daemon, the kernel also prints some records to its log (rate-limited)",
   );
   return parts.join("; ");
+}
+
+/** `, files: 1 filesystem, 120 directories` with `--files`, else "", for the listening line. */
+export function filesNote(s: Session): string {
+  const f = s.files;
+  if (!f) return "";
+  const fs = f.marks.filesystems;
+  const dirs = f.marks.directories;
+  return `, files: ${fs} ${fs === 1 ? "filesystem" : "filesystems"}` +
+    `${dirs ? ` and ${dirs} directories` : ""} marked, ${f.events.size} directories known`;
 }
 
 /** `exec names: fanotify (12 filesystems)` or `exec names: /proc`, for the listening line. */

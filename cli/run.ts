@@ -15,6 +15,8 @@ import {
   EXEC_NAMES_HELP,
   execNamesFlag,
   execNamesNote,
+  FILES_HELP,
+  filesNote,
   openSession,
   rcvbufFlag,
   rcvbufNote,
@@ -62,6 +64,7 @@ Options:
 })
 ${EXEC_NAMES_HELP}
 ${ARGV_HELP}
+${FILES_HELP}
   -q, --quiet          no "proctree: listening" line
   -h, --help           this help
 
@@ -99,6 +102,8 @@ export interface RunConfig {
   execNames: ExecNameMode;
   /** Where argv comes from. */
   argv: ArgvMode;
+  /** `--files` paths. */
+  files: string[];
   /** No listening line. */
   quiet: boolean;
 }
@@ -108,6 +113,7 @@ export function parseRunConfig(args: string[]): RunConfig {
   const f = parseFlags(args, {
     boolean: ["json", "help", "quiet", "wait-orphans", "tree", "realtime"],
     string: ["summary", "output", "rcvbuf", "exec-names", "argv", "html", "trace"],
+    collect: ["files"],
     negatable: ["wait-orphans", "tree", "realtime"],
     alias: { h: "help", q: "quiet", o: "output" },
     default: { "wait-orphans": true, tree: true, realtime: true },
@@ -131,6 +137,7 @@ export function parseRunConfig(args: string[]): RunConfig {
     rcvbufBytes: rcvbufFlag(f.rcvbuf),
     execNames: execNamesFlag(f["exec-names"]),
     argv: argvFlag(f.argv),
+    files: f.files as string[],
     quiet: f.quiet,
   };
 }
@@ -165,6 +172,7 @@ export async function runCommand(c: RunConfig): Promise<number> {
     rcvbufBytes: c.rcvbufBytes,
     execNames: c.execNames,
     argv: c.argv,
+    files: c.files,
   });
   const { tree, clock } = session;
   try {
@@ -190,9 +198,9 @@ export async function runCommand(c: RunConfig): Promise<number> {
     });
     if (!c.quiet) {
       say(
-        `proctree: listening (${rcvbufNote(session)}, ${execNamesNote(session)}); running ${
-          c.command.map(displayArg).join(" ")
-        }`,
+        `proctree: listening (${rcvbufNote(session)}, ${execNamesNote(session)}${
+          filesNote(session)
+        }); running ${c.command.map(displayArg).join(" ")}`,
       );
     }
 

@@ -57,6 +57,8 @@ export class StatsClock {
       execs_named_by_fanotify: c.execsNamedByFanotify,
       exec_name_conflicts: c.execNameConflicts,
       execs_argv_from_audit: c.execsArgvFromAudit,
+      file_changes: c.fileChanges,
+      file_changes_unnamed: c.fileChangesUnnamed,
       argv_keep_chars: ARGV_KEEP_CHARS,
       tree_live: t.live,
       tree_exited: t.exited,

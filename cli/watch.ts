@@ -17,6 +17,8 @@ import {
   EXEC_NAMES_HELP,
   execNamesFlag,
   execNamesNote,
+  FILES_HELP,
+  filesNote,
   MIN_RCVBUF_BYTES,
   openSession,
   rcvbufFlag,
@@ -77,6 +79,7 @@ ${eventsHelp("                         ")}
 }; at least ${formatBytes(MIN_RCVBUF_BYTES)})
 ${EXEC_NAMES_HELP}
 ${ARGV_HELP}
+${FILES_HELP}
   --realtime           read at real-time priority (SCHED_FIFO 1, root): far fewer execs whose
                        process exits before /proc can be read; children are not affected
   --grace SECONDS      keep exited processes this long for chains (default ${
@@ -128,6 +131,8 @@ export interface WatchConfig {
   execNames: ExecNameMode;
   /** Where argv comes from. */
   argv: ArgvMode;
+  /** `--files` paths. */
+  files: string[];
   /** How long exited processes are kept. */
   graceMs: number;
   /** Most exited processes kept. */
@@ -166,7 +171,7 @@ export function parseWatchConfig(args: string[]): WatchConfig {
       "exec-names",
       "argv",
     ],
-    collect: ["under", "user", "comm"],
+    collect: ["under", "user", "comm", "files"],
     negatable: ["chain"],
     alias: { q: "quiet", h: "help", o: "output" },
     default: { format: "json", chain: true },
@@ -212,6 +217,7 @@ export function parseWatchConfig(args: string[]): WatchConfig {
     realtime: f.realtime,
     execNames: execNamesFlag(f["exec-names"]),
     argv: argvFlag(f.argv),
+    files: f.files as string[],
     graceMs: opt("grace", (v) => intFlag(v, "grace") * 1000, DEFAULT_GRACE_MS),
     maxExited: opt("max-exited", (v) => intFlag(v, "max-exited", 1), DEFAULT_MAX_EXITED),
     quiet: f.quiet,
@@ -257,7 +263,8 @@ export function processFilter(c: WatchConfig, tree: ProcessTree, users: Users): 
 /** The listening line: what was seeded, and the receive buffer as the kernel granted it. */
 export function listeningLine(s: Session): string {
   return `proctree: listening (${s.seeded} processes seeded, ${rcvbufNote(s)}` +
-    `${s.connector.kernelFilter ? ", kernel event filter" : ""}, ${execNamesNote(s)})`;
+    `${s.connector.kernelFilter ? ", kernel event filter" : ""}, ${execNamesNote(s)}` +
+    `${filesNote(s)})`;
 }
 
 /** Runs `proctree watch`; resolves to the exit status. */
@@ -279,6 +286,7 @@ export async function runWatch(c: WatchConfig): Promise<number> {
     maxExited: c.maxExited,
     execNames: c.execNames,
     argv: c.argv,
+    files: c.files,
   });
   const { tree, clock } = session;
   try {

@@ -41,6 +41,12 @@ const SYMBOLS = {
   fanotify_init: { parameters: ["u32", "u32"], result: "i32" },
   fanotify_mark: { parameters: ["i32", "u32", "u64", "i32", "buffer"], result: "i32" },
   realpath: { parameters: ["buffer", "buffer"], result: "pointer" },
+  name_to_handle_at: {
+    parameters: ["i32", "buffer", "buffer", "buffer", "i32"],
+    result: "i32",
+  },
+  open_by_handle_at: { parameters: ["i32", "buffer", "i32"], result: "i32" },
+  statfs: { parameters: ["buffer", "buffer"], result: "i32" },
   clock_gettime: { parameters: ["i32", "buffer"], result: "i32" },
   sched_setscheduler: { parameters: ["i32", "i32", "buffer"], result: "i32" },
   __errno_location: { parameters: [], result: "pointer" },
@@ -137,7 +143,9 @@ export type OpenFlag =
   | "LARGEFILE"
   | "NOFOLLOW"
   | "NOATIME"
-  | "CLOEXEC";
+  | "CLOEXEC"
+  | "DIRECTORY"
+  | "PATH";
 
 /** `open(2)` flags, for the architecture proctree runs on. */
 export const O: Readonly<Record<OpenFlag, number>> = {
@@ -153,6 +161,8 @@ export const O: Readonly<Record<OpenFlag, number>> = {
   NOFOLLOW: ARM64 ? 0o100000 : 0o400000,
   NOATIME: 0o1000000,
   CLOEXEC: 0o2000000,
+  DIRECTORY: ARM64 ? 0o40000 : 0o200000,
+  PATH: 0o10000000,
 };
 
 /** `struct pollfd` layout and the `poll(2)` event bits proctree uses. */

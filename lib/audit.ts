@@ -10,7 +10,7 @@
 
 import type { WatchRecord } from "./record.ts";
 import type { ProcNode } from "./tree.ts";
-import { displayName, MAX_INDENT } from "./text_view.ts";
+import { displayArg, displayName, MAX_INDENT } from "./text_view.ts";
 
 /** One process of the audited subtree. */
 export interface AuditEntry {
@@ -44,9 +44,24 @@ export interface AuditEntry {
   signal: string | null;
   /** True when the process is known to be gone but its exit event was lost. */
   exit_unknown?: boolean;
+  /** With `--files`: the changes it made under the watched paths. */
+  files?: FileSummary;
   /** Processes it started. */
   children: AuditEntry[];
 }
+
+/** The file changes of one process (`run --files`). */
+export interface FileSummary {
+  /** Changes by action (`create`, `write`, `delete`, `rename`, `attrib`). */
+  counts: Record<string, number>;
+  /** The paths changed, first seen first, at most {@linkcode MAX_FILE_PATHS}. */
+  paths: string[];
+  /** Paths changed beyond those listed. */
+  more: number;
+}
+
+/** Most paths listed per process in a summary. */
+export const MAX_FILE_PATHS = 20;
 
 /** Totals of an audit. */
 export interface AuditTotals {
@@ -124,6 +139,9 @@ export function applyRecord(e: AuditEntry, rec: WatchRecord): void {
     case "comm":
       e.comm = rec.comm ?? e.comm;
       break;
+    case "file":
+      addFile(e, rec);
+      break;
     case "exit":
       e.end = rec.time;
       e.exit_code = rec.exit_code ?? null;
@@ -131,6 +149,24 @@ export function applyRecord(e: AuditEntry, rec: WatchRecord): void {
       if (rec.ppid) e.ppid = rec.ppid;
       break;
   }
+}
+
+function addFile(e: AuditEntry, rec: WatchRecord): void {
+  const f = e.files ??= { counts: {}, paths: [], more: 0 };
+  const action = rec.action ?? "?";
+  f.counts[action] = (f.counts[action] ?? 0) + 1;
+  for (const p of rec.to === undefined ? [rec.path] : [rec.path, rec.to]) {
+    if (p === undefined || f.paths.includes(p)) continue;
+    if (f.paths.length < MAX_FILE_PATHS) f.paths.push(p);
+    else f.more++;
+  }
+}
+
+/** One line on a process's file changes: `files: 2 create, 1 delete: /a /b (+3 more)`. */
+export function fileLine(f: FileSummary): string {
+  const counts = Object.entries(f.counts).map(([a, n]) => `${n} ${a}`).join(", ");
+  const paths = f.paths.map((p) => displayArg(p)).join(" ");
+  return `files: ${counts}: ${paths}${f.more ? ` (+${f.more} more)` : ""}`;
 }
 
 /** Totals over `entries`, with `lostEvents` kernel events lost meanwhile. */
@@ -222,11 +258,9 @@ export class Audit {
       const took = ms === null
         ? ""
         : ` ${ms < 1000 ? ms.toFixed(1) + " ms" : (ms / 1000).toFixed(2) + " s"}`;
-      lines.push(
-        `${"  ".repeat(Math.min(depth, MAX_INDENT))}${e.pid} ${
-          displayName(e.argv, e.comm)
-        }  [${how}${took}]`,
-      );
+      const indent = "  ".repeat(Math.min(depth, MAX_INDENT));
+      lines.push(`${indent}${e.pid} ${displayName(e.argv, e.comm)}  [${how}${took}]`);
+      if (e.files) lines.push(`${indent}    ${fileLine(e.files)}`);
     }
     return lines.join("\n");
   }

@@ -37,6 +37,11 @@ export class RecordFilter {
   /** Whether a process record of `kind` about `node` is printed. */
   wanted(kind: RecordKind, node: ProcNode | null): boolean {
     if (this.#events && !this.#events.has(kind)) return false;
+    return this.selected(node);
+  }
+
+  /** Whether `node` is in the process selection (file changes use this alone). */
+  selected(node: ProcNode | null): boolean {
     if (!this.#any) return true;
     if (!node) return false;
     const f = this.#f;

@@ -127,7 +127,8 @@ export class EventLoop implements BatchSink {
     this.batch.length = 0;
     let most = 0;
     for (const s of this.#sources) most = Math.max(most, s.drain(this, MAX_BATCH));
-    if (this.batch.length) this.#h.batch(this.batch, most < MAX_BATCH);
+    // A source may feed a part instead of the batch (file changes): the batch still runs.
+    if (this.batch.length || most > 0) this.#h.batch(this.batch, most < MAX_BATCH);
     this.#h.drained?.();
     return most;
   }

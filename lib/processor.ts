@@ -14,7 +14,14 @@ import type { Decoded, ProcEvent } from "./wire.ts";
 import { PROCESS_WIDE } from "./event_kinds.ts";
 import type { ProcReader } from "./procfs.ts";
 import type { ExecInfo, PidTree, ProcNode } from "./tree.ts";
-import { lostRecord, processRecord, type RecordContext, type WatchRecord } from "./record.ts";
+import {
+  fileRecord,
+  lostRecord,
+  processRecord,
+  type RecordContext,
+  type WatchRecord,
+} from "./record.ts";
+import type { FileChange } from "./file_events.ts";
 import type { Users } from "./users.ts";
 import type { WallClock } from "./time.ts";
 import { decodeBytes } from "./text.ts";
@@ -64,6 +71,8 @@ export interface ProcessorOptions {
    * waits too, so the output stays in kernel order.
    */
   audit?: AuditJoin;
+  /** File changes (`--files`), taken with each batch and printed after its events. */
+  files?: { take(): FileChange[]; unnamed(): number };
 }
 
 /** A drained batch waiting for audit records, or an overrun between two batches. */
@@ -77,6 +86,8 @@ interface Held {
   drainedMs: number;
   /** An overrun came before this batch. */
   overrun: boolean;
+  /** File changes drained with it, printed after its events. */
+  files: FileChange[] | null;
 }
 
 /** Running totals. */
@@ -101,6 +112,10 @@ export interface ProcessorCounters {
   execNameConflicts: number;
   /** Execs whose argv came from the audit stream. */
   execsArgvFromAudit: number;
+  /** File changes printed (`--files`). */
+  fileChanges: number;
+  /** File changes whose directory could not be named (not printed, never guessed). */
+  fileChangesUnnamed: number;
 }
 
 /**
@@ -130,6 +145,7 @@ export class EventProcessor {
     execsNamedByFanotify: 0,
     execNameConflicts: 0,
     execsArgvFromAudit: 0,
+    fileChanges: 0,
   };
   /** Batches waiting for audit records, oldest first. */
   #held: Held[] = [];
@@ -165,6 +181,7 @@ export class EventProcessor {
       ...this.#counts,
       lost: this.#loss.lost,
       overrunsUncounted: this.#loss.uncounted,
+      fileChangesUnnamed: this.#o.files?.unnamed() ?? 0,
     };
   }
 
@@ -279,6 +296,7 @@ export class EventProcessor {
       at: 0,
       drainedMs: this.#o.now() / 1e6,
       overrun: this.#overrunHeld,
+      files: this.#o.files?.take() ?? null,
     };
     this.#overrunHeld = false;
     if (!this.#o.audit) {
@@ -318,9 +336,29 @@ export class EventProcessor {
       }
       this.#one(ev, info);
     }
+    if (h.files) this.#fileChanges(h.files);
     if (this.#loss.endBatch()) this.#uncountedLoss();
     if (!this.#o.audit) this.#resyncIfDue();
     return true;
+  }
+
+  /**
+   * File changes, after the events drained with them: the process that made a change was
+   * created (and exec'd) before it, so its node is in the tree, even if it has exited.
+   */
+  #fileChanges(changes: readonly FileChange[]): void {
+    const nowNs = this.#o.now();
+    for (const c of changes) {
+      const node = this.#o.tree.get(c.pid) ?? null;
+      if (!this.#filter.selected(node)) continue;
+      this.#counts.fileChanges++;
+      this.#o.sink(fileRecord(c, node, this.#ctx, nowNs), node);
+    }
+  }
+
+  /** fanotify's file-change queue overflowed: changes were dropped. */
+  filesOverflow(): void {
+    this.#o.sink(lostRecord(this.#o.clock.iso(this.#lastNs), null, "files_overflow"), null);
   }
 
   /** The audit record of an exec of `pid` at `execNs`: null none, undefined not yet. */

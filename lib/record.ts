@@ -12,6 +12,7 @@ import type { ProcEvent } from "./wire.ts";
 import type { WallClock } from "./time.ts";
 import { decodeWaitStatus } from "./wait_status.ts";
 import { decodeBytes } from "./text.ts";
+import type { FileChange } from "./file_events.ts";
 
 /** Every `event` value a line can carry: each event kind, and proctree's own lines. */
 export type RecordKind =
@@ -21,7 +22,8 @@ export type RecordKind =
   | "unknown"
   | "malformed"
   | "stats"
-  | "restart";
+  | "restart"
+  | "file";
 
 /**
  * One output line. Which keys are present depends on `event`; a key present with null means
@@ -92,6 +94,14 @@ export interface WatchRecord {
   container_id?: string;
   /** The Kubernetes pod uid, when the cgroup names one. */
   pod_uid?: string;
+  /** file: `create`, `write`, `delete`, `rename` or `attrib`. */
+  action?: string;
+  /** file: the absolute path (a rename's old one), exact bytes as in `text.ts`. */
+  path?: string;
+  /** file: a rename's new path. */
+  to?: string;
+  /** file: the object is a directory. */
+  dir?: boolean;
   /** Ancestor chain, self first: `pid|comm|user;…`. */
   chain?: string;
   /** stats lines carry their own counters. */
@@ -216,6 +226,34 @@ export function processRecord(
     if (ctx.chains) {
       rec.chain = formatChain(ctx.chains.chain(node, MAX_CHAIN_ENTRIES + 1), ctx.users);
     }
+  }
+  return rec;
+}
+
+/**
+ * The line for a file change (`--files`), attributed to the process that made it through
+ * the tree (`node`; null: a process the tree does not know).
+ */
+export function fileRecord(
+  change: FileChange,
+  node: ProcNode | null,
+  ctx: RecordContext,
+  timeNs: number,
+): WatchRecord {
+  const rec: WatchRecord = {
+    event: "file",
+    time: ctx.clock.iso(timeNs),
+    action: change.action,
+    path: change.path,
+  };
+  if (change.to !== undefined) rec.to = change.to;
+  if (change.dir) rec.dir = true;
+  rec.pid = change.pid;
+  rec.comm = node?.comm ?? null;
+  rec.user = node ? ctx.users.name(node.uid) : null;
+  if (node && ctx.ids) rec.id = ctx.ids.idOf(node);
+  if (node && ctx.chains) {
+    rec.chain = formatChain(ctx.chains.chain(node, MAX_CHAIN_ENTRIES + 1), ctx.users);
   }
   return rec;
 }

@@ -86,6 +86,11 @@ export class TextFormatter {
       case "gid":
         detail = `${displayName(null, rec.comm)} ${rec.event} ${rec.real}/${rec.effective}`;
         break;
+      case "file":
+        // Under the process that made the change, one level deeper than its own lines.
+        detail = `  ${displayName(null, rec.comm)} ${rec.action}${rec.dir ? " dir" : ""} ` +
+          displayArg(rec.path ?? "?") + (rec.to !== undefined ? ` → ${displayArg(rec.to)}` : "");
+        break;
       case "ptrace":
         detail = `${displayName(null, rec.comm)} ${
           rec.tracer_pid ? `traced by ${rec.tracer_pid}` : "detached"

@@ -31,6 +31,8 @@ export interface Running {
   child: Deno.ChildProcess;
   /** stderr so far. */
   stderr(): string;
+  /** stdout so far. */
+  stdout(): string;
   /** Sends `signal` (default SIGTERM) and collects everything. */
   stop(
     signal?: Deno.Signal,
@@ -81,6 +83,7 @@ export async function startProctree(
   return {
     child,
     stderr: () => err,
+    stdout: () => out,
     async stop(signal: Deno.Signal = "SIGTERM") {
       try {
         child.kill(signal);

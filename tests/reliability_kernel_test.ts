@@ -60,7 +60,13 @@ Deno.test({
   const holder = new Deno.Command("sh", { args: ["-c", "sleep 60 & sleep 60 & sleep 60 & wait"] })
     .spawn();
   await sleep(300);
-  const { children } = await runStorm("fork", 20000, 4);
+  // A storm the reader happens to keep up with proves nothing (a full suite run once saw no
+  // overrun at all): storms until one overran, at most three.
+  const children: number[] = [];
+  for (let i = 0; i < 3 && !w.stdout().includes('"event":"lost"'); i++) {
+    children.push(...(await runStorm("fork", 20000, 4)).children);
+    await sleep(300);
+  }
   await sleep(500);
   // The survivors end after the storm, and after the resync it caused — one at a time: the
   // 8 KiB buffer holds only a few datagrams, and three exits at once (with pkill's own events)

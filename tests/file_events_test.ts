@@ -1,0 +1,151 @@
+// File changes without root (lib/fanotify_wire.ts FID records, lib/file_events.ts): byte
+// fixtures for the info records, synthetic events for the directory cache.
+import { assertEquals } from "@std/assert";
+import {
+  decodeFidEvents,
+  FAN_EVENT,
+  FAN_INFO,
+  type FanHandle,
+  type FidEvent,
+} from "../lib/fanotify_wire.ts";
+import { type FileChange, FileEvents } from "../lib/file_events.ts";
+
+const enc = new TextEncoder();
+
+/** One info record: header, fsid, file_handle (type 1, `handle`), then `name` and NUL. */
+function info(type: number, handle: number[], name?: string): number[] {
+  const nameBytes = name === undefined ? [] : [...enc.encode(name), 0];
+  const body = [
+    ...[1, 0, 0, 0, 2, 0, 0, 0], // fsid
+    ...[handle.length, 0, 0, 0, 1, 0, 0, 0], // handle_bytes, handle_type
+    ...handle,
+    ...nameBytes,
+  ];
+  let len = 4 + body.length;
+  const pad = (4 - (len % 4)) % 4;
+  len += pad;
+  return [type, 0, len & 0xff, len >> 8, ...body, ...new Array(pad).fill(0)];
+}
+
+function event(mask: number, pid: number, infos: number[][]): number[] {
+  const rest = infos.flat();
+  const len = 24 + rest.length;
+  const b = new Uint8Array(24);
+  const v = new DataView(b.buffer);
+  v.setUint32(0, len, true);
+  v.setUint8(4, 3);
+  v.setUint16(6, 24, true);
+  v.setUint32(8, mask, true);
+  v.setInt32(16, -1, true);
+  v.setInt32(20, pid, true);
+  return [...b, ...rest];
+}
+
+Deno.test("FID events: directory + name, a rename's two sides, the object's own handle", () => {
+  const bytes = new Uint8Array([
+    ...event(FAN_EVENT.CREATE, 7, [
+      info(FAN_INFO.DFID_NAME, [1, 2, 3, 4], "a b"),
+      info(FAN_INFO.FID, [9, 9, 9, 9]),
+    ]),
+    ...event(FAN_EVENT.RENAME | FAN_EVENT.ONDIR, 8, [
+      info(FAN_INFO.OLD_DFID_NAME, [1, 2, 3, 4], "old"),
+      info(FAN_INFO.NEW_DFID_NAME, [5, 6, 7, 8], "new"),
+    ]),
+  ]);
+  const out: FidEvent[] = [];
+  assertEquals(decodeFidEvents(new DataView(bytes.buffer), bytes.length, out), bytes.length);
+  assertEquals(out.length, 2);
+  assertEquals(out[0].pid, 7);
+  assertEquals(out[0].dir?.key, "0100000002000000:0100000001020304");
+  assertEquals(new TextDecoder().decode(out[0].name!), "a b");
+  assertEquals(out[0].self?.key, "0100000002000000:0100000009090909");
+  assertEquals(out[0].dir?.bytes, new Uint8Array([4, 0, 0, 0, 1, 0, 0, 0, 1, 2, 3, 4]));
+  assertEquals(new TextDecoder().decode(out[1].name!), "old");
+  assertEquals(new TextDecoder().decode(out[1].newName!), "new");
+  assertEquals(out[1].newDir?.key, "0100000002000000:0100000005060708");
+  // A truncated buffer stops at the last whole event.
+  assertEquals(
+    decodeFidEvents(new DataView(bytes.buffer), bytes.length - 1, []) < bytes.length,
+    true,
+  );
+});
+
+const h = (key: string): FanHandle => ({ key, bytes: new Uint8Array() });
+const ev = (mask: number, dir: string | null, name: string | null, pid = 10): FidEvent => ({
+  mask,
+  pid,
+  dir: dir === null ? null : h(dir),
+  name: name === null ? null : enc.encode(name),
+  newDir: null,
+  newName: null,
+  self: null,
+});
+
+function setup(lookup: Record<string, string> = {}) {
+  const walked: string[] = [];
+  const fe = new FileEvents(["/w"], {
+    pathOf: (x) => lookup[x.key] ?? null,
+    keyOf: (p) => `k:${p}`,
+    newDir: (p) => walked.push(p),
+  }, 1);
+  fe.addDir("root", "/w");
+  const out: FileChange[] = [];
+  return { fe, out, walked };
+}
+
+Deno.test("file events: merged bits in order, directories remembered, deletes keep paths", () => {
+  const { fe, out, walked } = setup();
+  fe.handle(ev(FAN_EVENT.CREATE | FAN_EVENT.ONDIR, "root", "d"), out);
+  fe.handle(ev(FAN_EVENT.CREATE | FAN_EVENT.CLOSE_WRITE | FAN_EVENT.ATTRIB, "k:/w/d", "f"), out);
+  fe.handle(ev(FAN_EVENT.DELETE, "k:/w/d", "f"), out);
+  fe.handle(ev(FAN_EVENT.DELETE | FAN_EVENT.ONDIR, "root", "d"), out);
+  fe.handle(ev(FAN_EVENT.ATTRIB, null, null), out); // link count of an unlinked file
+  fe.handle(ev(FAN_EVENT.CREATE, "root", "mine", 1), out); // proctree's own
+  assertEquals(out.map((c) => [c.action, c.path, c.dir]), [
+    ["create", "/w/d", true],
+    ["create", "/w/d/f", false],
+    ["attrib", "/w/d/f", false],
+    ["write", "/w/d/f", false],
+    ["delete", "/w/d/f", false],
+    ["delete", "/w/d", true],
+  ]);
+  assertEquals(walked, ["/w/d"]);
+  assertEquals(fe.size, 1); // /w/d forgotten
+  assertEquals(fe.stats.unnamed, 0);
+});
+
+Deno.test("file events: a directory renamed carries what is known below it", () => {
+  const { fe, out } = setup();
+  fe.addDir("a", "/w/a");
+  fe.addDir("ab", "/w/a/b");
+  fe.handle({
+    ...ev(FAN_EVENT.RENAME | FAN_EVENT.ONDIR, "root", "a"),
+    newDir: h("root"),
+    newName: enc.encode("z"),
+  }, out);
+  fe.handle(ev(FAN_EVENT.CREATE, "ab", "f"), out);
+  assertEquals(out.map((c) => [c.action, c.path, c.to]), [
+    ["rename", "/w/a", "/w/z"],
+    ["create", "/w/z/b/f", undefined],
+  ]);
+});
+
+Deno.test("file events: outside the watched paths nothing is reported, and looked up once", () => {
+  const { fe, out } = setup({ other: "/elsewhere", inside: "/w/late" });
+  fe.handle(ev(FAN_EVENT.CREATE, "other", "x"), out);
+  fe.handle(ev(FAN_EVENT.CREATE, "other", "y"), out);
+  fe.handle(ev(FAN_EVENT.CREATE, "inside", "z"), out); // a directory not walked: looked up
+  assertEquals(out.map((c) => c.path), ["/w/late/z"]);
+  assertEquals(fe.stats.lookups, 2);
+  // Moved in from outside: both sides named, the directory walked.
+  const moved: FileChange[] = [];
+  const { fe: fe2, walked } = setup({ other: "/elsewhere" });
+  fe2.handle({
+    ...ev(FAN_EVENT.RENAME | FAN_EVENT.ONDIR, "other", "d"),
+    newDir: h("root"),
+    newName: enc.encode("d"),
+    self: h("dkey"),
+  }, moved);
+  assertEquals(moved.map((c) => [c.path, c.to]), [["/elsewhere/d", "/w/d"]]);
+  assertEquals(walked, ["/w/d"]);
+});

@@ -1,0 +1,140 @@
+// --files against the real kernel (issue 15): every change under PATH reported once, with
+// its action, path and the process (and chain) that made it; nothing outside PATH; deletes
+// of a tree that existed before proctree started keep their full paths; proctree's own
+// output is never reported; without CAP_SYS_ADMIN, one clear line.
+import { assert, assertEquals, assertMatch } from "@std/assert";
+import { hasCommand, noKernel, PROCTREE, sleep, startProctree } from "./kernel.ts";
+import type { WatchRecord } from "../lib/record.ts";
+
+const ignore = noKernel !== null;
+
+/** A copy of /bin/sh with a name of its own: the ancestor every chain must go through. */
+async function namedShell(dir: string): Promise<string> {
+  const sh = `${dir}/filesparent`;
+  await Deno.copyFile("/bin/sh", sh);
+  await Deno.chmod(sh, 0o755);
+  return sh;
+}
+
+function fileLines(records: WatchRecord[]): WatchRecord[] {
+  return records.filter((r) => r.event === "file");
+}
+
+/** Waits until no new output for a moment (the last changes are drained). */
+async function settle(ms = 700): Promise<void> {
+  await sleep(ms);
+}
+
+Deno.test(
+  { name: "kernel: --files reports each change once, by its process", ignore },
+  async () => {
+    const base = await Deno.makeTempDir({ prefix: "proctree-files-" });
+    const dir = `${base}/watched`;
+    const outside = `${base}/outside`;
+    await Deno.mkdir(dir);
+    await Deno.mkdir(outside);
+    const sh = await namedShell(base);
+    try {
+      const w = await startProctree(["watch", "--files", dir]);
+      const n = 2000;
+      const script = [
+        `cd ${dir}`,
+        "touch a",
+        "echo x > b",
+        "mv b c",
+        "rm a",
+        "mkdir sub",
+        `i=0; while [ $i -lt ${n} ]; do : > sub/f$i; i=$((i+1)); done`,
+        "rm -rf sub",
+        `touch ${outside}/x; mkdir ${outside}/d; rm -r ${outside}/d`,
+      ].join("; ");
+      const r = await new Deno.Command(sh, { args: ["-c", script] }).output();
+      assert(r.success);
+      await settle();
+      const { records } = await w.stop();
+      const files = fileLines(records);
+      // Nothing outside PATH, every line through the named ancestor.
+      assertEquals(files.filter((f) => !f.path!.startsWith(dir + "/")).length, 0);
+      for (const f of files) assertMatch(f.chain!, /\|filesparent\|/, JSON.stringify(f));
+      // Every change once.
+      const keys = files.map((f) => `${f.action} ${f.path} ${f.to ?? ""} ${f.pid}`);
+      assertEquals(new Set(keys).size, keys.length, "a change reported twice");
+      const by = (action: string, path: string) =>
+        files.filter((f) => f.action === action && f.path === `${dir}/${path}`);
+      assertEquals(by("create", "a").map((f) => f.comm), ["touch"]);
+      assertEquals(by("create", "b").map((f) => f.comm), ["filesparent"]);
+      assertEquals(by("write", "b").map((f) => f.comm), ["filesparent"]);
+      assertEquals(by("rename", "b").map((f) => [f.comm, f.to]), [["mv", `${dir}/c`]]);
+      assertEquals(by("delete", "a").map((f) => f.comm), ["rm"]);
+      assertEquals(by("create", "sub").map((f) => [f.comm, f.dir]), [["mkdir", true]]);
+      const created = files.filter((f) => f.action === "create" && /\/sub\/f\d+$/.test(f.path!));
+      const deleted = files.filter((f) => f.action === "delete" && /\/sub\/f\d+$/.test(f.path!));
+      assertEquals(created.length, n);
+      assertEquals(deleted.length, n);
+      assert(deleted.every((f) => f.comm === "rm"));
+      assertEquals(by("delete", "sub").map((f) => [f.comm, f.dir]), [["rm", true]]);
+    } finally {
+      await Deno.remove(base, { recursive: true });
+    }
+  },
+);
+
+Deno.test({
+  name: "kernel: --files: rm -rf of a tree that existed before start keeps every full path",
+  ignore,
+}, async () => {
+  const base = await Deno.makeTempDir({ prefix: "proctree-files-" });
+  const moved = await Deno.makeTempDir({ prefix: "proctree-files-in-" });
+  try {
+    const mk = `for d in $(seq 50); do mkdir -p ${base}/pre/d$d; ` +
+      `for f in $(seq 20); do : > ${base}/pre/d$d/f$f; done; done`;
+    assert((await new Deno.Command("sh", { args: ["-c", mk] }).output()).success);
+    const log = `${base}/proctree.jsonl`;
+    const w = await startProctree(["watch", "--files", base, "-o", log]);
+    // A directory moved in from outside is walked: changes inside it are named too.
+    const run = `rm -rf ${base}/pre; mv ${moved} ${base}/in; touch ${base}/in/x`;
+    assert((await new Deno.Command("sh", { args: ["-c", run] }).output()).success);
+    await settle();
+    await w.stop();
+    const files = fileLines(
+      (await Deno.readTextFile(log)).trim().split("\n").map((l) => JSON.parse(l)),
+    );
+    const deletes = files.filter((f) => f.action === "delete");
+    assertEquals(deletes.filter((f) => !f.dir && /\/pre\/d\d+\/f\d+$/.test(f.path!)).length, 1000);
+    assertEquals(deletes.filter((f) => f.dir).length, 51); // d1…d50 and pre
+    assertEquals(
+      files.filter((f) => f.action === "rename").map((f) => [f.path, f.to]),
+      [[moved, `${base}/in`]],
+    );
+    assertEquals(files.filter((f) => f.path === `${base}/in/x`).length > 0, true);
+    // proctree's own log, under the watched path, is never reported.
+    assertEquals(files.filter((f) => f.path === log).length, 0);
+  } finally {
+    await Deno.remove(base, { recursive: true });
+    await Deno.remove(moved, { recursive: true }).catch(() => {});
+  }
+});
+
+Deno.test({
+  name: "kernel: --files without CAP_SYS_ADMIN: one line, status 1",
+  ignore: ignore || !hasCommand("setpriv"),
+}, async () => {
+  const r = await new Deno.Command("setpriv", {
+    args: [
+      "--inh-caps=-sys_admin",
+      "--bounding-set=-sys_admin",
+      "--",
+      ...PROCTREE,
+      "watch",
+      "--exec-names",
+      "proc",
+      "--files",
+      "/tmp",
+    ],
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  assertEquals(r.code, 1);
+  const lines = new TextDecoder().decode(r.stderr).trim().split("\n");
+  assertEquals(lines, ["proctree: --files: needs CAP_SYS_ADMIN (EPERM)"]);
+});
