@@ -138,3 +138,41 @@ Deno.test({
   const lines = new TextDecoder().decode(r.stderr).trim().split("\n");
   assertEquals(lines, ["proctree: --files: needs CAP_SYS_ADMIN (EPERM)"]);
 });
+
+Deno.test({
+  name: "kernel: run --files lists each process's changes; a PATH created later is watched",
+  ignore,
+}, async () => {
+  const base = await Deno.makeTempDir({ prefix: "proctree-files-" });
+  const later = `${base}/later`; // does not exist when proctree starts
+  const summary = `${base}/summary.json`;
+  try {
+    const r = await new Deno.Command(PROCTREE[0], {
+      args: [
+        ...PROCTREE.slice(1),
+        "run",
+        "-q",
+        "--summary",
+        summary,
+        "--files",
+        later,
+        "--",
+        "sh",
+        "-c",
+        `mkdir ${later} && touch ${later}/x && rm ${later}/x`,
+      ],
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    assertEquals(r.code, 0);
+    const text = new TextDecoder().decode(r.stderr);
+    assertMatch(text, /touch .*\n\s+files: 1 create, 1 attrib, 1 write: \S+\/later\/x\n/);
+    const doc = JSON.parse(await Deno.readTextFile(summary));
+    const kids = doc.tree.children as { argv: string[]; files?: { counts: object } }[];
+    const files = (cmd: string) => kids.find((k) => k.argv?.[0] === cmd)?.files;
+    assertEquals(files("touch")?.counts, { create: 1, attrib: 1, write: 1 });
+    assertEquals(files("rm")?.counts, { delete: 1 });
+  } finally {
+    await Deno.remove(base, { recursive: true });
+  }
+});
