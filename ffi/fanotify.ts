@@ -17,7 +17,7 @@
  */
 
 import { Errno, errno, errnoName, libc, LibcError, O, POLL, POLLFD } from "./libc.ts";
-import { cPath, listDir, readFileText, readLink } from "./procfs.ts";
+import { cPath, listDir, readFileText, readLink, realPath } from "./procfs.ts";
 import type { BatchSink, Source } from "../lib/loop.ts";
 import {
   decodeFanEvents,
@@ -30,7 +30,6 @@ import {
 import { parseMountinfo, PSEUDO_FS_TYPES } from "../lib/mountinfo.ts";
 import { HEADER_BYTES, parseExecHeader } from "../lib/exec_header.ts";
 import { ExecNames } from "../lib/exec_names.ts";
-import { decodeBytes } from "../lib/text.ts";
 
 const AT_FDCWD = -100;
 /**
@@ -97,14 +96,6 @@ function binfmtMiscHandlers(): boolean {
   return listDir("/proc/sys/fs/binfmt_misc").some((n) => n !== "register" && n !== "status");
 }
 
-const realpathBuf = new Uint8Array(4096);
-function realpath(path: string): string | null {
-  const p = libc().realpath(cPath(path), realpathBuf);
-  if (p === null) return null;
-  const end = realpathBuf.indexOf(0);
-  return decodeBytes(realpathBuf.subarray(0, end < 0 ? realpathBuf.length : end));
-}
-
 /** The fanotify group, as a source of the read loop; see the module doc. */
 export class FanotifySource implements Source {
   readonly name = "fanotify";
@@ -134,7 +125,7 @@ export class FanotifySource implements Source {
     this.fd = fd;
     this.#onOverflow = onOverflow;
     this.#now = now;
-    this.names = new ExecNames(realpath, binfmtMiscHandlers());
+    this.names = new ExecNames(realPath, binfmtMiscHandlers());
   }
 
   /**

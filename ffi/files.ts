@@ -12,7 +12,7 @@
  */
 
 import { Errno, errno, errnoName, libc, LibcError, O } from "./libc.ts";
-import { readFileText, readLink } from "./procfs.ts";
+import { cBytes, readFileText, readLink, realPath } from "./procfs.ts";
 import type { BatchSink, Source } from "../lib/loop.ts";
 import {
   decodeFidEvents,
@@ -24,7 +24,7 @@ import {
 } from "../lib/fanotify_wire.ts";
 import { type FileChange, FileEvents } from "../lib/file_events.ts";
 import { parseMountinfo } from "../lib/mountinfo.ts";
-import { bytesOf, decodeBytes } from "../lib/text.ts";
+import { decodeBytes } from "../lib/text.ts";
 
 const AT_FDCWD = -100;
 /** `MAX_HANDLE_SZ`: the largest `f_handle` the kernel hands out. */
@@ -32,7 +32,7 @@ const MAX_HANDLE_BYTES = 128;
 /** `struct statfs`: `f_fsid` (8 bytes) on 64-bit Linux. */
 const STATFS = { size: 120, fsid: 56 } as const;
 /** `struct dirent64`: `d_reclen`, `d_type`, `d_name`. */
-const DIRENT = { type: 18, name: 19 } as const;
+const DIRENT = { reclen: 16, type: 18, name: 19 } as const;
 const DT_DIR = 4;
 
 /** The changes the group asks for. */
@@ -51,13 +51,6 @@ export class FilesUnavailable extends Error {
     super(message);
     this.code = code;
   }
-}
-
-function cBytes(path: string): Uint8Array {
-  const b = bytesOf(path);
-  const out = new Uint8Array(b.length + 1);
-  out.set(b);
-  return out;
 }
 
 const hex2 = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
@@ -199,7 +192,9 @@ export class FileSource implements Source {
         for (let e = c.readdir(d); e !== null; e = c.readdir(d)) {
           const v = new Deno.UnsafePointerView(e);
           if (v.getUint8(DIRENT.type) !== DT_DIR) continue;
-          const name = new Uint8Array(v.getArrayBuffer(256, DIRENT.name));
+          // The name ends at its NUL, within the record (never read past it).
+          const size = Math.min(v.getUint16(DIRENT.reclen), 256 + DIRENT.name) - DIRENT.name;
+          const name = new Uint8Array(v.getArrayBuffer(size, DIRENT.name));
           const end = name.indexOf(0);
           const n = name.subarray(0, end < 0 ? name.length : end);
           if (
@@ -310,14 +305,6 @@ export class FileSource implements Source {
     for (const fd of this.#mountFds.values()) c.close(fd);
     this.#mountFds.clear();
   }
-}
-
-const realBuf = new Uint8Array(4096);
-function realPath(path: string): string | null {
-  const p = libc().realpath(cBytes(path), realBuf);
-  if (p === null) return null;
-  const end = realBuf.indexOf(0);
-  return decodeBytes(realBuf.subarray(0, end < 0 ? realBuf.length : end));
 }
 
 function unavailable(e: number): FilesUnavailable {

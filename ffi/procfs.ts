@@ -7,7 +7,7 @@
  */
 
 import { libc, O } from "./libc.ts";
-import { decodeBytes } from "../lib/text.ts";
+import { bytesOf, decodeBytes } from "../lib/text.ts";
 import {
   parseCmdline,
   parseLoginUid,
@@ -28,6 +28,27 @@ export function cPath(path: string): Uint8Array {
   if (r.written >= pathBuf.length) return encoder.encode(path + "\0");
   pathBuf[r.written] = 0;
   return pathBuf;
+}
+
+/**
+ * A path as the exact bytes it stands for (`text.ts`: escaped bytes back to themselves),
+ * NUL-terminated: for paths taken from the kernel, which need not be UTF-8.
+ */
+export function cBytes(path: string): Uint8Array {
+  const b = bytesOf(path);
+  const out = new Uint8Array(b.length + 1);
+  out.set(b);
+  return out;
+}
+
+const realBuf = new Uint8Array(4096);
+
+/** `path` with every symlink resolved (`realpath(3)`), exact bytes; null when it fails. */
+export function realPath(path: string): string | null {
+  const p = libc().realpath(cBytes(path), realBuf);
+  if (p === null) return null;
+  const end = realBuf.indexOf(0);
+  return decodeBytes(realBuf.subarray(0, end < 0 ? realBuf.length : end));
 }
 
 /** Reads a whole file into the shared buffer; returns its length, or -1. */
