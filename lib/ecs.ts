@@ -27,6 +27,15 @@ const EVENT_TYPE: Record<string, string> = {
   coredump: "info",
 };
 
+/** `event.type` per file action (ECS: creation, change, deletion for the `file` category). */
+const FILE_EVENT_TYPE: Record<string, string> = {
+  create: "creation",
+  write: "change",
+  attrib: "change",
+  rename: "change",
+  delete: "deletion",
+};
+
 /** Keys of a watch line that the mapping places itself; any other goes under `proctree`. */
 const MAPPED = new Set([
   "event",
@@ -46,6 +55,10 @@ const MAPPED = new Set([
   "start_time",
   "duration_ms",
   "container_id",
+  "action",
+  "path",
+  "to",
+  "dir",
 ]);
 
 /** An ECS document: nested JSON objects. */
@@ -69,14 +82,15 @@ function put(doc: Doc, path: string, value: unknown): void {
 export function toEcs(rec: WatchRecord, node: ProcNode | null, hostname: string): EcsDocument {
   const doc: Doc = { "@timestamp": rec.time };
   put(doc, "ecs.version", ECS_VERSION);
-  const type = EVENT_TYPE[rec.event];
-  const isProcess = type !== undefined;
+  const isFile = rec.event === "file";
+  const type = isFile ? FILE_EVENT_TYPE[rec.action ?? ""] : EVENT_TYPE[rec.event];
   put(doc, "event.kind", rec.event === "stats" ? "metric" : "event");
-  if (isProcess) put(doc, "event.category", ["process"]);
+  if (type !== undefined) put(doc, "event.category", [isFile ? "file" : "process"]);
   put(doc, "event.type", [type ?? "info"]);
-  put(doc, "event.action", rec.event);
+  put(doc, "event.action", isFile ? `file-${rec.action}` : rec.event);
   put(doc, "event.module", "proctree");
-  put(doc, "event.dataset", "proctree.process");
+  put(doc, "event.dataset", isFile ? "proctree.file" : "proctree.process");
+  if (isFile) putFile(doc, rec);
   if (rec.duration_ms !== undefined && rec.duration_ms !== null) {
     put(doc, "event.duration", Math.round(rec.duration_ms * 1e6)); // ns
   }
@@ -109,4 +123,19 @@ export function toEcs(rec: WatchRecord, node: ProcNode | null, hostname: string)
     if (!MAPPED.has(k)) put(doc, `proctree.${k}`, v);
   }
   return doc;
+}
+
+/**
+ * `file.*` of a file change: the path it has after the change (a rename's new one; the old
+ * one under `proctree.original_path`), its name, directory and type.
+ */
+function putFile(doc: Doc, rec: WatchRecord): void {
+  const path = rec.to ?? rec.path;
+  if (path === undefined) return;
+  const slash = path.lastIndexOf("/");
+  put(doc, "file.path", path);
+  put(doc, "file.name", path.slice(slash + 1));
+  put(doc, "file.directory", slash > 0 ? path.slice(0, slash) : "/");
+  put(doc, "file.type", rec.dir ? "dir" : "file");
+  if (rec.to !== undefined) put(doc, "proctree.original_path", rec.path);
 }

@@ -9,6 +9,8 @@ import {
   type FidEvent,
 } from "../lib/fanotify_wire.ts";
 import { type FileChange, FileEvents } from "../lib/file_events.ts";
+import { toEcs } from "../lib/ecs.ts";
+import type { WatchRecord } from "../lib/record.ts";
 
 const enc = new TextEncoder();
 
@@ -148,4 +150,33 @@ Deno.test("file events: outside the watched paths nothing is reported, and looke
   }, moved);
   assertEquals(moved.map((c) => [c.path, c.to]), [["/elsewhere/d", "/w/d"]]);
   assertEquals(walked, ["/w/d"]);
+});
+
+Deno.test("ECS: a file change is a file event, with the path after the change", () => {
+  const rec: WatchRecord = {
+    event: "file",
+    time: "2026-11-29T00:00:00.000000Z",
+    action: "rename",
+    path: "/w/a b",
+    to: "/w/sub/c",
+    pid: 5,
+    comm: "mv",
+    user: "root",
+    chain: "5|mv|root",
+  };
+  const d = toEcs(rec, null, "h") as Record<string, Record<string, unknown>>;
+  assertEquals(d.event.category, ["file"]);
+  assertEquals(d.event.type, ["change"]);
+  assertEquals(d.event.action, "file-rename");
+  assertEquals(d.event.dataset, "proctree.file");
+  assertEquals(d.file, { path: "/w/sub/c", name: "c", directory: "/w/sub", type: "file" });
+  assertEquals(d.proctree.original_path, "/w/a b");
+  assertEquals(d.process.name, "mv");
+  const del = toEcs({ ...rec, action: "delete", to: undefined, dir: true }, null, "h") as Record<
+    string,
+    Record<string, unknown>
+  >;
+  assertEquals(del.event.type, ["deletion"]);
+  assertEquals(del.file.type, "dir");
+  assertEquals(del.proctree.original_path, undefined);
 });
