@@ -23,7 +23,7 @@ import {
   type FidEvent,
 } from "../lib/fanotify_wire.ts";
 import { type FileChange, FileEvents } from "../lib/file_events.ts";
-import { parseMountinfo } from "../lib/mountinfo.ts";
+import { parseMountinfo, PSEUDO_FS_TYPES } from "../lib/mountinfo.ts";
 import { decodeBytes } from "../lib/text.ts";
 
 const AT_FDCWD = -100;
@@ -140,7 +140,9 @@ export class FileSource implements Source {
     while (at !== "/" && !this.#isDir(at)) at = at.slice(0, at.lastIndexOf("/")) || "/";
     this.#markFs(at);
     for (const m of parseMountinfo(readFileText("/proc/self/mountinfo") ?? "")) {
-      if (this.events.under(m.mountPoint) && m.mountPoint !== root) this.#markFs(m.mountPoint);
+      // Kernel interfaces (`/proc`, `/sys`, …) hold no files anyone changes: not marked, not walked.
+      if (PSEUDO_FS_TYPES.has(m.fsType) || m.mountPoint === root) continue;
+      if (this.events.under(m.mountPoint)) this.#markFs(m.mountPoint);
     }
   }
 
@@ -184,8 +186,10 @@ export class FileSource implements Source {
       const dir = stack.pop()!;
       const key = this.#keyOf(dir);
       if (key === null) continue;
+      const fsid = key.slice(0, key.indexOf(":"));
+      if (!this.#mountFds.has(fsid)) continue; // a filesystem not marked (a kernel interface)
       this.events.addDir(key, dir);
-      if (this.#inodeMarked.has(key.slice(0, key.indexOf(":")))) this.#markDir(dir);
+      if (this.#inodeMarked.has(fsid)) this.#markDir(dir);
       const d = c.opendir(cBytes(dir));
       if (d === null) continue;
       try {
