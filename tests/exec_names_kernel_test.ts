@@ -112,8 +112,13 @@ Deno.test(
       assertEquals(execs.length, 2, "failexec's own exec and the one that succeeded");
       return execs[1].exe;
     };
-    // ENOEXEC: the file is no program, so the next one is known to be the exec: named.
-    assertEquals(noexec.map(exeOf), Array(runs).fill(tiny));
+    // ENOEXEC: the file is no program, so the next one is known to be the exec: named —
+    // unless its open was read in the same drain as failexec's own exec event and before its
+    // own exec event (then two complete opens meet one exec: as ambiguous as a decoy, null).
+    // A CI run saw that race once in 50.
+    const afterNoexec = noexec.map(exeOf);
+    assert(afterNoexec.every((e) => e === tiny || e === null), JSON.stringify(afterNoexec));
+    assert(afterNoexec.filter((e) => e === tiny).length >= runs * 0.9, JSON.stringify(afterNoexec));
     // E2BIG after a valid program was opened: the right name or null, never the decoy.
     const named = e2big.map(exeOf);
     assert(named.every((e) => e === tiny || e === null), JSON.stringify(named));
