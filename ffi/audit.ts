@@ -18,7 +18,18 @@
  * @module
  */
 
-import { Errno, errno, errnoName, libc, LibcError, POLL, POLLFD } from "./libc.ts";
+import {
+  Errno,
+  errno,
+  errnoName,
+  libc,
+  LibcError,
+  netlinkAddress,
+  POLL,
+  POLLFD,
+  setRcvbuf,
+  SOCK,
+} from "./libc.ts";
 import { procfs } from "./procfs.ts";
 import type { BatchSink, Source } from "../lib/loop.ts";
 import { NLMSG, NLMSG_TYPE } from "../lib/wire.ts";
@@ -40,13 +51,7 @@ import {
 import { AuditAssembler } from "../lib/audit_records.ts";
 import { AuditJoin } from "../lib/audit_join.ts";
 
-const AF_NETLINK = 16;
-const SOCK_RAW = 3;
-const SOCK_NONBLOCK = 0x800;
-const SOCK_CLOEXEC = 0x80000;
-const SOL_SOCKET = 1;
-const SO_RCVBUFFORCE = 33;
-const MSG_DONTWAIT = 0x40;
+const { AF_NETLINK, MSG_DONTWAIT } = SOCK;
 const NLM_F = { REQUEST: 0x1, MULTI: 0x2, ACK: 0x4, DUMP: 0x300 } as const;
 
 /** Receive buffer of the record socket: room for a burst of records while the loop is busy. */
@@ -84,7 +89,7 @@ class AuditControl {
   #pollfd = new Uint8Array(POLLFD.size);
 
   constructor() {
-    const fd = libc().socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_AUDIT);
+    const fd = libc().socket(AF_NETLINK, SOCK.RAW | SOCK.CLOEXEC, NETLINK_AUDIT);
     if (fd < 0) {
       const e = errnoName(errno());
       throw new AuditUnavailable(e, `the kernel has no audit netlink socket (${e})`);
@@ -391,14 +396,10 @@ function removeStale(control: AuditControl): { removed: number; enabledBefore: b
 /** A socket on the record multicast group; throws {@linkcode AuditUnavailable}. */
 function joinGroup(): number {
   const c = libc();
-  const fd = c.socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, NETLINK_AUDIT);
+  const fd = c.socket(AF_NETLINK, SOCK.RAW | SOCK.NONBLOCK | SOCK.CLOEXEC, NETLINK_AUDIT);
   if (fd < 0) throw new AuditUnavailable(errnoName(errno()), "cannot open an audit socket");
-  const size = new Int32Array([AUDIT_RCVBUF_BYTES]);
-  c.setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, new Uint8Array(size.buffer), 4);
-  const addr = new Uint8Array(12);
-  const v = new DataView(addr.buffer);
-  v.setUint16(0, AF_NETLINK, true);
-  v.setUint32(8, 1 << (AUDIT_NLGRP_READLOG - 1), true);
+  setRcvbuf(fd, AUDIT_RCVBUF_BYTES);
+  const addr = netlinkAddress(1 << (AUDIT_NLGRP_READLOG - 1));
   if (c.bind(fd, addr, addr.length) !== 0) {
     const e = errno();
     c.close(fd);

@@ -10,7 +10,21 @@
  */
 
 import { readFileText } from "./procfs.ts";
-import { Clock, clockNs, Errno, errno, errnoName, libc, LibcError, POLL, POLLFD } from "./libc.ts";
+import {
+  Clock,
+  clockNs,
+  Errno,
+  errno,
+  errnoName,
+  libc,
+  LibcError,
+  netlinkAddress,
+  POLL,
+  POLLFD,
+  setRcvbuf,
+  SOCK,
+  SOCKADDR_NL,
+} from "./libc.ts";
 import {
   type Decoded,
   decodeDatagram,
@@ -21,18 +35,7 @@ import {
 } from "../lib/wire.ts";
 import type { BatchSink, Source } from "../lib/loop.ts";
 
-const AF_NETLINK = 16;
-const SOCK_DGRAM = 2;
-const SOCK_NONBLOCK = 0x800;
-const SOCK_CLOEXEC = 0x80000;
-const SOL_SOCKET = 1;
-const SO_RCVBUF = 8;
-const SO_RCVBUFFORCE = 33;
-const MSG_DONTWAIT = 0x40;
-const MSG_TRUNC = 0x20;
-
-// struct sockaddr_nl { u16 family; u16 pad; u32 nl_pid; u32 nl_groups; }
-const SOCKADDR_NL = { size: 12, family: 0, pid: 4, groups: 8 } as const;
+const { AF_NETLINK, MSG_DONTWAIT, MSG_TRUNC } = SOCK;
 // struct mmsghdr on LP64: struct msghdr (56 bytes) then unsigned msg_len.
 const MMSGHDR = {
   size: 64,
@@ -171,7 +174,7 @@ export class ProcConnector implements Source {
    */
   static open(options: ConnectorOptions = {}): ProcConnector {
     const c = libc();
-    const fd = c.socket(AF_NETLINK, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, NETLINK_CONNECTOR);
+    const fd = c.socket(AF_NETLINK, SOCK.DGRAM | SOCK.NONBLOCK | SOCK.CLOEXEC, NETLINK_CONNECTOR);
     if (fd < 0) {
       const e = errno();
       if (e === Errno.EPROTONOSUPPORT || e === Errno.EAFNOSUPPORT) {
@@ -185,10 +188,7 @@ export class ProcConnector implements Source {
     try {
       const asked = options.rcvbufBytes ?? DEFAULT_RCVBUF_BYTES;
       const granted = setRcvbuf(fd, asked);
-      const addr = new Uint8Array(SOCKADDR_NL.size);
-      const av = new DataView(addr.buffer);
-      av.setUint16(SOCKADDR_NL.family, AF_NETLINK, true);
-      av.setUint32(SOCKADDR_NL.groups, 1, /* CN_IDX_PROC's group bit */ true);
+      const addr = netlinkAddress(1 /* CN_IDX_PROC's group bit */);
       if (c.bind(fd, addr, addr.length) !== 0) {
         const e = errno();
         throw new ConnectorError(
@@ -354,28 +354,4 @@ export class ProcConnector implements Source {
     } catch { /* the socket is going away anyway */ }
     libc().close(this.fd);
   }
-}
-
-function setRcvbuf(fd: number, bytes: number): number {
-  const c = libc();
-  const v = new Int32Array([Math.min(bytes, 0x3fffffff)]);
-  const asBytes = new Uint8Array(v.buffer);
-  // SO_RCVBUFFORCE ignores rmem_max but needs CAP_NET_ADMIN; SO_RCVBUF is capped by it.
-  if (c.setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, asBytes, 4) !== 0) {
-    c.setsockopt(fd, SOL_SOCKET, SO_RCVBUF, asBytes, 4);
-  }
-  const out = new Int32Array(1);
-  const len = new Uint32Array([4]);
-  if (
-    c.getsockopt(
-      fd,
-      SOL_SOCKET,
-      SO_RCVBUF,
-      new Uint8Array(out.buffer),
-      new Uint8Array(len.buffer),
-    ) !== 0
-  ) {
-    return 0;
-  }
-  return out[0];
 }

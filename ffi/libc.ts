@@ -165,6 +165,55 @@ export const O: Readonly<Record<OpenFlag, number>> = {
   PATH: 0o10000000,
 };
 
+/** Socket constants of the netlink sockets proctree opens (the connector's, audit's). */
+export const SOCK = {
+  AF_NETLINK: 16,
+  DGRAM: 2,
+  RAW: 3,
+  NONBLOCK: 0x800,
+  CLOEXEC: 0x80000,
+  SOL_SOCKET: 1,
+  SO_RCVBUF: 8,
+  SO_RCVBUFFORCE: 33,
+  MSG_TRUNC: 0x20,
+  MSG_DONTWAIT: 0x40,
+} as const;
+
+/** `struct sockaddr_nl { u16 family; u16 pad; u32 nl_pid; u32 nl_groups; }`. */
+export const SOCKADDR_NL = { size: 12, family: 0, pid: 4, groups: 8 } as const;
+
+/** A netlink address for `bind(2)`: the kernel's family and the multicast `groups` bits. */
+export function netlinkAddress(groups: number): Uint8Array {
+  const addr = new Uint8Array(SOCKADDR_NL.size);
+  const v = new DataView(addr.buffer);
+  v.setUint16(SOCKADDR_NL.family, SOCK.AF_NETLINK, true);
+  v.setUint32(SOCKADDR_NL.groups, groups, true);
+  return addr;
+}
+
+/**
+ * Asks for a receive buffer of `bytes` and returns what the kernel granted (0: unknown).
+ * `SO_RCVBUFFORCE` ignores `rmem_max` but needs `CAP_NET_ADMIN`; `SO_RCVBUF` is capped by it.
+ */
+export function setRcvbuf(fd: number, bytes: number): number {
+  const c = libc();
+  const v = new Int32Array([Math.min(bytes, 0x3fffffff)]);
+  const asBytes = new Uint8Array(v.buffer);
+  if (c.setsockopt(fd, SOCK.SOL_SOCKET, SOCK.SO_RCVBUFFORCE, asBytes, 4) !== 0) {
+    c.setsockopt(fd, SOCK.SOL_SOCKET, SOCK.SO_RCVBUF, asBytes, 4);
+  }
+  const out = new Int32Array(1);
+  const len = new Uint32Array([4]);
+  const r = c.getsockopt(
+    fd,
+    SOCK.SOL_SOCKET,
+    SOCK.SO_RCVBUF,
+    new Uint8Array(out.buffer),
+    new Uint8Array(len.buffer),
+  );
+  return r === 0 ? out[0] : 0;
+}
+
 /** `struct pollfd` layout and the `poll(2)` event bits proctree uses. */
 export const POLLFD = { size: 8, fd: 0, events: 4, revents: 6 } as const;
 /** `poll(2)` event bits. */

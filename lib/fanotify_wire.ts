@@ -88,17 +88,31 @@ export interface FanEvent {
  * decoded (less than `length` then) so the caller can report it.
  */
 export function decodeFanEvents(view: DataView, length: number, out: FanEvent[]): number {
-  let at = 0;
-  while (at + FAN_METADATA.size <= length) {
-    const len = view.getUint32(at + FAN_METADATA.eventLen, true);
-    const vers = view.getUint8(at + FAN_METADATA.vers);
-    if (vers !== FANOTIFY_METADATA_VERSION || len < FAN_METADATA.size || at + len > length) break;
+  return eachRecord(view, length, (at) => {
     out.push({
       // The bits proctree asks for are in the low 32 of the u64 mask.
       mask: view.getUint32(at + FAN_METADATA.mask, true),
       fd: view.getInt32(at + FAN_METADATA.fd, true),
       pid: view.getInt32(at + FAN_METADATA.pid, true),
     });
+  });
+}
+
+/**
+ * Calls `each(at, len)` for every whole record in `view[0…length)`; a record of another
+ * metadata version, or whose length is impossible, ends the walk. Returns the bytes walked.
+ */
+function eachRecord(
+  view: DataView,
+  length: number,
+  each: (at: number, len: number) => void,
+): number {
+  let at = 0;
+  while (at + FAN_METADATA.size <= length) {
+    const len = view.getUint32(at + FAN_METADATA.eventLen, true);
+    const vers = view.getUint8(at + FAN_METADATA.vers);
+    if (vers !== FANOTIFY_METADATA_VERSION || len < FAN_METADATA.size || at + len > length) break;
+    each(at, len);
     at += len;
   }
   return at;
@@ -157,11 +171,7 @@ function nameAt(view: DataView, at: number, end: number): Uint8Array | null {
  * returns the bytes decoded (less than `length` when a record is malformed).
  */
 export function decodeFidEvents(view: DataView, length: number, out: FidEvent[]): number {
-  let at = 0;
-  while (at + FAN_METADATA.size <= length) {
-    const len = view.getUint32(at + FAN_METADATA.eventLen, true);
-    const vers = view.getUint8(at + FAN_METADATA.vers);
-    if (vers !== FANOTIFY_METADATA_VERSION || len < FAN_METADATA.size || at + len > length) break;
+  return eachRecord(view, length, (at, len) => {
     const ev: FidEvent = {
       mask: view.getUint32(at + FAN_METADATA.mask, true),
       pid: view.getInt32(at + FAN_METADATA.pid, true),
@@ -193,7 +203,5 @@ export function decodeFidEvents(view: DataView, length: number, out: FidEvent[])
       info += ilen;
     }
     out.push(ev);
-    at = end;
-  }
-  return at;
+  });
 }
