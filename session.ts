@@ -62,8 +62,6 @@ export interface ListenOptions {
   execNames?: ExecNameMode;
   /** Where argv comes from (default `proc`); `audit` installs an audit rule until closed. */
   argv?: ArgvMode;
-  /** With `argv: "audit"`: only this audit session is audited (`run`'s command). */
-  auditSessionId?: number;
   /** Report changes to files under these paths (`--files`). */
   files?: readonly string[];
 }
@@ -199,7 +197,6 @@ export class Session {
             for (const p of processors) p.auditLost(reason, count);
           },
           nowMs: () => monotonicNs() / 1e6,
-          sessionId: opts.auditSessionId,
         });
       }
       if (opts.files?.length) {

@@ -208,8 +208,6 @@ export interface AuditSourceOptions {
   onLost: (reason: "audit_lost" | "audit_overrun", count: number | null) => void;
   /** CLOCK_MONOTONIC now, in ms. */
   nowMs: () => number;
-  /** Only this audit session (`run`'s command); undefined: the whole host. */
-  sessionId?: number;
 }
 
 /** The audit rule and record socket, as a source of the read loop; see the module doc. */
@@ -277,7 +275,6 @@ export class AuditSource implements Source {
       const rule = encodeRule({
         arch: arch.arch,
         syscalls: [arch.execve, arch.execveat],
-        sessionId: o.sessionId,
         key,
       });
       explain(() => control.request(AUDIT_MSG.ADD_RULE, rule, NLM_F.ACK));
