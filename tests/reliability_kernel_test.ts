@@ -56,9 +56,11 @@ Deno.test({
   ignore,
 }, async () => {
   const w = await startProctree(["watch", "--rcvbuf", "8k"]);
-  // Survivors: long-lived children of a shell started before the storm.
-  const holder = new Deno.Command("sh", { args: ["-c", "sleep 60 & sleep 60 & sleep 60 & wait"] })
-    .spawn();
+  // Survivors: long-lived children of a shell started before the storm (they outlive up to
+  // three storms on a slow machine; the test ends them itself).
+  const holder = new Deno.Command("sh", {
+    args: ["-c", "sleep 600 & sleep 600 & sleep 600 & wait"],
+  }).spawn();
   await sleep(300);
   // A storm the reader happens to keep up with proves nothing (a full suite run once saw no
   // overrun at all): storms until one overran, at most three.
