@@ -18,7 +18,7 @@ import { procfs } from "./ffi/procfs.ts";
 import { hostUsers } from "./ffi/passwd.ts";
 import { Poller } from "./ffi/poller.ts";
 import { EventProcessor, type ProcessorOptions } from "./lib/processor.ts";
-import { EventLoop, type LoopHandlers, type Source } from "./lib/loop.ts";
+import { EventLoop, type LoopHandlers, PACE_MS, type Source } from "./lib/loop.ts";
 import { snapshot } from "./lib/procfs.ts";
 import { WallClock } from "./lib/time.ts";
 import { PidTree } from "./lib/tree.ts";
@@ -241,9 +241,12 @@ export class Session {
     return p;
   }
 
-  /** The read loop over this session's sources. */
+  /**
+   * The read loop over this session's sources: paced ({@linkcode PACE_MS}) unless reading
+   * at real-time priority, whose point is to read each process before it can exit.
+   */
   loop(handlers: LoopHandlers, tickMs?: number): EventLoop {
-    return new EventLoop(this.sources, this.poller, handlers, tickMs);
+    return new EventLoop(this.sources, this.poller, handlers, tickMs, this.#realtime ? 0 : PACE_MS);
   }
 
   /**

@@ -84,6 +84,17 @@ export class Poller implements Waiter {
     return this.#outcome(libc().poll(this.#fds, BigInt(this.#count), timeoutMs));
   }
 
+  /**
+   * Blocks the JS thread for `timeoutMs` (the loop's pace) with the sources left unpolled;
+   * a wake-up or hang-up ends it early. Polls the last two slots only (eventfd, hang-up).
+   */
+  sleepSync(timeoutMs: number): WaitOutcome {
+    if (this.#closed) return "woken";
+    this.#clear();
+    const tail = this.#fds.subarray(this.#wakeSlot * POLLFD.size);
+    return this.#outcome(libc().poll(tail, 2n, timeoutMs));
+  }
+
   #outcome(r: number): WaitOutcome {
     if (r <= 0) return "timeout";
     if (this.#revents(this.#hangupSlot) !== 0) return "hangup";

@@ -22,6 +22,15 @@ import { containerOf } from "./container.ts";
 /** Slack for the enqueue of an event after its timestamp was taken on another CPU. */
 export const READ_MARGIN_NS = 200_000;
 
+/**
+ * argv, cwd, login uid and cgroup change without an event (a title rewritten in memory,
+ * `cd`, pam_loginuid, a move into a container's cgroup): they are kept only from a read
+ * that began within this long after the exec. A later read (a storm's paced drain, a host
+ * too busy to run proctree) takes only what events guard: the name, the uid and the
+ * executable.
+ */
+export const FRESH_READ_NS = 5_000_000;
+
 /** Every fact unknown: what an exec gets when no read can vouch for it. */
 export const NULL_INFO: ExecInfo = Object.freeze({
   comm: null,
@@ -86,7 +95,9 @@ export class ExecReads {
   readNew(batch: readonly Decoded[], from: number): void {
     for (let i = from; i < batch.length; i++) {
       const ev = batch[i];
-      if (ev.what === "exec") this.#reads[i] = { info: this.#read(ev.tgid), readNs: this.#now() };
+      if (ev.what !== "exec") continue;
+      const fresh = this.#now() - ev.timestampNs <= FRESH_READ_NS;
+      this.#reads[i] = { info: this.#read(ev.tgid, fresh), readNs: this.#now() };
     }
   }
 
@@ -136,7 +147,7 @@ export class ExecReads {
     this.#reads.length = 0;
   }
 
-  #read(pid: number): ExecInfo {
+  #read(pid: number, fresh: boolean): ExecInfo {
     // status gives name, parent and uid in one read; stat (for the start time) is not
     // needed: validation against the batch already rules out a reused pid.
     const r = this.#reader;
@@ -144,13 +155,15 @@ export class ExecReads {
     // A tracer can hold a process between installing its next image and reporting that
     // exec, so what /proc shows of a traced process may be a later program: not kept.
     if (!st || st.tracerPid !== 0) return NULL_INFO;
+    const guarded = { ...NULL_INFO, comm: st.comm, uid: st.euid, ppid: st.ppid };
+    // An exited process has no memory, executable or directory left to read; its login
+    // uid and cgroup (there until it is reaped) are not worth a storm's reads.
+    if (st.exited) return guarded;
+    if (!fresh) return { ...guarded, exe: r.exe(pid) };
     return {
-      comm: st.comm,
+      ...guarded,
       argv: r.cmdline(pid),
       exe: r.exe(pid),
-      uid: st.euid,
-      ppid: st.ppid,
-      startTicks: null,
       cwd: r.cwd(pid),
       loginUid: r.loginUid(pid) ?? null,
       container: containerOf(r.cgroup(pid)),

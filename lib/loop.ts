@@ -56,6 +56,11 @@ export interface Waiter {
   wait(timeoutMs?: number): Promise<WaitOutcome>;
   /** The same, blocking the calling thread (short timeouts only). */
   waitSync?(timeoutMs: number): WaitOutcome;
+  /**
+   * Blocks the calling thread for `timeoutMs` whether or not a source is readable; ends
+   * early only on a wake-up or hang-up (then `"woken"` / `"hangup"`, else `"timeout"`).
+   */
+  sleepSync?(timeoutMs: number): WaitOutcome;
 }
 
 /** Callbacks of {@linkcode EventLoop}. */
@@ -97,6 +102,24 @@ export const SYNC_WAIT_MS = 5;
 /** Longest the loop keeps the JS thread to itself (signals and timers wait that long). */
 export const MAX_SYNC_SPAN_MS = 50;
 
+/**
+ * In a storm, the least time from one drain to the next (the default of `EventLoop`'s
+ * `paceMs`). A wake-up costs far more than an event (a context switch, a syscall per
+ * source, an output write, and code that runs cold after the storm ran): on a 2-CPU VM
+ * about 0.4 ms, against tens of µs per event. Draining at most every 10 ms in a storm puts
+ * tens of events in each wake-up. The price is promptness: an exec is read up to 10 ms
+ * late, when a short-lived process is gone and what changes without an event (argv, cwd,
+ * login uid, cgroup) may have changed — `exec_reads.ts` keeps those only from a read
+ * within {@linkcode FRESH_READ_NS} of the exec.
+ */
+export const PACE_MS = 10;
+
+/** A storm: at least this many units drained within one {@linkcode STORM_WINDOW_MS}. */
+export const STORM_UNITS = 50;
+
+/** The window over which the drain rate is judged; the pace holds for the next one. */
+export const STORM_WINDOW_MS = 100;
+
 /** Drives sources through handlers; see the module doc. */
 export class EventLoop implements BatchSink {
   readonly batch: Decoded[] = [];
@@ -104,14 +127,32 @@ export class EventLoop implements BatchSink {
   #waiter: Waiter;
   #h: LoopHandlers;
   #tickMs: number;
+  #paceMs: number;
   #syncSince = performance.now();
+  #drainStartMs = -Infinity;
+  /** Units drained in the current storm window, and whether the last window was a storm. */
+  #windowUnits = 0;
+  #windowStartMs = -Infinity;
+  #storm = false;
 
-  /** A loop over `sources`, parked by `waiter`, ticking at least every `tickMs` when idle. */
-  constructor(sources: readonly Source[], waiter: Waiter, handlers: LoopHandlers, tickMs = 1000) {
+  /**
+   * A loop over `sources`, parked by `waiter`, ticking at least every `tickMs` when idle,
+   * and draining at most every `paceMs` in a storm ({@linkcode STORM_UNITS}; 0: at once,
+   * as `--realtime` wants: it reads each process before it can exit). Outside a storm
+   * every wake-up drains at once.
+   */
+  constructor(
+    sources: readonly Source[],
+    waiter: Waiter,
+    handlers: LoopHandlers,
+    tickMs = 1000,
+    paceMs = 0,
+  ) {
     this.#sources = sources;
     this.#waiter = waiter;
     this.#h = handlers;
     this.#tickMs = tickMs;
+    this.#paceMs = paceMs;
   }
 
   decoded(from: number): void {
@@ -124,9 +165,17 @@ export class EventLoop implements BatchSink {
 
   /** One drain of every source into one batch; returns the most units any source gave. */
   drainOnce(): number {
+    const startMs = this.#drainStartMs = performance.now();
+    if (startMs - this.#windowStartMs >= STORM_WINDOW_MS) {
+      this.#storm = this.#windowUnits >= STORM_UNITS &&
+        startMs - this.#windowStartMs < 2 * STORM_WINDOW_MS;
+      this.#windowStartMs = startMs;
+      this.#windowUnits = 0;
+    }
     this.batch.length = 0;
     let most = 0;
     for (const s of this.#sources) most = Math.max(most, s.drain(this, MAX_BATCH));
+    this.#windowUnits += most;
     // A source may feed a part instead of the batch (file changes): the batch still runs.
     if (this.batch.length || most > 0) this.#h.batch(this.batch, most < MAX_BATCH);
     this.#h.drained?.();
@@ -134,8 +183,9 @@ export class EventLoop implements BatchSink {
   }
 
   /**
-   * Waits for more after a drain that took `drained` units: synchronously for a few ms
-   * while busy, else parked until a source is readable, a wake-up, or the tick period.
+   * Waits for more after a drain that took `drained` units: while busy, synchronously (out
+   * the pace, then a few ms for input), else parked until a source is readable, a wake-up,
+   * or the tick period.
    */
   async park(drained: number): Promise<void> {
     if (this.#sources.some((s) => s.pending)) return;
@@ -143,7 +193,8 @@ export class EventLoop implements BatchSink {
     const waitSync = this.#waiter.waitSync;
     if (drained > 0 && waitSync && performance.now() - this.#syncSince < MAX_SYNC_SPAN_MS) {
       this.#h.tick(false);
-      outcome = waitSync.call(this.#waiter, SYNC_WAIT_MS);
+      outcome = this.#paceSync();
+      if (outcome === "timeout") outcome = waitSync.call(this.#waiter, SYNC_WAIT_MS);
       if (outcome === "readable") return;
     }
     this.#h.tick(true);
@@ -155,6 +206,15 @@ export class EventLoop implements BatchSink {
     }
     this.#syncSince = performance.now();
     if (outcome === "hangup") this.#h.hangup?.();
+  }
+
+  /** In a storm, sleeps out the rest of the pace since the last drain began; `"timeout"` when it did. */
+  #paceSync(): WaitOutcome {
+    if (!this.#storm) return "timeout";
+    const restMs = Math.floor(this.#drainStartMs + this.#paceMs - performance.now());
+    const sleepSync = this.#waiter.sleepSync;
+    if (restMs < 1 || !sleepSync) return "timeout";
+    return sleepSync.call(this.#waiter, restMs);
   }
 
   /**

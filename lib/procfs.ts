@@ -66,6 +66,11 @@ export interface StatusInfo {
   euid: number;
   /** The process tracing it (ptrace), 0 when none. */
   tracerPid: number;
+  /**
+   * It has exited (state `Z` or `X`): its memory, executable and working directory are
+   * gone, so `cmdline`, `exe` and `cwd` have nothing to say and are not read.
+   */
+  exited: boolean;
 }
 
 const NL = 0x0a;
@@ -109,7 +114,8 @@ function digits(bytes: Uint8Array, start: number): number {
 export function parseStatus(bytes: Uint8Array): StatusInfo | null {
   const name = lineValue(bytes, "Name:", 0);
   if (!name) return null;
-  const ppid = lineValue(bytes, "PPid:", name[1]);
+  const state = lineValue(bytes, "State:", name[1]);
+  const ppid = lineValue(bytes, "PPid:", state ? state[1] : name[1]);
   const tracer = ppid && lineValue(bytes, "TracerPid:", ppid[1]);
   const uid = lineValue(bytes, "Uid:", tracer ? tracer[1] : ppid ? ppid[1] : name[1]);
   if (!ppid || !uid) return null;
@@ -124,6 +130,7 @@ export function parseStatus(bytes: Uint8Array): StatusInfo | null {
     ppid: p,
     euid,
     tracerPid: Number.isNaN(tracerPid) ? 0 : tracerPid,
+    exited: state !== null && (bytes[state[0]] === 0x5a || bytes[state[0]] === 0x58), // Z, X
   };
 }
 

@@ -24,6 +24,8 @@ export interface FakeProc {
   cwd?: string;
   loginUid?: number | null;
   cgroup?: string;
+  /** Exited, not yet reaped: status still reads, cmdline is empty, exe and cwd fail. */
+  zombie?: boolean;
 }
 
 /** A `/proc` held in a map. */
@@ -39,11 +41,13 @@ export class FakeProc {
       stat,
       status: (pid) => {
         const p = procs.get(pid);
-        return p ? { comm: p.comm, ppid: p.ppid, euid: p.euid ?? 0, tracerPid: 0 } : null;
+        return p
+          ? { comm: p.comm, ppid: p.ppid, euid: p.euid ?? 0, tracerPid: 0, exited: !!p.zombie }
+          : null;
       },
-      cmdline: (pid) => procs.get(pid)?.argv ?? null,
-      exe: (pid) => procs.get(pid)?.exe ?? null,
-      cwd: (pid) => procs.get(pid)?.cwd ?? null,
+      cmdline: (pid) => procs.get(pid)?.zombie ? null : procs.get(pid)?.argv ?? null,
+      exe: (pid) => procs.get(pid)?.zombie ? null : procs.get(pid)?.exe ?? null,
+      cwd: (pid) => procs.get(pid)?.zombie ? null : procs.get(pid)?.cwd ?? null,
       loginUid: (pid) => procs.has(pid) ? procs.get(pid)!.loginUid ?? null : undefined,
       cgroup: (pid) => procs.has(pid) ? procs.get(pid)!.cgroup ?? "0::/\n" : null,
       tasks: (pid) => procs.has(pid) ? [pid] : [],
@@ -127,17 +131,22 @@ export function harness(
     })),
   );
   const records: WatchRecord[] = [];
+  let nowNs = 0;
   const processor = new EventProcessor({
     tree,
     reader,
     users: new Users(() => "root:x:0:0::/root:/bin/sh\n"),
     clock: new WallClock(0),
     sink: (r) => records.push(r),
-    // Reads are dated after every event of a batch: anything later in it conflicts.
-    now: () => 1e15,
+    // Reads are dated just after every event of their batch (fresh: within
+    // FRESH_READ_NS of each exec): anything later in it conflicts.
+    now: () => nowNs,
     ...extra,
   });
-  const run = (b: Decoded[]) => processor.processBatch(b);
+  const run = (b: Decoded[]) => {
+    for (const e of b) if ("timestampNs" in e) nowNs = Math.max(nowNs, e.timestampNs + 1);
+    processor.processBatch(b);
+  };
   return { tree, records, processor, run };
 }
 

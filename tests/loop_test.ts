@@ -1,9 +1,12 @@
-import { assertEquals } from "@std/assert";
+import { assert, assertEquals } from "@std/assert";
 import {
   type BatchSink,
   EventLoop,
   MAX_BATCH,
+  PACE_MS,
   type Source,
+  STORM_UNITS,
+  STORM_WINDOW_MS,
   type Waiter,
   type WaitOutcome,
 } from "../lib/loop.ts";
@@ -87,4 +90,67 @@ Deno.test("loop: events queued when the stop comes are still processed", async (
   });
   await loop.run();
   assertEquals(processed, 1);
+});
+
+/** A waiter that records how the loop parks: sync waits say "readable" while `more` holds. */
+class RecordingWaiter implements Waiter {
+  sleeps: number[] = [];
+  more = true;
+  wait(): Promise<WaitOutcome> {
+    return Promise.resolve("timeout");
+  }
+  waitSync(): WaitOutcome {
+    return this.more ? "readable" : "timeout";
+  }
+  sleepSync(timeoutMs: number): WaitOutcome {
+    this.sleeps.push(timeoutMs);
+    return "timeout";
+  }
+}
+
+Deno.test("loop: drains at once outside a storm, at most every PACE_MS in one", async () => {
+  const src = new QueueSource();
+  const waiter = new RecordingWaiter();
+  const loop = new EventLoop(
+    [src],
+    waiter,
+    {
+      batch: () => {},
+      overrun: () => {},
+      tick: () => {},
+      stopped: () => false,
+    },
+    1000,
+    PACE_MS,
+  );
+  // A few events: every wake-up drains at once.
+  for (let i = 0; i < 3; i++) {
+    src.queue.push(ev.exec(10 + i, i));
+    await loop.park(loop.drainOnce());
+  }
+  assertEquals(waiter.sleeps, []);
+  // A storm window (≥ STORM_UNITS drained within STORM_WINDOW_MS): the next one is paced.
+  for (let i = 0; i < STORM_UNITS; i++) src.queue.push(ev.exec(100 + i, i));
+  loop.drainOnce();
+  await new Promise((r) => setTimeout(r, STORM_WINDOW_MS + 1));
+  await loop.park(0); // an idle park: the loop's synchronous span starts again
+  src.queue.push(ev.exec(200, 1));
+  await loop.park(loop.drainOnce());
+  assertEquals(waiter.sleeps.length, 1);
+  assert(waiter.sleeps[0] >= 1 && waiter.sleeps[0] <= PACE_MS, String(waiter.sleeps));
+  // Unpaced, as --realtime reads: no sleep even in a storm.
+  const rt = new RecordingWaiter();
+  const unpaced = new EventLoop([src], rt, {
+    batch: () => {},
+    overrun: () => {},
+    tick: () => {},
+    stopped: () => false,
+  });
+  for (let i = 0; i < STORM_UNITS; i++) src.queue.push(ev.exec(300 + i, i));
+  unpaced.drainOnce();
+  await new Promise((r) => setTimeout(r, STORM_WINDOW_MS + 1));
+  await unpaced.park(0);
+  src.queue.push(ev.exec(400, 1));
+  await unpaced.park(unpaced.drainOnce());
+  assertEquals(rt.sleeps, []);
 });

@@ -1,5 +1,7 @@
 import { assert, assertEquals } from "@std/assert";
-import { ev, type FakeProc, harness } from "./fixtures.ts";
+import { ev, FakeProc, harness } from "./fixtures.ts";
+import type { ProcReader } from "../lib/procfs.ts";
+import type { WatchRecord } from "../lib/record.ts";
 import { byName } from "../lib/lineage.ts";
 
 function world(): Map<number, FakeProc> {
@@ -37,6 +39,69 @@ Deno.test("processor: an exec superseded in the same batch is not read (no stale
   assertEquals(h.records[1].comm, null);
   assertEquals(h.records[1].argv, null);
   assertEquals(h.records[2].comm, "second");
+});
+
+Deno.test("processor: an exec read as a zombie keeps its name and uid; nothing else is read", () => {
+  const procs = world();
+  const fake = FakeProc.reader(procs);
+  const calls: string[] = [];
+  const reader: ProcReader = {
+    ...fake,
+    cmdline: (pid) => (calls.push("cmdline"), fake.cmdline(pid)),
+    exe: (pid) => (calls.push("exe"), fake.exe(pid)),
+    cwd: (pid) => (calls.push("cwd"), fake.cwd(pid)),
+    loginUid: (pid) => (calls.push("loginuid"), fake.loginUid(pid)),
+    cgroup: (pid) => (calls.push("cgroup"), fake.cgroup(pid)),
+  };
+  const h = harness(procs, { reader });
+  procs.set(101, {
+    comm: "tiny",
+    ppid: 100,
+    startTicks: 100,
+    argv: ["tiny"],
+    exe: "/tiny",
+    cwd: "/",
+    loginUid: 1000,
+    zombie: true,
+  });
+  h.run([ev.fork(101, 100, 1000), ev.exec(101, 1000.5)]);
+  const e = h.records[1];
+  assertEquals([e.comm, e.user, e.argv, e.exe, e.cwd, e.login_uid], [
+    "tiny",
+    "root",
+    null,
+    null,
+    null,
+    null,
+  ]);
+  assertEquals(calls, []);
+});
+
+/** The exec line of a shell read `readMs` after its exec at 1 000 ms. */
+function shellReadAt(readMs: number): WatchRecord {
+  const procs = world();
+  const h = harness(procs, { now: () => readMs * 1e6 });
+  procs.set(101, {
+    comm: "sh",
+    ppid: 100,
+    startTicks: 100,
+    argv: ["sh", "-c", "cd /tmp; sleep 1"],
+    exe: "/bin/dash",
+    cwd: "/tmp",
+    loginUid: 1000,
+  });
+  h.run([ev.fork(101, 100, 1000), ev.exec(101, 1000)]);
+  return h.records[1];
+}
+
+Deno.test("processor: a late read keeps only what events guard: name, uid, executable", () => {
+  // 6 ms after the exec (a storm's paced drain) the shell may have done its `cd` already.
+  const late = shellReadAt(1006);
+  assertEquals([late.comm, late.user, late.exe], ["sh", "root", "/bin/dash"]);
+  assertEquals([late.argv, late.cwd, late.login_uid], [null, null, null]);
+  // Within FRESH_READ_NS (5 ms) all of it is kept.
+  const fresh = shellReadAt(1004);
+  assertEquals([fresh.argv?.length, fresh.cwd, fresh.login_uid], [3, "/tmp", 1000]);
 });
 
 Deno.test("processor: a pid reused before the read is not read", () => {

@@ -32,6 +32,21 @@ Deno.test("procfs: cmdline splitting", () => {
 Deno.test("procfs: name, parent and effective uid from status", () => {
   const status =
     "Name:\ta\\nb\nUmask:\t0022\nPPid:\t7\nTracerPid:\t42\nUid:\t1000\t0\t0\t0\nGid:\t0\t0\t0\t0\n";
-  assertEquals(parseStatus(enc(status)), { comm: "a\nb", ppid: 7, euid: 0, tracerPid: 42 });
+  assertEquals(parseStatus(enc(status)), {
+    comm: "a\nb",
+    ppid: 7,
+    euid: 0,
+    tracerPid: 42,
+    exited: false,
+  });
   assertEquals(parseStatus(enc("Name:\tx\n")), null);
+});
+
+Deno.test("procfs: a zombie's status says it has exited (its cmdline, exe, cwd are gone)", () => {
+  const status = (state: string) =>
+    `Name:\tx\nUmask:\t0022\nState:\t${state}\nTgid:\t9\nPPid:\t1\nTracerPid:\t0\nUid:\t0\t0\t0\t0\n`;
+  assertEquals(parseStatus(enc(status("Z (zombie)")))?.exited, true);
+  assertEquals(parseStatus(enc(status("X (dead)")))?.exited, true);
+  assertEquals(parseStatus(enc(status("R (running)")))?.exited, false);
+  assertEquals(parseStatus(enc(status("S (sleeping)")))?.ppid, 1);
 });
