@@ -149,6 +149,9 @@ export class EventProcessor {
   };
   /** Batches waiting for audit records, oldest first. */
   #held: Held[] = [];
+  /** File changes whose process was not in the tree, this drain and the one before. */
+  #actorless: FileChange[] = [];
+  #actorlessDue: FileChange[] = [];
   #overrunHeld = false;
   #o: ProcessorOptions;
   #loss: LossAccounting;
@@ -196,6 +199,7 @@ export class EventProcessor {
       overrun: () => this.overrun(),
       drained: () => {
         this.#release(false);
+        this.#actorlessDrained();
         this.#resyncIfDue();
       },
       dueInMs: () => this.dueInMs(),
@@ -208,6 +212,7 @@ export class EventProcessor {
    * null when nothing is held.
    */
   dueInMs(): number | null {
+    if (this.#actorlessDue.length > 0) return 0; // printed after the next drain
     const h = this.#held[0];
     if (!h) return null;
     return Math.max(0, h.drainedMs + AUDIT_WAIT_MS - this.#o.now() / 1e6);
@@ -216,6 +221,8 @@ export class EventProcessor {
   /** Applies every held batch now: execs still without a record keep their `/proc` facts. */
   flush(): void {
     this.#release(true);
+    this.#actorlessDrained();
+    this.#actorlessDrained();
   }
 
   /**
@@ -344,16 +351,38 @@ export class EventProcessor {
 
   /**
    * File changes, after the events drained with them: the process that made a change was
-   * created (and exec'd) before it, so its node is in the tree, even if it has exited.
+   * created (and exec'd) before it, so its node is in the tree, even if it has exited —
+   * unless it was created while this drain went on, after the connector was emptied (a long
+   * drain of a paced storm's changes): then its fork is in the next drain, and the change
+   * waits for it ({@linkcode EventProcessor.drained}).
    */
   #fileChanges(changes: readonly FileChange[]): void {
     const nowNs = this.#o.now();
     for (const c of changes) {
-      const node = this.#o.tree.get(c.pid) ?? null;
-      if (!this.#filter.selected(node)) continue;
-      this.#counts.fileChanges++;
-      this.#o.sink(fileRecord(c, node, this.#ctx, nowNs), node);
+      const node = this.#o.tree.get(c.pid);
+      if (node) this.#fileLine(c, node, nowNs);
+      else this.#actorless.push(c);
     }
+  }
+
+  #fileLine(c: FileChange, node: ProcNode | null, nowNs: number): void {
+    if (!this.#filter.selected(node)) return;
+    this.#counts.fileChanges++;
+    this.#o.sink(fileRecord(c, node, this.#ctx, nowNs), node);
+  }
+
+  /**
+   * After each drain: changes whose process was unknown one drain ago are printed now, with
+   * the process if that drain brought its fork, else without (`comm: null`).
+   */
+  #actorlessDrained(): void {
+    if (this.#held.length > 0) return; // their batch is not applied yet
+    const due = this.#actorlessDue;
+    this.#actorlessDue = this.#actorless;
+    this.#actorless = [];
+    if (due.length === 0) return;
+    const nowNs = this.#o.now();
+    for (const c of due) this.#fileLine(c, this.#o.tree.get(c.pid) ?? null, nowNs);
   }
 
   /** fanotify's file-change queue overflowed: changes were dropped. */

@@ -1,7 +1,8 @@
-import { assert, assertEquals } from "@std/assert";
+import { assert, assertEquals, assertMatch } from "@std/assert";
 import { ev, FakeProc, harness } from "./fixtures.ts";
 import type { ProcReader } from "../lib/procfs.ts";
 import type { WatchRecord } from "../lib/record.ts";
+import type { FileChange } from "../lib/file_events.ts";
 import { byName } from "../lib/lineage.ts";
 
 function world(): Map<number, FakeProc> {
@@ -320,4 +321,35 @@ Deno.test("processor: the exit of a process whose fork was lost is still printed
   const h = harness(world());
   h.run([ev.exit(4242, 0, 1, 1000)]);
   assertEquals(h.records.map((r) => [r.event, r.pid, r.tid]), [["exit", 4242, undefined]]);
+});
+
+Deno.test("processor: a file change whose process is not in the tree yet waits one drain for its fork", () => {
+  const procs = world();
+  let queued: FileChange[] = [];
+  const h = harness(procs, { files: { take: () => queued.splice(0), unnamed: () => 0 } });
+  const loop = h.processor.loopHandlers();
+  // Drain 1: rm's change was read, its fork (made after the connector was emptied) was not.
+  queued = [{ action: "delete", path: "/w/a", dir: false, pid: 101 }];
+  loop.batch([], true);
+  loop.drained!();
+  assertEquals(h.records.length, 0);
+  assertEquals(loop.dueInMs!(), 0, "the loop turns again at once");
+  // Drain 2 brings the fork: the change is printed after it, with its process.
+  procs.set(101, { comm: "rm", ppid: 100, startTicks: 100 });
+  loop.batch([ev.fork(101, 100, 1000)], true);
+  loop.drained!();
+  assertEquals(h.records.map((r) => [r.event, r.pid, r.comm]), [
+    ["fork", 101, "agent"],
+    ["file", 101, "agent"],
+  ]);
+  assertMatch(String(h.records[1].chain), /^101\|agent\|root;100\|agent/);
+  // A change whose process never shows up is printed one drain later without one.
+  queued = [{ action: "create", path: "/w/b", dir: false, pid: 999 }];
+  loop.batch([], true);
+  loop.drained!();
+  loop.batch([], true);
+  loop.drained!();
+  assertEquals(h.records.at(-1)?.pid, 999);
+  assertEquals(h.records.at(-1)?.comm, null);
+  assertEquals(loop.dueInMs!(), null);
 });
