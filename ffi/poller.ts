@@ -23,6 +23,8 @@ export class Poller implements Waiter {
   #closed = false;
   #polling: Promise<number> | null = null;
   #eventfdBuf = new BigUint64Array(1);
+  /** The last two slots (eventfd, hang-up): what a paced sleep polls. */
+  #wakeAndHangup: Uint8Array;
 
   /** Polls `readFds` for input (`POLLIN`, or the events given with a descriptor). */
   constructor(readFds: readonly (number | { fd: number; pollEvents?: number })[]) {
@@ -39,6 +41,7 @@ export class Poller implements Waiter {
     this.#hangupSlot = readFds.length + 1;
     this.#set(this.#wakeSlot, efd, POLL.IN);
     this.#set(this.#hangupSlot, -1, 0); // poll skips negative fds
+    this.#wakeAndHangup = this.#fds.subarray(this.#wakeSlot * POLLFD.size);
   }
 
   #set(slot: number, fd: number, events: number): void {
@@ -91,8 +94,7 @@ export class Poller implements Waiter {
   sleepSync(timeoutMs: number): WaitOutcome {
     if (this.#closed) return "woken";
     this.#clear();
-    const tail = this.#fds.subarray(this.#wakeSlot * POLLFD.size);
-    return this.#outcome(libc().poll(tail, 2n, timeoutMs));
+    return this.#outcome(libc().poll(this.#wakeAndHangup, 2n, timeoutMs));
   }
 
   #outcome(r: number): WaitOutcome {

@@ -221,6 +221,7 @@ export class EventProcessor {
   /** Applies every held batch now: execs still without a record keep their `/proc` facts. */
   flush(): void {
     this.#release(true);
+    // Twice: the changes due now, then those waiting since the last drain; no fork follows.
     this.#actorlessDrained();
     this.#actorlessDrained();
   }
