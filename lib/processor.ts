@@ -355,7 +355,7 @@ export class EventProcessor {
    * created (and exec'd) before it, so its node is in the tree, even if it has exited —
    * unless it was created while this drain went on, after the connector was emptied (a long
    * drain of a paced storm's changes): then its fork is in the next drain, and the change
-   * waits for it ({@linkcode EventProcessor.drained}).
+   * waits for it (printed after the next drain).
    */
   #fileChanges(changes: readonly FileChange[]): void {
     const nowNs = this.#o.now();

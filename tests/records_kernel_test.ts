@@ -130,10 +130,16 @@ Deno.test(
       assertEquals(d.proctree.chain, r.chain);
       assertEquals(typeof d.host.hostname, "string");
       if (r.event === "exec") {
-        assertEquals(d.process.args, r.argv);
-        assertEquals(d.process.args_count, r.argv!.length);
+        // Each instance reads /proc itself: one may read late and keep no argv or cwd
+        // (README, Guarantees). Where both read them, they agree.
+        if (r.argv && d.process.args) {
+          assertEquals(d.process.args, r.argv);
+          assertEquals(d.process.args_count, r.argv.length);
+        }
+        if (r.cwd && d.process.working_directory) {
+          assertEquals(d.process.working_directory, r.cwd);
+        }
         assertEquals(d.process.executable, r.exe);
-        assertEquals(d.process.working_directory, r.cwd);
         assertEquals(d.process.user.id, String(r.uid));
         assertEquals(d.event.type, ["start"]);
       }
