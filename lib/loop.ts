@@ -167,6 +167,8 @@ export class EventLoop implements BatchSink {
   /** One drain of every source into one batch; returns the most units any source gave. */
   drainOnce(): number {
     const startMs = this.#drainStartMs = performance.now();
+    // The first drain takes what queued while proctree started: a backlog, not a storm.
+    const first = this.#windowStartMs === -Infinity;
     if (startMs - this.#windowStartMs >= STORM_WINDOW_MS) {
       this.#storm = this.#windowUnits >= STORM_UNITS &&
         startMs - this.#windowStartMs < 2 * STORM_WINDOW_MS;
@@ -176,7 +178,7 @@ export class EventLoop implements BatchSink {
     this.batch.length = 0;
     let most = 0;
     for (const s of this.#sources) most = Math.max(most, s.drain(this, MAX_BATCH));
-    this.#windowUnits += most;
+    if (!first) this.#windowUnits += most;
     // A source may feed a part instead of the batch (file changes): the batch still runs.
     if (this.batch.length || most > 0) this.#h.batch(this.batch, most < MAX_BATCH);
     this.#h.drained?.();
