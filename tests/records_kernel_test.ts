@@ -46,8 +46,11 @@ Deno.test({ name: "kernel: cwd and login uid of a child of a shell", ignore }, a
   assert(child, JSON.stringify(of(records, sh)));
   assertEquals([child.cwd, child.login_uid, child.login_user], [dir, 65534, "nobody"]);
   // The shell itself was exec'ed before either change: the test runner's cwd, login unset.
+  // (null when read late: more than 5 ms after the exec, nothing that changes without an
+  // event is kept; never the directory or login uid it changed to afterwards).
   const shell = of(records, sh, "exec")[0];
-  assertEquals([shell.cwd, shell.login_uid], [Deno.cwd(), null]);
+  assert(shell.cwd === Deno.cwd() || shell.cwd === null, String(shell.cwd));
+  assertEquals(shell.login_uid, null);
 });
 
 Deno.test(
