@@ -25,11 +25,19 @@ export const READ_MARGIN_NS = 200_000;
 /**
  * argv, cwd, login uid and cgroup change without an event (a title rewritten in memory,
  * `cd`, pam_loginuid, a move into a container's cgroup): they are kept only from a read
- * that began within this long after the exec. A later read (a storm's paced drain, a host
- * too busy to run proctree) takes only what events guard: the name, the uid and the
- * executable.
+ * that began within this long after the exec. A later read (a host too busy to run
+ * proctree) takes only what events guard: the name, the uid and the executable. Outside a
+ * storm a read usually begins within 0.3 ms, but a shared 2-CPU host delayed one by more
+ * than 5 ms now and then (a CI run lost a shell's argv that way).
  */
-export const FRESH_READ_NS = 5_000_000;
+export const FRESH_READ_NS = 50_000_000;
+
+/**
+ * {@linkcode FRESH_READ_NS} while the loop paces a storm: its reads are late by proctree's
+ * own choice (up to `PACE_MS`), and a full read of every exec would cost the storm's CPU
+ * back (six files instead of two).
+ */
+export const STORM_FRESH_READ_NS = 5_000_000;
 
 /** Every fact unknown: what an exec gets when no read can vouch for it. */
 export const NULL_INFO: ExecInfo = Object.freeze({
@@ -91,12 +99,16 @@ export class ExecReads {
     this.#now = now;
   }
 
-  /** Reads `/proc` for the execs among `batch[from…]`, just decoded. */
-  readNew(batch: readonly Decoded[], from: number): void {
+  /**
+   * Reads `/proc` for the execs among `batch[from…]`, just decoded; `storm`: the loop is
+   * pacing a storm ({@linkcode STORM_FRESH_READ_NS}).
+   */
+  readNew(batch: readonly Decoded[], from: number, storm = false): void {
+    const freshNs = storm ? STORM_FRESH_READ_NS : FRESH_READ_NS;
     for (let i = from; i < batch.length; i++) {
       const ev = batch[i];
       if (ev.what !== "exec") continue;
-      const fresh = this.#now() - ev.timestampNs <= FRESH_READ_NS;
+      const fresh = this.#now() - ev.timestampNs <= freshNs;
       this.#reads[i] = { info: this.#read(ev.tgid, fresh), readNs: this.#now() };
     }
   }

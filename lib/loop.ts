@@ -65,8 +65,11 @@ export interface Waiter {
 
 /** Callbacks of {@linkcode EventLoop}. */
 export interface LoopHandlers {
-  /** After each unit a source decoded: `batch[from…]` are new. */
-  decoded?(batch: Decoded[], from: number): void;
+  /**
+   * After each unit a source decoded: `batch[from…]` are new. `storm`: the loop is pacing a
+   * storm, so what was decoded waited up to the pace.
+   */
+  decoded?(batch: Decoded[], from: number, storm: boolean): void;
   /** One drained batch, in arrival order; `complete` when every source was left empty. */
   batch(batch: Decoded[], complete: boolean): void;
   /** A source's kernel queue overflowed (before the batch that follows it). */
@@ -111,7 +114,7 @@ export const MAX_SYNC_SPAN_MS = 50;
  * a 2-worker storm, 1.15×). The price is promptness: an exec is read up to 20 ms late,
  * when a short-lived process is gone and what changes without an event (argv, cwd, login
  * uid, cgroup) may have changed — `exec_reads.ts` keeps those only from a read
- * within {@linkcode FRESH_READ_NS} of the exec.
+ * within `STORM_FRESH_READ_NS` of the exec.
  */
 export const PACE_MS = 20;
 
@@ -157,7 +160,7 @@ export class EventLoop implements BatchSink {
   }
 
   decoded(from: number): void {
-    this.#h.decoded?.(this.batch, from);
+    this.#h.decoded?.(this.batch, from, this.#storm && this.#paceMs > 0);
   }
 
   overrun(): void {

@@ -194,7 +194,7 @@ export class EventProcessor {
     "decoded" | "batch" | "overrun" | "drained" | "dueInMs" | "flush"
   > {
     return {
-      decoded: (b, from) => this.#reads.readNew(b, from),
+      decoded: (b, from, storm) => this.#reads.readNew(b, from, storm),
       batch: (b, complete) => this.#process(b, complete),
       overrun: () => this.overrun(),
       drained: () => {

@@ -47,7 +47,7 @@ export function warmUp(reader: ProcReader, now: () => number, self: number, roun
     batch.length = 0;
     for (let k = 0; k < 3; k++) {
       decodeDatagram(view, k * DATAGRAM_BYTES, DATAGRAM_BYTES, batch);
-      handlers.decoded!(batch, k);
+      handlers.decoded!(batch, k, false);
     }
     handlers.batch(batch, true);
   }

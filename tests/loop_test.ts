@@ -111,10 +111,13 @@ class RecordingWaiter implements Waiter {
 Deno.test("loop: drains at once outside a storm, at most every PACE_MS in one", async () => {
   const src = new QueueSource();
   const waiter = new RecordingWaiter();
+  // Per decoded unit: whether the loop said it was pacing a storm (reads then keep less).
+  const storms: boolean[] = [];
   const loop = new EventLoop(
     [src],
     waiter,
     {
+      decoded: (_b, _from, storm) => storms.push(storm),
       batch: () => {},
       overrun: () => {},
       tick: () => {},
@@ -129,6 +132,7 @@ Deno.test("loop: drains at once outside a storm, at most every PACE_MS in one", 
     await loop.park(loop.drainOnce());
   }
   assertEquals(waiter.sleeps, []);
+  assertEquals(storms, [false, false, false]);
   // A storm window (≥ STORM_UNITS drained within STORM_WINDOW_MS): the next one is paced.
   for (let i = 0; i < STORM_UNITS; i++) src.queue.push(ev.exec(100 + i, i));
   loop.drainOnce();
@@ -138,9 +142,12 @@ Deno.test("loop: drains at once outside a storm, at most every PACE_MS in one", 
   await loop.park(loop.drainOnce());
   assertEquals(waiter.sleeps.length, 1);
   assert(waiter.sleeps[0] >= 1 && waiter.sleeps[0] <= PACE_MS, String(waiter.sleeps));
+  assertEquals(storms.at(-1), true, "the paced drain's reads are told they may be late");
   // Unpaced, as --realtime reads: no sleep even in a storm.
   const rt = new RecordingWaiter();
+  const rtStorms: boolean[] = [];
   const unpaced = new EventLoop([src], rt, {
+    decoded: (_b, _from, storm) => rtStorms.push(storm),
     batch: () => {},
     overrun: () => {},
     tick: () => {},
@@ -153,4 +160,5 @@ Deno.test("loop: drains at once outside a storm, at most every PACE_MS in one", 
   src.queue.push(ev.exec(400, 1));
   await unpaced.park(unpaced.drainOnce());
   assertEquals(rt.sleeps, []);
+  assert(rtStorms.every((s) => !s), "unpaced reads are never storm reads");
 });

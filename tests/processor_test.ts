@@ -78,8 +78,11 @@ Deno.test("processor: an exec read as a zombie keeps its name and uid; nothing e
   assertEquals(calls, []);
 });
 
-/** The exec line of a shell read `readMs` after its exec at 1 000 ms. */
-function shellReadAt(readMs: number): WatchRecord {
+/**
+ * The exec line of a shell read `readMs` after its exec at 1 000 ms; `storm`: the loop
+ * paces a storm.
+ */
+function shellReadAt(readMs: number, storm = false): WatchRecord {
   const procs = world();
   const h = harness(procs, { now: () => readMs * 1e6 });
   procs.set(101, {
@@ -91,18 +94,25 @@ function shellReadAt(readMs: number): WatchRecord {
     cwd: "/tmp",
     loginUid: 1000,
   });
-  h.run([ev.fork(101, 100, 1000), ev.exec(101, 1000)]);
+  const batch = [ev.fork(101, 100, 1000), ev.exec(101, 1000)];
+  const loop = h.processor.loopHandlers();
+  loop.decoded!(batch, 0, storm);
+  loop.batch(batch, true);
   return h.records[1];
 }
 
 Deno.test("processor: a late read keeps only what events guard: name, uid, executable", () => {
-  // 6 ms after the exec (a storm's paced drain) the shell may have done its `cd` already.
-  const late = shellReadAt(1006);
-  assertEquals([late.comm, late.user, late.exe], ["sh", "root", "/bin/dash"]);
-  assertEquals([late.argv, late.cwd, late.login_uid], [null, null, null]);
-  // Within FRESH_READ_NS (5 ms) all of it is kept.
-  const fresh = shellReadAt(1004);
-  assertEquals([fresh.argv?.length, fresh.cwd, fresh.login_uid], [3, "/tmp", 1000]);
+  // 6 ms after the exec in a storm's paced drain, 51 ms after it otherwise (a stalled host),
+  // the shell may have done its `cd` already.
+  for (const late of [shellReadAt(1006, true), shellReadAt(1051)]) {
+    assertEquals([late.comm, late.user, late.exe], ["sh", "root", "/bin/dash"]);
+    assertEquals([late.argv, late.cwd, late.login_uid], [null, null, null]);
+  }
+  // Within STORM_FRESH_READ_NS (5 ms) in a storm, FRESH_READ_NS (50 ms) outside one, all
+  // of it is kept: outside a storm only the host delays a read.
+  for (const fresh of [shellReadAt(1004, true), shellReadAt(1006), shellReadAt(1049)]) {
+    assertEquals([fresh.argv?.length, fresh.cwd, fresh.login_uid], [3, "/tmp", 1000]);
+  }
 });
 
 Deno.test("processor: a pid reused before the read is not read", () => {
@@ -125,14 +135,14 @@ Deno.test("processor: a read not covered by the drained events is dropped", () =
   procs.set(101, { comm: "sh", ppid: 100, startTicks: 100 });
   const batch = [ev.fork(101, 100, 1000), ev.exec(101, 1000)];
   const loop = h.processor.loopHandlers();
-  loop.decoded!(batch, 0);
+  loop.decoded!(batch, 0, false);
   loop.batch(batch, false); // cut at the batch cap: later events unseen
   assertEquals(h.records[1].comm, null);
   const ok = harness(procs, { now: () => 5e9 });
   const again = [ev.fork(102, 100, 1000), ev.exec(102, 1000)];
   procs.set(102, { comm: "sh", ppid: 100, startTicks: 100 });
   const okLoop = ok.processor.loopHandlers();
-  okLoop.decoded!(again, 0);
+  okLoop.decoded!(again, 0, false);
   okLoop.batch(again, true); // the socket was emptied after the read
   assertEquals(ok.records[1].comm, "sh");
 });
