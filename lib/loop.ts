@@ -109,14 +109,15 @@ export const MAX_SYNC_SPAN_MS = 50;
  * In a storm, the least time from one drain to the next (the default of `EventLoop`'s
  * `paceMs`). A wake-up costs far more than an event (a context switch, a syscall per
  * source, an output write, and code that runs cold after the storm ran): on a 2-CPU VM
- * about 0.4 ms, against tens of µs per event. Draining at most every 20 ms in a storm puts
- * tens of events in each wake-up (10 ms left proctree above forkstat's CPU per event on
- * a 2-worker storm, 1.15×). The price is promptness: an exec is read up to 20 ms late,
- * when a short-lived process is gone and what changes without an event (argv, cwd, login
- * uid, cgroup) may have changed — `exec_reads.ts` keeps those only from a read
- * within `STORM_FRESH_READ_NS` of the exec.
+ * 0.4–0.7 ms of CPU, against tens of µs per event. Draining at most every 40 ms in a storm
+ * puts tens to hundreds of events in each wake-up (10 ms left proctree above forkstat's
+ * CPU per event on a 2-worker storm, 1.15×; 20 ms at 1.03× on the 8-worker one; 40 ms
+ * took 17 % off 20 ms's). The price is promptness: an exec is read up to 40 ms late, when
+ * a short-lived process is gone and what changes without an event (argv, cwd, login uid,
+ * cgroup) may have changed — `exec_reads.ts` keeps those only from a read within
+ * `STORM_FRESH_READ_NS` of the exec.
  */
-export const PACE_MS = 20;
+export const PACE_MS = 40;
 
 /** A storm: at least this many units drained within one {@linkcode STORM_WINDOW_MS}. */
 export const STORM_UNITS = 50;
