@@ -33,9 +33,9 @@ export const READ_MARGIN_NS = 200_000;
 export const FRESH_READ_NS = 50_000_000;
 
 /**
- * {@linkcode FRESH_READ_NS} while the loop paces a storm: its reads are late by proctree's
- * own choice (up to `PACE_MS`), and a full read of every exec would cost the storm's CPU
- * back (six files instead of two).
+ * What {@linkcode FRESH_READ_NS} is while the loop paces a storm: its reads are late by
+ * proctree's own choice (up to `PACE_MS`), and a full read of every exec would cost the
+ * storm's CPU back (six files instead of two).
  */
 export const STORM_FRESH_READ_NS = 5_000_000;
 

@@ -112,7 +112,7 @@ export const MAX_SYNC_SPAN_MS = 50;
  * 0.4–0.7 ms of CPU, against tens of µs per event. Draining at most every 40 ms in a storm
  * puts tens to hundreds of events in each wake-up (10 ms left proctree above forkstat's
  * CPU per event on a 2-worker storm, 1.15×; 20 ms at 1.03× on the 8-worker one; 40 ms
- * took 17 % off 20 ms's). The price is promptness: an exec is read up to 40 ms late, when
+ * took 18 % off 20 ms's). The price is promptness: an exec is read up to 40 ms late, when
  * a short-lived process is gone and what changes without an event (argv, cwd, login uid,
  * cgroup) may have changed — `exec_reads.ts` keeps those only from a read within
  * `STORM_FRESH_READ_NS` of the exec.
