@@ -167,15 +167,19 @@ export class ExecReads {
     // A tracer can hold a process between installing its next image and reporting that
     // exec, so what /proc shows of a traced process may be a later program: not kept.
     if (!st || st.tracerPid !== 0) return NULL_INFO;
-    const guarded = { ...NULL_INFO, comm: st.comm, uid: st.euid, ppid: st.ppid };
+    const comm = st.comm, uid = st.euid, ppid = st.ppid;
     // An exited process has no memory, executable or directory left to read; its login
-    // uid and cgroup (there until it is reaped) are not worth a storm's reads.
-    if (st.exited) return guarded;
-    if (!fresh) return { ...guarded, exe: r.exe(pid) };
+    // uid and cgroup (there until it is reaped) are not worth a storm's reads. One object
+    // per read: this runs for every exec of a storm.
+    if (st.exited) return { ...NULL_INFO, comm, uid, ppid };
+    if (!fresh) return { ...NULL_INFO, comm, uid, ppid, exe: r.exe(pid) };
     return {
-      ...guarded,
+      comm,
       argv: r.cmdline(pid),
       exe: r.exe(pid),
+      uid,
+      ppid,
+      startTicks: null,
       cwd: r.cwd(pid),
       loginUid: r.loginUid(pid) ?? null,
       container: containerOf(r.cgroup(pid)),
