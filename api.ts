@@ -44,7 +44,7 @@ export function listen(opts: ListenOptions = {}): Session {
 export interface RawEventsOptions {
   /** Receive buffer to ask for, in bytes (default 16 MiB). */
   rcvbufBytes?: number;
-  /** Only these events; the kernel filters them on ≥ 6.6. */
+  /** Only these events; the kernel filters them too where it can (asked, not assumed). */
   events?: EventKind[];
   /** Ends the iteration. */
   signal?: AbortSignal;

@@ -38,7 +38,8 @@ Options:
   -h, --help     this help (proctree <command> --help for a command's options)
   -V, --version  the version
 
-Needs root, or Linux ≥ 6.6 in the host's namespaces, for watch and run.`;
+watch and run need root or CAP_NET_ADMIN (any user in the host's namespaces where the
+kernel allows unprivileged proc-connector listeners; some kernels ≥ 6.6 do).`;
 
 async function main(args: string[]): Promise<number> {
   const [cmd, ...rest] = args;

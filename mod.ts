@@ -10,7 +10,8 @@
  * }
  * ```
  *
- * Needs `--allow-ffi --allow-read`, and root or Linux ≥ 6.6 in the host namespaces.
+ * Run with `deno run --allow-ffi --allow-read script.ts`, as root or with `CAP_NET_ADMIN` (any
+ * user of the host's namespaces where the kernel allows unprivileged proc-connector listeners).
  *
  * @module
  */
@@ -107,9 +108,22 @@ export { decodeWaitStatus, type WaitStatus } from "./lib/wait_status.ts";
 export { byComm, byExe, byName, byNode, byUser, type NodeMatcher } from "./lib/lineage.ts";
 export { Users } from "./lib/users.ts";
 export { hostUsers } from "./ffi/passwd.ts";
-export { Audit, type AuditEntry, type AuditTotals, type FileSummary } from "./lib/audit.ts";
+export {
+  Audit,
+  type AuditEntry,
+  type AuditTotals,
+  type FileSummary,
+  type Image,
+} from "./lib/audit.ts";
 export { type Container, containerOfPath, parseContainer } from "./lib/container.ts";
-export { ECS_VERSION, type EcsDocument, toEcs } from "./lib/ecs.ts";
+export {
+  ECS_VERSION,
+  type EcsDocument,
+  type EcsHost,
+  type OsRelease,
+  parseOsRelease,
+  toEcs,
+} from "./lib/ecs.ts";
 export { type ExecName, ExecNames, type ExecNameStats } from "./lib/exec_names.ts";
 export { type ExecHeader, parseExecHeader, type ReadAt } from "./lib/exec_header.ts";
 export { FanotifySource, type MarkStats, MountWatch } from "./ffi/fanotify.ts";

@@ -52,7 +52,7 @@ export const EXEC_NAME_MODES: readonly ExecNameMode[] = ["auto", "fanotify", "pr
 export interface ListenOptions {
   /** Receive buffer to ask for, in bytes (default `DEFAULT_RCVBUF_BYTES`, 16 MiB). */
   rcvbufBytes?: number;
-  /** Kernel event filter (WHAT bits); applied on Linux ≥ 6.6. */
+  /** Kernel event filter (WHAT bits); applied where the kernel takes it (asked at subscription). */
   eventMask?: number;
   /** How long exited processes stay in the tree, in ms (default 60 000). */
   graceMs?: number;

@@ -130,8 +130,15 @@ export function filesNote(s: Session): string {
   if (!f) return "";
   const fs = f.marks.filesystems;
   const dirs = f.marks.directories;
+  const known = f.events.size;
   return `, files: ${fs} ${fs === 1 ? "filesystem" : "filesystems"}` +
-    `${dirs ? ` and ${dirs} directories` : ""} marked, ${f.events.size} directories known`;
+    `${dirs ? ` and ${plural(dirs, "directory", "directories")}` : ""} marked, ` +
+    `${plural(known, "directory", "directories")} known` +
+    (f.missing.length ? `; not there yet, watched for: ${f.missing.join(", ")}` : "");
+}
+
+function plural(n: number, one: string, many: string): string {
+  return `${n} ${n === 1 ? one : many}`;
 }
 
 /** `exec names: fanotify (12 filesystems)` or `exec names: /proc`, for the listening line. */

@@ -141,6 +141,15 @@ export function runReport(c: ReportConfig): number {
   });
   readLines(c.log, auditor);
   const r = auditor.finish();
+  if (r.records === 0) {
+    throw new CliError(
+      `report: ${c.log} holds no proctree watch line` +
+        (r.malformed
+          ? ` (${count(r.malformed, "line", "lines")}, none of them one)`
+          : " (it is empty)"),
+      1,
+    );
+  }
   const window = [
     c.sinceUs !== undefined ? `from ${new Date(c.sinceUs / 1000).toISOString()}` : "",
     c.untilUs !== undefined ? `until ${new Date(c.untilUs / 1000).toISOString()}` : "",
@@ -149,6 +158,10 @@ export function runReport(c: ReportConfig): number {
   const notes = [
     r.leftOut ? `${count(r.leftOut, "process")} left out (more than ${c.maxProcesses})` : "",
     r.malformed ? `${count(r.malformed, "line", "lines")} not JSON, skipped` : "",
+    r.cycles
+      ? `${count(r.cycles, "process", "processes")} on a parent_id loop (a damaged log?), ` +
+        "shown as roots marked ↻"
+      : "",
     r.withoutId
       ? `${count(r.withoutId, "line", "lines")} without an id (older proctree), skipped`
       : "",

@@ -7,6 +7,7 @@
  */
 
 import { CliError, say } from "./errors.ts";
+import { holdSignals } from "./signals.ts";
 import { formatBytes, parseFlags } from "./flags.ts";
 import { checkWritable, LogFile, writeAtomic } from "../ffi/output.ts";
 import {
@@ -21,8 +22,8 @@ import {
   rcvbufFlag,
   rcvbufNote,
 } from "./listen.ts";
-import type { ArgvMode, ExecNameMode } from "../session.ts";
-import { LineWriter } from "../lib/line_writer.ts";
+import type { ArgvMode, ExecNameMode, Session } from "../session.ts";
+import { DRAIN_MS, drainNote, LineWriter } from "../lib/line_writer.ts";
 import { FdWriter } from "../ffi/fd_writer.ts";
 import { procfs } from "../ffi/procfs.ts";
 import { lostRecord, toJsonLine } from "../lib/record.ts";
@@ -65,7 +66,7 @@ Options:
 ${EXEC_NAMES_HELP}
 ${ARGV_HELP}
 ${FILES_HELP}
-  -q, --quiet          no "proctree: listening" line
+  -q, --quiet          no "proctree: listening" line, nor the names of the reports written
   -h, --help           this help
 
 Example:
@@ -168,12 +169,34 @@ export async function runCommand(c: RunConfig): Promise<number> {
   // Checked before CMD starts: a report that cannot be written must not cost its run.
   for (const path of [c.summary, c.html, c.trace]) if (path) checkWritable(path);
   const outFile = c.output ? new LogFile(c.output, { complain: say }) : null;
-  const session = openSession({
-    rcvbufBytes: c.rcvbufBytes,
-    execNames: c.execNames,
-    argv: c.argv,
-    files: c.files,
-  });
+  // Held from before the audit rule or marks exist until they are gone again; a signal
+  // before CMD starts ends the run before it starts it.
+  let child: Deno.ChildProcess | null = null;
+  let stopBeforeStart = false;
+  const forward = (sig: Deno.Signal) => () => {
+    if (!child) stopBeforeStart = true;
+    try {
+      child?.kill(sig);
+    } catch { /* already gone */ }
+  };
+  const release = holdSignals([
+    ["SIGINT", forward("SIGINT")],
+    ["SIGTERM", forward("SIGTERM")],
+    // Not left to its default (which ends proctree at once, an audit rule left behind).
+    ["SIGHUP", forward("SIGHUP")],
+  ]);
+  let session: Session;
+  try {
+    session = openSession({
+      rcvbufBytes: c.rcvbufBytes,
+      execNames: c.execNames,
+      argv: c.argv,
+      files: c.files,
+    });
+  } catch (e) {
+    release();
+    throw e;
+  }
   const { tree, clock } = session;
   try {
     const stdout = new FdWriter(1);
@@ -205,9 +228,10 @@ export async function runCommand(c: RunConfig): Promise<number> {
     }
 
     if (c.realtime) session.realtime(); // best effort: without CAP_SYS_NICE it stays normal
-    let child: Deno.ChildProcess;
+    if (stopBeforeStart) throw new CliError("run: stopped by a signal before CMD started", 130);
+    let started: Deno.ChildProcess;
     try {
-      child = new Deno.Command(c.command[0], {
+      started = new Deno.Command(c.command[0], {
         args: c.command.slice(1),
         stdin: "inherit",
         stdout: "inherit",
@@ -216,24 +240,13 @@ export async function runCommand(c: RunConfig): Promise<number> {
     } catch (e) {
       throw new CliError(`run: cannot start ${c.command[0]}: ${(e as Error).message}`, 127);
     }
-    rootPid = child.pid;
+    child = started;
+    rootPid = started.pid;
     let status: Deno.CommandStatus | null = null;
     child.status.then((s) => {
       status = s;
       session.poller.wake();
     });
-    const forward = (sig: Deno.Signal) => () => {
-      try {
-        child.kill(sig);
-      } catch { /* already gone */ }
-    };
-    const handlers: [Deno.Signal, () => void][] = [
-      ["SIGINT", forward("SIGINT")],
-      ["SIGTERM", forward("SIGTERM")],
-      // Not left to its default (which ends proctree at once, an audit rule left behind).
-      ["SIGHUP", forward("SIGHUP")],
-    ];
-    for (const [s, h] of handlers) Deno.addSignalListener(s, h);
 
     let lastCheckNs = 0;
     const done = (): boolean => {
@@ -268,11 +281,10 @@ export async function runCommand(c: RunConfig): Promise<number> {
       say(`proctree: ${(e as Error).message}; the record is incomplete`);
       broken = true;
       await child.status;
-    } finally {
-      for (const [s, h] of handlers) Deno.removeSignalListener(s, h);
     }
     try {
-      out?.drain(2000, (ms) => stdout.writable(ms));
+      const left = out && drainNote(out.drain(DRAIN_MS, (ms) => stdout.writable(ms)), DRAIN_MS);
+      if (left) say(left);
     } catch (e) {
       say(`proctree: ${(e as Error).message}`);
     }
@@ -288,7 +300,7 @@ export async function runCommand(c: RunConfig): Promise<number> {
     const totals = audit.totals(lost);
     if (c.tree) {
       say(
-        `proctree: ${count(totals.processes, "process")}, ${totals.failed} failed, ` +
+        `proctree: ${count(totals.processes, "process")}, ${totals.failed} exited non-zero, ` +
           `${totals.killed} killed` + (lost ? `; INCOMPLETE: ${lost} events lost` : ""),
       );
       const text = audit.format();
@@ -318,6 +330,7 @@ export async function runCommand(c: RunConfig): Promise<number> {
       if (!path) continue;
       try {
         writeAtomic(path, render());
+        if (!c.quiet) say(`proctree: wrote ${path}`);
       } catch (e) {
         // CMD's status is what run returns, whatever happens to the report.
         say(`proctree: ${(e as Error).message}`);
@@ -325,6 +338,10 @@ export async function runCommand(c: RunConfig): Promise<number> {
     }
     return exitStatus;
   } finally {
-    await session.close();
+    try {
+      await session.close();
+    } finally {
+      release();
+    }
   }
 }

@@ -9,6 +9,7 @@
 import { StatsClock } from "./stats.ts";
 import { byName, byNode } from "../lib/lineage.ts";
 import { CliError, say } from "./errors.ts";
+import { holdSignals } from "./signals.ts";
 import { bytesFlag, formatBytes, intFlag, parseFlags } from "./flags.ts";
 import { LogFile } from "../ffi/output.ts";
 import {
@@ -25,7 +26,7 @@ import {
   rcvbufNote,
 } from "./listen.ts";
 import type { ArgvMode, ExecNameMode } from "../session.ts";
-import { LineWriter, MAX_PENDING_BYTES } from "../lib/line_writer.ts";
+import { DRAIN_MS, drainNote, LineWriter, MAX_PENDING_BYTES } from "../lib/line_writer.ts";
 import type { ProcessFilter } from "../lib/processor.ts";
 import {
   EVENT_KINDS,
@@ -44,7 +45,7 @@ import { DEFAULT_GRACE_MS, DEFAULT_MAX_EXITED } from "../lib/tree.ts";
 import { DEFAULT_RCVBUF_BYTES } from "../ffi/connector.ts";
 import { FdWriter } from "../ffi/fd_writer.ts";
 import { ECS_VERSION, toEcs } from "../lib/ecs.ts";
-import { hostName } from "../ffi/procfs.ts";
+import { hostFacts } from "../ffi/procfs.ts";
 import { monotonicNs, type Session } from "../session.ts";
 
 export const WATCH_HELP = `proctree watch — stream process events as JSON lines
@@ -267,6 +268,21 @@ export function listeningLine(s: Session): string {
     `${filesNote(s)})`;
 }
 
+/**
+ * The current parent of `node` (pid `ppid`): its creator while that is still its parent,
+ * else the live process on `ppid` (a live parent's pid cannot have been reused).
+ */
+export function parentOf(
+  tree: ProcessTree,
+  node: ProcNode | null,
+  ppid: number | null | undefined,
+): ProcNode | null {
+  if (!node || !ppid) return null;
+  if (node.parent?.pid === ppid) return node.parent;
+  const p = tree.get(ppid);
+  return p?.alive ? p : null;
+}
+
 /** Runs `proctree watch`; resolves to the exit status. */
 export async function watch(args: string[]): Promise<number> {
   const c = parseWatchConfig(args);
@@ -279,32 +295,57 @@ export async function watch(args: string[]): Promise<number> {
 
 /** Runs a parsed `watch` config until a signal, a hang-up or a closed output. */
 export async function runWatch(c: WatchConfig): Promise<number> {
-  const session = openSession({
-    rcvbufBytes: c.rcvbufBytes,
-    eventMask: eventMask(c.events, TREE_EVENTS),
-    graceMs: c.graceMs,
-    maxExited: c.maxExited,
-    execNames: c.execNames,
-    argv: c.argv,
-    files: c.files,
-  });
+  // The output first: a file that cannot be written fails before anything is subscribed.
+  const log = c.output
+    ? new LogFile(c.output, { truncate: c.truncate, rotateBytes: c.rotateBytes, complain: say })
+    : null;
+  // Signals are held from before the audit rule or marks exist until they are gone again.
+  let stop = false;
+  let reopen = false;
+  let wake = () => {};
+  const onSignal = () => {
+    stop = true;
+    wake();
+  };
+  // SIGHUP: reopen the log file (logrotate); without one it is a hang-up, and ends.
+  const onHup = () => {
+    if (log) reopen = true;
+    else stop = true;
+    wake();
+  };
+  const release = holdSignals([["SIGINT", onSignal], ["SIGTERM", onSignal], ["SIGHUP", onHup]]);
+  let session: Session;
+  try {
+    session = openSession({
+      rcvbufBytes: c.rcvbufBytes,
+      eventMask: eventMask(c.events, TREE_EVENTS),
+      graceMs: c.graceMs,
+      maxExited: c.maxExited,
+      execNames: c.execNames,
+      argv: c.argv,
+      files: c.files,
+    });
+  } catch (e) {
+    log?.close();
+    release();
+    throw e;
+  }
   const { tree, clock } = session;
+  wake = () => session.poller.wake();
   try {
     const filter = processFilter(c, tree, session.users);
-    const log = c.output
-      ? new LogFile(c.output, { truncate: c.truncate, rotateBytes: c.rotateBytes, complain: say })
-      : null;
     if (log?.opened.modeWas !== undefined) {
       say(`proctree: ${c.output} had mode ${log.opened.modeWas.toString(8)}; it is now 0600`);
     }
     const text = c.format === "text" ? new TextFormatter(tree, filter.under) : null;
     const stdout = new FdWriter(1);
     // Every line, stats and output-drop reports included, in the one chosen format.
-    const hostname = c.format === "ecs" ? hostName() : "";
+    const host = c.format === "ecs" ? hostFacts() : null;
     const format = text
       ? (rec: WatchRecord, node: ProcNode | null) => text.format(rec, node)
-      : c.format === "ecs"
-      ? (rec: WatchRecord, node: ProcNode | null) => JSON.stringify(toEcs(rec, node, hostname))
+      : host
+      ? (rec: WatchRecord, node: ProcNode | null) =>
+        JSON.stringify(toEcs(rec, node, host, parentOf(tree, node, rec.ppid)))
       : (rec: WatchRecord) => toJsonLine(rec);
     const dropLine = (count: number) =>
       format(lostRecord(clock.iso(monotonicNs()), count, "output"), null);
@@ -327,21 +368,6 @@ export async function runWatch(c: WatchConfig): Promise<number> {
       }
     }
     if (!log) session.poller.watchHangup(1);
-    let stop = false;
-    let reopen = false;
-    const onSignal = () => {
-      stop = true;
-      session.poller.wake();
-    };
-    // SIGHUP: reopen the log file (logrotate); without one it is a hang-up, and ends.
-    const onHup = () => {
-      if (log) reopen = true;
-      else stop = true;
-      session.poller.wake();
-    };
-    const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
-    for (const s of signals) Deno.addSignalListener(s, onSignal);
-    Deno.addSignalListener("SIGHUP", onHup);
     const stats = new StatsClock(c.statsMs);
     if (!c.quiet) say(listeningLine(session));
     try {
@@ -369,16 +395,21 @@ export async function runWatch(c: WatchConfig): Promise<number> {
         },
       }, c.statsMs ? STATS_TICK_MS : undefined).run();
     } finally {
-      for (const s of signals) Deno.removeSignalListener(s, onSignal);
-      Deno.removeSignalListener("SIGHUP", onHup);
+      // From here a signal only asks for what is already under way: the end.
+      stop = true;
     }
-    out.drain(2000, (ms) => stdout.writable(ms));
+    const left = drainNote(out.drain(DRAIN_MS, (ms) => stdout.writable(ms)), DRAIN_MS);
+    if (left) say(left);
     log?.close();
     if (out.droppedAtOutput > 0) {
       say(`proctree: ${out.droppedAtOutput} lines dropped: the output did not keep up`);
     }
     return 0;
   } finally {
-    await session.close();
+    try {
+      await session.close();
+    } finally {
+      release();
+    }
   }
 }

@@ -31,6 +31,7 @@ import {
   SOCK,
 } from "./libc.ts";
 import { procfs } from "./procfs.ts";
+import { PF_EXITING } from "../lib/procfs.ts";
 import type { BatchSink, Source } from "../lib/loop.ts";
 import { NLMSG, NLMSG_TYPE } from "../lib/wire.ts";
 import {
@@ -187,9 +188,15 @@ class AuditControl {
   }
 }
 
-/** Whether the proctree that wrote `key` still runs (same pid, same start). */
+/**
+ * Whether the proctree that wrote `key` still runs: same pid, same start, and not ending —
+ * a zombie, or one killed a moment ago and still tearing down (`PF_EXITING`), will never
+ * take its rule down.
+ */
 function alive(pid: number, startTicks: number): boolean {
-  return procfs.stat(pid)?.startTicks === startTicks;
+  const st = procfs.stat(pid);
+  if (!st || st.startTicks !== startTicks) return false;
+  return st.state !== "Z" && st.state !== "X" && (st.flags & PF_EXITING) === 0;
 }
 
 /** What changed on the host, for the message at start. */

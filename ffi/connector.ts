@@ -78,7 +78,7 @@ export interface ConnectorOptions {
   /** Receive buffer to request, in bytes. */
   rcvbufBytes?: number;
   /**
-   * Kernel-side event filter (`WHAT` bits). Applied only on Linux ≥ 6.6; `kernelFilter`
+   * Kernel-side event filter (`WHAT` bits). Applied where the kernel takes it; `kernelFilter`
    * on the connector says whether it was. Callers filter in user space as well.
    */
   eventMask?: number;
@@ -101,16 +101,28 @@ export interface ConnectorStats {
   truncated: number;
 }
 
-function kernelAtLeast(major: number, minor: number): boolean {
-  const m = /^(\d+)\.(\d+)/.exec(readFileText("/proc/sys/kernel/osrelease") ?? "");
-  if (!m) return false;
-  const [maj, min] = [Number(m[1]), Number(m[2])];
-  return maj > major || (maj === major && min >= minor);
+/**
+ * The one line for an EPERM at `step`. Many kernels ≥ 6.6 let any user of the initial
+ * namespaces listen, but not all (6.18 here refuses): the refusal is what the kernel said,
+ * and the advice names what works on every kernel.
+ */
+function refusal(step: string): string {
+  if (!inInitialUserNamespace()) {
+    return `the proc connector refused this process (${step}: EPERM): ` +
+      "it is not in the initial user namespace (a container?)";
+  }
+  return `this kernel refuses unprivileged proc-connector listeners (${step}: EPERM): ` +
+    "run as root or with CAP_NET_ADMIN";
+}
+
+/** False when `/proc/self/uid_map` shows a user namespace other than the host's. */
+function inInitialUserNamespace(): boolean {
+  const map = readFileText("/proc/self/uid_map");
+  return map === null || map.trim().split(/\s+/).join(" ") === "0 0 4294967295";
 }
 
 function namespaceHint(): string {
-  const map = readFileText("/proc/self/uid_map");
-  if (map !== null && map.trim().split(/\s+/).join(" ") !== "0 0 4294967295") {
+  if (!inInitialUserNamespace()) {
     return "this process is not in the initial user namespace (a container?)";
   }
   return "not in the initial user/pid namespace (a container?), or the connector is disabled";
@@ -126,12 +138,18 @@ export class ProcConnector implements Source {
   readonly rcvbufBytes: number;
   /** Receive buffer asked for, in bytes. */
   readonly askedRcvbufBytes: number;
-  /** True when the kernel applies the event filter (so `cn_msg.seq` gaps are not losses). */
-  readonly kernelFilter: boolean;
+  /**
+   * True when the kernel applies the event filter (so `cn_msg.seq` gaps are not losses):
+   * known by asking it, never from its version (see `#subscribe`).
+   */
+  get kernelFilter(): boolean {
+    return this.#kernelFilter;
+  }
   /** Socket counters. */
   readonly stats: ConnectorStats = { datagrams: 0, overruns: 0, foreign: 0, truncated: 0 };
 
   #closed = false;
+  #kernelFilter = false;
   #pending: Uint8Array[] = [];
   #slots = new Uint8Array(BATCH * SLOT_BYTES);
   #slotView = new DataView(this.#slots.buffer);
@@ -141,10 +159,9 @@ export class ProcConnector implements Source {
   #hdrView = new DataView(this.#hdrs.buffer);
   #iovs = new Uint8Array(BATCH * IOVEC.size);
 
-  private constructor(fd: number, rcvbuf: [asked: number, granted: number], kernelFilter: boolean) {
+  private constructor(fd: number, rcvbuf: [asked: number, granted: number]) {
     this.fd = fd;
     [this.askedRcvbufBytes, this.rcvbufBytes] = rcvbuf;
-    this.kernelFilter = kernelFilter;
     const iovView = new DataView(this.#iovs.buffer);
     const slotsAt = Deno.UnsafePointer.value(Deno.UnsafePointer.of(this.#slots));
     const namesAt = Deno.UnsafePointer.value(Deno.UnsafePointer.of(this.#names));
@@ -194,17 +211,17 @@ export class ProcConnector implements Source {
         throw new ConnectorError(
           errnoName(e),
           e === Errno.EPERM
-            ? "not permitted to join the proc connector group (EPERM): run as root, or on Linux ≥ 6.6"
+            ? refusal("bind")
             : `cannot bind to the proc connector: ${errnoName(e)}`,
         );
       }
       const wanted = options.eventMask === undefined
         ? WHAT_ALL
         : (options.eventMask & WHAT_ALL) >>> 0;
-      const filter = wanted !== WHAT_ALL && kernelAtLeast(6, 6);
-      const conn = new ProcConnector(fd, [asked, granted], filter);
-      conn.#subscribe(options.ackTimeoutMs ?? 2000);
-      if (filter) {
+      const conn = new ProcConnector(fd, [asked, granted]);
+      const filterKnown = conn.#subscribe(options.ackTimeoutMs ?? 2000, wanted !== WHAT_ALL);
+      if (filterKnown) {
+        conn.#kernelFilter = true;
         // The kernel acks this too, but its own filter then drops the ack (what = NONE).
         conn.#request(MCAST_OP.LISTEN, wanted);
       }
@@ -224,14 +241,22 @@ export class ProcConnector implements Source {
       throw new ConnectorError(
         errnoName(e),
         e === Errno.EPERM
-          ? "not permitted to subscribe to process events (EPERM): run as root, or on Linux ≥ 6.6"
+          ? refusal("subscribe")
           : `cannot send the subscription request: ${errnoName(e)}`,
       );
     }
     return nonce;
   }
 
-  #subscribe(timeoutMs: number): void {
+  /**
+   * Subscribes and waits for the kernel's reply. With `probeFilter`, first asks in the 6.6
+   * `proc_input` form (all events): a kernel that knows the form acks it, an older one
+   * ignores it without a word; the plain request that follows is acked by both, so whether
+   * the first was acked before it tells, with no wait, whether the kernel can filter.
+   */
+  #subscribe(timeoutMs: number, probeFilter: boolean): boolean {
+    const probe = probeFilter ? this.#request(MCAST_OP.LISTEN, WHAT_ALL) : -1;
+    let filterAcked = false;
     const nonce = this.#request(MCAST_OP.LISTEN);
     const deadline = clockNs(Clock.MONOTONIC) + timeoutMs * 1e6;
     const decoded: Decoded[] = [];
@@ -249,14 +274,15 @@ export class ProcConnector implements Source {
         decoded.length = 0;
         decodeDatagram(view, offset, length, decoded);
         const d = decoded[0];
-        if (decoded.length === 1 && d.what === "ack" && d.ack === ((nonce + 1) >>> 0)) {
-          acked = d.err;
+        if (decoded.length === 1 && d.what === "ack") {
+          if (d.ack === ((nonce + 1) >>> 0)) acked = d.err;
+          else if (probe >= 0 && d.ack === ((probe + 1) >>> 0) && !d.err) filterAcked = true;
         }
         // Kept for the first real drain: events that raced the reply, and the reply itself,
         // whose cn_msg.seq the loss accounting needs.
         this.#pending.push(new Uint8Array(view.buffer, offset, length).slice());
       });
-      if (acked === 0) return;
+      if (acked === 0) return filterAcked;
       if (acked > 0) {
         throw new ConnectorError(
           "NACK",

@@ -12,6 +12,7 @@ import { Errno, errno, libc, LibcError } from "./libc.ts";
 const POLLOUT = 4;
 const POLLERR = 8;
 const PIPE_BUF = 4096;
+const NEWLINE = 0x0a;
 
 /** Result of {@linkcode FdWriter.writeNow}: bytes taken, or `closed` once the reader left. */
 export type WriteResult = number | "closed";
@@ -39,7 +40,12 @@ export class FdWriter {
   writeNow(bytes: Uint8Array): WriteResult {
     let at = 0;
     while (at < bytes.length && this.writable(0)) {
-      const chunk = bytes.subarray(at, at + PIPE_BUF);
+      let end = Math.min(bytes.length, at + PIPE_BUF);
+      // Each write ends at a line end where one fits: a write this small goes in whole, so
+      // a reader that stops reading holds whole lines, not half of one.
+      const lineEnd = end < bytes.length ? bytes.lastIndexOf(NEWLINE, end - 1) : -1;
+      if (lineEnd >= at) end = lineEnd + 1;
+      const chunk = bytes.subarray(at, end);
       const n = Number(libc().write(this.fd, chunk, BigInt(chunk.length)));
       if (n < 0) {
         const e = errno();

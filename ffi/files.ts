@@ -11,7 +11,7 @@
  * @module
  */
 
-import { Errno, errno, errnoName, libc, LibcError, O } from "./libc.ts";
+import { Errno, errno, errnoName, libc, LibcError, O, STATFS } from "./libc.ts";
 import { cBytes, readFileText, readLink, realPath } from "./procfs.ts";
 import type { BatchSink, Source } from "../lib/loop.ts";
 import {
@@ -29,8 +29,6 @@ import { decodeBytes } from "../lib/text.ts";
 const AT_FDCWD = -100;
 /** `MAX_HANDLE_SZ`: the largest `f_handle` the kernel hands out. */
 const MAX_HANDLE_BYTES = 128;
-/** `struct statfs`: `f_fsid` (8 bytes) on 64-bit Linux. */
-const STATFS = { size: 120, fsid: 56 } as const;
 /** `struct dirent64`: `d_reclen`, `d_type`, `d_name`. */
 const DIRENT = { reclen: 16, type: 18, name: 19 } as const;
 const DT_DIR = 4;
@@ -124,6 +122,7 @@ export class FileSource implements Source {
     const cwd = Deno.cwd();
     const roots = [...new Set(paths.map((p) => absolutePath(p, cwd)))];
     const s = new FileSource(fd, roots.map((r) => realPath(r) ?? r), onOverflow);
+    s.missing = s.roots.filter((r) => !s.#isDir(r));
     try {
       for (const r of s.roots) s.#markUnder(r);
       for (const r of s.roots) s.#walk(r);
@@ -133,6 +132,9 @@ export class FileSource implements Source {
     }
     return s;
   }
+
+  /** Paths asked for that were not directories at start: watched for their creation. */
+  missing: readonly string[] = [];
 
   /** Marks the filesystem of `root` (or of its nearest existing ancestor) and those below it. */
   #markUnder(root: string): void {
@@ -319,7 +321,8 @@ function unavailable(e: number): FilesUnavailable {
   if (e === Errno.EINVAL) {
     return new FilesUnavailable(
       name,
-      "needs Linux ≥ 5.17 (fanotify with file handles, names and rename events) (EINVAL)",
+      "this kernel's fanotify refuses file handles, names and rename events " +
+        "(fanotify_init: EINVAL; Linux ≥ 5.17 has them)",
     );
   }
   return new FilesUnavailable(name, `fanotify is not available (${name})`);

@@ -113,6 +113,51 @@ export function errnoName(code: number): string {
   return ERRNO_NAMES.get(code) ?? `errno ${code}`;
 }
 
+/** `struct statfs` on 64-bit Linux: `f_type` (the filesystem's magic) and `f_fsid` (8 bytes). */
+export const STATFS = { size: 120, type: 0, fsid: 56 } as const;
+
+/**
+ * Kernel interfaces by their `statfs` magic (`linux/magic.h`): files there are the kernel's
+ * switches and reports, never a log.
+ */
+export const KERNEL_FS_MAGIC: ReadonlyMap<number, string> = new Map([
+  [0x9fa0, "proc"],
+  [0x62656572, "sysfs"],
+  [0x64626720, "debugfs"],
+  [0x74726163, "tracefs"],
+  [0x73636673, "securityfs"],
+  [0x63677270, "cgroup2"],
+  [0x27e0eb, "cgroup"],
+  [0xcafe4a11, "bpf"],
+  [0x62656570, "configfs"],
+  [0x6165676c, "pstore"],
+  [0xde5e81e4, "efivarfs"],
+]);
+
+/** What the errnos a user meets most often mean, in words (as `strerror` says them). */
+const ERRNO_WORDS: Record<string, string> = {
+  EPERM: "operation not permitted",
+  ENOENT: "no such file or directory",
+  EIO: "input/output error",
+  EACCES: "permission denied",
+  EEXIST: "file exists",
+  EISDIR: "is a directory",
+  ENOSPC: "no space left on device",
+  EROFS: "read-only file system",
+  EDQUOT: "disk quota exceeded",
+  ELOOP: "too many levels of symbolic links",
+  EXDEV: "not on the same file system",
+  EMFILE: "too many open files",
+  ENOMEM: "out of memory",
+};
+
+/** The errno in words with its name, e.g. `no such file or directory (ENOENT)`. */
+export function errnoText(code: number): string {
+  const name = errnoName(code);
+  const words = ERRNO_WORDS[name];
+  return words ? `${words} (${name})` : name;
+}
+
 /** A failed libc call, carrying the errno name in `code` and in its message. */
 export class LibcError extends Error {
   /** The errno name, e.g. `EPERM`. */

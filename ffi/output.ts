@@ -15,7 +15,7 @@
  * @module
  */
 
-import { Errno, errno, errnoName, libc, O } from "./libc.ts";
+import { Errno, errno, errnoText, KERNEL_FS_MAGIC, libc, O, STATFS } from "./libc.ts";
 import { cPath } from "./procfs.ts";
 import type { ByteSink } from "../lib/line_writer.ts";
 
@@ -39,6 +39,14 @@ export interface OpenReport {
   repairedTornLine: boolean;
   /** The file already held lines (proctree is appending after a restart). */
   appending: boolean;
+}
+
+/** The kernel filesystem `path` is on (`proc`, `sysfs`, …), or null. */
+function kernelFsOf(path: string): string | null {
+  const st = new Uint8Array(STATFS.size);
+  if (libc().statfs(cPath(path), st) !== 0) return null;
+  const magic = new DataView(st.buffer).getUint32(STATFS.type, true);
+  return KERNEL_FS_MAGIC.get(magic) ?? null;
 }
 
 /** Opens `path` for appending, safely; see the module doc. Throws {@linkcode OutputError}. */
@@ -65,14 +73,21 @@ export function openOutput(
     throw new OutputError(
       e === Errno.ELOOP
         ? `${path} is a symbolic link: give the file's own path`
-        : `cannot open ${path}: ${errnoName(e)}`,
+        : `cannot open ${path}: ${errnoText(e)}`,
+    );
+  }
+  const kernelFs = kernelFsOf(path);
+  if (kernelFs) {
+    c.close(fd);
+    throw new OutputError(
+      `cannot write ${path}: it is a kernel interface (${kernelFs}), not a file`,
     );
   }
   if (modeWas !== undefined && c.fchmod(fd, FILE_MODE) !== 0) {
     const e = errno();
     c.close(fd);
     throw new OutputError(
-      `${path} has mode ${modeWas.toString(8)} and cannot be made 0600: ${errnoName(e)}`,
+      `${path} has mode ${modeWas.toString(8)} and cannot be made 0600: ${errnoText(e)}`,
     );
   }
   const bytes = Number(c.lseek(fd, 0n, SEEK_END));
@@ -140,14 +155,14 @@ export class LogFile implements ByteSink {
         c.ftruncate(this.#fd, BigInt(this.#bytes));
         if (!this.#full) {
           this.#complain(
-            `proctree: ${this.path}: ${errnoName(e)}; lines are held, then dropped and counted, ` +
+            `proctree: ${this.path}: ${errnoText(e)}; lines are held, then dropped and counted, ` +
               "until there is room",
           );
         }
         this.#full = true;
         return 0;
       }
-      throw new OutputError(`cannot write ${this.path}: ${errnoName(e)}`);
+      throw new OutputError(`cannot write ${this.path}: ${errnoText(e)}`);
     }
     if (this.#full) this.#complain(`proctree: ${this.path}: writing again`);
     this.#full = false;
@@ -200,18 +215,19 @@ export function checkWritable(path: string): void {
     if (e instanceof OutputError) throw e;
   }
   const probe = `${path}.proctree-${Deno.pid}`;
-  const fd = createExclusive(probe);
+  const fd = createExclusive(probe, path);
   libc().close(fd);
   Deno.removeSync(probe);
 }
 
-function createExclusive(path: string): number {
+/** Creates `path` (a file beside `shown`, which errors name: the user's, not ours). */
+function createExclusive(path: string, shown: string): number {
   const fd = libc().openMode(
     cPath(path),
     O.WRONLY | O.CREAT | O.EXCL | O.NOFOLLOW | O.CLOEXEC,
     FILE_MODE,
   );
-  if (fd < 0) throw new OutputError(`cannot create ${path}: ${errnoName(errno())}`);
+  if (fd < 0) throw new OutputError(`cannot create ${shown}: ${errnoText(errno())}`);
   return fd;
 }
 
@@ -222,7 +238,7 @@ function createExclusive(path: string): number {
  */
 export function writeAtomic(path: string, text: string): void {
   const tmp = `${path}.proctree-${Deno.pid}`;
-  const fd = createExclusive(tmp);
+  const fd = createExclusive(tmp, path);
   const bytes = new TextEncoder().encode(text);
   try {
     let at = 0;
@@ -231,7 +247,7 @@ export function writeAtomic(path: string, text: string): void {
       if (n < 0) {
         const e = errno();
         if (e === Errno.EINTR) continue;
-        throw new OutputError(`cannot write ${path}: ${errnoName(e)}`);
+        throw new OutputError(`cannot write ${path}: ${errnoText(e)}`);
       }
       at += n;
     }

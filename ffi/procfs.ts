@@ -8,6 +8,7 @@
 
 import { libc, O } from "./libc.ts";
 import { bytesOf, decodeBytes } from "../lib/text.ts";
+import { type EcsHost, parseOsRelease } from "../lib/ecs.ts";
 import {
   parseCmdline,
   parseLoginUid,
@@ -113,6 +114,19 @@ export function listDir(path: string): string[] {
 /** The host's name (the UTS namespace's, as `hostname` prints it); "" when unreadable. */
 export function hostName(): string {
   return readFileText("/proc/sys/kernel/hostname")?.trim() ?? "";
+}
+
+/** The machine as ECS's `host.*` describes it, read once (see `lib/ecs.ts`). */
+export function hostFacts(): EcsHost {
+  const osRelease = readFileText("/etc/os-release") ?? readFileText("/usr/lib/os-release");
+  const arch: Record<string, string> = { x86_64: "x86_64", aarch64: "aarch64" };
+  return {
+    hostname: hostName(),
+    id: readFileText("/etc/machine-id")?.trim() || null,
+    architecture: arch[Deno.build.arch] ?? null,
+    kernel: readFileText("/proc/sys/kernel/osrelease")?.trim() || null,
+    os: osRelease === null ? null : parseOsRelease(osRelease),
+  };
 }
 
 /** Reads `/proc/<pid>/…` through libc. */

@@ -46,8 +46,22 @@ export interface AuditEntry {
   exit_unknown?: boolean;
   /** With `--files`: the changes it made under the watched paths. */
   files?: FileSummary;
+  /** The images it ran before its last exec, oldest first (`bash -c '…; sleep 1'` → bash). */
+  earlier_images?: Image[];
+  /** `report`: its `parent_id` chain loops back to itself (a damaged or forged log); shown as a root. */
+  parent_cycle?: true;
   /** Processes it started. */
   children: AuditEntry[];
+}
+
+/** One program a process ran: what an exec line said of it. */
+export interface Image {
+  /** Its arguments; null when not read. */
+  argv: readonly string[] | null;
+  /** Its executable; null when not known. */
+  exe: string | null;
+  /** Its name; null when not known. */
+  comm: string | null;
 }
 
 /** The file changes of one process (`run --files`). */
@@ -124,10 +138,25 @@ export function newEntry(rec: WatchRecord, pid: number): AuditEntry {
 }
 
 /** What a record says of its process: a new image, a new name, or its end. */
+/** Entries whose current image came from an exec line (a fork's is its creator's). */
+const EXECUTED = new WeakSet<AuditEntry>();
+
+/** How an entry is named in the tree, the page and the trace: every image it ran, in order. */
+export function entryName(e: AuditEntry): string {
+  const now = displayName(e.argv, e.comm, e.exe);
+  if (!e.earlier_images) return now;
+  return [...e.earlier_images.map((i) => displayName(i.argv, i.comm, i.exe)), now].join(" → ");
+}
+
 export function applyRecord(e: AuditEntry, rec: WatchRecord): void {
   if (rec.container_id) e.container_id = rec.container_id;
   switch (rec.event) {
     case "exec":
+      // A second exec: the image it replaces is history, kept in order.
+      if (EXECUTED.has(e)) {
+        (e.earlier_images ??= []).push({ argv: e.argv, exe: e.exe, comm: e.comm });
+      }
+      EXECUTED.add(e);
       e.comm = rec.comm ?? null;
       e.argv = rec.argv ?? null;
       e.exe = rec.exe ?? null;
@@ -259,7 +288,7 @@ export class Audit {
         ? ""
         : ` ${ms < 1000 ? ms.toFixed(1) + " ms" : (ms / 1000).toFixed(2) + " s"}`;
       const indent = "  ".repeat(Math.min(depth, MAX_INDENT));
-      lines.push(`${indent}${e.pid} ${displayName(e.argv, e.comm)}  [${how}${took}]`);
+      lines.push(`${indent}${e.pid} ${entryName(e)}  [${how}${took}]`);
       if (e.files) lines.push(`${indent}    ${fileLine(e.files)}`);
     }
     return lines.join("\n");

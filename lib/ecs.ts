@@ -10,6 +10,7 @@
 
 import type { WatchRecord } from "./record.ts";
 import type { ProcNode } from "./tree.ts";
+import { SIGNAL_NAMES } from "./wait_status.ts";
 
 /** The ECS version whose field reference this mapping follows. */
 export const ECS_VERSION = "8.11.0";
@@ -25,6 +26,13 @@ const EVENT_TYPE: Record<string, string> = {
   sid: "change",
   ptrace: "change",
   coredump: "info",
+};
+
+/** `event.action` where Elastic's own agents name the event otherwise than proctree does. */
+const EVENT_ACTION: Record<string, string> = {
+  uid: "uid_change",
+  gid: "gid_change",
+  sid: "session_id_change",
 };
 
 /** `event.type` per file action (ECS: creation, change, deletion for the `file` category). */
@@ -59,11 +67,64 @@ const MAPPED = new Set([
   "path",
   "to",
   "dir",
+  "real",
+  "effective",
 ]);
 
 /** An ECS document: nested JSON objects. */
 export type EcsDocument = Record<string, unknown>;
 type Doc = EcsDocument;
+
+/**
+ * What ECS's `host.*` says of the machine: read once at start (`hostFacts()` in
+ * `ffi/procfs.ts`). A fact that could not be read is null and left out.
+ */
+export interface EcsHost {
+  /** `host.hostname` and `host.name`. */
+  hostname: string;
+  /** `host.id`: the machine id (`/etc/machine-id`). */
+  id: string | null;
+  /** `host.architecture` (`x86_64`, `aarch64`). */
+  architecture: string | null;
+  /** `host.os.kernel`: the kernel release. */
+  kernel: string | null;
+  /** `host.os.*` from `/etc/os-release`. */
+  os: OsRelease | null;
+}
+
+/** The fields of `/etc/os-release` that ECS's `host.os` has. */
+export interface OsRelease {
+  /** `NAME`: `Debian GNU/Linux`. */
+  name: string | null;
+  /** `VERSION_ID`: `12`. */
+  version: string | null;
+  /** `ID`: `debian` (ECS `host.os.platform`). */
+  platform: string | null;
+  /** `ID_LIKE`'s first word, else `ID` (ECS `host.os.family`). */
+  family: string | null;
+  /** `PRETTY_NAME` (ECS `host.os.full`). */
+  full: string | null;
+}
+
+/** Parses `/etc/os-release` (shell-style `KEY=value` lines, values optionally quoted). */
+export function parseOsRelease(text: string): OsRelease {
+  const v = new Map<string, string>();
+  for (const line of text.split("\n")) {
+    const m = /^([A-Z_]+)=(.*)$/.exec(line.trim());
+    if (!m) continue;
+    let val = m[2];
+    if (/^(["']).*\1$/.test(val)) val = val.slice(1, -1).replace(/\\(.)/g, "$1");
+    v.set(m[1], val);
+  }
+  const get = (k: string) => v.get(k) || null;
+  return {
+    name: get("NAME"),
+    version: get("VERSION_ID"),
+    platform: get("ID"),
+    family: get("ID_LIKE")?.split(/\s+/)[0] ?? get("ID"),
+    full: get("PRETTY_NAME"),
+  };
+}
 
 /** Sets `value` at `path` (dotted) in `doc`, creating objects on the way; skips null/undefined. */
 function put(doc: Doc, path: string, value: unknown): void {
@@ -74,42 +135,46 @@ function put(doc: Doc, path: string, value: unknown): void {
   o[keys[keys.length - 1]] = value;
 }
 
+/** The last path component: what ECS and Elastic's agents call a process's name. */
+function baseName(path: string): string {
+  return path.slice(path.lastIndexOf("/") + 1);
+}
+
 /**
- * The ECS document for one watch line. `node`: the process the line is about (its uid
- * fills `process.user.id` on lines that carry only the user name); `hostname` fills
- * `host.hostname`.
+ * `process.name`: the executable's name, as Elastic's agents give it (`netcat.traditional`,
+ * where the kernel's comm keeps 15 bytes); the comm when the executable is not known.
  */
-export function toEcs(rec: WatchRecord, node: ProcNode | null, hostname: string): EcsDocument {
+function processName(exe: string | null | undefined, comm: string | null | undefined) {
+  return exe ? baseName(exe) : comm;
+}
+
+/** `process.args`, `args_count` and `command_line` (the arguments joined by spaces). */
+function putArgs(doc: Doc, at: string, argv: readonly string[] | null | undefined): void {
+  if (!argv) return;
+  put(doc, `${at}.args`, argv);
+  put(doc, `${at}.args_count`, argv.length);
+  put(doc, `${at}.command_line`, argv.join(" "));
+}
+
+/**
+ * The ECS document for one watch line. `node`: the process the line is about (fills what
+ * the line leaves out: the uid, the executable and arguments of a fork or exit); `parent`:
+ * its current parent (pid `ppid`), whose name, executable and arguments fill
+ * `process.parent.*`; `host`: the machine (a bare hostname string is still accepted).
+ */
+export function toEcs(
+  rec: WatchRecord,
+  node: ProcNode | null,
+  host: EcsHost | string,
+  parent: ProcNode | null = null,
+): EcsDocument {
   const doc: Doc = { "@timestamp": rec.time };
   put(doc, "ecs.version", ECS_VERSION);
-  const isFile = rec.event === "file";
-  const type = isFile ? FILE_EVENT_TYPE[rec.action ?? ""] : EVENT_TYPE[rec.event];
-  put(doc, "event.kind", rec.event === "stats" ? "metric" : "event");
-  if (type !== undefined) put(doc, "event.category", [isFile ? "file" : "process"]);
-  put(doc, "event.type", [type ?? "info"]);
-  put(doc, "event.action", isFile ? `file-${rec.action}` : rec.event);
-  put(doc, "event.module", "proctree");
-  put(doc, "event.dataset", isFile ? "proctree.file" : "proctree.process");
-  if (isFile) putFile(doc, rec);
-  if (rec.duration_ms !== undefined && rec.duration_ms !== null) {
-    put(doc, "event.duration", Math.round(rec.duration_ms * 1e6)); // ns
-  }
-  put(doc, "host.hostname", hostname);
-  put(doc, "process.pid", rec.pid);
-  put(doc, "process.thread.id", rec.tid);
-  put(doc, "process.entity_id", rec.id);
-  put(doc, "process.name", rec.comm);
-  put(doc, "process.executable", rec.exe);
-  if (rec.argv) {
-    put(doc, "process.args", rec.argv);
-    put(doc, "process.args_count", rec.argv.length);
-  }
-  put(doc, "process.working_directory", rec.cwd);
-  put(doc, "process.start", rec.start_time);
-  if (rec.event === "exit" && rec.tid === undefined) put(doc, "process.end", rec.time);
-  put(doc, "process.exit_code", rec.exit_code);
-  put(doc, "process.parent.pid", rec.ppid);
-  put(doc, "process.parent.entity_id", rec.parent_id);
+  putEvent(doc, rec);
+  if (rec.event === "file") putFile(doc, rec);
+  putHost(doc, typeof host === "string" ? hostOnly(host) : host);
+  putProcess(doc, rec, node);
+  putParent(doc, rec, parent);
   // ECS keeps user ids as keyword strings.
   const uid = rec.uid !== undefined ? rec.uid : rec.user !== undefined ? node?.uid ?? null : null;
   if (uid !== null) {
@@ -118,11 +183,104 @@ export function toEcs(rec: WatchRecord, node: ProcNode | null, hostname: string)
   }
   put(doc, "process.user.name", rec.user);
   put(doc, "user.name", rec.user);
+  putIdChange(doc, rec);
   put(doc, "container.id", rec.container_id);
   for (const [k, v] of Object.entries(rec)) {
     if (!MAPPED.has(k)) put(doc, `proctree.${k}`, v);
   }
   return doc;
+}
+
+/** True for a line about one thread of a process (`--threads`): its start or end is not the process's. */
+function isThreadLine(rec: WatchRecord): boolean {
+  return rec.tid !== undefined && (rec.event === "fork" || rec.event === "exit");
+}
+
+function putEvent(doc: Doc, rec: WatchRecord): void {
+  const isFile = rec.event === "file";
+  const thread = isThreadLine(rec);
+  const type = isFile
+    ? FILE_EVENT_TYPE[rec.action ?? ""]
+    : thread
+    ? "info"
+    : EVENT_TYPE[rec.event] ?? "info";
+  put(doc, "event.kind", rec.event === "stats" ? "metric" : "event");
+  // proctree's own lines (stats, lost, resync, …) are about the host's process events.
+  put(doc, "event.category", [isFile ? "file" : rec.event === "stats" ? "host" : "process"]);
+  put(doc, "event.type", [type ?? "info"]);
+  put(
+    doc,
+    "event.action",
+    isFile
+      ? `file-${rec.action}`
+      : thread
+      ? (rec.event === "fork" ? "thread_start" : "thread_end")
+      : EVENT_ACTION[rec.event] ?? rec.event,
+  );
+  put(doc, "event.module", "proctree");
+  put(doc, "event.dataset", isFile ? "proctree.file" : "proctree.process");
+  if (rec.duration_ms !== undefined && rec.duration_ms !== null) {
+    put(doc, "event.duration", Math.round(rec.duration_ms * 1e6)); // ns
+  }
+}
+
+function hostOnly(hostname: string): EcsHost {
+  return { hostname, id: null, architecture: null, kernel: null, os: null };
+}
+
+function putHost(doc: Doc, h: EcsHost): void {
+  put(doc, "host.hostname", h.hostname || null);
+  put(doc, "host.name", h.hostname || null);
+  put(doc, "host.id", h.id);
+  put(doc, "host.architecture", h.architecture);
+  put(doc, "host.os.type", "linux");
+  put(doc, "host.os.kernel", h.kernel);
+  put(doc, "host.os.name", h.os?.name);
+  put(doc, "host.os.version", h.os?.version);
+  put(doc, "host.os.platform", h.os?.platform);
+  put(doc, "host.os.family", h.os?.family);
+  put(doc, "host.os.full", h.os?.full);
+}
+
+function putProcess(doc: Doc, rec: WatchRecord, node: ProcNode | null): void {
+  const exe = rec.exe !== undefined ? rec.exe : node?.exe;
+  put(doc, "process.pid", rec.pid);
+  put(doc, "process.thread.id", rec.tid);
+  put(doc, "process.entity_id", rec.id);
+  put(doc, "process.name", processName(exe, rec.comm));
+  put(doc, "process.executable", exe);
+  putArgs(doc, "process", rec.argv !== undefined ? rec.argv : node?.argv);
+  put(doc, "process.working_directory", rec.cwd);
+  put(doc, "process.start", rec.start_time);
+  if (rec.event === "exit" && !isThreadLine(rec)) {
+    put(doc, "process.end", rec.time);
+    // ECS has no field for a signal: a killed process gets the shell's 128 + signal number
+    // (the name stays in proctree.signal).
+    const signo = rec.signal ? SIGNAL_NAMES.indexOf(rec.signal) : -1;
+    put(doc, "process.exit_code", signo > 0 ? 128 + signo : rec.exit_code);
+  }
+  put(doc, "process.parent.pid", rec.ppid);
+  put(doc, "process.parent.entity_id", rec.parent_id);
+}
+
+function putParent(doc: Doc, rec: WatchRecord, parent: ProcNode | null): void {
+  if (!parent || parent.pid !== rec.ppid) return;
+  put(doc, "process.parent.name", processName(parent.exe, parent.comm));
+  put(doc, "process.parent.executable", parent.exe);
+  putArgs(doc, "process.parent", parent.argv);
+}
+
+/** A uid or gid change: ECS's user and group fields instead of proctree's `real`/`effective`. */
+function putIdChange(doc: Doc, rec: WatchRecord): void {
+  if (rec.event !== "uid" && rec.event !== "gid") return;
+  const [real, effective] = rec.event === "uid"
+    ? ["process.real_user.id", "process.user.id"]
+    : ["process.real_group.id", "process.group.id"];
+  if (rec.real !== undefined) put(doc, real, String(rec.real));
+  if (rec.effective !== undefined) put(doc, effective, String(rec.effective));
+  if (rec.event === "uid" && rec.effective !== undefined) {
+    put(doc, "user.id", String(rec.effective));
+  }
 }
 
 /**
@@ -136,6 +294,7 @@ function putFile(doc: Doc, rec: WatchRecord): void {
   put(doc, "file.path", path);
   put(doc, "file.name", path.slice(slash + 1));
   put(doc, "file.directory", slash > 0 ? path.slice(0, slash) : "/");
-  put(doc, "file.type", rec.dir ? "dir" : "file");
+  // fanotify's names do not say what a non-directory is (file, symlink, socket): left out.
+  if (rec.dir) put(doc, "file.type", "dir");
   if (rec.to !== undefined) put(doc, "proctree.original_path", rec.path);
 }

@@ -14,6 +14,9 @@ export interface ByteSink {
   writeNow(bytes: Uint8Array): number | "closed";
 }
 
+/** How long a stopping proctree waits for a slow reader to take what is queued. */
+export const DRAIN_MS = 2000;
+
 /** Lines buffered before they are written even in the middle of a batch. */
 const FLUSH_LINES = 256;
 
@@ -38,6 +41,8 @@ export class LineWriter {
   closed = false;
 
   #maxPendingBytes: number;
+  /** The last byte written was not a line end: the reader holds part of a line. */
+  #midLine = false;
 
   constructor(
     out: ByteSink,
@@ -95,6 +100,7 @@ export class LineWriter {
         return;
       }
       this.#pendingBytes -= n;
+      if (n > 0) this.#midLine = head[n - 1] !== NEWLINE;
       if (n < head.length) {
         this.#pending[0] = head.subarray(n);
         return;
@@ -103,13 +109,67 @@ export class LineWriter {
     }
   }
 
-  /** Flushes, waiting for a slow reader at most `timeoutMs` in all. */
-  drain(timeoutMs: number, writable: (ms: number) => boolean): void {
-    const until = performance.now() + timeoutMs;
+  /**
+   * Flushes, waiting for a slow reader at most `timeoutMs`. A reader left holding part of a
+   * line is given up to `timeoutMs` more for the rest of that line alone, so it never ends
+   * with a torn line unless it stops reading inside one; what was not written is counted.
+   */
+  drain(timeoutMs: number, writable: (ms: number) => boolean): DrainResult {
     this.flush();
+    this.#waitWritten(timeoutMs, writable);
+    let unwritten = 0;
+    if (!this.closed && this.#pending.length) {
+      const rest = this.#pending.splice(0);
+      this.#pendingBytes = 0;
+      let lineEnd = -1;
+      if (this.#midLine) {
+        lineEnd = rest[0].indexOf(NEWLINE);
+        if (lineEnd >= 0) this.#pending.push(rest[0].slice(0, lineEnd + 1));
+      }
+      for (let i = 0; i < rest.length; i++) {
+        unwritten += countLines(i === 0 ? rest[0].subarray(lineEnd + 1) : rest[i]);
+      }
+      this.#pendingBytes = this.#pending[0]?.length ?? 0;
+      this.#waitWritten(timeoutMs, writable);
+    }
+    const torn = !this.closed && (this.#pending.length > 0 || this.#midLine);
+    this.#pending.length = 0;
+    this.#pendingBytes = 0;
+    return { unwrittenLines: unwritten + (torn ? 1 : 0), torn };
+  }
+
+  #waitWritten(timeoutMs: number, writable: (ms: number) => boolean): void {
+    const until = performance.now() + timeoutMs;
     while (!this.closed && this.#pending.length && performance.now() < until) {
       writable(Math.max(1, Math.ceil(until - performance.now())));
       this.flush();
     }
   }
+}
+
+/** What {@linkcode LineWriter.drain} could not write. */
+export interface DrainResult {
+  /** Lines not written (or written in part), besides any already reported as dropped. */
+  unwrittenLines: number;
+  /** The reader stopped inside a line: the last line it holds is cut short. */
+  torn: boolean;
+}
+
+const NEWLINE = 0x0a;
+
+function countLines(bytes: Uint8Array): number {
+  let n = 0;
+  for (let i = bytes.indexOf(NEWLINE); i >= 0; i = bytes.indexOf(NEWLINE, i + 1)) n++;
+  return n;
+}
+
+/**
+ * The stderr line for a drain that left lines behind (null when it wrote everything).
+ * `waitedMs`: how long the reader was given.
+ */
+export function drainNote(r: DrainResult, waitedMs: number): string | null {
+  if (r.unwrittenLines === 0) return null;
+  const lines = `${r.unwrittenLines} line${r.unwrittenLines === 1 ? "" : "s"}`;
+  return `proctree: ${lines} not written: the reader took nothing for ${waitedMs / 1000} s` +
+    (r.torn ? " (it stopped inside the last line it holds, which is cut short)" : "");
 }

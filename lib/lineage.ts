@@ -23,10 +23,15 @@ export function byComm(name: string): NodeMatcher {
   return (n) => n.comm === comm;
 }
 
-/** Matches an executable path exactly, or its basename when `path` has no slash. */
+/**
+ * Matches an executable path exactly, or its basename when `path` has no slash. A `#!`
+ * script counts as the executable too: `--under /opt/deploy.sh` means the script, which runs
+ * as its interpreter.
+ */
 export function byExe(path: string): NodeMatcher {
-  if (path.includes("/")) return (n) => n.exe === path;
-  return (n) => n.exe !== null && n.exe.slice(n.exe.lastIndexOf("/") + 1) === path;
+  const base = (p: string | null) => p !== null && p.slice(p.lastIndexOf("/") + 1) === path;
+  if (path.includes("/")) return (n) => n.exe === path || n.script === path;
+  return (n) => base(n.exe) || base(n.script);
 }
 
 /** Matches a process by its effective uid. */

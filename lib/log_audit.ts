@@ -46,6 +46,10 @@ export interface LogAudit {
   malformed: number;
   /** Process lines without an `id` (written before proctree had ids): not joinable. */
   withoutId: number;
+  /** Processes whose `parent_id` chain loops (a damaged or forged log): shown as roots, marked. */
+  cycles: number;
+  /** Lines that were proctree watch lines (JSON objects with a `time`), in or out of the window. */
+  records: number;
 }
 
 const PROCESS_EVENTS = new Set([
@@ -60,6 +64,41 @@ const PROCESS_EVENTS = new Set([
   "coredump",
 ]);
 
+/**
+ * Entries that no root reaches sit on a `parent_id` loop (A's parent B, B's parent A): each
+ * loop is cut at its first entry, which becomes a marked root, so no process disappears.
+ * Returns how many entries were on loops.
+ */
+function breakCycles(
+  roots: AuditEntry[],
+  all: Iterable<AuditEntry>,
+  parentOf: Map<AuditEntry, AuditEntry>,
+): number {
+  const reached = new Set(flatten(roots).map((f) => f.entry));
+  let onCycles = 0;
+  for (const e of all) {
+    if (reached.has(e)) continue;
+    // Climb to the loop itself (e may hang below it), then cut the loop there.
+    const seen = new Set<AuditEntry>();
+    let at = e;
+    while (!seen.has(at)) {
+      seen.add(at);
+      at = parentOf.get(at)!;
+    }
+    const p = parentOf.get(at)!;
+    p.children.splice(p.children.indexOf(at), 1);
+    parentOf.delete(at);
+    at.parent_cycle = true;
+    roots.push(at);
+    for (const f of flatten([at])) reached.add(f.entry);
+    for (let x = p;; x = parentOf.get(x)!) {
+      onCycles++;
+      if (x === at) break;
+    }
+  }
+  return onCycles;
+}
+
 /** Builds entries by id as the lines come; {@linkcode finish} links and selects them. */
 export class LogAuditor {
   #byId = new Map<string, AuditEntry>();
@@ -68,6 +107,7 @@ export class LogAuditor {
   #lost = 0;
   #malformed = 0;
   #withoutId = 0;
+  #records = 0;
 
   /** An auditor for `selection`. */
   constructor(selection: LogSelection = {}) {
@@ -92,6 +132,7 @@ export class LogAuditor {
       this.#malformed++;
       return;
     }
+    this.#records++;
     if (this.#sel.sinceUs !== undefined && t < this.#sel.sinceUs) return;
     if (this.#sel.untilUs !== undefined && t > this.#sel.untilUs) return;
     if (rec.event === "lost" && rec.reason !== "output") this.#lost += rec.count ?? 1;
@@ -116,11 +157,15 @@ export class LogAuditor {
   /** Links the entries into trees and applies the selection and the bound. */
   finish(): LogAudit {
     const roots: AuditEntry[] = [];
+    const parentOf = new Map<AuditEntry, AuditEntry>();
     for (const [e, parentId] of this.#parentOf) {
       const p = parentId === null ? undefined : this.#byId.get(parentId);
-      if (p && p !== e) p.children.push(e);
-      else roots.push(e);
+      if (p && p !== e) {
+        p.children.push(e);
+        parentOf.set(e, p);
+      } else roots.push(e);
     }
+    const cycles = breakCycles(roots, this.#parentOf.keys(), parentOf);
     let selected = this.#sel.under?.length ? underRoots(roots, this.#sel.under) : roots;
     const max = this.#sel.maxProcesses ?? DEFAULT_MAX_REPORT_PROCESSES;
     let all = flatten(selected).map((f) => f.entry);
@@ -135,6 +180,8 @@ export class LogAuditor {
       leftOut: Math.max(0, total - max),
       malformed: this.#malformed,
       withoutId: this.#withoutId,
+      records: this.#records,
+      cycles,
     };
   }
 }

@@ -1,7 +1,7 @@
 /**
  * Loss accounting: how many kernel events this listener did not receive, and whether the
  * tree must be reconciled with `/proc`. Exact from `cn_msg.seq` gaps (see `seq.ts`); when
- * the kernel filters events (Linux ≥ 6.6 with `--events`), gaps are not losses and an
+ * the kernel filters events (with `--events`, where the kernel can), gaps are not losses and an
  * overrun can only be reported as "at least one".
  *
  * @module

@@ -24,7 +24,12 @@ export interface StatInfo {
   startTicks: number;
   /** Threads in the process (field 20). */
   threads: number;
+  /** The kernel's `PF_*` flags of its main thread (field 9). */
+  flags: number;
 }
+
+/** `PF_EXITING` in {@linkcode StatInfo.flags}: the process has begun to exit (`do_exit`). */
+export const PF_EXITING = 0x4;
 
 /** Clock ticks per second of `/proc` times (USER_HZ, fixed at 100 on Linux ABIs). */
 export const TICKS_PER_SECOND = 100;
@@ -43,6 +48,7 @@ export function parseStat(bytes: Uint8Array): StatInfo | null {
   const ppid = Number(f[1]);
   const startTicks = Number(f[19]);
   const threads = Number(f[17]);
+  const flags = Number(f[6]);
   if (!Number.isInteger(pid) || !Number.isInteger(ppid) || !Number.isFinite(startTicks)) {
     return null;
   }
@@ -53,6 +59,7 @@ export function parseStat(bytes: Uint8Array): StatInfo | null {
     ppid,
     startTicks,
     threads: Number.isInteger(threads) ? threads : 1,
+    flags: Number.isInteger(flags) ? flags : 0,
   };
 }
 

@@ -12,8 +12,7 @@
  * @module
  */
 
-import { type AuditEntry, type AuditTotals, flatten } from "./audit.ts";
-import { displayName } from "./text_view.ts";
+import { type AuditEntry, type AuditTotals, entryName, fileLine, flatten } from "./audit.ts";
 
 /** What a page shows. */
 export interface ReportDoc {
@@ -30,7 +29,7 @@ export interface ReportDoc {
 }
 
 /** How a process ended, as the page colours it. */
-export type Outcome = "ok" | "failed" | "killed" | "unknown-name" | "unknown-end";
+export type Outcome = "ok" | "nonzero" | "killed" | "unknown-name" | "unknown-end";
 
 /** One process as the page's script sees it (a JSON array row). */
 export interface PageRow {
@@ -51,6 +50,10 @@ export interface PageRow {
   exitCode: number | null;
   signal: string | null;
   outcome: Outcome;
+  /** With `--files`: its changes in one line (`files: 2 create: /a /b`); null: none. */
+  files: string | null;
+  /** How many changes it made (0 without `--files`). */
+  fileCount: number;
 }
 
 /** µs since the epoch of an ISO time with microseconds (`2026-11-29T18:38:22.875220Z`). */
@@ -63,7 +66,9 @@ export function isoToUs(iso: string): number {
 /** How an entry ended. */
 export function outcomeOf(e: AuditEntry): Outcome {
   if (e.signal !== null) return "killed";
-  if (e.exit_code !== null && e.exit_code !== 0) return "failed";
+  // A non-zero exit is an answer, not always a failure (`dpkg --compare-versions` says "no"
+  // with 1): shown with its code, in a colour of its own, never as red as a kill.
+  if (e.exit_code !== null && e.exit_code !== 0) return "nonzero";
   if (e.comm === null && e.argv === null && e.exe === null) return "unknown-name";
   if (e.exit_code === 0) return "ok";
   return "unknown-end";
@@ -78,7 +83,7 @@ export function pageRows(roots: readonly AuditEntry[]): PageRow[] {
     pid: e.pid,
     depth,
     parent,
-    name: displayName(e.argv, e.comm),
+    name: (e.parent_cycle ? "↻ " : "") + entryName(e),
     argv: e.argv,
     exe: e.exe,
     script: e.script ?? null,
@@ -89,6 +94,8 @@ export function pageRows(roots: readonly AuditEntry[]): PageRow[] {
     exitCode: e.exit_code,
     signal: e.signal,
     outcome: outcomeOf(e),
+    files: e.files ? fileLine(e.files) : null,
+    fileCount: e.files ? Object.values(e.files.counts).reduce((a, n) => a + n, 0) : 0,
   }));
 }
 
@@ -135,6 +142,7 @@ function tableRow(r: PageRow, i: number): string {
     `<span>${escapeHtml(r.exe ?? "")}</span><span>${escapeHtml(r.user ?? "")}</span>` +
     `<span data-v="${r.start}">${formatDuration(r.start)}</span>` +
     `<span data-v="${dur ?? -1}">${formatDuration(dur)}</span>` +
+    `<span data-v="${r.fileCount}">${r.fileCount || ""}</span>` +
     `<span>${escapeHtml(outcomeText(r))}</span></div>`;
 }
 
@@ -155,7 +163,9 @@ function header(doc: ReportDoc, rows: PageRow[]): string {
   for (const r of rows) wallUs = Math.max(wallUs, r.end ?? r.start);
   const status = doc.exitStatus === null ? "" : ` · exit status ${doc.exitStatus}`;
   return `<header><h1>${escapeHtml(doc.title)}</h1><p class="totals">` +
-    `${t.processes} processes · ${t.failed} failed · ${t.killed} killed · ` +
+    `${t.processes} processes · ${t.failed} non-zero exit${
+      t.failed === 1 ? "" : "s"
+    } · ${t.killed} killed · ` +
     `${t.lost_events} lost events · wall ${formatDuration(wallUs)}${status}</p>` +
     (doc.note ? `<p class="note">${escapeHtml(doc.note)}</p>` : "") + `</header>`;
 }
@@ -174,13 +184,14 @@ export function renderHtml(doc: ReportDoc, nonce: string): string {
 <body>
 ${header(doc, rows)}
 <section id="timeline"><h2>Timeline</h2>
-<div class="legend"><span class="ok">ok</span><span class="failed">failed</span><span class="killed">killed</span><span class="unknown-name">name unknown</span><span class="unknown-end">end unknown</span></div>
+<div class="legend"><span class="ok">ok</span><span class="nonzero">exit ≠ 0</span><span class="killed">killed</span><span class="unknown-name">name unknown</span><span class="unknown-end">end unknown</span></div>
+<p class="hint">A name in [brackets] is the program without its arguments: the process ended before its argv could be read from /proc (<code>--argv audit</code> reads every argv).</p>
 <div id="tl-scroll"><div id="tl-space"></div><canvas id="tl"></canvas></div>
 <pre id="tip" hidden></pre></section>
 <section id="processes"><h2>Processes</h2>
 <p><input id="filter" type="search" placeholder="filter: pid, command, user…">
-<button id="by-lineage">lineage</button><button id="by-slowest">slowest first</button><button id="by-failed">failed first</button></p>
-<div class="row head"><span>pid</span><span>command</span><span>exe</span><span>user</span><span>start</span><span>duration</span><span>outcome</span></div>
+<button id="by-lineage">lineage</button><button id="by-slowest">slowest first</button><button id="by-failed">non-zero first</button></p>
+<div class="row head"><span>pid</span><span>command</span><span>exe</span><span>user</span><span>start</span><span>duration</span><span>files</span><span>outcome</span></div>
 <div id="rows">${tableBody(rows)}</div></section>
 <script type="application/json" id="data">${scriptJson(rows)}</script>
 <script nonce="${nonce}">${PAGE_SCRIPT}</script>
@@ -193,17 +204,17 @@ body{font:13px/1.4 system-ui,sans-serif;margin:0 16px 32px;color:#222}
 h1{font-size:18px;margin:12px 0 4px;font-family:ui-monospace,monospace;word-break:break-all}
 h2{font-size:15px;margin:16px 0 6px}.totals{margin:0;color:#444}.note{color:#a15c00}
 .legend span{margin-right:12px}.legend span::before{content:"";display:inline-block;width:10px;height:10px;margin-right:4px;background:var(--c)}
-.ok{--c:#2e7d32}.failed{--c:#c62828}.killed{--c:#ef6c00}.unknown-name{--c:#9e9e9e}.unknown-end{--c:#1565c0}
+.ok{--c:#2e7d32}.nonzero{--c:#8d6e63}.killed{--c:#ef6c00}.unknown-name{--c:#9e9e9e}.unknown-end{--c:#1565c0}
 #tl-scroll{position:relative;height:360px;overflow:auto;border:1px solid #ccc}
 #tl{position:sticky;top:0;left:0;display:block}
 #tl-space{position:absolute;top:0;left:0;width:1px}
 #tip{position:fixed;margin:0;padding:6px 8px;background:#fffbe6;border:1px solid #c9b458;max-width:70ch;white-space:pre-wrap;word-break:break-all;pointer-events:none;font:12px ui-monospace,monospace}
-.row{display:grid;grid-template-columns:7ch minmax(0,1fr) 22% 10ch 9ch 9ch 16ch;border-bottom:1px solid #eee}
+.row{display:grid;grid-template-columns:7ch minmax(0,1fr) 22% 10ch 9ch 10ch 6ch 16ch;border-bottom:1px solid #eee}
 .row span{padding:2px 6px;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
-.row.head{background:#f3f3f3;position:sticky;top:0;font-weight:600}.row.head span{cursor:pointer}
+.row.head{background:#f3f3f3;position:sticky;top:0}.row.head span{cursor:pointer;font-weight:600}
 .block{content-visibility:auto;contain-intrinsic-size:auto ${ROWS_PER_BLOCK * 21}px}
 span.cmd{font-family:ui-monospace,monospace}
-.row.failed span:last-child{color:#c62828}.row.killed span:last-child{color:#ef6c00}.row.sel{background:#fff3c4}
+.row.nonzero span:last-child{color:#6d4c41}.hint{color:#555;margin:4px 0}.row.killed span:last-child{color:#ef6c00}.row.sel{background:#fff3c4}
 ${Array.from({ length: 41 }, (_, i) => `.row span.d${i}{padding-left:${6 + i * 12}px}`).join("")}
 `;
 
@@ -214,13 +225,15 @@ ${Array.from({ length: 41 }, (_, i) => `.row span.d${i}{padding-left:${6 + i * 1
 const PAGE_SCRIPT = `
 "use strict";
 const rows = JSON.parse(document.getElementById("data").textContent);
-const COLORS = {ok:"#2e7d32",failed:"#c62828",killed:"#ef6c00","unknown-name":"#9e9e9e","unknown-end":"#1565c0"};
-const ROW = 16, LABEL = 300;
+const COLORS = {ok:"#2e7d32",nonzero:"#8d6e63",killed:"#ef6c00","unknown-name":"#9e9e9e","unknown-end":"#1565c0"};
+const ROW = 16, LABEL = 300, AXIS = 18;
 const scroll = document.getElementById("tl-scroll"), canvas = document.getElementById("tl");
 const space = document.getElementById("tl-space"), tip = document.getElementById("tip");
 let end = 1;
 for (const r of rows) end = Math.max(end, r.end === null ? r.start : r.end);
-space.style.height = (rows.length * ROW) + "px";
+space.style.height = (rows.length * ROW + AXIS) + "px";
+// As tall as the rows need, up to the box's own height: a small run is not a tall empty box.
+scroll.style.height = Math.min(360, rows.length * ROW + AXIS + 4) + "px";
 const dur = (us) => us === null ? "–" : us < 1e6 ? (us / 1e3).toFixed(1) + " ms" : (us / 1e6).toFixed(2) + " s";
 function chain(i) {
   const out = [];
@@ -231,9 +244,9 @@ function details(i) {
   const r = rows[i];
   const how = r.signal ? "killed by " + r.signal : r.exitCode !== null ? "exit " + r.exitCode : "end unknown";
   return "pid " + r.pid + "  " + how + "  " + dur(r.end === null ? null : r.end - r.start) +
-    "\\nargv: " + (r.argv ? JSON.stringify(r.argv) : "unknown") + "\\nexe: " + (r.exe ?? "unknown") +
+    "\\nargv: " + (r.argv ? JSON.stringify(r.argv) : "not read (the process ended before /proc could be read)") + "\\nexe: " + (r.exe ?? "unknown") +
     (r.script ? "\\nscript: " + r.script : "") + "\\nuser: " + (r.user ?? "unknown") +
-    (r.cwd ? "\\ncwd: " + r.cwd : "") + "\\nchain: " + chain(i);
+    (r.cwd ? "\\ncwd: " + r.cwd : "") + (r.files ? "\\n" + r.files : "") + "\\nchain: " + chain(i);
 }
 let selected = -1;
 function draw() {
@@ -245,8 +258,9 @@ function draw() {
   g.font = "11px ui-monospace, monospace";
   const first = Math.floor(scroll.scrollTop / ROW), last = Math.min(rows.length, first + Math.ceil(h / ROW) + 1);
   const off = scroll.scrollTop - first * ROW, span = Math.max(1, w - LABEL - 8);
+  gridLines(g, h, span);
   for (let i = first; i < last; i++) {
-    const r = rows[i], y = (i - first) * ROW - off;
+    const r = rows[i], y = AXIS + (i - first) * ROW - off;
     if (i === selected) { g.fillStyle = "#fff3c4"; g.fillRect(0, y, w, ROW); }
     g.fillStyle = "#333";
     g.fillText((" ".repeat(Math.min(r.depth, 30) * 2) + r.pid + " " + r.name).slice(0, 44), 4, y + 12);
@@ -254,10 +268,31 @@ function draw() {
     g.fillStyle = COLORS[r.outcome];
     g.fillRect(x0, y + 3, Math.max(1, x1 - x0), ROW - 6);
   }
+  axisLabels(g, w, span);
+}
+/** Time since the first start along the top, at a round step (1, 2 or 5 × 10^k µs). */
+function ticks() {
+  const base = Math.pow(10, Math.floor(Math.log10(end / 8)));
+  const step = base * ([1, 2, 5, 10].find((m) => end / (base * m) <= 8) ?? 10);
+  const out = [];
+  for (let t = 0; t <= end; t += step) out.push(t);
+  return out;
+}
+function gridLines(g, h, span) {
+  g.strokeStyle = "#e4e4e4";
+  for (const t of ticks()) {
+    const x = Math.round(LABEL + (t / end) * span) + 0.5;
+    g.beginPath(); g.moveTo(x, AXIS - 4); g.lineTo(x, h); g.stroke();
+  }
+}
+function axisLabels(g, w, span) {
+  g.fillStyle = "#fff"; g.fillRect(0, 0, w, AXIS - 4);
+  g.fillStyle = "#555";
+  for (const t of ticks()) g.fillText(dur(t), LABEL + (t / end) * span + 2, 10);
 }
 function rowAt(ev) {
   const rect = canvas.getBoundingClientRect();
-  const i = Math.floor((ev.clientY - rect.top + scroll.scrollTop) / ROW);
+  const i = Math.floor((ev.clientY - rect.top - AXIS + scroll.scrollTop) / ROW);
   return i >= 0 && i < rows.length ? i : -1;
 }
 canvas.addEventListener("mousemove", (ev) => {
@@ -301,7 +336,7 @@ function order(key) {
   const sorted = trs.slice();
   if (key === "slowest") sorted.sort((a, b) => Number(b.children[5].dataset.v) - Number(a.children[5].dataset.v));
   else if (key === "failed") {
-    const rank = {killed: 0, failed: 1, "unknown-end": 2, "unknown-name": 3, ok: 4};
+    const rank = {killed: 0, nonzero: 1, "unknown-end": 2, "unknown-name": 3, ok: 4};
     sorted.sort((a, b) => rank[a.classList[1]] - rank[b.classList[1]]);
   }
   place(sorted);

@@ -19,13 +19,18 @@ export function displayArg(a: string): string {
   return s === "" || /[\s'"]/.test(s) ? JSON.stringify(s) : s;
 }
 
-/** How to name a process in one line: its argv, else its comm, else `<unknown>`. */
+/**
+ * How to name a process in one line: its argv; else, in brackets (a name, not what it was
+ * run with), its comm or its executable's name; else `<unknown>`.
+ */
 export function displayName(
   argv: readonly string[] | null | undefined,
   comm: string | null | undefined,
+  exe?: string | null,
 ): string {
   if (argv && argv.length) return argv.map(displayArg).join(" ");
   if (comm) return `[${terminalSafe(comm)}]`;
+  if (exe) return `[${terminalSafe(exe.slice(exe.lastIndexOf("/") + 1))}]`;
   return "<unknown>";
 }
 
@@ -65,39 +70,39 @@ export class TextFormatter {
     }
     const pid = String(rec.pid).padStart(7) + (rec.tid !== undefined ? `/${rec.tid}` : "");
     const indent = "  ".repeat(this.#depth(node));
+    const exe = rec.exe ?? node?.exe;
+    const name = displayName(null, rec.comm, exe);
     let detail: string;
     switch (rec.event) {
       case "fork":
-        detail = `${displayName(null, rec.comm)} forked by ${rec.ppid ?? "?"}`;
+        detail = `${name} forked by ${rec.ppid ?? "?"}`;
         break;
       case "exec":
-        detail = displayName(rec.argv, rec.comm);
+        detail = displayName(rec.argv, rec.comm, exe);
         break;
       case "exit":
-        detail = `${displayName(null, rec.comm)} ` +
+        detail = `${name} ` +
           (rec.signal
             ? `killed by ${rec.signal}${rec.core_dumped ? " (core dumped)" : ""}`
             : `exit ${rec.exit_code}`);
         break;
       case "comm":
-        detail = `renamed ${displayName(null, rec.comm)}`;
+        detail = `renamed ${name}`;
         break;
       case "uid":
       case "gid":
-        detail = `${displayName(null, rec.comm)} ${rec.event} ${rec.real}/${rec.effective}`;
+        detail = `${name} ${rec.event} ${rec.real}/${rec.effective}`;
         break;
       case "file":
         // Under the process that made the change, one level deeper than its own lines.
-        detail = `  ${displayName(null, rec.comm)} ${rec.action}${rec.dir ? " dir" : ""} ` +
+        detail = `  ${name} ${rec.action}${rec.dir ? " dir" : ""} ` +
           displayArg(rec.path ?? "?") + (rec.to !== undefined ? ` → ${displayArg(rec.to)}` : "");
         break;
       case "ptrace":
-        detail = `${displayName(null, rec.comm)} ${
-          rec.tracer_pid ? `traced by ${rec.tracer_pid}` : "detached"
-        }`;
+        detail = `${name} ${rec.tracer_pid ? `traced by ${rec.tracer_pid}` : "detached"}`;
         break;
       default:
-        detail = displayName(null, rec.comm);
+        detail = name;
     }
     return `${head} ${pid} ${indent}${detail}`;
   }

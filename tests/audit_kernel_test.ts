@@ -192,6 +192,52 @@ Deno.test({
 });
 
 Deno.test({
+  name:
+    "kernel: --argv audit: two or three SIGINTs 1 ms apart during shutdown restore the host (20 of 20)",
+  ignore,
+}, async () => {
+  const before = hostState();
+  for (let round = 0; round < 20; round++) {
+    const w = await startProctree(["watch", "--argv", "audit", "--events", "exec"]);
+    // As `npx … task` delivers Ctrl-C: the terminal's SIGINT, then the task runner's.
+    const signals = 2 + (round % 2);
+    const stopped = w.stop("SIGINT");
+    for (let i = 1; i < signals; i++) {
+      await sleep(1);
+      try {
+        w.child.kill("SIGINT");
+      } catch { /* already gone */ }
+    }
+    const { code, stderr } = await stopped;
+    assertEquals(code, 0, `round ${round}: ${stderr}`);
+    assertEquals(hostState(), before, `round ${round}, ${signals} signals`);
+  }
+});
+
+Deno.test({
+  name:
+    "kernel: --argv audit: kill -9 then a restart 0.2, 0.5 or 2 s later takes the dead one's rule down",
+  ignore,
+}, async () => {
+  const before = hostState();
+  for (const afterMs of [200, 500, 2000]) {
+    const dead = await startProctree(["watch", "--argv", "audit", "--events", "exec"]);
+    dead.child.kill("SIGKILL");
+    await sleep(afterMs);
+    const w = await startProctree(["watch", "--argv", "audit", "--events", "exec"]);
+    assertMatch(
+      w.stderr(),
+      /1 rule\(s\) left by a proctree that died were removed/,
+      `${afterMs} ms`,
+    );
+    assertEquals(auditctl("-l").match(/key=proctree:/g)?.length, 1, `${afterMs} ms: only its own`);
+    await dead.stop();
+    assertEquals((await w.stop("SIGINT")).code, 0);
+    assertEquals(hostState(), before, `${afterMs} ms`);
+  }
+});
+
+Deno.test({
   name: "kernel: --argv audit without CAP_AUDIT_CONTROL: one line, status 1, nothing changed",
   ignore: ignore || !hasCommand("setpriv"),
 }, async () => {

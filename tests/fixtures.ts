@@ -34,7 +34,15 @@ export class FakeProc {
     const stat = (pid: number): StatInfo | null => {
       const p = procs.get(pid);
       return p
-        ? { pid, comm: p.comm, state: "S", ppid: p.ppid, startTicks: p.startTicks, threads: 1 }
+        ? {
+          pid,
+          comm: p.comm,
+          state: "S",
+          ppid: p.ppid,
+          startTicks: p.startTicks,
+          threads: 1,
+          flags: 0,
+        }
         : null;
     };
     return {

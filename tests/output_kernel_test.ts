@@ -1,5 +1,5 @@
-import { assert, assertEquals } from "@std/assert";
-import { noKernel, parseLines, sleep, spawnAndWait, startProctree } from "./kernel.ts";
+import { assert, assertEquals, assertMatch } from "@std/assert";
+import { noKernel, parseLines, PROCTREE, sleep, spawnAndWait, startProctree } from "./kernel.ts";
 
 const ignore = noKernel !== null;
 
@@ -85,3 +85,83 @@ Deno.test("cli: --truncate without --output is a usage error", async () => {
     .output();
   assertEquals(r.code, 2);
 });
+
+/** Runs `proctree ARGS` to its end: status and stderr. */
+async function proctree(args: string[]): Promise<{ code: number; stderr: string }> {
+  const r = await new Deno.Command(PROCTREE[0], {
+    args: [...PROCTREE.slice(1), ...args],
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  return { code: r.code, stderr: new TextDecoder().decode(r.stderr) };
+}
+
+Deno.test(
+  { name: "kernel: -o into a kernel interface fails before listening", ignore },
+  async () => {
+    const r = await proctree(["watch", "-o", "/proc/version"]);
+    assertEquals(r.code, 1);
+    assertEquals(
+      r.stderr,
+      "proctree: cannot write /proc/version: it is a kernel interface (proc), not a file\n",
+    );
+  },
+);
+
+Deno.test("report: a file with no watch line is an error, not an empty page", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    for (
+      const [log, why] of [["/etc/passwd", /\d+ lines, none of them one/], [
+        `${dir}/empty`,
+        /it is empty/,
+      ]] as const
+    ) {
+      if (log.startsWith(dir)) await Deno.writeTextFile(log, "");
+      const r = await proctree(["report", log, "--html", `${dir}/page.html`]);
+      assertEquals(r.code, 1, r.stderr);
+      assertEquals(r.stderr.trim().split("\n").length, 1, r.stderr);
+      assertMatch(r.stderr, new RegExp(`^proctree: report: ${log} holds no proctree watch line`));
+      assertMatch(r.stderr, why);
+    }
+    const made = await Deno.stat(`${dir}/page.html`).then(() => true, () => false);
+    assertEquals(made, false, "no page written");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test(
+  { name: "kernel: run says where its reports went; errors name the user's path", ignore },
+  async () => {
+    const dir = await Deno.makeTempDir();
+    try {
+      const ok = await proctree(["run", "--no-tree", "--html", `${dir}/p.html`, "--", "true"]);
+      assertEquals(ok.code, 0, ok.stderr);
+      assertMatch(ok.stderr, new RegExp(`\\nproctree: wrote ${dir}/p\\.html\\n`));
+      const bad = await proctree(["run", "-q", "--summary", `${dir}/no/a.json`, "--", "true"]);
+      assertEquals(bad.code, 1);
+      assertEquals(
+        bad.stderr,
+        `proctree: cannot create ${dir}/no/a.json: no such file or directory (ENOENT)\n`,
+      );
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
+
+Deno.test(
+  { name: "kernel: --files on a path not there yet says so when listening", ignore },
+  async () => {
+    const dir = await Deno.makeTempDir();
+    try {
+      const w = await startProctree(["watch", "--files", `${dir}/later`]);
+      const { stderr } = await w.stop();
+      assertMatch(stderr, /director(y|ies) known; not there yet, watched for: .*\/later\)/);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);

@@ -149,6 +149,22 @@ Deno.test("lineage: --under with a path matches the executable, not the name", a
   assertEquals(byName("/usr/bin/npm")(npm), true);
   assertEquals(byName("/usr/local/bin/npm")(npm), false);
   assertEquals(byName("npm")(npm), true);
+  // A #! script runs as its interpreter: --under names the script by its path or name.
+  const deploy = t.exec(1, {
+    comm: "deploy.sh",
+    argv: ["/bin/sh", "/opt/deploy.sh"],
+    exe: "/usr/bin/dash",
+    script: "/opt/deploy.sh",
+    uid: 0,
+    ppid: 0,
+    startTicks: 1,
+    cwd: null,
+    loginUid: null,
+  });
+  assertEquals(byName("/opt/deploy.sh")(deploy), true);
+  assertEquals(byName("deploy.sh")(deploy), true);
+  assertEquals(byName("/usr/bin/dash")(deploy), true);
+  assertEquals(byName("/opt/other.sh")(deploy), false);
   const { readLink } = await import("../ffi/procfs.ts");
   // An exe path that is not UTF-8 keeps its bytes (surrogate escapes), not U+FFFD.
   const link = await Deno.makeTempDir();

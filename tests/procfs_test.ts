@@ -13,6 +13,7 @@ Deno.test("procfs: stat with spaces and parentheses in the name", () => {
     ppid: 17,
     startTicks: 987654,
     threads: 3,
+    flags: 4194560,
   });
 });
 

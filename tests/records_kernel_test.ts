@@ -129,7 +129,9 @@ Deno.test(
       assertEquals(d.process.entity_id, r.id);
       assertEquals(d.process.parent.entity_id, r.parent_id);
       assertEquals(d.process.parent.pid, r.ppid);
-      assertEquals(d.process.name, r.comm ?? undefined);
+      // ECS names a process by its executable (Elastic's agents do); exec lines carry it.
+      if (r.event === "exec" && r.exe) assertEquals(d.process.name, r.exe.split("/").pop());
+      else assertEquals(typeof d.process.name, "string");
       near(d.process.start, r.start_time!);
       assertEquals(d.user.name, r.user);
       assertEquals(d.proctree.chain, r.chain);
@@ -157,3 +159,97 @@ Deno.test(
     }
   },
 );
+
+/**
+ * Elastic's prebuilt Linux detection rules (elastic/detection-rules, `rules/linux/`), each
+ * as the EQL query reads it, over proctree's ECS documents of a harmless trigger. `:` and
+ * `like` are case-sensitive wildcard matches; `in` is equality with any of the values.
+ */
+// deno-lint-ignore no-explicit-any
+type Doc = any;
+const wild = (pattern: string) =>
+  new RegExp(
+    "^" + pattern.split("*").map((p) => p.replace(/[.+?^${}()|[\]\\]/g, "\\$&")).join(".*") + "$",
+    "s",
+  );
+const matches = (v: unknown, ...patterns: string[]) =>
+  (Array.isArray(v) ? v : [v]).some((x) =>
+    typeof x === "string" && patterns.some((p) => wild(p).test(x))
+  );
+// The system's python, not a version manager's shim (whose scripts make a storm of their own).
+const PYTHON = ["/usr/bin/python3", "/usr/local/bin/python3"].find((p) => {
+  try {
+    return Deno.statSync(p).isFile;
+  } catch {
+    return false;
+  }
+}) ?? "python3";
+const SHELLS = ["bash", "dash", "sh", "tcsh", "csh", "zsh", "ksh", "fish"];
+const startOf = (d: Doc, actions: string[]) =>
+  d.event?.category?.includes("process") && d.host?.os?.type === "linux" &&
+  d.event.type?.includes("start") && actions.includes(d.event.action);
+
+const RULES: { name: string; trigger: string[]; fires: (d: Doc) => boolean }[] = [
+  {
+    // rules/linux/credential_access_private_key_password_searching_activity.toml
+    name: "Private Key Searching Activity",
+    trigger: ["find", "/root/", "-maxdepth", "0", "-name", "id_rsa*"],
+    fires: (d) =>
+      startOf(d, [
+        "exec",
+        "exec_event",
+        "start",
+        "ProcessRollup2",
+        "process_started",
+        "executed",
+      ]) &&
+      d.process.name === "find" &&
+      matches(d.process.command_line, "*id_dsa*", "*id_rsa*", "*id_ed*", "*id_ecdsa*") &&
+      matches(d.process.command_line, "*/home/*", "*/etc/ssh*", "*/root/*", "/"),
+  },
+  {
+    // rules/linux/command_and_control_shell_via_background_process.toml
+    name: "Potential Reverse Shell via Background Process",
+    trigger: ["bash", "-c", 'setsid sh -c ": /dev/tcp/127.0.0.1/9 0>&1"; true'],
+    fires: (d) =>
+      startOf(d, ["exec", "exec_event", "start", "ProcessRollup2"]) &&
+      ["setsid", "nohup"].includes(d.process.name) &&
+      matches(d.process.args, "*/dev/tcp/*0>&1*") &&
+      SHELLS.includes(d.process.parent?.name),
+  },
+  {
+    // rules/linux/execution_python_tty_shell.toml (Interactive Terminal Spawned via Python)
+    name: "Interactive Terminal Spawned via Python",
+    trigger: [PYTHON, "-c", 'import pty; pty.spawn(["/bin/sh", "-c", "exit 0"])'],
+    fires: (d) =>
+      startOf(d, ["exec", "exec_event", "start"]) &&
+      matches(d.process.parent?.name, "python*") &&
+      [...SHELLS, "ash"].includes(d.process.name) &&
+      d.process.parent.args_count >= 3 &&
+      matches(d.process.parent.args, "*pty.spawn*") && matches(d.process.parent.args, "-c"),
+  },
+];
+
+for (const rule of RULES) {
+  Deno.test({
+    name: `kernel: Elastic's rule "${rule.name}" fires on proctree's ECS output`,
+    ignore,
+  }, async () => {
+    // argv is read from /proc after the event: a read that comes late keeps none (README,
+    // Guarantees), so a trigger whose facts were not read is run again, at most 3 times.
+    const seen: string[] = [];
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const w = await startProctree(["watch", "--format", "ecs", "--events", "exec"]);
+      const { pid } = await spawnAndWait(rule.trigger[0], rule.trigger.slice(1));
+      await sleep(200);
+      const { stdout } = await w.stop();
+      const docs: Doc[] = stdout.split("\n").filter(Boolean).map((l) => JSON.parse(l));
+      const mine = docs.filter((d) => d.process?.pid >= pid);
+      if (mine.some(rule.fires)) return;
+      seen.push(
+        JSON.stringify(mine.map((d) => [d.process.name, d.process.args, d.process.parent])),
+      );
+    }
+    throw new Error(`${rule.name} did not fire: ${seen.join("\n")}`);
+  });
+}

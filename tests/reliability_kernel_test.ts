@@ -1,5 +1,13 @@
 import { assert, assertEquals, assertLessOrEqual } from "@std/assert";
-import { BUNDLE, haveBundle, noKernel, PROCTREE, sleep, startProctree } from "./kernel.ts";
+import {
+  BUNDLE,
+  compileHelper,
+  haveBundle,
+  noKernel,
+  PROCTREE,
+  sleep,
+  startProctree,
+} from "./kernel.ts";
 import { listDir } from "../ffi/procfs.ts";
 import type { WatchRecord } from "../lib/record.ts";
 
@@ -254,16 +262,68 @@ async function runIsolated(prefix: string[], seconds = 5) {
   };
 }
 
-Deno.test({
-  name: "kernel: as nobody on Linux ≥ 6.6, watch works; other users' /proc is null",
-  ignore: ignore || !haveBundle,
-}, async () => {
-  const r = await runIsolated(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]);
+const NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"];
+const NET_ADMIN = ["--inh-caps=+net_admin", "--ambient-caps=+net_admin"];
+
+/**
+ * Whether the kernel lets `prefix` (a user, capabilities) listen, asked by a small C program
+ * rather than by proctree: "allowed", "refused: …", or null when it could not be asked.
+ */
+async function kernelAllows(prefix: string[]): Promise<string | null> {
+  const probe = await compileHelper("cnprobe");
+  if (!probe) return null;
+  await Deno.chmod(probe, 0o755);
+  await Deno.chmod(probe.slice(0, probe.lastIndexOf("/")), 0o755);
+  const r = await new Deno.Command(prefix[0], {
+    args: [...prefix.slice(1), probe],
+    stdout: "piped",
+  })
+    .output();
+  return new TextDecoder().decode(r.stdout).trim() || null;
+}
+
+const asNobody = noKernel === null ? await kernelAllows(NOBODY) : null;
+const asNetAdmin = noKernel === null ? await kernelAllows([...NOBODY, ...NET_ADMIN]) : null;
+if (asNobody !== "allowed") {
+  console.log(`unprivileged watch test ignored: the kernel says ${asNobody} to nobody`);
+}
+
+/** Root's `sleep` seen by an unprivileged proctree: its exe is not nobody's to read. */
+function seesRootsSleep(r: { stdout: string; stderr: string }): void {
   assert(r.stderr.includes("proctree: listening"), r.stderr);
   const execs = r.stdout.split("\n").filter(Boolean).map((l) => JSON.parse(l) as WatchRecord)
     .filter((x) => x.event === "exec" && x.argv?.[0] === "sleep");
   assert(execs.length >= 1, "root's sleep was seen");
   assertEquals(execs[0].exe, null, "root's /proc/<pid>/exe is not readable by nobody: null");
+}
+
+Deno.test({
+  name: "kernel: as nobody where the kernel allows it, watch works; other users' /proc is null",
+  ignore: ignore || !haveBundle || asNobody !== "allowed",
+}, async () => {
+  seesRootsSleep(await runIsolated(NOBODY));
+});
+
+Deno.test({
+  name: "kernel: as nobody where the kernel refuses, watch fails with one line naming the way out",
+  ignore: ignore || !haveBundle || !asNobody?.startsWith("refused"),
+}, async () => {
+  const r = await runIsolated(NOBODY);
+  assertEquals(r.code, 1, r.stderr);
+  const lines = r.stderr.trim().split("\n");
+  assertEquals(lines.length, 1, r.stderr);
+  assertEquals(
+    lines[0],
+    "proctree: this kernel refuses unprivileged proc-connector listeners (bind: EPERM): " +
+      "run as root or with CAP_NET_ADMIN",
+  );
+});
+
+Deno.test({
+  name: "kernel: as nobody with CAP_NET_ADMIN alone, watch works",
+  ignore: ignore || !haveBundle || asNetAdmin !== "allowed",
+}, async () => {
+  seesRootsSleep(await runIsolated([...NOBODY, ...NET_ADMIN]));
 });
 
 Deno.test({

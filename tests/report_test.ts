@@ -55,7 +55,7 @@ Deno.test("report: times, outcomes and lineage order", () => {
     1,
     0,
   ], [14, 1, 0]]);
-  assertEquals(rows.map((r) => r.outcome), ["failed", "ok", "failed", "killed", "unknown-name"]);
+  assertEquals(rows.map((r) => r.outcome), ["nonzero", "ok", "nonzero", "killed", "unknown-name"]);
   assertEquals([rows[1].start, rows[1].end], [5000, 50000]);
   assertEquals(outcomeOf(entry(1, ["x"], 0, null, null)), "unknown-end");
 });
@@ -224,4 +224,32 @@ Deno.test("report config: the log, at least one output, times checked", () => {
       assert(e instanceof CliError && e.message.includes(message) && e.status === 2, String(e));
     }
   }
+});
+
+Deno.test("report from a log: a parent_id loop is cut and said, no process lost", () => {
+  const a = new LogAuditor();
+  const fork = (pid: number, id: string, parent: string) =>
+    JSON.stringify({
+      event: "fork",
+      time: "2026-11-29T12:00:00.000000Z",
+      pid,
+      ppid: 1,
+      comm: "p" + pid,
+      id,
+      parent_id: parent,
+    });
+  // 1 is a root with child 2; 3 and 4 are each other's parent; 5 hangs below the loop.
+  for (const l of [fork(1, "x.1", "x.0"), fork(2, "x.2", "x.1")]) a.line(l);
+  for (const l of [fork(3, "x.3", "x.4"), fork(4, "x.4", "x.3"), fork(5, "x.5", "x.4")]) a.line(l);
+  const r = a.finish();
+  assertEquals(r.cycles, 2);
+  assertEquals(r.totals.processes, 5);
+  assertEquals(r.roots.map((e) => [e.pid, e.parent_cycle ?? false]), [[1, false], [3, true]]);
+  assertEquals(pageRows(r.roots).map((row) => row.name), [
+    "[p1]",
+    "[p2]",
+    "↻ [p3]",
+    "[p4]",
+    "[p5]",
+  ]);
 });

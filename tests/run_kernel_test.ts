@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertMatch } from "@std/assert";
-import { noKernel, PROCTREE } from "./kernel.ts";
+import { noKernel, PROCTREE, runWithSummary } from "./kernel.ts";
 import type { AuditEntry } from "../lib/audit.ts";
 
 const ignore = noKernel !== null;
@@ -60,7 +60,7 @@ Deno.test(
     assertEquals(doc.totals.processes, 4);
     assertEquals(doc.totals.failed, 2);
     assertEquals(doc.complete, true);
-    assertMatch(r.stderr, /4 processes, 2 failed, 0 killed/);
+    assertMatch(r.stderr, /4 processes, 2 exited non-zero, 0 killed/);
   },
 );
 
@@ -123,3 +123,21 @@ Deno.test("cli: run without a command is a usage error", async () => {
   const r = await proctreeRun([]);
   assertEquals(r.code, 2);
 });
+
+Deno.test(
+  { name: "kernel: a root that execs again shows every image it ran", ignore },
+  async () => {
+    const { code, doc } = await runWithSummary(["bash", "-c", "sleep 0.05; exec sleep 0.2"]);
+    assertEquals(code, 0);
+    const root = doc.tree;
+    // exe comes from fanotify for every exec; argv when /proc was read in time.
+    assertEquals(root.exe, "/usr/bin/sleep");
+    assertEquals(root.earlier_images?.map((i) => i.exe), ["/usr/bin/bash"]);
+    const { entryName } = await import("../lib/audit.ts");
+    assertMatch(
+      entryName(root),
+      // Deno passes the resolved path as argv[0].
+      /^((\S*\/)?bash -c "sleep 0\.05; exec sleep 0\.2"|\[bash\]) → (sleep 0\.2|\[sleep\])$/,
+    );
+  },
+);

@@ -36,6 +36,10 @@ Deno.test(
         stderr: "piped",
       }).output();
       assertEquals(r.code, 0, new TextDecoder().decode(r.stderr));
+      assertMatch(
+        new TextDecoder().decode(r.stdout),
+        new RegExp(`^installed proctree \\S+ as ${prefix}/bin/proctree\n`),
+      );
       const out = await new Deno.Command(`${prefix}/bin/proctree`, {
         args: ["chain", String(Deno.pid)],
         stdout: "piped",
@@ -48,6 +52,26 @@ Deno.test(
     }
   },
 );
+
+Deno.test("shipping: install.sh on a fresh checkout says what to run and writes nothing", async () => {
+  const checkout = await Deno.makeTempDir();
+  const prefix = `${checkout}/prefix`;
+  try {
+    await Deno.mkdir(`${checkout}/scripts`);
+    await Deno.copyFile(`${root}scripts/install.sh`, `${checkout}/scripts/install.sh`);
+    const r = await new Deno.Command("bash", {
+      args: [`${checkout}/scripts/install.sh`, "--prefix", prefix],
+      stderr: "piped",
+    }).output();
+    assertEquals(r.code, 1);
+    assertMatch(new TextDecoder().decode(r.stderr), /npx -y deno@2\.9\.6 task install/);
+    let made = true;
+    await Deno.stat(prefix).catch(() => (made = false));
+    assertEquals(made, false, "nothing created under the prefix");
+  } finally {
+    await Deno.remove(checkout, { recursive: true });
+  }
+});
 
 Deno.test({
   name: "shipping: the systemd unit passes systemd-analyze verify",

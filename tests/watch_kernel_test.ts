@@ -1,4 +1,7 @@
 import { assert, assertEquals, assertMatch } from "@std/assert";
+import { ProcConnector } from "../ffi/connector.ts";
+import { type Decoded, decodeDatagram } from "../lib/wire.ts";
+import { WHAT } from "../lib/event_kinds.ts";
 import { noKernel, of, PROCTREE, sleep, spawnAndWait, startProctree } from "./kernel.ts";
 
 const ignore = noKernel !== null;
@@ -105,3 +108,28 @@ Deno.test("cli: usage errors exit 2 with one line, --help exits 0", async () => 
     assert(new TextDecoder().decode(ok.stdout).includes("Usage"));
   }
 });
+
+Deno.test(
+  { name: "kernel: whether the kernel filters events is asked, and then it does filter", ignore },
+  async () => {
+    const all = ProcConnector.open();
+    assertEquals(all.kernelFilter, false, "no filter asked for: none applied");
+    all.close();
+    const c = ProcConnector.open({ eventMask: WHAT.EXEC });
+    try {
+      if (!c.kernelFilter) return; // an older kernel: it ignored the filter request, as it should
+      await spawnAndWait("sh", ["-c", "true"]);
+      await sleep(100);
+      const kinds = new Set<string>();
+      c.receive((view, offset, length) => {
+        const out: Decoded[] = [];
+        decodeDatagram(view, offset, length, out);
+        for (const d of out) kinds.add(d.what);
+      });
+      assert(kinds.has("exec"), [...kinds].join());
+      assert(!kinds.has("fork") && !kinds.has("exit"), `the kernel filtered: ${[...kinds]}`);
+    } finally {
+      c.close();
+    }
+  },
+);
