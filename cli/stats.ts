@@ -56,6 +56,7 @@ export class StatsClock {
       execs_unreadable: c.execsUnreadable,
       execs_named_by_fanotify: c.execsNamedByFanotify,
       exec_name_conflicts: c.execNameConflicts,
+      execs_not_reachable: c.execsNotReachable,
       execs_argv_from_audit: c.execsArgvFromAudit,
       file_changes: c.fileChanges,
       file_changes_unnamed: c.fileChangesUnnamed,

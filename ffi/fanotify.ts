@@ -17,7 +17,7 @@
  */
 
 import { Errno, errno, errnoName, libc, LibcError, O, POLL, POLLFD } from "./libc.ts";
-import { cPath, listDir, readFileText, readLink, realPath } from "./procfs.ts";
+import { cPath, fileId, listDir, readFileText, readLink, realPath, sameFile } from "./procfs.ts";
 import type { BatchSink, Source } from "../lib/loop.ts";
 import {
   decodeFanEvents,
@@ -29,7 +29,7 @@ import {
 } from "../lib/fanotify_wire.ts";
 import { parseMountinfo, PSEUDO_FS_TYPES } from "../lib/mountinfo.ts";
 import { HEADER_BYTES, parseExecHeader } from "../lib/exec_header.ts";
-import { ExecNames } from "../lib/exec_names.ts";
+import { ExecNames, NOT_HERE } from "../lib/exec_names.ts";
 
 const AT_FDCWD = -100;
 /**
@@ -224,8 +224,11 @@ export class FanotifySource implements Source {
     if (ev.fd === FAN_NOFD || ev.fd < 0) return;
     const c = libc();
     try {
-      const path = readLink(`/proc/self/fd/${ev.fd}`);
-      if (path === null) return;
+      const linked = readLink(`/proc/self/fd/${ev.fd}`);
+      if (linked === null) return;
+      // Opened through another mount namespace's mount, a path can name here a file other
+      // than the one that runs (`mount --bind ./payload /usr/bin/ls` in a private namespace).
+      const path = sameFile(fileId(ev.fd, ""), linked) ? linked : NOT_HERE;
       let header = null;
       if (this.names.needsHeader(ev.pid, path)) {
         const got = Number(c.pread(ev.fd, this.#head, BigInt(HEADER_BYTES), 0n));

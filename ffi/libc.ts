@@ -32,6 +32,7 @@ const SYMBOLS = {
   fchmod: { parameters: ["i32", "u32"], result: "i32" },
   read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   readlink: { parameters: ["buffer", "buffer", "usize"], result: "isize" },
+  statx: { parameters: ["i32", "buffer", "i32", "u32", "buffer"], result: "i32" },
   write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   close: { parameters: ["i32"], result: "i32" },
   opendir: { parameters: ["buffer"], result: "pointer" },
@@ -133,6 +134,20 @@ export const KERNEL_FS_MAGIC: ReadonlyMap<number, string> = new Map([
   [0x6165676c, "pstore"],
   [0xde5e81e4, "efivarfs"],
 ]);
+
+/** `struct statx`: the fields that tell one file from another (`linux/stat.h`). */
+export const STATX = {
+  size: 256,
+  ino: 32,
+  devMajor: 136,
+  devMinor: 140,
+  /** Ask for the inode number (`STATX_INO`). */
+  maskIno: 0x100,
+  /** `AT_EMPTY_PATH`: the descriptor itself. */
+  emptyPath: 0x1000,
+  /** `AT_FDCWD`. */
+  cwd: -100,
+} as const;
 
 /** What the errnos a user meets most often mean, in words (as `strerror` says them). */
 const ERRNO_WORDS: Record<string, string> = {

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { libc, O } from "./libc.ts";
+import { libc, O, STATX } from "./libc.ts";
 import { bytesOf, decodeBytes } from "../lib/text.ts";
 import { type EcsHost, parseOsRelease } from "../lib/ecs.ts";
 import {
@@ -50,6 +50,32 @@ export function realPath(path: string): string | null {
   if (p === null) return null;
   const end = realBuf.indexOf(0);
   return decodeBytes(realBuf.subarray(0, end < 0 ? realBuf.length : end));
+}
+
+const statxBuf = new Uint8Array(STATX.size);
+const statxView = new DataView(statxBuf.buffer);
+
+/**
+ * Device and inode of the file `fd` has open (`path` ""), or of what `path` names (links
+ * followed); null when it cannot be asked.
+ */
+export function fileId(fd: number, path: string): string | null {
+  const at = path === "" ? fd : STATX.cwd;
+  const flags = path === "" ? STATX.emptyPath : 0;
+  if (libc().statx(at, cBytes(path), flags, STATX.maskIno, statxBuf) !== 0) return null;
+  return `${statxView.getUint32(STATX.devMajor, true)}:${
+    statxView.getUint32(STATX.devMinor, true)
+  }` +
+    `:${statxView.getBigUint64(STATX.ino, true)}`;
+}
+
+/**
+ * Whether `path`, resolved in proctree's own mount namespace, is the file `id` names. Not
+ * knowing (`id` null: gone) is not a mismatch: the path was read from the kernel's own link.
+ */
+export function sameFile(id: string | null, path: string): boolean {
+  if (id === null) return true;
+  return fileId(-1, path) === id;
 }
 
 /** Reads a whole file into the shared buffer; returns its length, or -1. */
@@ -144,7 +170,10 @@ export const procfs: ProcReader = {
     return n < 0 ? null : parseCmdline(buf.subarray(0, n));
   },
   exe(pid) {
-    return readLink(`/proc/${pid}/exe`);
+    const path = readLink(`/proc/${pid}/exe`);
+    // The link names the file as its own mount namespace reaches it: a path that reaches
+    // another file from here is not this program's name (a private bind mount over it).
+    return path !== null && sameFile(fileId(-1, `/proc/${pid}/exe`), path) ? path : null;
   },
   cwd(pid) {
     return readLink(`/proc/${pid}/cwd`);

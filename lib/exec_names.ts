@@ -22,6 +22,13 @@
 import type { ExecHeader } from "./exec_header.ts";
 import type { Decoded } from "./wire.ts";
 
+/**
+ * What the fanotify source passes instead of a path when the file the kernel opened is not
+ * the file its path reaches from proctree's mount namespace: the exec is then named `null`,
+ * never after the other file. (Not a path: paths from the kernel start with `/`.)
+ */
+export const NOT_HERE = "<not reachable by its path here>";
+
 /** What fanotify says an exec ran. */
 export interface ExecName {
   /** The program that runs: `/proc/<pid>/exe` (for a script, its interpreter). */

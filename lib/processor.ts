@@ -30,7 +30,7 @@ import { LossAccounting } from "./loss.ts";
 import { ExecReads, NULL_INFO } from "./exec_reads.ts";
 import { type ProcessFilter, RecordFilter } from "./filter.ts";
 import { resyncTree } from "./resync.ts";
-import type { ExecName, ExecNames } from "./exec_names.ts";
+import { type ExecName, type ExecNames, NOT_HERE } from "./exec_names.ts";
 import { AUDIT_WAIT_MS, type AuditJoin } from "./audit_join.ts";
 import type { AuditExec } from "./audit_records.ts";
 
@@ -108,6 +108,8 @@ export interface ProcessorCounters {
   execsUnreadable: number;
   /** Execs whose `exe` fanotify named where `/proc` could not. */
   execsNamedByFanotify: number;
+  /** Execs of a file that its path does not reach from proctree's mount namespace (null). */
+  execsNotReachable: number;
   /** Execs where `/proc` and fanotify named different programs (both dropped: null). */
   execNameConflicts: number;
   /** Execs whose argv came from the audit stream. */
@@ -144,6 +146,7 @@ export class EventProcessor {
     execsUnreadable: 0,
     execsNamedByFanotify: 0,
     execNameConflicts: 0,
+    execsNotReachable: 0,
     execsArgvFromAudit: 0,
     fileChanges: 0,
   };
@@ -416,7 +419,9 @@ export class EventProcessor {
       ...info,
       argv: rec.argv ?? info.argv,
       comm: rec.comm ?? info.comm,
-      exe: rec.exe ?? info.exe,
+      // Audit names the file by the same path: not the program that ran when fanotify saw
+      // that path reach another file from here.
+      exe: info.exeNotHere ? null : rec.exe ?? info.exe,
       // fanotify's script goes with fanotify's program: not with another one.
       script: rec.exe !== null && info.exe !== null && rec.exe !== info.exe ? null : info.script,
       uid: rec.euid ?? info.uid,
@@ -473,6 +478,10 @@ export class EventProcessor {
    * one it cannot see (a memfd) — which one is wrong cannot be told, so neither is kept.
    */
   #named(info: ExecInfo, name: ExecName): ExecInfo {
+    if (name.exe === NOT_HERE) {
+      this.#counts.execsNotReachable++;
+      return { ...info, exe: null, script: null, exeNotHere: true };
+    }
     if (info.exe === null) {
       this.#counts.execsNamedByFanotify++;
       return { ...info, exe: name.exe, script: name.script };

@@ -117,6 +117,8 @@ export interface ExecInfo {
   loginUid: number | null;
   /** From `/proc/<pid>/cgroup`: the container, null for none, undefined when not read. */
   container?: Container | null;
+  /** The file that ran is not the one its path reaches from here: no source may name it. */
+  exeNotHere?: true;
 }
 
 /** A live process for seeding and resync. */

@@ -1,7 +1,7 @@
 // No program hidden behind another (issue 17): a tracer holds a process at its next exec,
 // with the next image installed and not yet reported; the first exec must never be
 // printed with the next image's argv or exe.
-import { assert } from "@std/assert";
+import { assert, assertEquals } from "@std/assert";
 import { compileHelper, noKernel, sleep, startProctree, underLoad } from "./kernel.ts";
 
 const tracer = await compileHelper("tracer");
@@ -71,3 +71,59 @@ Deno.test({
   const named = execs.filter((r) => r.argv !== null).length;
   console.log(`re-exec: ${named} of 1001 exec lines named, 0 wrong`);
 });
+
+/** Runs `script` as nobody in new user and mount namespaces (root there, nobody here). */
+async function asNobodyInOwnMounts(script: string): Promise<boolean> {
+  const r = await new Deno.Command("setpriv", {
+    args: [
+      "--reuid=65534",
+      "--regid=65534",
+      "--clear-groups",
+      "unshare",
+      "-r",
+      "-m",
+      "sh",
+      "-c",
+      script,
+    ],
+    cwd: "/tmp",
+    stdout: "null",
+    stderr: "null",
+  }).output();
+  return r.success;
+}
+
+for (const how of [["--exec-names", "auto"], ["--exec-names", "proc"], ["--argv", "audit"]]) {
+  Deno.test({
+    name: `kernel: a private bind mount over /usr/bin/ls does not borrow its name (${
+      how.join(" ")
+    })`,
+    ignore: noKernel !== null,
+  }, async () => {
+    const dir = await Deno.makeTempDir();
+    try {
+      await Deno.chmod(dir, 0o755);
+      await Deno.copyFile("/usr/bin/true", `${dir}/payload`); // another file: another inode
+      await Deno.chmod(`${dir}/payload`, 0o755);
+      const w = await startProctree(["watch", "--events", "exec", ...how]);
+      const spoofed = await asNobodyInOwnMounts(
+        `mount --bind ${dir}/payload /usr/bin/ls && exec /usr/bin/ls -u`,
+      );
+      const same = await asNobodyInOwnMounts(
+        "mount --bind /usr/bin/ls /usr/bin/ls && exec /usr/bin/ls -d /",
+      );
+      await sleep(200);
+      const { records } = await w.stop();
+      if (!spoofed || !same) return; // no unprivileged user namespaces here: nothing to check
+      const runs = (arg: string) =>
+        records.filter((r) => r.event === "exec" && r.argv?.includes(arg));
+      const payload = runs("-u");
+      assertEquals(payload.length, 1, JSON.stringify(records.filter((r) => r.comm === "ls")));
+      assertEquals(payload[0].exe, null, "the payload ran: never named /usr/bin/ls");
+      // A bind mount of the same file (same inode) is that file: named.
+      assertEquals(runs("-d").map((r) => r.exe), ["/usr/bin/ls"]);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+}

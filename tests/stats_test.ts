@@ -12,6 +12,7 @@ const counters = {
   execsUnreadable: 0,
   execsNamedByFanotify: 0,
   execNameConflicts: 0,
+  execsNotReachable: 0,
   execsArgvFromAudit: 0,
   fileChanges: 0,
   fileChangesUnnamed: 0,
