@@ -10,7 +10,7 @@
 import { CliError, say } from "./errors.ts";
 import { intFlag, parseFlags } from "./flags.ts";
 import { checkWritable, writeAtomic } from "../ffi/output.ts";
-import { DEFAULT_MAX_REPORT_PROCESSES, LogAuditor } from "../lib/log_audit.ts";
+import { DEFAULT_MAX_REPORT_PROCESSES, LogIndex } from "../lib/log_audit.ts";
 import { renderHtml } from "../lib/report_html.ts";
 import { traceOf } from "../lib/trace.ts";
 import { count, pageNonce } from "./run.ts";
@@ -95,8 +95,8 @@ export function parseReportConfig(args: string[]): ReportConfig {
   };
 }
 
-/** Feeds `path` to `auditor` line by line, in chunks (a log can be larger than memory). */
-function readLines(path: string, auditor: LogAuditor): void {
+/** Feeds `path` to `take` line by line, in chunks (a log can be larger than memory). */
+function readLines(path: string, take: (line: string) => void): void {
   let file: Deno.FsFile;
   try {
     file = Deno.openSync(path, { read: true });
@@ -112,9 +112,9 @@ function readLines(path: string, auditor: LogAuditor): void {
       if (n === null) break;
       const lines = (rest + decoder.decode(buf.subarray(0, n), { stream: true })).split("\n");
       rest = lines.pop()!;
-      for (const l of lines) auditor.line(l);
+      for (const l of lines) take(l);
     }
-    auditor.line(rest + decoder.decode());
+    take(rest + decoder.decode());
   } finally {
     file.close();
   }
@@ -133,14 +133,17 @@ export function report(args: string[]): number {
 /** Reads the log of a parsed config and writes its page and trace. */
 export function runReport(c: ReportConfig): number {
   for (const path of [c.html, c.trace]) if (path) checkWritable(path);
-  const auditor = new LogAuditor({
+  // Two passes: the first keeps only who created whom, the second builds what the page shows.
+  const index = new LogIndex({
     sinceUs: c.sinceUs,
     untilUs: c.untilUs,
     under: c.under,
     maxProcesses: c.maxProcesses,
   });
-  readLines(c.log, auditor);
-  const r = auditor.finish();
+  readLines(c.log, (l) => index.line(l));
+  const builder = index.auditor();
+  if (builder.needed) readLines(c.log, (l) => builder.line(l));
+  const r = builder.finish();
   if (r.records === 0) {
     throw new CliError(
       `report: ${c.log} holds no proctree watch line` +

@@ -5,17 +5,15 @@
  * more processes than the page can show keeps the first ones in lineage order and says how
  * many it left out.
  *
+ * Memory is bounded by reading the log twice: {@linkcode LogIndex} keeps only the shape (who
+ * created whom, who matches `--under`: an id string and a few numbers a process), decides
+ * which processes the page keeps, and {@linkcode LogIndex.auditor} builds entries for those
+ * alone. {@linkcode LogAuditor} does both in one pass, for logs that fit in memory.
+ *
  * @module
  */
 
-import {
-  applyRecord,
-  type AuditEntry,
-  type AuditTotals,
-  flatten,
-  newEntry,
-  totalsOf,
-} from "./audit.ts";
+import { applyRecord, type AuditEntry, type AuditTotals, newEntry, totalsOf } from "./audit.ts";
 import type { WatchRecord } from "./record.ts";
 import { isoToUs } from "./report_html.ts";
 
@@ -28,7 +26,10 @@ export interface LogSelection {
   sinceUs?: number;
   /** Only events at or before this time (µs since the epoch). */
   untilUs?: number;
-  /** Only processes that are, or descend from, one matching a name, path, pid or id. */
+  /**
+   * Only processes that are, or descend from, one matching a name, path, pid or id: its id,
+   * pid, or any executable, script, argv[0] or comm one of its lines gave.
+   */
   under?: readonly string[];
   /** Most processes kept. */
   maxProcesses?: number;
@@ -64,154 +65,340 @@ const PROCESS_EVENTS = new Set([
   "coredump",
 ]);
 
-/**
- * Entries that no root reaches sit on a `parent_id` loop (A's parent B, B's parent A): each
- * loop is cut at its first entry, which becomes a marked root, so no process disappears.
- * Returns how many entries were on loops.
- */
-function breakCycles(
-  roots: AuditEntry[],
-  all: Iterable<AuditEntry>,
-  parentOf: Map<AuditEntry, AuditEntry>,
-): number {
-  const reached = new Set(flatten(roots).map((f) => f.entry));
-  let onCycles = 0;
-  for (const e of all) {
-    if (reached.has(e)) continue;
-    // Climb to the loop itself (e may hang below it), then cut the loop there.
-    const seen = new Set<AuditEntry>();
-    let at = e;
-    while (!seen.has(at)) {
-      seen.add(at);
-      at = parentOf.get(at)!;
-    }
-    const p = parentOf.get(at)!;
-    p.children.splice(p.children.indexOf(at), 1);
-    parentOf.delete(at);
-    at.parent_cycle = true;
-    roots.push(at);
-    for (const f of flatten([at])) reached.add(f.entry);
-    for (let x = p;; x = parentOf.get(x)!) {
-      onCycles++;
-      if (x === at) break;
-    }
-  }
-  return onCycles;
+const base = (s: string | null | undefined) => s ? s.slice(s.lastIndexOf("/") + 1) : null;
+
+/** Whether a line names its process by `v`: id, pid, executable or script path, or a name. */
+function recordMatches(rec: WatchRecord, v: string): boolean {
+  if (v === rec.id || v === String(rec.pid)) return true;
+  if (v.includes("/")) return v === rec.exe || v === rec.script;
+  return v === rec.comm || v === base(rec.exe) || v === base(rec.argv?.[0]) ||
+    v === base(rec.script);
 }
 
-/** Builds entries by id as the lines come; {@linkcode finish} links and selects them. */
-export class LogAuditor {
-  #byId = new Map<string, AuditEntry>();
-  #parentOf = new Map<AuditEntry, string | null>();
-  #sel: LogSelection;
-  #lost = 0;
-  #malformed = 0;
-  #withoutId = 0;
-  #records = 0;
+/** A log line as a record, or why not: `malformed` (not a record), `none` (blank). */
+function parseLine(text: string): WatchRecord | "malformed" | "none" {
+  if (text.trim() === "") return "none";
+  try {
+    const rec = JSON.parse(text);
+    if (typeof rec !== "object" || rec === null || typeof rec.time !== "string") {
+      return "malformed";
+    }
+    return Number.isNaN(isoToUs(rec.time)) ? "malformed" : rec as WatchRecord;
+  } catch {
+    return "malformed";
+  }
+}
 
-  /** An auditor for `selection`. */
+/** Which processes the page keeps, in lineage order, and what it says about the rest. */
+export interface LogPlan {
+  /** Kept process indices (see {@linkcode LogIndex}), in lineage order. */
+  kept: number[];
+  /** Processes selected beyond the bound. */
+  leftOut: number;
+  /** Processes on `parent_id` loops. */
+  cycles: number;
+  /** Indices where a loop was cut: shown as roots, marked. */
+  cycleRoots: Set<number>;
+}
+
+/**
+ * Pass one: the shape of a log. Each process id gets an index; kept per index are its
+ * creator's index, whether a line of its own was seen, and whether it matches `--under`.
+ */
+export class LogIndex {
+  readonly #sel: LogSelection;
+  /** id → index; ids named only as a `parent_id` get one too (never seen: not a process here). */
+  readonly ids = new Map<string, number>();
+  // Typed and grown by doubling: a few bytes a process, not an object each.
+  #parent = new Int32Array(1024);
+  #seen = new Uint8Array(1024);
+  #matched = new Uint8Array(1024);
+  #n = 0;
+  /** Events the kernel dropped (`lost` lines in the window). */
+  lost = 0;
+  /** Lines that were not JSON objects. */
+  malformed = 0;
+  /** Process lines without an `id`. */
+  withoutId = 0;
+  /** Watch lines, in or out of the window. */
+  records = 0;
+
+  /** An index for `selection`. */
   constructor(selection: LogSelection = {}) {
     this.#sel = selection;
   }
 
-  /** Takes one line of the log. */
-  line(text: string): void {
-    if (text.trim() === "") return;
-    let rec: WatchRecord;
-    try {
-      rec = JSON.parse(text);
-      if (typeof rec !== "object" || rec === null || typeof rec.time !== "string") {
-        throw new TypeError("not a record");
-      }
-    } catch {
-      this.#malformed++;
-      return;
+  /** Takes one line; returns the record when it is a process line in the window (with its index). */
+  line(text: string): [WatchRecord, number] | null {
+    const rec = parseLine(text);
+    if (rec === "none") return null;
+    if (rec === "malformed") {
+      this.malformed++;
+      return null;
     }
+    this.records++;
     const t = isoToUs(rec.time);
-    if (Number.isNaN(t)) {
-      this.#malformed++;
-      return;
-    }
-    this.#records++;
-    if (this.#sel.sinceUs !== undefined && t < this.#sel.sinceUs) return;
-    if (this.#sel.untilUs !== undefined && t > this.#sel.untilUs) return;
-    if (rec.event === "lost" && rec.reason !== "output") this.#lost += rec.count ?? 1;
-    if (!PROCESS_EVENTS.has(rec.event) || rec.tid !== undefined) return;
+    if (this.#sel.sinceUs !== undefined && t < this.#sel.sinceUs) return null;
+    if (this.#sel.untilUs !== undefined && t > this.#sel.untilUs) return null;
+    if (rec.event === "lost" && rec.reason !== "output") this.lost += rec.count ?? 1;
+    if (!PROCESS_EVENTS.has(rec.event) || rec.tid !== undefined) return null;
     if (typeof rec.id !== "string") {
-      this.#withoutId++;
-      return;
+      this.withoutId++;
+      return null;
     }
-    this.#apply(rec, rec.id);
+    const i = this.#indexOf(rec.id);
+    if (!this.#seen[i]) {
+      this.#seen[i] = 1;
+      const p = typeof rec.parent_id === "string" ? this.#indexOf(rec.parent_id) : -1;
+      this.#parent[i] = p;
+    }
+    if (!this.#matched[i] && this.#sel.under?.some((v) => recordMatches(rec, v))) {
+      this.#matched[i] = 1;
+    }
+    return [rec, i];
   }
 
-  #apply(rec: WatchRecord, id: string): void {
-    let e = this.#byId.get(id);
-    if (!e) {
-      e = newEntry(rec, rec.pid ?? 0);
-      this.#byId.set(id, e);
-      this.#parentOf.set(e, rec.parent_id ?? null);
+  #indexOf(id: string): number {
+    let i = this.ids.get(id);
+    if (i === undefined) {
+      i = this.#n++;
+      if (i === this.#parent.length) this.#grow();
+      this.ids.set(id, i);
+      this.#parent[i] = -1;
     }
+    return i;
+  }
+
+  #grow(): void {
+    const parent = new Int32Array(this.#parent.length * 2);
+    parent.set(this.#parent);
+    this.#parent = parent;
+    for (const k of ["seen", "matched"] as const) {
+      const old = k === "seen" ? this.#seen : this.#matched;
+      const grown = new Uint8Array(old.length * 2);
+      grown.set(old);
+      if (k === "seen") this.#seen = grown;
+      else this.#matched = grown;
+    }
+  }
+
+  /** Decides what the page keeps: roots, loops cut, `--under`, the bound. */
+  plan(): LogPlan {
+    const n = this.#n;
+    const parentOf = (i: number) => {
+      const p = this.#parent[i];
+      return p >= 0 && p !== i && this.#seen[p] ? p : -1;
+    };
+    // Children as one flat array (first-seen order), each process's at [start[i], start[i+1]).
+    const start = new Int32Array(n + 1);
+    const roots: number[] = [];
+    for (let i = 0; i < n; i++) {
+      if (!this.#seen[i]) continue;
+      const p = parentOf(i);
+      if (p < 0) roots.push(i);
+      else start[p + 1]++;
+    }
+    for (let i = 0; i < n; i++) start[i + 1] += start[i];
+    const kids = new Int32Array(start[n]);
+    const fill = start.slice(0, n);
+    for (let i = 0; i < n; i++) {
+      const p = this.#seen[i] ? parentOf(i) : -1;
+      if (p >= 0) kids[fill[p]++] = i;
+    }
+    const tree: Children = { start, kids, cut: new Uint8Array(n) };
+    const { cycles, cycleRoots } = this.#cutLoops(roots, tree, parentOf);
+    const selected = this.#sel.under?.length ? this.#underRoots(roots, tree) : roots;
+    const max = this.#sel.maxProcesses ?? DEFAULT_MAX_REPORT_PROCESSES;
+    const kept: number[] = [];
+    let total = 0;
+    walk(selected, tree, (i) => {
+      if (total++ < max) kept.push(i);
+    });
+    return { kept, leftOut: Math.max(0, total - max), cycles, cycleRoots };
+  }
+
+  /**
+   * Processes no root reaches sit on a `parent_id` loop (A's parent B, B's parent A): each
+   * loop is cut at its first process, which becomes a marked root, so none disappears.
+   */
+  #cutLoops(
+    roots: number[],
+    tree: Children,
+    parentOf: (i: number) => number,
+  ): { cycles: number; cycleRoots: Set<number> } {
+    const reached = new Uint8Array(this.#n);
+    walk(roots, tree, (i) => (reached[i] = 1));
+    const cycleRoots = new Set<number>();
+    let cycles = 0;
+    for (let e = 0; e < this.#n; e++) {
+      if (reached[e] || !this.#seen[e]) continue;
+      // Climb to the loop itself (e may hang below it; every ancestor of an unreached
+      // process is unreached and has a creator), then cut the loop there.
+      const onPath = new Set<number>();
+      let at = e;
+      while (!onPath.has(at)) {
+        onPath.add(at);
+        at = parentOf(at);
+      }
+      for (let x = parentOf(at);; x = parentOf(x)) {
+        cycles++;
+        if (x === at) break;
+      }
+      tree.cut[at] = 1;
+      cycleRoots.add(at);
+      roots.push(at);
+      walk([at], tree, (i) => (reached[i] = 1));
+    }
+    return { cycles, cycleRoots };
+  }
+
+  /** The topmost processes that match `--under`, each standing for its whole subtree. */
+  #underRoots(roots: readonly number[], tree: Children): number[] {
+    const out: number[] = [];
+    const stack = [...roots].reverse();
+    while (stack.length) {
+      const i = stack.pop()!;
+      if (this.#matched[i]) out.push(i);
+      else pushKids(stack, tree, i);
+    }
+    return out;
+  }
+
+  /** Pass two: a builder of the kept processes' entries (feed it the same log again). */
+  auditor(plan: LogPlan = this.plan()): EntryBuilder {
+    return new EntryBuilder(this, plan);
+  }
+
+  /** The creator's index of `i` (-1: none). */
+  parentIndex(i: number): number {
+    return this.#parent[i];
+  }
+}
+
+/** Each process's children, flat: `kids[start[i] .. start[i + 1])`; `cut`: a loop was cut there. */
+interface Children {
+  start: Int32Array;
+  kids: Int32Array;
+  cut: Uint8Array;
+}
+
+/** Pushes `i`'s children on `stack`, last first (so they pop in order); cut ones are roots now. */
+function pushKids(stack: number[], tree: Children, i: number): void {
+  for (let k = tree.start[i + 1] - 1; k >= tree.start[i]; k--) {
+    if (!tree.cut[tree.kids[k]]) stack.push(tree.kids[k]);
+  }
+}
+
+/** Depth-first, children in the order they were first seen: lineage order. */
+function walk(roots: readonly number[], tree: Children, visit: (i: number) => void): void {
+  const stack = [...roots].reverse();
+  while (stack.length) {
+    const i = stack.pop()!;
+    visit(i);
+    pushKids(stack, tree, i);
+  }
+}
+
+/** Pass two: entries for the processes a {@linkcode LogPlan} keeps, linked in its order. */
+export class EntryBuilder {
+  readonly #index: LogIndex;
+  readonly #plan: LogPlan;
+  readonly #kept: Set<number>;
+  readonly #entries = new Map<number, AuditEntry>();
+
+  /** A builder for `plan` over `index`. */
+  constructor(index: LogIndex, plan: LogPlan) {
+    this.#index = index;
+    this.#plan = plan;
+    this.#kept = new Set(plan.kept);
+  }
+
+  /** Whether a second pass has anything to build. */
+  get needed(): boolean {
+    return this.#kept.size > 0;
+  }
+
+  /** Takes one line of the same log (lines of processes left out are skipped unparsed). */
+  line(text: string): void {
+    const id = idOf(text);
+    if (id === null) return;
+    const i = this.#index.ids.get(id);
+    if (i === undefined || !this.#kept.has(i)) return;
+    const rec = parseLine(text);
+    if (typeof rec === "string") return;
+    this.take(rec, i);
+  }
+
+  /** Applies a process line whose index is `i`. */
+  take(rec: WatchRecord, i: number): void {
+    if (!this.#kept.has(i)) return;
+    let e = this.#entries.get(i);
+    if (!e) this.#entries.set(i, e = newEntry(rec, rec.pid ?? 0));
     applyRecord(e, rec);
   }
 
-  /** Links the entries into trees and applies the selection and the bound. */
+  /** The trees, in lineage order, with the totals and what was left out. */
   finish(): LogAudit {
     const roots: AuditEntry[] = [];
-    const parentOf = new Map<AuditEntry, AuditEntry>();
-    for (const [e, parentId] of this.#parentOf) {
-      const p = parentId === null ? undefined : this.#byId.get(parentId);
-      if (p && p !== e) {
+    const all: AuditEntry[] = [];
+    const { kept, cycleRoots } = this.#plan;
+    for (const i of kept) {
+      const e = this.#entries.get(i);
+      if (!e) continue;
+      all.push(e);
+      const p = this.#entries.get(this.#index.parentIndex(i));
+      if (cycleRoots.has(i)) e.parent_cycle = true;
+      if (p && p !== e && !cycleRoots.has(i) && this.#kept.has(this.#index.parentIndex(i))) {
         p.children.push(e);
-        parentOf.set(e, p);
       } else roots.push(e);
     }
-    const cycles = breakCycles(roots, this.#parentOf.keys(), parentOf);
-    let selected = this.#sel.under?.length ? underRoots(roots, this.#sel.under) : roots;
-    const max = this.#sel.maxProcesses ?? DEFAULT_MAX_REPORT_PROCESSES;
-    let all = flatten(selected).map((f) => f.entry);
-    const total = all.length;
-    if (total > max) {
-      selected = bound(selected, max);
-      all = flatten(selected).map((f) => f.entry);
-    }
+    const ix = this.#index;
     return {
-      roots: selected,
-      totals: totalsOf(all, this.#lost),
-      leftOut: Math.max(0, total - max),
-      malformed: this.#malformed,
-      withoutId: this.#withoutId,
-      records: this.#records,
-      cycles,
+      roots,
+      totals: totalsOf(all, ix.lost),
+      leftOut: this.#plan.leftOut,
+      malformed: ix.malformed,
+      withoutId: ix.withoutId,
+      records: ix.records,
+      cycles: this.#plan.cycles,
     };
   }
 }
 
-const base = (s: string | null | undefined) => s ? s.slice(s.lastIndexOf("/") + 1) : null;
-
-/** Whether an entry is named by `v`: its id, pid, executable path, or comm/program name. */
-function matches(e: AuditEntry, v: string): boolean {
-  if (v === e.id || v === String(e.pid)) return true;
-  if (v.includes("/")) return v === e.exe;
-  return v === e.comm || v === base(e.exe) || v === base(e.argv?.[0]);
+/**
+ * The `id` of a watch line without parsing it: the first `,"id":"…"` (a JSON string value
+ * cannot hold an unescaped quote, so the pattern appears only as the key); null: none.
+ */
+function idOf(text: string): string | null {
+  const at = text.indexOf(',"id":"');
+  if (at < 0) return null;
+  const end = text.indexOf('"', at + 7);
+  return end < 0 ? null : text.slice(at + 7, end);
 }
 
-/** The topmost entries that match one of `under`, with their whole subtrees. */
-function underRoots(roots: readonly AuditEntry[], under: readonly string[]): AuditEntry[] {
-  const out: AuditEntry[] = [];
-  const stack = [...roots].reverse();
-  while (stack.length) {
-    const e = stack.pop()!;
-    if (under.some((v) => matches(e, v))) out.push(e);
-    else for (let i = e.children.length - 1; i >= 0; i--) stack.push(e.children[i]);
+/**
+ * Both passes at once, for a log that fits in memory (tests, the library): every process
+ * gets an entry; {@linkcode finish} keeps what the page shows.
+ */
+export class LogAuditor {
+  #index: LogIndex;
+  #lines: [WatchRecord, number][] = [];
+
+  /** An auditor for `selection`. */
+  constructor(selection: LogSelection = {}) {
+    this.#index = new LogIndex(selection);
   }
-  return out;
-}
 
-/** The first `max` entries in lineage order, as trees (copies: the input is not changed). */
-function bound(roots: readonly AuditEntry[], max: number): AuditEntry[] {
-  const flat = flatten(roots, max);
-  const copies = flat.map((f) => ({ ...f.entry, children: [] as AuditEntry[] }));
-  const out: AuditEntry[] = [];
-  flat.forEach((f, i) => (f.parent < 0 ? out : copies[f.parent].children).push(copies[i]));
-  return out;
+  /** Takes one line of the log. */
+  line(text: string): void {
+    const got = this.#index.line(text);
+    if (got) this.#lines.push(got);
+  }
+
+  /** Links the entries into trees and applies the selection and the bound. */
+  finish(): LogAudit {
+    const b = this.#index.auditor();
+    for (const [rec, i] of this.#lines) b.take(rec, i);
+    return b.finish();
+  }
 }
