@@ -10,6 +10,7 @@ import { libc, O, STATX } from "./libc.ts";
 import { bytesOf, decodeBytes } from "../lib/text.ts";
 import { type EcsHost, parseOsRelease } from "../lib/ecs.ts";
 import {
+  NOT_HERE,
   parseCmdline,
   parseLoginUid,
   parseStat,
@@ -173,7 +174,8 @@ export const procfs: ProcReader = {
     const path = readLink(`/proc/${pid}/exe`);
     // The link names the file as its own mount namespace reaches it: a path that reaches
     // another file from here is not this program's name (a private bind mount over it).
-    return path !== null && sameFile(fileId(-1, `/proc/${pid}/exe`), path) ? path : null;
+    if (path === null) return null;
+    return sameFile(fileId(-1, `/proc/${pid}/exe`), path) ? path : NOT_HERE;
   },
   cwd(pid) {
     return readLink(`/proc/${pid}/cwd`);

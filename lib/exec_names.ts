@@ -22,12 +22,7 @@
 import type { ExecHeader } from "./exec_header.ts";
 import type { Decoded } from "./wire.ts";
 
-/**
- * What the fanotify source passes instead of a path when the file the kernel opened is not
- * the file its path reaches from proctree's mount namespace: the exec is then named `null`,
- * never after the other file. (Not a path: paths from the kernel start with `/`.)
- */
-export const NOT_HERE = "<not reachable by its path here>";
+export { NOT_HERE } from "./procfs.ts";
 
 /** What fanotify says an exec ran. */
 export interface ExecName {

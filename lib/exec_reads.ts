@@ -15,7 +15,7 @@
  */
 
 import type { Decoded } from "./wire.ts";
-import type { ProcReader } from "./procfs.ts";
+import { NOT_HERE, type ProcReader } from "./procfs.ts";
 import type { ExecInfo } from "./tree.ts";
 import { containerOf } from "./container.ts";
 
@@ -172,11 +172,14 @@ export class ExecReads {
     // uid and cgroup (there until it is reaped) are not worth a storm's reads. One object
     // per read: this runs for every exec of a storm.
     if (st.exited) return { ...NULL_INFO, comm, uid, ppid };
-    if (!fresh) return { ...NULL_INFO, comm, uid, ppid, exe: r.exe(pid) };
+    const exe = r.exe(pid);
+    // A path that reaches another file from here names nothing, and no other source may.
+    if (exe === NOT_HERE) return { ...NULL_INFO, comm, uid, ppid, exeNotHere: true };
+    if (!fresh) return { ...NULL_INFO, comm, uid, ppid, exe };
     return {
       comm,
       argv: r.cmdline(pid),
-      exe: r.exe(pid),
+      exe,
       uid,
       ppid,
       startTicks: null,

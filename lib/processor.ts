@@ -478,6 +478,7 @@ export class EventProcessor {
    * one it cannot see (a memfd) — which one is wrong cannot be told, so neither is kept.
    */
   #named(info: ExecInfo, name: ExecName): ExecInfo {
+    if (info.exeNotHere) return info;
     if (name.exe === NOT_HERE) {
       this.#counts.execsNotReachable++;
       return { ...info, exe: null, script: null, exeNotHere: true };

@@ -31,6 +31,13 @@ export interface StatInfo {
 /** `PF_EXITING` in {@linkcode StatInfo.flags}: the process has begun to exit (`do_exit`). */
 export const PF_EXITING = 0x4;
 
+/**
+ * Said instead of a path when the file a process runs (or the kernel opened for its exec)
+ * is not the file its path reaches from proctree's mount namespace: the exec is then named
+ * `null`, never after the other file. (Not a path: paths from the kernel start with `/`.)
+ */
+export const NOT_HERE = "<not reachable by its path here>";
+
 /** Clock ticks per second of `/proc` times (USER_HZ, fixed at 100 on Linux ABIs). */
 export const TICKS_PER_SECOND = 100;
 
@@ -176,7 +183,10 @@ export interface ProcReader {
   status(pid: number): StatusInfo | null;
   /** `/proc/<pid>/cmdline`, split. */
   cmdline(pid: number): string[] | null;
-  /** The target of `/proc/<pid>/exe`, exact bytes as in `text.ts`. */
+  /**
+   * The target of `/proc/<pid>/exe`, exact bytes as in `text.ts`; {@linkcode NOT_HERE} when
+   * that path reaches another file from here.
+   */
   exe(pid: number): string | null;
   /** The target of `/proc/<pid>/cwd`, exact bytes as in `text.ts`. */
   cwd(pid: number): string | null;
