@@ -42,7 +42,7 @@ export function listen(opts: ListenOptions = {}): Session {
 
 /** Options of {@linkcode rawEvents}. */
 export interface RawEventsOptions {
-  /** Receive buffer to ask for, in bytes (default 16 MiB). */
+  /** Receive buffer to ask for, in bytes (default 128 MiB). */
   rcvbufBytes?: number;
   /** Only these events; the kernel filters them too where it can (asked, not assumed). */
   events?: EventKind[];
@@ -91,7 +91,7 @@ export async function* rawEvents(options: RawEventsOptions = {}): AsyncGenerator
 
 /** Options of {@linkcode watchEvents}. */
 export interface WatchOptions {
-  /** Receive buffer to ask for, in bytes (default 16 MiB). */
+  /** Receive buffer to ask for, in bytes (default 128 MiB). */
   rcvbufBytes?: number;
   /** Only these events are yielded (lost, resync, malformed and unknown always are). */
   events?: EventKind[];

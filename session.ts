@@ -50,7 +50,7 @@ export const EXEC_NAME_MODES: readonly ExecNameMode[] = ["auto", "fanotify", "pr
 
 /** Options of {@linkcode Session.open}. */
 export interface ListenOptions {
-  /** Receive buffer to ask for, in bytes (default `DEFAULT_RCVBUF_BYTES`, 16 MiB). */
+  /** Receive buffer to ask for, in bytes (default `DEFAULT_RCVBUF_BYTES`, 128 MiB). */
   rcvbufBytes?: number;
   /** Kernel event filter (WHAT bits); applied where the kernel takes it (asked at subscription). */
   eventMask?: number;

@@ -56,10 +56,16 @@ export const BATCH = 64;
 const SLOT_BYTES = 512;
 
 /**
- * Default receive buffer asked for: room for tens of thousands of events during a storm.
- * Linux doubles what is asked (for its bookkeeping) and reports the doubled size.
+ * Default receive buffer asked for: room for a whole fast storm. Linux doubles what is
+ * asked (for its bookkeeping) and reports the doubled size, and charges kernel memory only
+ * while datagrams wait in it: ~500 B each. Measured (BENCHMARKS.md, issue 26): a 50k
+ * vfork+exec storm from `../shared/storm` queued up to 75–91 MB while proctree caught up,
+ * so 16 MiB (32 MB) lost 60 % of it and 64 MiB (128 MB) held it with little margin; 128 MiB
+ * holds it with 2.8× to spare. Worst case, proctree stopped during a storm: 256 MB of kernel
+ * memory until it reads again (measured: 268 MB, then drops, counted). Without
+ * `CAP_NET_ADMIN`, `net.core.rmem_max` caps it.
  */
-export const DEFAULT_RCVBUF_BYTES: number = 16 * 1024 * 1024;
+export const DEFAULT_RCVBUF_BYTES: number = 128 * 1024 * 1024;
 
 /** Why the connector could not be opened; `code` is stable for scripts and tests. */
 export class ConnectorError extends Error {

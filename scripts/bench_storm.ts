@@ -32,6 +32,12 @@ interface Storm {
   target: "tiny" | "/bin/true";
   /** Two busy loops keep every CPU at 100 % while the storm runs. */
   busy?: boolean;
+  /**
+   * `../shared/storm`'s `stormgen` instead of `scripts/storm/storm.c`: several times faster
+   * (fast enough to overflow a socket); it lists children without their worker, so the
+   * parent is not scored.
+   */
+  fast?: boolean;
 }
 
 const STORMS: Storm[] = [
@@ -53,7 +59,36 @@ const STORMS: Storm[] = [
     target: "tiny",
     busy: true,
   },
+  {
+    name: "50k vfork+exec, 8 workers, fast",
+    mode: "vfork-exec",
+    n: 50_000,
+    workers: 8,
+    target: "tiny",
+    fast: true,
+  },
+  {
+    name: "50k vfork+exec, 8 workers, fast, busy host",
+    mode: "vfork-exec",
+    n: 50_000,
+    workers: 8,
+    target: "tiny",
+    busy: true,
+    fast: true,
+  },
 ];
+
+/** Where `../shared/storm` is (beside the checkout), if anywhere. */
+const SHARED_STORM = ["../shared/storm", "../../shared/storm"].map((p) =>
+  new URL(p, new URL("..", import.meta.url)).pathname
+)
+  .find((p) => {
+    try {
+      return Deno.statSync(`${p}/stormgen.c`).isFile;
+    } catch {
+      return false;
+    }
+  });
 
 /** pid_max during the benchmark: far more pids than any storm makes. */
 const BENCH_PID_MAX = 4_194_304;
@@ -130,6 +165,13 @@ const TOOLS: Tool[] = [
     name: "proctree --argv audit",
     available: () => true,
     cmd: () => [...PROCTREE_WATCH, "--argv", "audit"],
+    ready: "proctree: listening",
+    parse: (text) => TOOLS[0].parse(text),
+  },
+  {
+    name: "proctree --rcvbuf 256M",
+    available: () => true,
+    cmd: () => [...PROCTREE_WATCH, "--rcvbuf", "256M"],
     ready: "proctree: listening",
     parse: (text) => TOOLS[0].parse(text),
   },
@@ -267,7 +309,7 @@ function score(
   hwmKb: number,
   tool: string,
 ): Score {
-  const target = storm.target === "tiny" ? "tinybin" : "true";
+  const target = storm.fast ? "zzstorm_true" : storm.target === "tiny" ? "tinybin" : "true";
   let forks = 0, rightParent = 0, execs = 0, rightExe = 0, rightArgv = 0, wrongName = 0;
   let exits = 0;
   const hasExec = storm.mode !== "fork";
@@ -300,7 +342,7 @@ function score(
   const events = expected;
   return {
     forks: noForks ? null : forks / n,
-    rightParent: noForks ? null : rightParent / n,
+    rightParent: noForks || storm.fast ? null : rightParent / n,
     execs: hasExec ? execs / n : null,
     rightExe: hasExec && tool !== "forkstat" ? rightExe / n : null,
     rightArgv: hasExec && tool !== "extrace" ? rightArgv / n : null,
@@ -348,10 +390,33 @@ async function runOnce(tool: Tool, storm: Storm, storm_bin: string, tiny: string
     ? [0, 1].map(() => new Deno.Command("sh", { args: ["-c", "while :; do :; done"] }).spawn())
     : [];
   try {
-    const ran = await new Deno.Command(storm_bin, {
-      args: [storm.mode, String(storm.n), String(storm.workers), target, truthPath],
-    }).output();
-    if (!ran.success) throw new Error(`storm failed: ${new TextDecoder().decode(ran.stderr)}`);
+    if (storm.fast) {
+      const pids = `${work}/pids.txt`;
+      const ran = await new Deno.Command(`${work}/stormgen`, {
+        args: [
+          "-n",
+          String(storm.n),
+          "-j",
+          String(storm.workers),
+          "-m",
+          storm.mode.split("-")[0],
+          "-e",
+          `${work}/zzstorm_true`,
+          "-p",
+          pids,
+        ],
+        stdout: "null",
+      }).output();
+      if (!ran.success) throw new Error(`stormgen failed: ${new TextDecoder().decode(ran.stderr)}`);
+      // "c PID" per child: the truth, each child under an unknown worker (0).
+      const children = Deno.readTextFileSync(pids).split("\n").filter((l) => l.startsWith("c "));
+      Deno.writeTextFileSync(truthPath, children.map((l) => `${l.slice(2)} 0`).join("\n") + "\n");
+    } else {
+      const ran = await new Deno.Command(storm_bin, {
+        args: [storm.mode, String(storm.n), String(storm.workers), target, truthPath],
+      }).output();
+      if (!ran.success) throw new Error(`storm failed: ${new TextDecoder().decode(ran.stderr)}`);
+    }
     // Wait until the output stops growing for a second (at most 120 s).
     let last = -1;
     for (let i = 0; i < 120; i++) {
@@ -440,8 +505,15 @@ if (import.meta.main) {
   const stormBin = `${work}/storm`;
   const tiny = `${work}/tinybin`;
   sh(`cc -O2 -o ${stormBin} ${here}storm/storm.c && cc -static -O2 -o ${tiny} ${here}storm/tiny.c`);
+  if (SHARED_STORM) {
+    sh(
+      `cc -O2 -o ${work}/stormgen ${SHARED_STORM}/stormgen.c && ` +
+        `cc -O2 -static -nostdlib -o ${work}/zzstorm_true ${SHARED_STORM}/zzstorm_true.c`,
+    );
+  }
   const scale = Number(f.scale);
   const storms = STORMS.filter((_, i) => !f.storms || f.storms.split(",").includes(String(i + 1)))
+    .filter((s) => !s.fast || SHARED_STORM !== undefined)
     .map((s) => ({ ...s, n: Math.max(1, Math.round(s.n * scale)) }));
   const tools = TOOLS.filter((t) =>
     (!f.tools || f.tools.split(",").includes(t.name)) && t.available()
@@ -460,7 +532,14 @@ if (import.meta.main) {
       for (const tool of tools) {
         const scores: Score[] = [];
         for (let r = 0; r < Number(f.runs); r++) {
-          scores.push(await runOnce(tool, storm, stormBin, tiny));
+          const one = await runOnce(tool, storm, stormBin, tiny);
+          console.error(
+            `  run ${r + 1}: missing ${one.missing}, lost counted ${one.lostCounted}, ` +
+              `CPU ${one.cpuUsPerEvent.toFixed(1)} µs/event, peak RSS ${
+                one.peakRssMb.toFixed(1)
+              } MB`,
+          );
+          scores.push(one);
         }
         const s = medianScore(scores);
         results.push({ storm, tool: tool.name, s });

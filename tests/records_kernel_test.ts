@@ -218,6 +218,22 @@ const RULES: { name: string; trigger: string[]; fires: (d: Doc) => boolean }[] =
       SHELLS.includes(d.process.parent?.name),
   },
   {
+    // Base16 or Base32 Encoding/Decoding Activity
+    name: "Base16 or Base32 Encoding/Decoding Activity",
+    trigger: ["sh", "-c", "echo proctree | base32 >/dev/null"],
+    fires: (d) =>
+      startOf(d, [
+        "exec",
+        "exec_event",
+        "start",
+        "ProcessRollup2",
+        "executed",
+        "process_started",
+      ]) &&
+      ["base16", "base32", "base32plain", "base32hex"].includes(d.process.name) &&
+      !matches(d.process.args, "--help", "--version"),
+  },
+  {
     // rules/linux/execution_python_tty_shell.toml (Interactive Terminal Spawned via Python)
     name: "Interactive Terminal Spawned via Python",
     trigger: [PYTHON, "-c", 'import pty; pty.spawn(["/bin/sh", "-c", "exit 0"])'],
