@@ -172,10 +172,12 @@ export class ExecReads {
     // uid and cgroup (there until it is reaped) are not worth a storm's reads. One object
     // per read: this runs for every exec of a storm.
     if (st.exited) return { ...NULL_INFO, comm, uid, ppid };
-    const exe = r.exe(pid);
-    // A path that reaches another file from here names nothing, and no other source may.
-    if (exe === NOT_HERE) return { ...NULL_INFO, comm, uid, ppid, exeNotHere: true };
-    if (!fresh) return { ...NULL_INFO, comm, uid, ppid, exe };
+    const link = r.exe(pid);
+    // A path that reaches another file from here names nothing, and no other source may;
+    // the process's other facts stand.
+    const notHere = link === NOT_HERE;
+    const exe = notHere ? null : link;
+    if (!fresh) return { ...NULL_INFO, comm, uid, ppid, exe, exeNotHere: notHere || undefined };
     return {
       comm,
       argv: r.cmdline(pid),
@@ -186,6 +188,7 @@ export class ExecReads {
       cwd: r.cwd(pid),
       loginUid: r.loginUid(pid) ?? null,
       container: containerOf(r.cgroup(pid)),
+      exeNotHere: notHere || undefined,
     };
   }
 }

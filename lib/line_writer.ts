@@ -170,6 +170,6 @@ function countLines(bytes: Uint8Array): number {
 export function drainNote(r: DrainResult, waitedMs: number): string | null {
   if (r.unwrittenLines === 0) return null;
   const lines = `${r.unwrittenLines} line${r.unwrittenLines === 1 ? "" : "s"}`;
-  return `proctree: ${lines} not written: the reader took nothing for ${waitedMs / 1000} s` +
+  return `proctree: ${lines} not written: the output took nothing for ${waitedMs / 1000} s` +
     (r.torn ? " (it stopped inside the last line it holds, which is cut short)" : "");
 }

@@ -109,10 +109,18 @@ export interface WatchRecord {
 }
 
 // `|` and `;` separate chain fields; `%` escapes them, so hostile names cannot fake entries.
+// `[` is escaped too: a bracketed name is always proctree's (an executable's, below).
 function chainField(s: string): string {
-  return /[%|;]/.test(s)
-    ? s.replace(/[%|;]/g, (c) => "%" + c.charCodeAt(0).toString(16).toUpperCase())
+  return /[%|;[]/.test(s)
+    ? s.replace(/[%|;[]/g, (c) => "%" + c.charCodeAt(0).toString(16).toUpperCase())
     : s;
+}
+
+/** A chain entry's name: the comm; unknown, the executable's name in brackets; else `?`. */
+function chainName(n: ProcNode): string {
+  if (n.comm !== null) return chainField(n.comm);
+  if (n.exe !== null) return `[${chainField(n.exe.slice(n.exe.lastIndexOf("/") + 1))}]`;
+  return "?";
 }
 
 /** Most ancestors a printed chain holds; a longer one ends with {@linkcode CHAIN_CUT}. */
@@ -121,8 +129,9 @@ export const MAX_CHAIN_ENTRIES = 1024;
 export const CHAIN_CUT = "…";
 
 /**
- * The fsmon chain of `nodes` (self first): `102|touch|root;101|sh|root`. An unknown name or
- * user is `?`; `%`, `|` and `;` inside a name are written `%25`, `%7C`, `%3B`. More than
+ * The fsmon chain of `nodes` (self first): `102|touch|root;101|sh|root`. A name the kernel's
+ * comm did not give is the executable's in brackets (`[touch]`); an unknown name or user is
+ * `?`; `%`, `|`, `;` and `[` inside a name are written `%25`, `%7C`, `%3B`, `%5B`. More than
  * {@linkcode MAX_CHAIN_ENTRIES} nodes: the first ones, then `;…`.
  */
 export function formatChain(nodes: readonly ProcNode[], users: Users): string {
@@ -131,7 +140,7 @@ export function formatChain(nodes: readonly ProcNode[], users: Users): string {
     if (i === MAX_CHAIN_ENTRIES) return out + ";" + CHAIN_CUT;
     const n = nodes[i];
     if (i) out += ";";
-    out += n.pid + "|" + (n.comm === null ? "?" : chainField(n.comm)) + "|" +
+    out += n.pid + "|" + chainName(n) + "|" +
       (n.uid === null ? "?" : chainField(users.name(n.uid) ?? "?"));
   }
   return out;
@@ -184,6 +193,8 @@ export function processRecord(
     case "fork":
       // From a thread's fork only the process is known; a new process names its creator.
       if (isProcess) rec.ppid = ev.parentTgid;
+      // The image it runs until it execs: its creator's.
+      if (node?.exe) rec.exe = node.exe;
       break;
     case "exec": {
       rec.argv = node?.argv ?? null;
@@ -197,6 +208,7 @@ export function processRecord(
       break;
     }
     case "exit": {
+      if (node?.exe) rec.exe = node.exe;
       const ws = decodeWaitStatus(ev.exitCode);
       if (isProcess) rec.ppid = ev.parentTgid || null;
       rec.exit_code = ws.exitCode;
@@ -250,6 +262,7 @@ export function fileRecord(
   if (change.dir) rec.dir = true;
   rec.pid = change.pid;
   rec.comm = node?.comm ?? null;
+  if (node?.exe) rec.exe = node.exe;
   rec.user = node ? ctx.users.name(node.uid) : null;
   if (node && ctx.ids) rec.id = ctx.ids.idOf(node);
   if (node && ctx.chains) {

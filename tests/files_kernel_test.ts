@@ -186,3 +186,36 @@ Deno.test({
     await Deno.remove(base, { recursive: true });
   }
 });
+
+Deno.test(
+  {
+    name: "kernel: --files names every short-lived actor whose exec line named its executable",
+    ignore,
+  },
+  async () => {
+    const dir = await Deno.makeTempDir({ prefix: "proctree-files-" });
+    try {
+      const w = await startProctree(["watch", "--files", dir]);
+      // 200 programs that live a millisecond: most are gone before /proc can be read.
+      const script = `cd ${dir}; i=0; while [ $i -lt 100 ]; do touch f$i; rm f$i; i=$((i+1)); done`;
+      assert((await new Deno.Command("sh", { args: ["-c", script] }).output()).success);
+      await settle();
+      const { records } = await w.stop();
+      const exeOf = new Map<string, string>();
+      for (const r of records) if (r.event === "exec" && r.exe && r.id) exeOf.set(r.id, r.exe);
+      const files = fileLines(records);
+      assert(files.length >= 200, `${files.length} file lines`);
+      let unknown = 0;
+      for (const f of files) {
+        const exe = f.id ? exeOf.get(f.id) : undefined;
+        if (!exe) continue;
+        // The line names the program: its comm, or its executable on the line and in the chain.
+        const head = f.chain!.split(";")[0].split("|")[1];
+        if (f.comm === null && (f.exe !== exe || head !== `[${exe.split("/").pop()}]`)) unknown++;
+      }
+      assertEquals(unknown, 0);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);

@@ -69,7 +69,7 @@ Deno.test("LineWriter: a reader that stops inside a line gets the rest of it, an
   });
   assertEquals(sink.got, "aaaa\nbbbb\n");
   assertEquals(r, { unwrittenLines: 1, torn: false });
-  assertEquals(drainNote(r, 2000), "proctree: 1 line not written: the reader took nothing for 2 s");
+  assertEquals(drainNote(r, 2000), "proctree: 1 line not written: the output took nothing for 2 s");
 });
 
 Deno.test("LineWriter: a reader that never takes the rest of its line is said to hold a cut line", () => {

@@ -176,3 +176,16 @@ Deno.test("lineage: is-descendant by comm, exe, user and pinned pid", async () =
   assert(t.isUnder(leaf, byComm("a-very-long-process-name".slice(0, 15))) === false);
   assert(t.descendsFrom(leaf, t.get(101)!));
 });
+
+Deno.test("chain: a name the comm did not give is the executable's, in brackets; a real [ is escaped", () => {
+  const t = seeded();
+  t.fork(101, 100, 1e9);
+  t.exec(101, { ...info(null), exe: "/usr/bin/touch" });
+  assertEquals(
+    formatChain(t.chain(t.get(101)!), users),
+    "101|[touch]|root;100|agent|root;1|systemd|root",
+  );
+  t.fork(102, 100, 1e9);
+  t.exec(102, info("[ls]"));
+  assertEquals(formatChain(t.chain(t.get(102)!), users).split(";")[0], "102|%5Bls]|root");
+});
