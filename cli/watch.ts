@@ -375,6 +375,9 @@ export async function runWatch(c: WatchConfig): Promise<number> {
         ...processor.loopHandlers(),
         tick: (idle) => {
           const now = monotonicNs();
+          // Swept first, so a stats line shows the tree within its bounds, not a batch's
+          // exits still waiting for the sweep.
+          session.tick(now);
           if (stats.due(now)) {
             out.push(format(
               stats.record(now, clock, processor.counters, tree.stats, session.connector.stats),
@@ -386,7 +389,6 @@ export async function runWatch(c: WatchConfig): Promise<number> {
           if (reopen && log) log.reopen();
           reopen = false;
           if (out.closed) stop = true;
-          session.tick(now);
         },
         stopped: () => stop,
         hangup: () => {

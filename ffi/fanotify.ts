@@ -16,7 +16,7 @@
  * @module
  */
 
-import { Errno, errno, errnoName, libc, LibcError, O, POLL, POLLFD } from "./libc.ts";
+import { AT_FDCWD, Errno, errno, errnoName, libc, LibcError, O, POLL, POLLFD } from "./libc.ts";
 import { cPath, fileId, listDir, readFileText, readLink, realPath, sameFile } from "./procfs.ts";
 import type { BatchSink, Source } from "../lib/loop.ts";
 import {
@@ -31,7 +31,6 @@ import { parseMountinfo, PSEUDO_FS_TYPES } from "../lib/mountinfo.ts";
 import { HEADER_BYTES, parseExecHeader } from "../lib/exec_header.ts";
 import { ExecNames, NOT_HERE } from "../lib/exec_names.ts";
 
-const AT_FDCWD = -100;
 /**
  * The mount tables to mark: proctree's own, and the host's (init's), reached through
  * `/proc/1/root` when proctree runs in a mount namespace of its own (a systemd unit with

@@ -11,7 +11,8 @@
  * @module
  */
 
-import { Errno, errno, errnoName, libc, LibcError, O, STATFS } from "./libc.ts";
+import { AT_FDCWD, Errno, errno, errnoName, libc, LibcError, O, STATFS } from "./libc.ts";
+import { MAX_READS_PER_DRAIN } from "./fanotify.ts";
 import { cBytes, readFileText, readLink, realPath } from "./procfs.ts";
 import type { BatchSink, Source } from "../lib/loop.ts";
 import {
@@ -26,7 +27,6 @@ import { type FileChange, FileEvents } from "../lib/file_events.ts";
 import { parseMountinfo, PSEUDO_FS_TYPES } from "../lib/mountinfo.ts";
 import { decodeBytes } from "../lib/text.ts";
 
-const AT_FDCWD = -100;
 /** `MAX_HANDLE_SZ`: the largest `f_handle` the kernel hands out. */
 const MAX_HANDLE_BYTES = 128;
 /** `struct dirent64`: `d_reclen`, `d_type`, `d_name`. */
@@ -36,9 +36,6 @@ const DT_DIR = 4;
 /** The changes the group asks for. */
 export const FILE_EVENTS_MASK: number = FAN_EVENT.CREATE | FAN_EVENT.DELETE | FAN_EVENT.RENAME |
   FAN_EVENT.CLOSE_WRITE | FAN_EVENT.ATTRIB | FAN_EVENT.ONDIR;
-
-/** Most 64 KiB reads of the queue per drain. */
-const MAX_READS_PER_DRAIN = 64;
 
 /** Why `--files` cannot start: the errno name and what it means. */
 export class FilesUnavailable extends Error {

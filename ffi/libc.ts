@@ -145,9 +145,10 @@ export const STATX = {
   maskIno: 0x100,
   /** `AT_EMPTY_PATH`: the descriptor itself. */
   emptyPath: 0x1000,
-  /** `AT_FDCWD`. */
-  cwd: -100,
 } as const;
+
+/** `AT_FDCWD`: a path relative to the working directory, for the `*at` calls. */
+export const AT_FDCWD = -100;
 
 /** What the errnos a user meets most often mean, in words (as `strerror` says them). */
 const ERRNO_WORDS: Record<string, string> = {

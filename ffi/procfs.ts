@@ -6,7 +6,7 @@
  * @module
  */
 
-import { libc, O, STATX } from "./libc.ts";
+import { AT_FDCWD, libc, O, STATX } from "./libc.ts";
 import { bytesOf, decodeBytes } from "../lib/text.ts";
 import { type EcsHost, parseOsRelease } from "../lib/ecs.ts";
 import {
@@ -61,7 +61,7 @@ const statxView = new DataView(statxBuf.buffer);
  * followed); null when it cannot be asked.
  */
 export function fileId(fd: number, path: string): string | null {
-  const at = path === "" ? fd : STATX.cwd;
+  const at = path === "" ? fd : AT_FDCWD;
   const flags = path === "" ? STATX.emptyPath : 0;
   if (libc().statx(at, cBytes(path), flags, STATX.maskIno, statxBuf) !== 0) return null;
   return `${statxView.getUint32(STATX.devMajor, true)}:${
