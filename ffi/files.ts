@@ -23,7 +23,7 @@ import {
   type FanHandle,
   type FidEvent,
 } from "../lib/fanotify_wire.ts";
-import { type FileChange, FileEvents } from "../lib/file_events.ts";
+import { type FileChange, FileEvents, PATH_TOO_LONG } from "../lib/file_events.ts";
 import { parseMountinfo, PSEUDO_FS_TYPES } from "../lib/mountinfo.ts";
 import { decodeBytes } from "../lib/text.ts";
 
@@ -261,7 +261,8 @@ export class FileSource implements Source {
     if (fd < 0) return null;
     try {
       const p = readLink(`/proc/self/fd/${fd}`);
-      return p === null || p.endsWith(" (deleted)") ? null : p;
+      if (p === null) return errno() === Errno.ENAMETOOLONG ? PATH_TOO_LONG : null;
+      return p.endsWith(" (deleted)") ? null : p;
     } finally {
       c.close(fd);
     }

@@ -94,6 +94,7 @@ export const Errno = {
   EMFILE: 24,
   ENOSPC: 28,
   EROFS: 30,
+  ENAMETOOLONG: 36,
   EPIPE: 32,
   EDQUOT: 122,
   ELOOP: 40,

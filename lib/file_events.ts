@@ -44,9 +44,19 @@ const ACTIONS: readonly [number, FileAction][] = [
 /** Most directories remembered as outside every watched path. */
 export const MAX_OUTSIDE = 65_536;
 
+/**
+ * What {@linkcode FileLookups.pathOf} says of a directory that exists but whose path is
+ * longer than the kernel will spell (`ENAMETOOLONG`): not known to be outside the watched
+ * paths, so a change in it is counted as unnamed, never dropped as outside.
+ */
+export const PATH_TOO_LONG = "<path too long>";
+
 /** Lookups that need the kernel. */
 export interface FileLookups {
-  /** The path of a directory handle (`open_by_handle_at`); null when gone or not permitted. */
+  /**
+   * The path of a directory handle (`open_by_handle_at`); null when gone or not permitted;
+   * {@linkcode PATH_TOO_LONG} when it exists but its path cannot be spelled.
+   */
   pathOf(h: FanHandle): string | null;
   /** The handle key of a directory path (`name_to_handle_at`); null when gone. */
   keyOf(path: string): string | null;
@@ -179,7 +189,8 @@ export class FileEvents {
     if (!dir || name === null) return null;
     this.stats.lookups++;
     const base = this.#k.pathOf(dir);
-    return base === null ? null : (base === "/" ? "" : base) + "/" + decodeBytes(name);
+    if (base === null || base === PATH_TOO_LONG) return null;
+    return (base === "/" ? "" : base) + "/" + decodeBytes(name);
   }
 
   #dirPath(h: FanHandle): string | null {
@@ -188,6 +199,7 @@ export class FileEvents {
     if (this.#outside.has(h.key)) return null;
     this.stats.lookups++;
     const path = this.#k.pathOf(h);
+    if (path === PATH_TOO_LONG) return null; // not known to be outside: counted as unnamed
     if (path !== null && this.under(path)) {
       this.addDir(h.key, path);
       return path;

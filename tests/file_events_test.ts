@@ -8,7 +8,7 @@ import {
   type FanHandle,
   type FidEvent,
 } from "../lib/fanotify_wire.ts";
-import { type FileChange, FileEvents } from "../lib/file_events.ts";
+import { type FileChange, FileEvents, PATH_TOO_LONG } from "../lib/file_events.ts";
 import { toEcs } from "../lib/ecs.ts";
 import type { WatchRecord } from "../lib/record.ts";
 
@@ -180,4 +180,13 @@ Deno.test("ECS: a file change is a file event, with the path after the change", 
   assertEquals(del.event.type, ["deletion"]);
   assertEquals(del.file.type, "dir");
   assertEquals(del.proctree.original_path, undefined);
+});
+
+Deno.test("file events: a directory whose path is too long to spell is unnamed, not outside", () => {
+  const { fe, out } = setup({ deep: PATH_TOO_LONG, elsewhere: "/etc" });
+  fe.handle(ev(FAN_EVENT.CREATE, "deep", "f"), out);
+  fe.handle(ev(FAN_EVENT.CREATE, "deep", "g"), out); // asked again: never remembered as outside
+  fe.handle(ev(FAN_EVENT.CREATE, "elsewhere", "h"), out); // outside: not a change, not counted
+  assertEquals(out, []);
+  assertEquals(fe.stats.unnamed, 2);
 });

@@ -219,3 +219,37 @@ Deno.test(
     }
   },
 );
+
+Deno.test(
+  {
+    name: "kernel: --files: a change deeper than PATH_MAX that existed at start is counted",
+    ignore,
+  },
+  async () => {
+    const dir = await Deno.makeTempDir({ prefix: "proctree-files-" });
+    const part = "d".repeat(200);
+    // 25 levels of 200 bytes: past the 4 096 bytes the kernel spells a path in (bash: dash's
+    // cd gives up on its own idea of the path at PATH_MAX).
+    const deep = `cd ${dir} && for i in $(seq 25); do mkdir ${part} && cd ${part}; done`;
+    try {
+      assert((await new Deno.Command("bash", { args: ["-c", deep] }).output()).success);
+      const w = await startProctree(["watch", "--files", dir, "--stats", "1"]);
+      const touch = `${deep.replace(/mkdir \S+ && /, "")} && touch deepfile && echo x > deepfile`;
+      assert((await new Deno.Command("bash", { args: ["-c", touch] }).output()).success);
+      await sleep(1500);
+      const { records } = await w.stop();
+      // Never printed under a wrong or shortened path; never silently dropped either.
+      const wrong = fileLines(records).filter((f) => f.path!.endsWith("/deepfile"));
+      for (const f of wrong) assert(f.path!.length > 4096, f.path);
+      const unnamed = Math.max(
+        0,
+        ...records.filter((r) => r.event === "stats").map((r) =>
+          Number(r.file_changes_unnamed ?? 0)
+        ),
+      );
+      assert(wrong.length > 0 || unnamed > 0, "the change is printed whole or counted as unnamed");
+    } finally {
+      await new Deno.Command("rm", { args: ["-rf", dir] }).output();
+    }
+  },
+);
