@@ -76,8 +76,18 @@ export function fileId(fd: number, path: string): string | null {
  */
 export function sameFile(id: string | null, path: string): boolean {
   if (id === null) return true;
-  return fileId(-1, path) === id;
+  // Every exec asks about the same few paths: one statx, not two, when a path still names
+  // the file it named last time (another file, or a path not asked yet, is asked again).
+  if (pathIds.get(path) === id) return true;
+  if (pathIds.size >= MAX_PATH_IDS) pathIds.clear();
+  const now = fileId(-1, path);
+  if (now !== null) pathIds.set(path, now);
+  return now === id;
 }
+
+/** Paths and the file each reached when last asked (see `sameFile`). */
+const pathIds = new Map<string, string>();
+const MAX_PATH_IDS = 4096;
 
 /** Reads a whole file into the shared buffer; returns its length, or -1. */
 function readInto(path: string): number {

@@ -170,16 +170,9 @@ export class LogIndex {
   }
 
   #grow(): void {
-    const parent = new Int32Array(this.#parent.length * 2);
-    parent.set(this.#parent);
-    this.#parent = parent;
-    for (const k of ["seen", "matched"] as const) {
-      const old = k === "seen" ? this.#seen : this.#matched;
-      const grown = new Uint8Array(old.length * 2);
-      grown.set(old);
-      if (k === "seen") this.#seen = grown;
-      else this.#matched = grown;
-    }
+    this.#parent = grown(this.#parent, new Int32Array(this.#parent.length * 2));
+    this.#seen = grown(this.#seen, new Uint8Array(this.#seen.length * 2));
+    this.#matched = grown(this.#matched, new Uint8Array(this.#matched.length * 2));
   }
 
   /** Decides what the page keeps: roots, loops cut, `--under`, the bound. */
@@ -287,6 +280,12 @@ function pushKids(stack: number[], tree: Children, i: number): void {
   for (let k = tree.start[i + 1] - 1; k >= tree.start[i]; k--) {
     if (!tree.cut[tree.kids[k]]) stack.push(tree.kids[k]);
   }
+}
+
+/** `into`, holding `from` at its start. */
+function grown<T extends Int32Array | Uint8Array>(from: T, into: T): T {
+  into.set(from);
+  return into;
 }
 
 /** Depth-first, children in the order they were first seen: lineage order. */
