@@ -15,12 +15,20 @@ import type { ProcessTree, ProcNode } from "./lib/tree.ts";
 import { type Decoded, decodeDatagram, EVENT_BITS, eventMask, TREE_EVENTS } from "./lib/wire.ts";
 import type { EventKind } from "./lib/event_kinds.ts";
 import type { ProcEvent } from "./lib/wire.ts";
-import { type ArgvMode, type ExecNameMode, type ListenOptions, Session } from "./session.ts";
+import {
+  type ArgvMode,
+  type ExecFactsMode,
+  type ExecNameMode,
+  type ListenOptions,
+  Session,
+} from "./session.ts";
 
 export {
   type ArgvMode,
   AuditUnavailable,
+  BpfUnavailable,
   ConnectorError,
+  type ExecFactsMode,
   type ExecNameMode,
   FanotifyUnavailable,
   type ListenOptions,
@@ -113,6 +121,11 @@ export interface WatchOptions {
    */
   execNames?: ExecNameMode;
   /**
+   * Where exec facts (argv, comm, ids, parent) come from (default `auto`: the BPF program
+   * where it can run, else `/proc`; `session.execFactsWhy` of {@linkcode listen} says why).
+   */
+  execFacts?: ExecFactsMode;
+  /**
    * Where argv comes from (default `proc`); `audit` installs an audit rule until the
    * iteration ends (see the README: what it needs, changes and costs).
    */
@@ -131,6 +144,7 @@ export async function* watchEvents(options: WatchOptions = {}): AsyncGenerator<W
     graceMs: options.graceMs,
     maxExited: options.maxExited,
     execNames: options.execNames,
+    execFacts: options.execFacts,
     argv: options.argv,
   });
   const queue: WatchRecord[] = [];

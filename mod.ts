@@ -19,7 +19,9 @@
 export {
   type ArgvMode,
   AuditUnavailable,
+  BpfUnavailable,
   type EventKind,
+  type ExecFactsMode,
   type ExecNameMode,
   FanotifyUnavailable,
   listen,
@@ -136,6 +138,10 @@ export {
 } from "./lib/audit_join.ts";
 export { type AssemblerStats, AuditAssembler, type AuditExec } from "./lib/audit_records.ts";
 export { absolutePath, FileSource, FilesUnavailable } from "./ffi/files.ts";
+export { type BpfExecOptions, BpfExecSource } from "./ffi/source/bpf_exec.ts";
+export type { ExecStage, StageLoss } from "./lib/pipeline/stage.ts";
+export { BpfExecStage, type BpfRecords } from "./lib/source/bpf_exec/stage.ts";
+export type { BpfExec } from "./lib/source/bpf_exec/record.ts";
 export {
   type FileAction,
   type FileChange,

@@ -14,11 +14,18 @@
 
 import { ConnectorError, ProcConnector } from "./ffi/connector.ts";
 import { Clock, clockNs } from "./ffi/libc.ts";
-import { procfs } from "./ffi/procfs.ts";
+import { exePathOf, procfs } from "./ffi/procfs.ts";
 import { hostUsers } from "./ffi/passwd.ts";
 import { Poller } from "./ffi/poller.ts";
 import { EventProcessor, type ProcessorOptions } from "./lib/processor.ts";
-import { EventLoop, type LoopHandlers, PACE_MS, type Source } from "./lib/loop.ts";
+import {
+  EventLoop,
+  type LoopHandlers,
+  PACE_MS,
+  PROC_STORM_UNITS,
+  type Source,
+  STORM_UNITS,
+} from "./lib/loop.ts";
 import { snapshot } from "./lib/procfs.ts";
 import { WallClock } from "./lib/time.ts";
 import { PidTree } from "./lib/tree.ts";
@@ -30,11 +37,25 @@ import { bootTag } from "./lib/identity.ts";
 import { FanotifySource, FanotifyUnavailable, MountWatch } from "./ffi/fanotify.ts";
 import { AuditSource, AuditUnavailable } from "./ffi/audit.ts";
 import { FileSource, FilesUnavailable } from "./ffi/files.ts";
+import { BpfExecSource, BpfUnavailable } from "./ffi/source/bpf_exec.ts";
+import { BpfExecStage } from "./lib/source/bpf_exec/stage.ts";
+import type { ExecStage } from "./lib/pipeline/stage.ts";
+import { WHAT } from "./lib/event_kinds.ts";
 
 /** The kernel's random id of this boot. */
 const BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id";
 
-export { AuditUnavailable, ConnectorError, FanotifyUnavailable, FilesUnavailable };
+export { AuditUnavailable, BpfUnavailable, ConnectorError, FanotifyUnavailable, FilesUnavailable };
+
+/**
+ * Where an exec's argv, comm, ids and parent come from: `bpf` (a program inside `execve`:
+ * exact, for every exec), `proc` (`/proc/<pid>`, read when the event arrives: null for a
+ * process already gone), `auto` (bpf where it can run, else proc with a note).
+ */
+export type ExecFactsMode = "auto" | "bpf" | "proc";
+
+/** The values of {@linkcode ExecFactsMode}, for option parsing. */
+export const EXEC_FACTS_MODES: readonly ExecFactsMode[] = ["auto", "bpf", "proc"];
 
 /** Where argv comes from: `/proc` (default), or the kernel's audit stream (exact). */
 export type ArgvMode = "proc" | "audit";
@@ -64,6 +85,10 @@ export interface ListenOptions {
   argv?: ArgvMode;
   /** Report changes to files under these paths (`--files`). */
   files?: readonly string[];
+  /** Where exec facts come from (default `auto`). */
+  execFacts?: ExecFactsMode;
+  /** Where the BPF source reads the kernel's BTF (tests point it at a missing file). */
+  btfPath?: string;
 }
 
 /** What a processor needs beyond what the session provides. */
@@ -100,6 +125,26 @@ function openExecNames(
       note: `proctree: exec names from /proc only: ${e.message}; ` +
         "processes that exit within a millisecond may be unnamed",
     };
+  }
+}
+
+/**
+ * Opens the BPF exec-facts source for `mode`: `auto` falls back to `/proc` with the reason;
+ * `bpf` throws {@linkcode BpfUnavailable}; `proc`, or a kernel filter without exec events,
+ * opens nothing.
+ */
+function openExecFacts(
+  mode: ExecFactsMode,
+  opts: ListenOptions,
+): { source: BpfExecSource | null; why: string | null } {
+  const execsWanted = opts.eventMask === undefined || (opts.eventMask & WHAT.EXEC) !== 0;
+  if (mode === "proc") return { source: null, why: null };
+  if (!execsWanted) return { source: null, why: "no exec events asked for" };
+  try {
+    return { source: BpfExecSource.open({ btfPath: opts.btfPath }), why: null };
+  } catch (e) {
+    if (mode === "bpf" || !(e instanceof BpfUnavailable)) throw e;
+    return { source: null, why: e.message };
   }
 }
 
@@ -140,6 +185,13 @@ export class Session {
   readonly audit: AuditSource | null;
   /** The file-change source (`files`); else null. */
   readonly files: FileSource | null;
+  /** The BPF exec-facts source; null: exec facts come from `/proc`. */
+  readonly bpfExec: BpfExecSource | null;
+  /** Why exec facts come from `/proc` although BPF was wanted (`auto`); else null. */
+  readonly execFactsWhy: string | null;
+  /** The stage pairing BPF records with exec events: given to the first processor made. */
+  #execStage: ExecStage | null;
+  #closers: { close(): void }[];
   #offsetCheckedNs = 0;
   #realtime = false;
   #processors: EventProcessor[];
@@ -151,9 +203,13 @@ export class Session {
     fanotify: { source: FanotifySource | null; note: string | null },
     audit: AuditSource | null,
     files: FileSource | null,
+    facts: { source: BpfExecSource | null; why: string | null },
     processors: EventProcessor[],
   ) {
     this.#processors = processors;
+    this.bpfExec = facts.source;
+    this.execFactsWhy = facts.why;
+    this.#execStage = facts.source ? new BpfExecStage(facts.source, exePathOf) : null;
     this.connector = connector;
     this.fanotify = fanotify.source;
     this.execNamesNote = fanotify.note;
@@ -164,6 +220,8 @@ export class Session {
     if (audit) sources.push(audit);
     if (files) sources.push(files);
     this.sources = sources;
+    // Not polled: drained with every connector wake-up (each record has an event behind it).
+    this.#closers = facts.source ? [facts.source] : [];
     this.tree = tree;
     this.seeded = seeded;
     this.clock = new WallClock(wallOffsetNs());
@@ -183,6 +241,7 @@ export class Session {
     let fan: { source: FanotifySource | null; note: string | null } = { source: null, note: null };
     let audit: AuditSource | null = null;
     let files: FileSource | null = null;
+    let facts: { source: BpfExecSource | null; why: string | null } = { source: null, why: null };
     // The processors are made later, by the caller: the overflow reaches whichever exist.
     const processors: EventProcessor[] = [];
     const toProcessors = () => {
@@ -191,6 +250,8 @@ export class Session {
     try {
       // Marked before the snapshot, like the subscription: no exec after it goes unnamed.
       fan = openExecNames(opts.execNames ?? "auto", toProcessors);
+      // Attached before the snapshot, like the subscription: no exec after it goes unseen.
+      facts = openExecFacts(opts.execFacts ?? "auto", opts);
       if (opts.argv === "audit") {
         audit = AuditSource.open({
           onLost: (reason, count) => {
@@ -213,9 +274,10 @@ export class Session {
       const entries = snapshot(procfs);
       tree.seed(entries);
       warmUp(procfs, monotonicNs, Deno.pid);
-      return new Session(connector, tree, entries.length, fan, audit, files, processors);
+      return new Session(connector, tree, entries.length, fan, audit, files, facts, processors);
     } catch (e) {
       connector.close();
+      facts.source?.close();
       fan.source?.close();
       audit?.close();
       files?.close();
@@ -236,7 +298,9 @@ export class Session {
       execNames: this.fanotify?.names,
       audit: this.audit?.join,
       files: this.files ?? undefined,
+      stages: this.#execStage ? [this.#execStage] : [],
     });
+    this.#execStage = null; // its records are consumed by one processor
     this.#processors.push(p);
     return p;
   }
@@ -246,7 +310,11 @@ export class Session {
    * at real-time priority, whose point is to read each process before it can exit.
    */
   loop(handlers: LoopHandlers, tickMs?: number): EventLoop {
-    return new EventLoop(this.sources, this.poller, handlers, tickMs, this.#realtime ? 0 : PACE_MS);
+    // Without BPF exec facts a paced drain costs short-lived execs their argv: pace only
+    // true storms then.
+    const stormUnits = this.bpfExec ? STORM_UNITS : PROC_STORM_UNITS;
+    const paceMs = this.#realtime ? 0 : PACE_MS;
+    return new EventLoop(this.sources, this.poller, handlers, tickMs, paceMs, stormUnits);
   }
 
   /**
@@ -284,7 +352,7 @@ export class Session {
     } catch (e) {
       failed = e;
     }
-    for (const s of this.sources) {
+    for (const s of [...this.sources, ...this.#closers]) {
       try {
         await s.close();
       } catch (e) {

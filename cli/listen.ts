@@ -9,8 +9,11 @@ import {
   ARGV_MODES,
   type ArgvMode,
   AuditUnavailable,
+  BpfUnavailable,
   ConnectorError,
+  EXEC_FACTS_MODES,
   EXEC_NAME_MODES,
+  type ExecFactsMode,
   type ExecNameMode,
   FanotifyUnavailable,
   FilesUnavailable,
@@ -35,12 +38,23 @@ export const EXEC_NAMES_HELP = `  --exec-names auto|fanotify|proc
                        (needs CAP_SYS_ADMIN), /proc only what is still running when read;
                        auto (default) uses fanotify when permitted and says so otherwise`;
 
+/** The `--exec-facts` help text, shared by `watch` and `run`. */
+export const EXEC_FACTS_HELP = `  --exec-facts auto|bpf|proc
+                       where each exec's argv, comm, uid, login uid and parent come from:
+                       bpf reads them inside execve (exact for every exec, even one that
+                       exits at once; needs root or CAP_BPF+CAP_PERFMON and kernel BTF),
+                       proc reads /proc when the event arrives (null for a process already
+                       gone); auto (default) uses bpf where it can run and says why not
+  --btf FILE           where the bpf exec facts read the kernel's types (default
+                       /sys/kernel/btf/vmlinux; e.g. a BTF file made for a kernel without)`;
+
 /** The `--argv` help text, shared by `watch` and `run`. */
 export const ARGV_HELP =
-  `  --argv proc|audit    where argv comes from: /proc (default; a read that anything may have
-                       changed is null), or the kernel's audit records, exact at the call
-                       (needs CAP_AUDIT_CONTROL and CAP_AUDIT_READ; adds an audit rule while
-                       proctree runs: see the README for what that changes and costs)`;
+  `  --argv proc|audit    audit: also take argv from the kernel's audit records, exact at the
+                       call (for hosts where the bpf exec facts cannot run; needs
+                       CAP_AUDIT_CONTROL and CAP_AUDIT_READ; adds an audit rule while
+                       proctree runs: see the README for what that changes and costs);
+                       proc (default): from the exec facts alone`;
 
 /** The `--files` help text, shared by `watch` and `run`. */
 export const FILES_HELP =
@@ -58,6 +72,18 @@ export function argvFlag(value: string | undefined): ArgvMode {
     );
   }
   return value as ArgvMode;
+}
+
+/** The `--exec-facts` value of any command (undefined: `auto`). */
+export function execFactsFlag(value: string | undefined): ExecFactsMode {
+  if (value === undefined) return "auto";
+  if (!(EXEC_FACTS_MODES as readonly string[]).includes(value)) {
+    throw new CliError(
+      `--exec-facts expects ${EXEC_FACTS_MODES.join(", ")}, got ${JSON.stringify(value)}`,
+      2,
+    );
+  }
+  return value as ExecFactsMode;
 }
 
 /** The `--exec-names` value of any command (undefined: `auto`). */
@@ -86,6 +112,7 @@ export function openSession(opts: ListenOptions): Session {
     if (e instanceof ConnectorError) throw new CliError(e.message, 1);
     if (e instanceof AuditUnavailable) throw new CliError(`--argv audit: ${e.message}`, 1);
     if (e instanceof FilesUnavailable) throw new CliError(`--files: ${e.message}`, 1);
+    if (e instanceof BpfUnavailable) throw new CliError(`--exec-facts bpf: ${e.message}`, 1);
     if (e instanceof FanotifyUnavailable) {
       throw new CliError(`--exec-names fanotify: ${e.message}`, 1);
     }
@@ -139,6 +166,12 @@ export function filesNote(s: Session): string {
 
 function plural(n: number, one: string, many: string): string {
   return `${n} ${n === 1 ? one : many}`;
+}
+
+/** `exec facts: bpf`, or `exec facts: proc (why not bpf)`, for the listening line. */
+export function execFactsNote(s: Session): string {
+  if (s.bpfExec) return "exec facts: bpf";
+  return `exec facts: proc${s.execFactsWhy ? ` (${s.execFactsWhy})` : ""}`;
 }
 
 /** `exec names: fanotify (12 filesystems)` or `exec names: /proc`, for the listening line. */

@@ -13,7 +13,10 @@ import { checkWritable, LogFile, writeAtomic } from "../ffi/output.ts";
 import {
   ARGV_HELP,
   argvFlag,
+  EXEC_FACTS_HELP,
   EXEC_NAMES_HELP,
+  execFactsFlag,
+  execFactsNote,
   execNamesFlag,
   execNamesNote,
   FILES_HELP,
@@ -22,7 +25,7 @@ import {
   rcvbufFlag,
   rcvbufNote,
 } from "./listen.ts";
-import type { ArgvMode, ExecNameMode, Session } from "../session.ts";
+import type { ArgvMode, ExecFactsMode, ExecNameMode, Session } from "../session.ts";
 import { DRAIN_MS, drainNote, LineWriter } from "../lib/line_writer.ts";
 import { FdWriter } from "../ffi/fd_writer.ts";
 import { procfs } from "../ffi/procfs.ts";
@@ -63,6 +66,7 @@ Options:
   --rcvbuf SIZE        socket receive buffer to ask for (default ${
   formatBytes(DEFAULT_RCVBUF_BYTES)
 })
+${EXEC_FACTS_HELP}
 ${EXEC_NAMES_HELP}
 ${ARGV_HELP}
 ${FILES_HELP}
@@ -101,6 +105,10 @@ export interface RunConfig {
   rcvbufBytes: number;
   /** Where exec names come from. */
   execNames: ExecNameMode;
+  /** `--exec-facts`. */
+  execFacts: ExecFactsMode;
+  /** `--btf`: where the BPF source reads BTF; undefined: the kernel's. */
+  btfPath: string | undefined;
   /** Where argv comes from. */
   argv: ArgvMode;
   /** `--files` paths. */
@@ -113,7 +121,17 @@ export interface RunConfig {
 export function parseRunConfig(args: string[]): RunConfig {
   const f = parseFlags(args, {
     boolean: ["json", "help", "quiet", "wait-orphans", "tree", "realtime"],
-    string: ["summary", "output", "rcvbuf", "exec-names", "argv", "html", "trace"],
+    string: [
+      "summary",
+      "output",
+      "rcvbuf",
+      "exec-names",
+      "exec-facts",
+      "btf",
+      "argv",
+      "html",
+      "trace",
+    ],
     collect: ["files"],
     negatable: ["wait-orphans", "tree", "realtime"],
     alias: { h: "help", q: "quiet", o: "output" },
@@ -137,6 +155,8 @@ export function parseRunConfig(args: string[]): RunConfig {
     realtime: f.realtime,
     rcvbufBytes: rcvbufFlag(f.rcvbuf),
     execNames: execNamesFlag(f["exec-names"]),
+    execFacts: execFactsFlag(f["exec-facts"]),
+    btfPath: f.btf,
     argv: argvFlag(f.argv),
     files: f.files as string[],
     quiet: f.quiet,
@@ -190,6 +210,8 @@ export async function runCommand(c: RunConfig): Promise<number> {
     session = openSession({
       rcvbufBytes: c.rcvbufBytes,
       execNames: c.execNames,
+      execFacts: c.execFacts,
+      btfPath: c.btfPath,
       argv: c.argv,
       files: c.files,
     });
@@ -221,9 +243,9 @@ export async function runCommand(c: RunConfig): Promise<number> {
     });
     if (!c.quiet) {
       say(
-        `proctree: listening (${rcvbufNote(session)}, ${execNamesNote(session)}${
-          filesNote(session)
-        }); running ${c.command.map(displayArg).join(" ")}`,
+        `proctree: listening (${rcvbufNote(session)}, ${execFactsNote(session)}, ${
+          execNamesNote(session)
+        }${filesNote(session)}); running ${c.command.map(displayArg).join(" ")}`,
       );
     }
 

@@ -15,7 +15,10 @@ import { LogFile } from "../ffi/output.ts";
 import {
   ARGV_HELP,
   argvFlag,
+  EXEC_FACTS_HELP,
   EXEC_NAMES_HELP,
+  execFactsFlag,
+  execFactsNote,
   execNamesFlag,
   execNamesNote,
   FILES_HELP,
@@ -25,7 +28,7 @@ import {
   rcvbufFlag,
   rcvbufNote,
 } from "./listen.ts";
-import type { ArgvMode, ExecNameMode } from "../session.ts";
+import type { ArgvMode, ExecFactsMode, ExecNameMode } from "../session.ts";
 import { DRAIN_MS, drainNote, LineWriter, MAX_PENDING_BYTES } from "../lib/line_writer.ts";
 import type { ProcessFilter } from "../lib/processor.ts";
 import {
@@ -78,6 +81,7 @@ ${eventsHelp("                         ")}
   --rcvbuf SIZE        socket receive buffer to ask for (default ${
   formatBytes(DEFAULT_RCVBUF_BYTES)
 }; at least ${formatBytes(MIN_RCVBUF_BYTES)})
+${EXEC_FACTS_HELP}
 ${EXEC_NAMES_HELP}
 ${ARGV_HELP}
 ${FILES_HELP}
@@ -130,6 +134,10 @@ export interface WatchConfig {
   realtime: boolean;
   /** Where exec names come from. */
   execNames: ExecNameMode;
+  /** `--exec-facts`. */
+  execFacts: ExecFactsMode;
+  /** `--btf`: where the BPF source reads BTF; undefined: the kernel's. */
+  btfPath: string | undefined;
   /** Where argv comes from. */
   argv: ArgvMode;
   /** `--files` paths. */
@@ -170,6 +178,8 @@ export function parseWatchConfig(args: string[]): WatchConfig {
       "stats",
       "output-buffer",
       "exec-names",
+      "exec-facts",
+      "btf",
       "argv",
     ],
     collect: ["under", "user", "comm", "files"],
@@ -217,6 +227,8 @@ export function parseWatchConfig(args: string[]): WatchConfig {
     rcvbufBytes: rcvbufFlag(f.rcvbuf),
     realtime: f.realtime,
     execNames: execNamesFlag(f["exec-names"]),
+    execFacts: execFactsFlag(f["exec-facts"]),
+    btfPath: f.btf,
     argv: argvFlag(f.argv),
     files: f.files as string[],
     graceMs: opt("grace", (v) => intFlag(v, "grace") * 1000, DEFAULT_GRACE_MS),
@@ -264,7 +276,8 @@ export function processFilter(c: WatchConfig, tree: ProcessTree, users: Users): 
 /** The listening line: what was seeded, and the receive buffer as the kernel granted it. */
 export function listeningLine(s: Session): string {
   return `proctree: listening (${s.seeded} processes seeded, ${rcvbufNote(s)}` +
-    `${s.connector.kernelFilter ? ", kernel event filter" : ""}, ${execNamesNote(s)}` +
+    `${s.connector.kernelFilter ? ", kernel event filter" : ""}, ${execFactsNote(s)}, ` +
+    `${execNamesNote(s)}` +
     `${filesNote(s)})`;
 }
 
@@ -322,6 +335,8 @@ export async function runWatch(c: WatchConfig): Promise<number> {
       graceMs: c.graceMs,
       maxExited: c.maxExited,
       execNames: c.execNames,
+      execFacts: c.execFacts,
+      btfPath: c.btfPath,
       argv: c.argv,
       files: c.files,
     });

@@ -51,6 +51,10 @@ const SYMBOLS = {
   clock_gettime: { parameters: ["i32", "buffer"], result: "i32" },
   sched_setscheduler: { parameters: ["i32", "i32", "buffer"], result: "i32" },
   __errno_location: { parameters: [], result: "pointer" },
+  // bpf(2) has no libc wrapper: syscall(SYS_bpf, cmd, attr, size).
+  syscall: { parameters: ["i64", "i64", "buffer", "u64"], result: "i64" },
+  mmap: { parameters: ["pointer", "usize", "i32", "i32", "i32", "i64"], result: "pointer" },
+  munmap: { parameters: ["pointer", "usize"], result: "i32" },
 } as const;
 
 /** The loaded libc. */
@@ -106,6 +110,7 @@ export const Errno = {
   ENOSYS: 38,
   EOPNOTSUPP: 95,
   ECONNREFUSED: 111,
+  E2BIG: 7,
 } as const;
 
 const ERRNO_NAMES = new Map<number, string>(Object.entries(Errno).map(([name, n]) => [n, name]));

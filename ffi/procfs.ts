@@ -85,6 +85,15 @@ export function sameFile(id: string | null, path: string): boolean {
   return now === id;
 }
 
+/**
+ * The canonical path of `path` when it names the file `id` (device and inode, as
+ * {@linkcode fileId} spells them) from proctree's mount namespace; else null.
+ */
+export function exePathOf(path: string, id: string): string | null {
+  const real = realPath(path);
+  return real !== null && fileId(-1, real) === id ? real : null;
+}
+
 /** Paths and the file each reached when last asked (see `sameFile`). */
 const pathIds = new Map<string, string>();
 const MAX_PATH_IDS = 4096;

@@ -92,11 +92,25 @@ export class ExecReads {
   #changes = new Map<number, number[]>();
   #complete = true;
   #lastNs = 0;
+  #vouched: ((pid: number, execNs: number) => boolean) | null;
+  #exeElsewhere: boolean;
 
-  /** `now`: CLOCK_MONOTONIC in ns, to date each read. */
-  constructor(reader: ProcReader, now: () => number) {
+  /**
+   * `now`: CLOCK_MONOTONIC in ns, to date each read. `vouched`: whether another source gives
+   * an exec its argv, comm, uid, login uid and parent exactly (then only what it cannot say
+   * is read: the directory, the cgroup, and the executable unless `exeElsewhere`, another
+   * source naming every exec's program).
+   */
+  constructor(
+    reader: ProcReader,
+    now: () => number,
+    vouched?: (pid: number, execNs: number) => boolean,
+    exeElsewhere = false,
+  ) {
     this.#reader = reader;
     this.#now = now;
+    this.#vouched = vouched ?? null;
+    this.#exeElsewhere = exeElsewhere;
   }
 
   /**
@@ -109,7 +123,10 @@ export class ExecReads {
       const ev = batch[i];
       if (ev.what !== "exec") continue;
       const fresh = this.#now() - ev.timestampNs <= freshNs;
-      this.#reads[i] = { info: this.#read(ev.tgid, fresh), readNs: this.#now() };
+      const info = this.#vouched?.(ev.tgid, ev.timestampNs)
+        ? this.#readRest(ev.tgid, fresh)
+        : this.#read(ev.tgid, fresh);
+      this.#reads[i] = { info, readNs: this.#now() };
     }
   }
 
@@ -157,6 +174,29 @@ export class ExecReads {
   /** Forgets the batch's reads. */
   end(): void {
     this.#reads.length = 0;
+  }
+
+  /**
+   * What no other source says of a vouched-for exec: cwd and cgroup (kept only fresh, as in
+   * {@linkcode #read}), and the executable when nothing else names it. In a storm, often
+   * nothing: the exec costs no `/proc` read at all.
+   */
+  #readRest(pid: number, fresh: boolean): ExecInfo {
+    const r = this.#reader;
+    let exe: string | null = null, notHere = false;
+    if (!this.#exeElsewhere) {
+      const link = r.exe(pid);
+      notHere = link === NOT_HERE;
+      exe = notHere ? null : link;
+    }
+    if (!fresh && exe === null && !notHere) return NULL_INFO;
+    return {
+      ...NULL_INFO,
+      exe,
+      exeNotHere: notHere || undefined,
+      cwd: fresh ? r.cwd(pid) : null,
+      container: fresh ? containerOf(r.cgroup(pid)) : undefined,
+    };
   }
 
   #read(pid: number, fresh: boolean): ExecInfo {

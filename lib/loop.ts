@@ -122,6 +122,14 @@ export const PACE_MS = 40;
 /** A storm: at least this many units drained within one {@linkcode STORM_WINDOW_MS}. */
 export const STORM_UNITS = 50;
 
+/**
+ * What {@linkcode STORM_UNITS} is when exec facts come from `/proc` only (no BPF source):
+ * pacing then costs the argv of every short-lived process, so only a true storm is paced
+ * (an `apt-get` or a shell loop drains 100–200 units per window; the storm benchmarks
+ * 800 and more).
+ */
+export const PROC_STORM_UNITS = 400;
+
 /** The window over which the drain rate is judged; the pace holds for the next one. */
 export const STORM_WINDOW_MS = 100;
 
@@ -133,6 +141,7 @@ export class EventLoop implements BatchSink {
   #h: LoopHandlers;
   #tickMs: number;
   #paceMs: number;
+  #stormUnits: number;
   #syncSince = performance.now();
   #drainStartMs = -Infinity;
   /** Units drained in the current storm window, and whether the last window was a storm. */
@@ -142,9 +151,9 @@ export class EventLoop implements BatchSink {
 
   /**
    * A loop over `sources`, parked by `waiter`, ticking at least every `tickMs` when idle,
-   * and draining at most every `paceMs` in a storm ({@linkcode STORM_UNITS}; 0: at once,
-   * as `--realtime` wants: it reads each process before it can exit). Outside a storm
-   * every wake-up drains at once.
+   * and draining at most every `paceMs` in a storm (`stormUnits` within
+   * {@linkcode STORM_WINDOW_MS}; `paceMs` 0: at once, as `--realtime` wants: it reads each
+   * process before it can exit). Outside a storm every wake-up drains at once.
    */
   constructor(
     sources: readonly Source[],
@@ -152,7 +161,9 @@ export class EventLoop implements BatchSink {
     handlers: LoopHandlers,
     tickMs = 1000,
     paceMs = 0,
+    stormUnits: number = STORM_UNITS,
   ) {
+    this.#stormUnits = stormUnits;
     this.#sources = sources;
     this.#waiter = waiter;
     this.#h = handlers;
@@ -174,7 +185,7 @@ export class EventLoop implements BatchSink {
     // The first drain takes what queued while proctree started: a backlog, not a storm.
     const first = this.#windowStartMs === -Infinity;
     if (startMs - this.#windowStartMs >= STORM_WINDOW_MS) {
-      this.#storm = this.#windowUnits >= STORM_UNITS &&
+      this.#storm = this.#windowUnits >= this.#stormUnits &&
         startMs - this.#windowStartMs < 2 * STORM_WINDOW_MS;
       this.#windowStartMs = startMs;
       this.#windowUnits = 0;

@@ -33,6 +33,7 @@ import { resyncTree } from "./resync.ts";
 import { type ExecName, type ExecNames, NOT_HERE } from "./exec_names.ts";
 import { AUDIT_WAIT_MS, type AuditJoin } from "./audit_join.ts";
 import type { AuditExec } from "./audit_records.ts";
+import type { ExecStage } from "./pipeline/stage.ts";
 
 export type { ProcessFilter } from "./filter.ts";
 
@@ -73,6 +74,8 @@ export interface ProcessorOptions {
   audit?: AuditJoin;
   /** File changes (`--files`), taken with each batch and printed after its events. */
   files?: { take(): FileChange[]; unnamed(): number };
+  /** Stages that refine each exec's facts, in order, after the `/proc` reads. */
+  stages?: readonly ExecStage[];
 }
 
 /** A drained batch waiting for audit records, or an overrun between two batches. */
@@ -118,6 +121,8 @@ export interface ProcessorCounters {
   fileChanges: number;
   /** File changes whose directory could not be named (not printed, never guessed). */
   fileChangesUnnamed: number;
+  /** Each stage's own counters, by the names the stats line prints. */
+  stages?: Readonly<Record<string, number>>;
 }
 
 /**
@@ -166,12 +171,20 @@ export class EventProcessor {
   /** Set by {@linkcode #apply}: the event just applied is about the whole process. */
   #processLevel = true;
   #lastResyncMs = -Infinity;
+  readonly #stages: readonly ExecStage[];
 
   /** A processor over `options.tree`, sending records to `options.sink`. */
   constructor(options: ProcessorOptions) {
     this.#o = options;
+    this.#stages = options.stages ?? [];
     this.#loss = new LossAccounting(options.kernelFilter ?? false);
-    this.#reads = new ExecReads(options.reader, options.now);
+    const vouching = this.#stages.filter((s) => s.vouches);
+    this.#reads = new ExecReads(
+      options.reader,
+      options.now,
+      vouching.length ? (pid, ns) => vouching.some((s) => s.vouches!(pid, ns)) : undefined,
+      options.execNames !== undefined,
+    );
     this.#filter = new RecordFilter(options.tree, options.events, options.filter);
     this.#ctx = {
       clock: options.clock,
@@ -188,6 +201,7 @@ export class EventProcessor {
       lost: this.#loss.lost,
       overrunsUncounted: this.#loss.uncounted,
       fileChangesUnnamed: this.#o.files?.unnamed() ?? 0,
+      stages: Object.assign({}, ...this.#stages.map((s) => s.counters())),
     };
   }
 
@@ -197,13 +211,18 @@ export class EventProcessor {
     "decoded" | "batch" | "overrun" | "drained" | "dueInMs" | "flush"
   > {
     return {
-      decoded: (b, from, storm) => this.#reads.readNew(b, from, storm),
+      decoded: (b, from, storm) => {
+        // Records first: a stage that has an exec's facts spares its /proc reads.
+        for (const s of this.#stages) s.poll();
+        this.#reads.readNew(b, from, storm);
+      },
       batch: (b, complete) => this.#process(b, complete),
       overrun: () => this.overrun(),
       drained: () => {
         this.#release(false);
         this.#actorlessDrained();
         this.#resyncIfDue();
+        for (const s of this.#stages) s.sweep(this.#lastNs);
       },
       dueInMs: () => this.dueInMs(),
       flush: () => this.flush(),
@@ -249,6 +268,7 @@ export class EventProcessor {
    * processed as if the drain had emptied the socket.
    */
   processBatch(batch: readonly Decoded[]): void {
+    for (const s of this.#stages) s.poll();
     this.#reads.readNew(batch, 0);
     this.#process(batch, true);
   }
@@ -256,6 +276,7 @@ export class EventProcessor {
   /** The kernel reported an overrun: events were dropped before the next datagram. */
   overrun(): void {
     this.#o.audit?.lost(this.#o.now() / 1e6);
+    for (const s of this.#stages) s.lost();
     if (this.#held.length > 0) this.#overrunHeld = true; // it belongs after what is held
     else if (this.#loss.overrun()) this.#uncountedLoss();
   }
@@ -283,6 +304,16 @@ export class EventProcessor {
     this.#o.sink(lostRecord(this.#o.clock.iso(this.#lastNs), null, "fanotify_overflow"), null);
   }
 
+  /** Takes what each stage's source queued, and says its losses. */
+  #pollStages(): void {
+    for (const s of this.#stages) {
+      s.poll();
+      for (const l of s.losses()) {
+        this.#o.sink(lostRecord(this.#o.clock.iso(this.#lastNs), l.count, l.reason), null);
+      }
+    }
+  }
+
   #uncountedLoss(): void {
     this.#o.sink(lostRecord(this.#o.clock.iso(this.#lastNs), null, "overrun"), null);
   }
@@ -291,6 +322,7 @@ export class EventProcessor {
   #process(batch: readonly Decoded[], complete: boolean): void {
     this.#reads.begin(batch, complete);
     const names = this.#o.execNames?.resolve(batch, this.#o.now() / 1e6);
+    this.#pollStages();
     const infos: (ExecInfo | undefined)[] = [];
     for (let i = 0; i < batch.length; i++) {
       const ev = batch[i];
@@ -298,6 +330,7 @@ export class EventProcessor {
       let info = this.#reads.take(i, ev.tgid, ev.timestampNs);
       const name = names?.get(i);
       if (name) info = this.#named(info, name);
+      for (const s of this.#stages) info = s.exec(ev.tgid, ev.timestampNs, info);
       infos[i] = info;
     }
     this.#reads.end();
@@ -441,6 +474,7 @@ export class EventProcessor {
       sink(lostRecord(clock.iso(ev.timestampNs), gap, this.#loss.reason, ev.cpu), null);
       // A lost exec event would leave its audit record to the pid's next exec.
       this.#o.audit?.lost(this.#o.now() / 1e6);
+      for (const s of this.#stages) s.lost();
     }
     if (ev.timestampNs > this.#lastNs) this.#lastNs = ev.timestampNs;
     if (ev.what === "unknown") {
@@ -465,7 +499,12 @@ export class EventProcessor {
     if (node?.alive && node.ppid === 0 && node.pid > 2 && ev.what !== "exit") {
       this.#refreshParent(node);
     }
-    sink(processRecord(ev, node, this.#ctx, isProcess), node);
+    const rec = processRecord(ev, node, this.#ctx, isProcess);
+    if (info?.argvTrueBytes !== undefined && rec.argv) {
+      rec.argv_truncated = true;
+      rec.argv_bytes = info.argvTrueBytes;
+    }
+    sink(rec, node);
     if (ev.what === "exec" && node?.argv && argvChars(node.argv) > ARGV_KEEP_CHARS) {
       this.#o.tree.forgetArgv(node); // printed in full; not held for the process's lifetime
     }

@@ -44,6 +44,10 @@ export interface WatchRecord {
   comm?: string | null;
   /** Arguments from `/proc/<pid>/cmdline`; null when not readable. */
   argv?: readonly string[] | null;
+  /** exec: argv was cut at the source's cap (`argv` ends with the cut element). */
+  argv_truncated?: true;
+  /** exec: argv's true length in bytes, when cut. */
+  argv_bytes?: number;
   /** Executable path from `/proc/<pid>/exe`; null when not readable. */
   exe?: string | null;
   /** Effective uid; null when unknown. */

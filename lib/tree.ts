@@ -119,6 +119,8 @@ export interface ExecInfo {
   container?: Container | null;
   /** The file that ran is not the one its path reaches from here: no source may name it. */
   exeNotHere?: true;
+  /** argv was cut (the BPF source carries at most 32 KiB): its true length in bytes. */
+  argvTrueBytes?: number;
 }
 
 /** A live process for seeding and resync. */

@@ -176,6 +176,14 @@ const TOOLS: Tool[] = [
     parse: (text) => TOOLS[0].parse(text),
   },
   {
+    // Exec facts from /proc only (the default before the BPF source, and without root).
+    name: "proctree --exec-facts proc",
+    available: () => true,
+    cmd: () => [...PROCTREE_WATCH, "--exec-facts", "proc"],
+    ready: "proctree: listening",
+    parse: (text) => TOOLS[0].parse(text),
+  },
+  {
     name: "proctree --exec-names proc",
     available: () => true,
     cmd: () => [...PROCTREE_WATCH, "--exec-names", "proc"],

@@ -4,6 +4,7 @@ import {
   EventLoop,
   MAX_BATCH,
   PACE_MS,
+  PROC_STORM_UNITS,
   type Source,
   STORM_UNITS,
   STORM_WINDOW_MS,
@@ -161,4 +162,33 @@ Deno.test("loop: drains at once outside a storm, at most every PACE_MS in one", 
   await unpaced.park(unpaced.drainOnce());
   assertEquals(rt.sleeps, []);
   assert(rtStorms.every((s) => !s), "unpaced reads are never storm reads");
+});
+
+Deno.test("loop: with a higher storm threshold, a burst below it is not paced", async () => {
+  const src = new QueueSource();
+  const waiter = new RecordingWaiter();
+  const handlers = {
+    batch: () => {},
+    overrun: () => {},
+    tick: () => {},
+    stopped: () => false,
+  };
+  const loop = new EventLoop([src], waiter, handlers, 1000, PACE_MS, PROC_STORM_UNITS);
+  await loop.park(loop.drainOnce()); // the first drain is a backlog, never a storm
+  // As many units as make a storm at the default threshold: no storm at this one.
+  for (let i = 0; i < STORM_UNITS * 2; i++) src.queue.push(ev.exec(100 + i, i));
+  loop.drainOnce();
+  await new Promise((r) => setTimeout(r, STORM_WINDOW_MS + 1));
+  await loop.park(0);
+  src.queue.push(ev.exec(200, 1));
+  await loop.park(loop.drainOnce());
+  assertEquals(waiter.sleeps, [], "drained at once");
+  // A true storm at this threshold is paced.
+  for (let i = 0; i < PROC_STORM_UNITS; i++) src.queue.push(ev.exec(300 + i, i));
+  loop.drainOnce();
+  await new Promise((r) => setTimeout(r, STORM_WINDOW_MS + 1));
+  await loop.park(0);
+  src.queue.push(ev.exec(400, 1));
+  await loop.park(loop.drainOnce());
+  assertEquals(waiter.sleeps.length, 1);
 });

@@ -231,3 +231,32 @@ Deno.test("exec reads: a rename or a uid change before the read voids what it ch
   const thread = check([ev.exec(5, 1), comm(2, 77)]);
   assertEquals(thread.comm, "renamed", "another thread's rename does not change what was read");
 });
+
+Deno.test("exec reads: what another source vouches for is not read from /proc", () => {
+  const procs = new Map([[5, { comm: "ls", ppid: 1, startTicks: 1, argv: ["ls"], exe: "/x" }]]);
+  const reader = FakeProc.reader(procs);
+  const asked: string[] = [];
+  const spy = new Proxy(reader, {
+    get: (t, k) => (...a: unknown[]) => {
+      asked.push(String(k));
+      return (t[k as keyof typeof t] as (...a: unknown[]) => unknown)(...a);
+    },
+  });
+  const batch = [ev.exec(5, 1)];
+  // Fresh, the program named elsewhere (fanotify): only the directory and the cgroup.
+  const named = new ExecReads(spy, () => 2e6, () => true, true);
+  named.readNew(batch, 0);
+  named.begin(batch, true);
+  const info = named.take(0, 5, 1e6);
+  assertEquals([info.argv, info.comm, info.exe], [null, null, null]);
+  assertEquals(asked.sort(), ["cgroup", "cwd"]);
+  // Late (a paced storm), named elsewhere: no read at all.
+  asked.length = 0;
+  const late = new ExecReads(spy, () => 1e9, () => true, true);
+  late.readNew(batch, 0);
+  assertEquals(asked, []);
+  // Nothing names the program: its link is read.
+  const unnamed = new ExecReads(spy, () => 1e9, () => true, false);
+  unnamed.readNew(batch, 0);
+  assertEquals(asked, ["exe"]);
+});

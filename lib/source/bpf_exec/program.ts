@@ -1,0 +1,206 @@
+/**
+ * The BPF program of the exec-facts source, assembled from the running kernel's struct
+ * offsets (read from its BTF), and the layout of the record it writes.
+ *
+ * It runs on the `sched_process_exec` raw tracepoint: inside `execve`, after the new image
+ * is installed (new mm, new credentials, new comm) and before it runs one instruction, and
+ * just before the proc connector's exec event is sent from the same call. So argv read
+ * there is exactly what the program was given: nothing it does later can change it.
+ *
+ * The record is built in a per-CPU slot of an array map (the BPF stack is 512 bytes) and
+ * copied into the ring buffer with its true length; the ring buffer is not asked to wake
+ * the reader (`BPF_RB_NO_WAKEUP`): proctree drains it whenever the connector wakes it,
+ * and every record has a connector event behind it. A record the ring buffer cannot take
+ * is counted in the drops map.
+ *
+ * @module
+ */
+
+import { Alu, Asm, Helper, Jmp, type Reg } from "../../bpf/insn.ts";
+import type { Btf } from "../../bpf/btf.ts";
+
+/** The most argv bytes a record carries; longer argv is cut there and marked truncated. */
+export const ARGV_CAP_BYTES = 32768;
+
+/** Bytes of the path as passed to `execve` a record carries (with its NUL). */
+export const FILENAME_BYTES = 256;
+
+/** The record's fields: byte offsets, little-endian (one table, shared with the decoder). */
+export const Rec = {
+  /** u64 CLOCK_MONOTONIC ns (the connector's clock). */
+  ktimeNs: 0,
+  /** u32 process id (after exec the thread that called it leads the process). */
+  tgid: 8,
+  /** u32 the calling thread. */
+  tid: 12,
+  /** u32 `real_parent->tgid`. */
+  ppid: 16,
+  /** u32 real uid and gid (`bpf_get_current_uid_gid`). */
+  uid: 20,
+  gid: 24,
+  /** u32 effective uid of the new credentials. */
+  euid: 28,
+  /** u32 `task->loginuid` (`(u32)-1`: unset). */
+  loginUid: 32,
+  /** i32 the result of reading argv from the new image (0: read). */
+  argvRead: 36,
+  /** u64 `task->start_boottime`, ns. */
+  startBoottimeNs: 40,
+  /** 16 bytes, NUL-padded. */
+  comm: 48,
+  /** {@linkcode FILENAME_BYTES}, NUL-terminated. */
+  filename: 64,
+  /** u64 `mm->arg_end - mm->arg_start`: argv's true length in bytes. */
+  argvBytes: 320,
+  /**
+   * {@linkcode FILENAME_BYTES}, NUL-terminated: `bprm->interp`, the path of the file that
+   * runs (a `#!` script's interpreter; else the path as passed).
+   */
+  interp: 328,
+  /** u64 inode number of the file that runs (`bprm->file`). */
+  exeIno: 584,
+  /** u32 its filesystem's device, kernel encoding (major << 20 | minor). */
+  exeDev: 592,
+  /** Length of the fixed part; argv's bytes (at most {@linkcode ARGV_CAP_BYTES}) follow. */
+  header: 600,
+} as const;
+
+/** Bytes of one scratch slot: the largest record. */
+export const SLOT_BYTES: number = Rec.header + ARGV_CAP_BYTES;
+
+/** `BPF_RB_NO_WAKEUP`. */
+const RB_NO_WAKEUP = 1;
+
+/** The kernel struct members the program reads: name, and the size it reads them as. */
+export const MEMBERS = {
+  taskMm: ["task_struct", "mm", 8],
+  taskRealParent: ["task_struct", "real_parent", 8],
+  taskTgid: ["task_struct", "tgid", 4],
+  taskCred: ["task_struct", "cred", 8],
+  taskLoginUid: ["task_struct", "loginuid", 4],
+  taskStartBoottime: ["task_struct", "start_boottime", 8],
+  mmArgStart: ["mm_struct", "arg_start", 8],
+  mmArgEnd: ["mm_struct", "arg_end", 8],
+  credEuid: ["cred", "euid", 4],
+  bprmFilename: ["linux_binprm", "filename", 8],
+  bprmInterp: ["linux_binprm", "interp", 8],
+  bprmFile: ["linux_binprm", "file", 8],
+  fileInode: ["file", "f_inode", 8],
+  inodeIno: ["inode", "i_ino", 8],
+  inodeSb: ["inode", "i_sb", 8],
+  sbDev: ["super_block", "s_dev", 4],
+} as const satisfies Record<string, readonly [string, string, number]>;
+
+/** Byte offsets of {@linkcode MEMBERS} in the running kernel. */
+export type Offsets = { -readonly [K in keyof typeof MEMBERS]: number };
+
+/**
+ * The offsets of {@linkcode MEMBERS} from `btf`; a string saying which one is missing (or of
+ * an unexpected size) when the kernel's types are not what the program reads.
+ */
+export function offsetsFrom(btf: Btf): Offsets | string {
+  const out: Partial<Offsets> = {};
+  for (const [key, [struct, member, bytes]] of Object.entries(MEMBERS)) {
+    const place = btf.member(struct, member);
+    if (!place) return `no ${struct}.${member} in the kernel's BTF`;
+    if (place.sizeBytes !== bytes) {
+      return `${struct}.${member} is ${place.sizeBytes} bytes, not ${bytes}`;
+    }
+    out[key as keyof Offsets] = place.offsetBytes;
+  }
+  return out as Offsets;
+}
+
+/** The maps the program uses, by file descriptor. */
+export interface ProgramMaps {
+  /** Array, one {@linkcode SLOT_BYTES} value per possible CPU. */
+  scratchFd: number;
+  /** Ring buffer the records go to. */
+  ringFd: number;
+  /** Array, one u64: records the ring buffer could not take. */
+  dropsFd: number;
+}
+
+/** Stack slots (below r10). */
+const KEY = -4;
+const TMP = -16;
+const ARG_START = -24;
+const ARG_END = -32;
+const INODE = -40;
+
+/** `probe_read_kernel(base + dstOff, bytes, src + srcOff)`. */
+function readKernel(a: Asm, base: Reg, dstOff: number, bytes: number, src: Reg, srcOff: number) {
+  a.mov(1, base).aluImm(Alu.ADD, 1, dstOff).movImm(2, bytes);
+  if (src !== 3) a.mov(3, src);
+  a.aluImm(Alu.ADD, 3, srcOff).call(Helper.probe_read_kernel);
+}
+
+/**
+ * The program. Registers kept across calls: r6 the tracepoint's arguments (`task`,
+ * `old_pid`, `bprm`), r7 the record, r8 argv's length, r9 the task.
+ */
+export function execProgram(off: Offsets, maps: ProgramMaps): Uint8Array {
+  const a = new Asm();
+  a.mov(6, 1);
+  // This CPU's scratch slot: the program does not nest on one CPU (the kernel skips it).
+  a.call(Helper.get_smp_processor_id).store(4, 10, KEY, 0);
+  a.loadMap(1, maps.scratchFd).mov(2, 10).aluImm(Alu.ADD, 2, KEY).call(Helper.map_lookup_elem);
+  a.jumpImm(Jmp.JEQ, 0, 0, "out").mov(7, 0);
+
+  a.call(Helper.ktime_get_ns).store(8, 7, Rec.ktimeNs, 0);
+  a.call(Helper.get_current_pid_tgid).store(4, 7, Rec.tid, 0);
+  a.aluImm(Alu.RSH, 0, 32).store(4, 7, Rec.tgid, 0);
+  a.call(Helper.get_current_uid_gid).store(4, 7, Rec.uid, 0);
+  a.aluImm(Alu.RSH, 0, 32).store(4, 7, Rec.gid, 0);
+  a.mov(1, 7).aluImm(Alu.ADD, 1, Rec.comm).movImm(2, 16).call(Helper.get_current_comm);
+
+  a.load(8, 9, 6, 0); // args[0]: the task
+  readKernel(a, 10, TMP, 8, 9, off.taskRealParent);
+  a.load(8, 3, 10, TMP);
+  readKernel(a, 7, Rec.ppid, 4, 3, off.taskTgid);
+  readKernel(a, 10, TMP, 8, 9, off.taskCred);
+  a.load(8, 3, 10, TMP);
+  readKernel(a, 7, Rec.euid, 4, 3, off.credEuid);
+  readKernel(a, 7, Rec.loginUid, 4, 9, off.taskLoginUid);
+  readKernel(a, 7, Rec.startBoottimeNs, 8, 9, off.taskStartBoottime);
+
+  a.load(8, 8, 6, 16); // args[2]: the linux_binprm
+  readKernel(a, 10, TMP, 8, 8, off.bprmFilename);
+  a.mov(1, 7).aluImm(Alu.ADD, 1, Rec.filename).movImm(2, FILENAME_BYTES);
+  a.load(8, 3, 10, TMP).call(Helper.probe_read_kernel_str);
+  readKernel(a, 10, TMP, 8, 8, off.bprmInterp);
+  a.mov(1, 7).aluImm(Alu.ADD, 1, Rec.interp).movImm(2, FILENAME_BYTES);
+  a.load(8, 3, 10, TMP).call(Helper.probe_read_kernel_str);
+  // The file that runs, by identity: proctree checks a path against it, never trusts one.
+  readKernel(a, 10, TMP, 8, 8, off.bprmFile);
+  a.load(8, 3, 10, TMP);
+  readKernel(a, 10, INODE, 8, 3, off.fileInode);
+  a.load(8, 3, 10, INODE);
+  readKernel(a, 7, Rec.exeIno, 8, 3, off.inodeIno);
+  a.load(8, 3, 10, INODE);
+  readKernel(a, 10, TMP, 8, 3, off.inodeSb);
+  a.load(8, 3, 10, TMP);
+  readKernel(a, 7, Rec.exeDev, 4, 3, off.sbDev);
+
+  readKernel(a, 10, TMP, 8, 9, off.taskMm);
+  a.load(8, 8, 10, TMP);
+  readKernel(a, 10, ARG_START, 8, 8, off.mmArgStart);
+  readKernel(a, 10, ARG_END, 8, 8, off.mmArgEnd);
+  a.load(8, 8, 10, ARG_END).load(8, 3, 10, ARG_START).alu(Alu.SUB, 8, 3);
+  a.store(8, 7, Rec.argvBytes, 8);
+  a.jumpImm(Jmp.JLE, 8, ARGV_CAP_BYTES, "capped").movImm(8, ARGV_CAP_BYTES).label("capped");
+  a.mov(1, 7).aluImm(Alu.ADD, 1, Rec.header).mov(2, 8).load(8, 3, 10, ARG_START);
+  a.call(Helper.probe_read_user).store(4, 7, Rec.argvRead, 0);
+
+  a.loadMap(1, maps.ringFd).mov(2, 7).mov(3, 8).aluImm(Alu.ADD, 3, Rec.header);
+  a.movImm(4, RB_NO_WAKEUP).call(Helper.ringbuf_output);
+  a.jumpImm(Jmp.JEQ, 0, 0, "out");
+
+  a.storeImm(4, 10, KEY, 0);
+  a.loadMap(1, maps.dropsFd).mov(2, 10).aluImm(Alu.ADD, 2, KEY).call(Helper.map_lookup_elem);
+  a.jumpImm(Jmp.JEQ, 0, 0, "out");
+  a.movImm(1, 1).atomicAdd64(0, 0, 1);
+
+  a.label("out").movImm(0, 0).exit();
+  return a.bytes();
+}

@@ -1,0 +1,82 @@
+/**
+ * Decoding the exec-facts records of the BPF program (`program.ts`): fixed fields, the
+ * path as passed, and argv exactly as the new image received it.
+ *
+ * @module
+ */
+
+import { decodeBytes } from "../../text.ts";
+import { parseCmdline, UNSET_LOGIN_UID } from "../../procfs.ts";
+import { ARGV_CAP_BYTES, FILENAME_BYTES, Rec } from "./program.ts";
+
+/** The facts of one exec, as the kernel held them inside `execve`. */
+export interface BpfExec {
+  /** CLOCK_MONOTONIC ns, taken just before the connector's event of the same exec. */
+  ktimeNs: number;
+  /** The process (after exec the calling thread leads it). */
+  tgid: number;
+  /** The parent (`real_parent`) at the exec. */
+  ppid: number;
+  /** Real uid. */
+  uid: number;
+  /** Real gid. */
+  gid: number;
+  /** Effective uid of the new credentials. */
+  euid: number;
+  /** Login uid; null when unset. */
+  loginUid: number | null;
+  /** Start time in clock ticks after boot (as `/proc/<pid>/stat` says it). */
+  startTicks: number;
+  /** The new name. */
+  comm: string;
+  /** The path as passed to `execve` (relative, or `/dev/fd/N`, as given); cut at 255 bytes. */
+  filename: string;
+  /** The path of the file that runs (`#!`: its interpreter), as the kernel was given it. */
+  interp: string;
+  /** That file's identity, `major:minor:inode` (as `fileId` in `ffi/procfs.ts`); null: unread. */
+  exeId: string | null;
+  /** argv; null when the new image's memory could not be read. */
+  argv: string[] | null;
+  /** argv's true length in bytes. */
+  argvBytes: number;
+  /** argv was longer than {@linkcode ARGV_CAP_BYTES}: the last element is cut. */
+  argvTruncated: boolean;
+}
+
+/** Nanoseconds per clock tick (`USER_HZ` 100, as `/proc` counts start times). */
+const NS_PER_TICK = 10_000_000;
+
+function cString(bytes: Uint8Array): string {
+  const end = bytes.indexOf(0);
+  return decodeBytes(end < 0 ? bytes : bytes.subarray(0, end));
+}
+
+/** Decodes one record; null when it is shorter than its fixed part says (never trusted). */
+export function decodeBpfExec(r: Uint8Array): BpfExec | null {
+  if (r.length < Rec.header) return null;
+  const v = new DataView(r.buffer, r.byteOffset, r.byteLength);
+  const argvBytes = Number(v.getBigUint64(Rec.argvBytes, true));
+  const carried = Math.min(argvBytes, ARGV_CAP_BYTES);
+  if (r.length !== Rec.header + carried) return null;
+  const login = v.getUint32(Rec.loginUid, true);
+  const argvOk = v.getInt32(Rec.argvRead, true) === 0;
+  const ino = v.getBigUint64(Rec.exeIno, true);
+  const dev = v.getUint32(Rec.exeDev, true);
+  return {
+    ktimeNs: Number(v.getBigUint64(Rec.ktimeNs, true)),
+    tgid: v.getUint32(Rec.tgid, true),
+    ppid: v.getUint32(Rec.ppid, true),
+    uid: v.getUint32(Rec.uid, true),
+    gid: v.getUint32(Rec.gid, true),
+    euid: v.getUint32(Rec.euid, true),
+    loginUid: login === UNSET_LOGIN_UID ? null : login,
+    startTicks: Math.floor(Number(v.getBigUint64(Rec.startBoottimeNs, true)) / NS_PER_TICK),
+    comm: cString(r.subarray(Rec.comm, Rec.comm + 16)),
+    filename: cString(r.subarray(Rec.filename, Rec.filename + FILENAME_BYTES)),
+    interp: cString(r.subarray(Rec.interp, Rec.interp + FILENAME_BYTES)),
+    exeId: ino === 0n ? null : `${dev >>> 20}:${dev & 0xfffff}:${ino}`,
+    argv: argvOk ? parseCmdline(r.subarray(Rec.header)) ?? [] : null,
+    argvBytes,
+    argvTruncated: argvBytes > ARGV_CAP_BYTES,
+  };
+}

@@ -1,0 +1,249 @@
+/**
+ * The exec-facts stage of the BPF source: pairs each exec event of the proc connector with
+ * the record the BPF program wrote inside the same `execve`, and gives the exec that
+ * record's facts.
+ *
+ * Pairing is by process id and time, never by position: the record is taken on the exec
+ * path just before the connector's event is stamped, so an event's own record is the
+ * newest of its pid no later than the event. Older ones of the pid belong to execs whose
+ * events were lost: they are counted and dropped, never given to a later exec. One case
+ * cannot be told apart: the event's own record dropped by a full ring buffer while an
+ * older record's event was lost too. So after the ring buffer has dropped anything, a
+ * record older than a connector loss is not used (the exec keeps its `/proc` facts).
+ *
+ * @module
+ */
+
+import type { ExecStage, StageLoss } from "../../pipeline/stage.ts";
+import type { ExecInfo } from "../../tree.ts";
+import { type BpfExec, decodeBpfExec } from "./record.ts";
+
+/** What the stage reads: the ring buffer's records and the program's drop count. */
+export interface BpfRecords {
+  /** Hands every committed record to `take` (a view valid during the call). */
+  drain(take: (record: Uint8Array) => void): void;
+  /** Records the ring buffer could not take, since the program was loaded. */
+  drops(): number;
+}
+
+/**
+ * The canonical path of `path` when it still names the file `id` (`major:minor:inode`),
+ * else null: a path is only a name, the identity is the fact.
+ */
+export type ExeResolver = (path: string, id: string) => string | null;
+
+/** Most records held waiting for their events; beyond, the oldest are dropped (counted). */
+export const MAX_PENDING_RECORDS = 65536;
+
+/**
+ * Most record bytes held waiting for their events (argv of up to 32 KiB each): the same.
+ * Records wait while proctree reads a backlog of connector events; 64 MiB is 2 048 records
+ * of 32 KiB, or about 160 000 ordinary ones.
+ */
+export const MAX_PENDING_BYTES = 64 << 20;
+
+/**
+ * A record this much older than the newest event applied has lost its event: an event
+ * reaches proctree after its record, and the connector delivers in order.
+ */
+export const STALE_RECORD_NS = 10_000_000_000;
+
+/** The counters, as the stats line names them. */
+interface Counts {
+  execs_facts_from_bpf: number;
+  execs_without_bpf_record: number;
+  bpf_records_unpaired: number;
+  bpf_records_malformed: number;
+  bpf_records_dropped: number;
+  argv_truncated: number;
+  execs_named_by_bpf: number;
+}
+
+/** A record waiting for its event, and its size in the ring buffer. */
+interface Held {
+  rec: BpfExec;
+  bytes: number;
+}
+
+/** Whether `whole` is `cut` with its last element completed and more elements after. */
+function extends_(whole: readonly string[], cut: readonly string[] | null): boolean {
+  if (cut === null || cut.length === 0 || whole.length < cut.length) return false;
+  const last = cut.length - 1;
+  for (let i = 0; i < last; i++) if (whole[i] !== cut[i]) return false;
+  return whole[last].startsWith(cut[last]);
+}
+
+/** Pairs exec events with BPF records (see the module doc). */
+export class BpfExecStage implements ExecStage {
+  readonly name = "bpf";
+  readonly #src: BpfRecords;
+  readonly #resolveExe: ExeResolver | null;
+  /** Unpaired records by pid, oldest first, with their sizes in bytes. */
+  readonly #pending = new Map<number, Held[]>();
+  #size = 0;
+  #bytes = 0;
+  /** Newest record time seen. */
+  #newestNs = 0;
+  /** Newest record time seen when connector events were last lost (-1: never). */
+  #lossAtNs = -1;
+  #dropsSeen = 0;
+  #lossesSaid = 0;
+  readonly #counts: Counts = {
+    execs_facts_from_bpf: 0,
+    execs_without_bpf_record: 0,
+    bpf_records_unpaired: 0,
+    bpf_records_malformed: 0,
+    bpf_records_dropped: 0,
+    argv_truncated: 0,
+    execs_named_by_bpf: 0,
+  };
+
+  /**
+   * A stage over `src`; `resolveExe` names the executable of an exec no other source could
+   * name (absent: such an exec's `exe` stays null).
+   */
+  constructor(src: BpfRecords, resolveExe?: ExeResolver) {
+    this.#src = src;
+    this.#resolveExe = resolveExe ?? null;
+  }
+
+  poll(): void {
+    this.#src.drain((r) => {
+      const rec = decodeBpfExec(r);
+      if (!rec) {
+        this.#counts.bpf_records_malformed++;
+        return;
+      }
+      const held = { rec, bytes: r.length };
+      const list = this.#pending.get(rec.tgid);
+      if (list) list.push(held);
+      else this.#pending.set(rec.tgid, [held]);
+      this.#size++;
+      this.#bytes += r.length;
+      if (rec.ktimeNs > this.#newestNs) this.#newestNs = rec.ktimeNs;
+    });
+    if (this.#size > MAX_PENDING_RECORDS || this.#bytes > MAX_PENDING_BYTES) this.#trim();
+  }
+
+  losses(): StageLoss[] {
+    const drops = this.#src.drops();
+    this.#dropsSeen = drops;
+    this.#counts.bpf_records_dropped = drops;
+    if (drops === this.#lossesSaid) return [];
+    const count = drops - this.#lossesSaid;
+    this.#lossesSaid = drops;
+    return [{ reason: "bpf_ringbuf_full", count }];
+  }
+
+  vouches(pid: number, execNs: number): boolean {
+    // A cut argv is not vouched for: `/proc` may still have it whole.
+    const rec = this.#newest(pid, execNs);
+    return rec !== null && !rec.argvTruncated && rec.argv !== null;
+  }
+
+  exec(pid: number, execNs: number, facts: ExecInfo): ExecInfo {
+    const rec = this.#take(pid, execNs);
+    if (!rec) {
+      this.#counts.execs_without_bpf_record++;
+      return facts;
+    }
+    this.#counts.execs_facts_from_bpf++;
+    // A cut argv that a validated /proc read shows whole (it begins the same): the whole one.
+    const whole = rec.argvTruncated && facts.argv !== null && extends_(facts.argv, rec.argv);
+    if (rec.argvTruncated && !whole) this.#counts.argv_truncated++;
+    return {
+      ...facts,
+      ...this.#exe(facts, rec),
+      comm: rec.comm,
+      // Unreadable in the new image (never seen here): what `/proc` could vouch for.
+      argv: whole ? facts.argv : rec.argv ?? facts.argv,
+      argvTrueBytes: rec.argvTruncated && !whole ? rec.argvBytes : undefined,
+      uid: rec.euid,
+      ppid: rec.ppid,
+      startTicks: rec.startTicks,
+      loginUid: rec.loginUid,
+    };
+  }
+
+  /**
+   * The executable where neither fanotify nor `/proc` named it: the record's path, when it
+   * reaches the very file that ran (a `#!` script's is its interpreter's, as `/proc` says).
+   */
+  #exe(facts: ExecInfo, rec: BpfExec): Partial<Pick<ExecInfo, "exe">> {
+    if (facts.exe !== null || facts.exeNotHere || !this.#resolveExe) return {};
+    if (!rec.exeId || !rec.interp.startsWith("/")) return {};
+    const exe = this.#resolveExe(rec.interp, rec.exeId);
+    if (exe === null) return {};
+    this.#counts.execs_named_by_bpf++;
+    return { exe };
+  }
+
+  lost(): void {
+    this.#lossAtNs = this.#newestNs;
+  }
+
+  sweep(appliedNs: number): void {
+    const before = appliedNs - STALE_RECORD_NS;
+    for (const [pid, list] of this.#pending) {
+      let i = 0;
+      while (i < list.length && list[i].rec.ktimeNs < before) i++;
+      if (i === 0) continue;
+      this.#forget(pid, list, i);
+    }
+  }
+
+  counters(): Readonly<Record<string, number>> {
+    return { ...this.#counts };
+  }
+
+  /** The newest record of `pid` no later than `execNs`, if it can be used; left in place. */
+  #newest(pid: number, execNs: number): BpfExec | null {
+    const list = this.#pending.get(pid);
+    if (!list) return null;
+    let i = 0;
+    while (i < list.length && list[i].rec.ktimeNs <= execNs) i++;
+    if (i === 0) return null;
+    const rec = list[i - 1].rec;
+    return this.#dropsSeen > 0 && rec.ktimeNs <= this.#lossAtNs ? null : rec;
+  }
+
+  /** The record of the exec of `pid` at `execNs`, if one can be vouched for. */
+  #take(pid: number, execNs: number): BpfExec | null {
+    const list = this.#pending.get(pid);
+    if (!list) return null;
+    let i = 0;
+    while (i < list.length && list[i].rec.ktimeNs <= execNs) i++;
+    if (i === 0) return null;
+    const rec = list[i - 1].rec;
+    this.#forget(pid, list, i);
+    this.#counts.bpf_records_unpaired--; // the one taken is paired
+    if (this.#dropsSeen > 0 && rec.ktimeNs <= this.#lossAtNs) {
+      this.#counts.bpf_records_unpaired++;
+      return null;
+    }
+    return rec;
+  }
+
+  /** Drops the first `n` records of `pid` (counted unpaired). */
+  #forget(pid: number, list: Held[], n: number): void {
+    this.#counts.bpf_records_unpaired += n;
+    this.#size -= n;
+    for (let i = 0; i < n && i < list.length; i++) this.#bytes -= list[i].bytes;
+    if (n >= list.length) this.#pending.delete(pid);
+    else list.splice(0, n);
+  }
+
+  /** Drops the oldest pids' records until within bounds (one pass: a Map deletes lazily). */
+  #trim(): void {
+    let size = this.#size, bytes = this.#bytes;
+    for (const [pid, list] of this.#pending) {
+      let n = 0;
+      while (n < list.length && (size > MAX_PENDING_RECORDS || bytes > MAX_PENDING_BYTES)) {
+        size--;
+        bytes -= list[n++].bytes;
+      }
+      if (n > 0) this.#forget(pid, list, n);
+      if (size <= MAX_PENDING_RECORDS && bytes <= MAX_PENDING_BYTES) return;
+    }
+  }
+}

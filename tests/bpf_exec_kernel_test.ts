@@ -1,0 +1,191 @@
+// Exec facts from the BPF program (issue 25), against the real kernel: argv exactly as the
+// new image got it, whatever the process does next and however briefly it lives.
+import { assert, assertEquals, assertMatch } from "@std/assert";
+import { compileHelper, noKernel, of, sleep, startProctree } from "./kernel.ts";
+import type { WatchRecord } from "../lib/record.ts";
+import { programIds, readWhole } from "../ffi/bpf.ts";
+import { VMLINUX_BTF_PATH } from "../ffi/source/bpf_exec.ts";
+
+// Deno reads /sys only with --allow-all: through libc, as proctree does.
+const haveBtf = readWhole(VMLINUX_BTF_PATH) !== null;
+if (!haveBtf) console.log(`bpf exec tests ignored: no ${VMLINUX_BTF_PATH}`);
+const ignore = noKernel !== null || !haveBtf;
+
+/**
+ * Runs `cmd` under `watch --events exec`; the exec lines of its pid (all, in order), or of
+ * its children with `children`.
+ */
+async function execsOf(cmd: string[], children = false): Promise<{
+  execs: WatchRecord[];
+  stderr: string;
+}> {
+  const w = await startProctree(["watch", "--events", "exec"]);
+  const child = new Deno.Command(cmd[0], {
+    args: cmd.slice(1),
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  await child.status;
+  await sleep(300);
+  const { records, stderr } = await w.stop();
+  const execs = children
+    ? records.filter((r) => r.event === "exec" && r.ppid === child.pid)
+    : of(records, child.pid, "exec");
+  return { execs, stderr };
+}
+
+const last = (xs: WatchRecord[]) => xs[xs.length - 1];
+
+Deno.test({
+  name: "kernel: bpf argv is exact: spaces, newlines and bytes that are not UTF-8",
+  ignore,
+}, async () => {
+  const perl = `exec {"/bin/true"} "tru", "a b", "x\\ny", "\\xff\\xfe", ""`;
+  const { execs, stderr } = await execsOf(["perl", "-e", perl]);
+  assertMatch(stderr, /exec facts: bpf/);
+  const e = last(execs);
+  assertEquals(e.argv, ["tru", "a b", "x\ny", "\udcff\udcfe", ""]);
+  assertEquals([e.comm, e.exe, e.uid], ["true", "/usr/bin/true", 0]);
+  assertEquals(e.argv_truncated, undefined);
+});
+
+Deno.test({
+  name: "kernel: bpf argv past 32 KiB is cut there and says its true length",
+  ignore,
+}, async () => {
+  // Whole when a validated /proc read got it too (the process was still there), else cut.
+  const exact = (e: WatchRecord, argv: string[], bytes: number) => {
+    if (!e.argv_truncated) return assertEquals(e.argv, argv);
+    assertEquals(e.argv_bytes, bytes);
+    const cut = e.argv!;
+    assertEquals(cut.slice(0, -1), argv.slice(0, cut.length - 1));
+    assert(argv[cut.length - 1].startsWith(cut[cut.length - 1]));
+    // 32 KiB carried: each element and its NUL, but for an element cut in its middle.
+    const midCut = cut[cut.length - 1] !== argv[cut.length - 1] ? 1 : 0;
+    assertEquals(cut.reduce((n, a) => n + a.length + 1, 0) - midCut, 32768);
+  };
+  const one = ["/bin/true", "y".repeat(65536)];
+  exact(last((await execsOf(one)).execs), one, 10 + 65537);
+  const many = ["/bin/true", ...Array(100_000).fill("a")];
+  exact(last((await execsOf(many)).execs), many, 10 + 200_000);
+});
+
+Deno.test({ name: "kernel: bpf argv of an exec with argc 0", ignore }, async () => {
+  const helper = await compileHelper("argc0");
+  assert(helper, "cc");
+  const { execs } = await execsOf([helper, "/bin/true"]);
+  const e = last(execs);
+  // The kernel gives such an image one empty argument (Linux >= 5.18).
+  assertEquals([e.argv, e.comm, e.exe], [[""], "true", "/usr/bin/true"]);
+});
+
+Deno.test({
+  name: "kernel: bpf facts of a program that renames itself at once are the exec's",
+  ignore,
+}, async () => {
+  const script = '$0 = "renamed"; select(undef, undef, undef, 0.3)';
+  const { execs } = await execsOf(["/usr/bin/perl", "-e", script]);
+  assertEquals(last(execs).argv, ["/usr/bin/perl", "-e", script]);
+  assertEquals(last(execs).comm, "perl");
+});
+
+Deno.test({ name: "kernel: bpf facts of an exec from a non-main thread", ignore }, async () => {
+  const helper = await compileHelper("threads", ["-pthread"]);
+  assert(helper, "cc");
+  const { execs } = await execsOf([helper, "threadexec", "200"]);
+  assertEquals(last(execs).argv, ["sh", "-c", "sleep 0.2; true"]);
+  assertEquals(last(execs).comm, "sh");
+});
+
+Deno.test({
+  name: "kernel: bpf facts after a failed exec are the successful one's",
+  ignore,
+}, async () => {
+  const helper = await compileHelper("failexec");
+  assert(helper, "cc");
+  const bad = await Deno.makeTempFile();
+  await Deno.writeTextFile(bad, "not a program\n");
+  await Deno.chmod(bad, 0o755);
+  try {
+    const { execs } = await execsOf([helper, "noexec", bad, "/bin/true"]);
+    assertEquals(execs.map((e) => e.argv), [[helper, "noexec", bad, "/bin/true"], ["/bin/true"]]);
+  } finally {
+    await Deno.remove(bad);
+  }
+});
+
+Deno.test({
+  name: "kernel: bpf facts of an exec a tracer holds are that exec's",
+  ignore,
+}, async () => {
+  const helper = await compileHelper("tracer");
+  assert(helper, "cc");
+  // The tracer runs the program in a child and holds its second exec 300 ms at the stop.
+  const { execs } = await execsOf([helper, "/bin/sh", "-c", "exec /bin/echo traced"], true);
+  const e = last(execs);
+  assertEquals([e.argv, e.comm, e.exe], [["/bin/echo", "traced"], "echo", "/usr/bin/echo"]);
+});
+
+Deno.test({
+  name: "kernel: bpf facts of 300 processes that exit at once are all there",
+  ignore,
+}, async () => {
+  const w = await startProctree(["watch", "--events", "exec"]);
+  const sh = new Deno.Command("sh", {
+    args: ["-c", 'i=0; while [ $i -lt 300 ]; do /bin/true "n$i"; i=$((i+1)); done'],
+  }).spawn();
+  await sh.status;
+  await sleep(300);
+  const { records } = await w.stop();
+  const argv = records.filter((r) => r.event === "exec" && r.ppid === sh.pid)
+    .map((r) => r.argv?.join(" "));
+  assertEquals(argv, Array.from({ length: 300 }, (_, i) => `/bin/true n${i}`));
+});
+
+/** Program ids among the fds of process `pid` (`/proc/<pid>/fdinfo`, `prog_id:`). */
+function programsOf(pid: number): number[] {
+  const ids: number[] = [];
+  for (const e of Deno.readDirSync(`/proc/${pid}/fdinfo`)) {
+    try {
+      const m = /^prog_id:\s*(\d+)/m.exec(Deno.readTextFileSync(`/proc/${pid}/fdinfo/${e.name}`));
+      if (m) ids.push(Number(m[1]));
+    } catch { /* closed meanwhile */ }
+  }
+  return [...new Set(ids)];
+}
+
+Deno.test({
+  name: "kernel: proctree killed with -9 leaves no program loaded (the kernel's list)",
+  ignore,
+}, async () => {
+  const w = await startProctree(["watch", "--events", "exec"]);
+  const mine = programsOf(w.child.pid);
+  assertEquals(mine.length, 1, "one program, held by proctree's own fds");
+  assert(programIds().includes(mine[0]), "and the kernel lists it");
+  await w.stop("SIGKILL");
+  let left = true;
+  for (let i = 0; i < 50 && left; i++) {
+    left = programIds().includes(mine[0]);
+    if (left) await sleep(100);
+  }
+  assert(!left, `program ${mine[0]} still loaded 5 s after SIGKILL`);
+});
+
+Deno.test({
+  name: "kernel: without BTF, exec facts come from /proc and the listening line says why",
+  ignore: noKernel !== null,
+}, async () => {
+  const w = await startProctree(["watch", "--btf", "/nonexistent/vmlinux"]);
+  const { stderr } = await w.stop();
+  assertMatch(stderr, /exec facts: proc \(no BTF at \/nonexistent\/vmlinux\)/);
+  const { PROCTREE } = await import("./kernel.ts");
+  const r = await new Deno.Command(PROCTREE[0], {
+    args: [...PROCTREE.slice(1), "watch", "--exec-facts", "bpf", "--btf", "/nonexistent/x"],
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  const err = new TextDecoder().decode(r.stderr).trim();
+  assertEquals(r.code, 1);
+  assertEquals(err, "proctree: --exec-facts bpf: no BTF at /nonexistent/x");
+});

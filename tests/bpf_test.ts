@@ -1,0 +1,360 @@
+// The BPF machinery without the kernel: the instruction encoder against known encodings, the
+// BTF reader against a hand-made blob (and the running kernel's, when there is one), the
+// record decoder and the pairing of records with exec events.
+import { assert, assertEquals, assertThrows } from "@std/assert";
+import { Alu, Asm, Helper, insn, Jmp } from "../lib/bpf/insn.ts";
+import { Btf, BtfError, BtfKind } from "../lib/bpf/btf.ts";
+import {
+  ARGV_CAP_BYTES,
+  execProgram,
+  MEMBERS,
+  type Offsets,
+  offsetsFrom,
+  Rec,
+} from "../lib/source/bpf_exec/program.ts";
+import { decodeBpfExec } from "../lib/source/bpf_exec/record.ts";
+import {
+  BpfExecStage,
+  type BpfRecords,
+  MAX_PENDING_BYTES,
+  MAX_PENDING_RECORDS,
+  STALE_RECORD_NS,
+} from "../lib/source/bpf_exec/stage.ts";
+import { NULL_INFO } from "../lib/exec_reads.ts";
+import { parseCpuList, readWhole } from "../ffi/bpf.ts";
+
+const hex = (b: Uint8Array) => [...b].map((x) => x.toString(16).padStart(2, "0")).join(" ");
+
+Deno.test("insn: encodings as llvm-objdump prints them", () => {
+  const cases: [Asm, string][] = [
+    [new Asm().mov(6, 1), "bf 16 00 00 00 00 00 00"],
+    [new Asm().movImm(0, 0), "b7 00 00 00 00 00 00 00"],
+    [new Asm().aluImm(Alu.RSH, 0, 32), "77 00 00 00 20 00 00 00"],
+    [new Asm().aluImm(Alu.ADD, 2, -4), "07 02 00 00 fc ff ff ff"],
+    [new Asm().alu(Alu.SUB, 8, 3), "1f 38 00 00 00 00 00 00"],
+    [new Asm().store(4, 10, -4, 0), "63 0a fc ff 00 00 00 00"],
+    [new Asm().store(8, 7, 0, 0), "7b 07 00 00 00 00 00 00"],
+    [new Asm().storeImm(4, 10, -4, 0), "62 0a fc ff 00 00 00 00"],
+    [new Asm().load(8, 9, 6, 16), "79 69 10 00 00 00 00 00"],
+    [new Asm().call(Helper.get_current_pid_tgid), "85 00 00 00 0e 00 00 00"],
+    [new Asm().exit(), "95 00 00 00 00 00 00 00"],
+    [new Asm().atomicAdd64(0, 0, 1), "db 10 00 00 00 00 00 00"],
+    [
+      new Asm().loadMap(1, 5),
+      "18 11 00 00 05 00 00 00 00 00 00 00 00 00 00 00",
+    ],
+  ];
+  for (const [a, want] of cases) assertEquals(hex(a.bytes()), want);
+  assertEquals(hex(insn(0xbf, 1, 6, 0, 0)), "bf 61 00 00 00 00 00 00");
+});
+
+Deno.test("insn: jumps resolve to labels, forward and back; unknown labels throw", () => {
+  const a = new Asm().label("top").jumpImm(Jmp.JEQ, 0, 0, "end").movImm(0, 1).jump("top")
+    .label("end").exit();
+  const b = a.bytes();
+  assertEquals(hex(b.subarray(0, 8)), "15 00 02 00 00 00 00 00"); // +2: over mov and ja
+  assertEquals(hex(b.subarray(16, 24)), "05 00 fd ff 00 00 00 00"); // -3: back to the top
+  assertThrows(() => new Asm().jump("nowhere").bytes(), Error, "nowhere");
+  assertThrows(() => new Asm().label("x").label("x"), Error, "twice");
+});
+
+/** A BTF blob from types given as words, with a string table. */
+function btfBlob(types: number[], strings: string): Uint8Array {
+  const str = new TextEncoder().encode(strings);
+  const hdr = 24;
+  const out = new Uint8Array(hdr + types.length * 4 + str.length);
+  const v = new DataView(out.buffer);
+  v.setUint16(0, 0xeb9f, true);
+  v.setUint8(2, 1);
+  v.setUint32(4, hdr, true);
+  v.setUint32(8, 0, true);
+  v.setUint32(12, types.length * 4, true);
+  v.setUint32(16, types.length * 4, true);
+  v.setUint32(20, str.length, true);
+  types.forEach((w, i) => v.setUint32(hdr + 4 * i, w >>> 0, true));
+  out.set(str, hdr + types.length * 4);
+  return out;
+}
+
+const info = (kind: number, vlen: number, kflag = 0) => (kflag << 31) | (kind << 24) | vlen;
+// Strings: 0 "", 1 "int", 5 "inner", 11 "a", 13 "b", 15 "outer", 21 "x", 23 "flags"
+const STRS = "\0int\0inner\0a\0b\0outer\0x\0flags\0";
+const FIXTURE = btfBlob([
+  // 1: int, 4 bytes
+  1,
+  info(BtfKind.INT, 0),
+  4,
+  32,
+  // 2: pointer to 1
+  0,
+  info(BtfKind.PTR, 0),
+  1,
+  // 3: struct inner { int a; int *b @ bit 64 }, 16 bytes
+  5,
+  info(BtfKind.STRUCT, 2),
+  16,
+  11,
+  1,
+  0,
+  13,
+  2,
+  64,
+  // 4: struct outer { int x; <anonymous inner> @ bit 128; bit field flags:3 @ bit 32 }
+  15,
+  info(BtfKind.STRUCT, 3, 1),
+  32,
+  21,
+  1,
+  0,
+  0,
+  3,
+  128,
+  23,
+  1,
+  (3 << 24) | 32,
+], STRS);
+
+Deno.test("btf: members found by name, inside anonymous members, with sizes", () => {
+  const b = new Btf(FIXTURE);
+  assertEquals(b.count, 4);
+  assertEquals(b.structId("outer"), 4);
+  assertEquals(b.member("inner", "b"), { offsetBytes: 8, sizeBytes: 8 });
+  assertEquals(b.member("outer", "x"), { offsetBytes: 0, sizeBytes: 4 });
+  assertEquals(b.member("outer", "b"), { offsetBytes: 24, sizeBytes: 8 }, "16 + 8");
+  assertEquals(b.member("outer", "flags"), null, "a bit field has no byte place");
+  assertEquals(b.member("outer", "nope"), null);
+  assertEquals(b.member("nostruct", "x"), null);
+});
+
+Deno.test("btf: malformed blobs are refused with a reason, never read past their end", () => {
+  assertThrows(() => new Btf(new Uint8Array(10)), BtfError, "magic");
+  const cut = FIXTURE.slice();
+  new DataView(cut.buffer).setUint32(12, 10_000, true); // type section past the end
+  assertThrows(() => new Btf(cut), BtfError, "past the end");
+  const odd = btfBlob([1, info(31, 0), 4], STRS);
+  assertThrows(() => new Btf(odd), BtfError, "unknown BTF kind 31");
+  const short = btfBlob([5, info(BtfKind.STRUCT, 2), 16, 11], STRS); // members cut off
+  assertThrows(() => new Btf(short), BtfError, "past its section");
+});
+
+// Deno reads /sys only with --allow-all: through libc, as proctree does.
+const vmlinux = readWhole("/sys/kernel/btf/vmlinux");
+
+Deno.test({
+  name: "btf: the running kernel's types give every offset the program reads",
+  ignore: vmlinux === null,
+  fn() {
+    const off = offsetsFrom(new Btf(vmlinux!));
+    assert(typeof off !== "string", String(off));
+    for (const k of Object.keys(MEMBERS)) assert((off as Offsets)[k as keyof Offsets] >= 0, k);
+    // mm_struct's argument area: two adjacent longs, in an anonymous struct on 6.x.
+    assertEquals(off.mmArgEnd - off.mmArgStart, 8);
+  },
+});
+
+Deno.test("btf: a kernel without a member the program needs is named", () => {
+  assertEquals(offsetsFrom(new Btf(FIXTURE)), "no task_struct.mm in the kernel's BTF");
+});
+
+Deno.test("program: assembles for any offsets; the map fds are in its 64-bit loads", () => {
+  const off = Object.fromEntries(Object.keys(MEMBERS).map((k, i) => [k, 8 * i])) as Offsets;
+  const prog = execProgram(off, { scratchFd: 7, ringFd: 8, dropsFd: 9 });
+  assertEquals(prog.length % 8, 0);
+  const fds: number[] = [];
+  const v = new DataView(prog.buffer);
+  for (let i = 0; i < prog.length; i += 8) {
+    if (prog[i] === 0x18) fds.push(v.getInt32(i + 4, true)), i += 8;
+  }
+  assertEquals(fds, [7, 8, 9]);
+  assertEquals(prog[prog.length - 8], 0x95, "ends with exit");
+});
+
+/** A record as the program writes it. */
+function record(o: {
+  ns: number;
+  tgid: number;
+  argv?: string;
+  argvBytes?: number;
+  readErr?: number;
+  comm?: string;
+  login?: number;
+}): Uint8Array {
+  const argv = new TextEncoder().encode(o.argv ?? "prog\0");
+  const trueLen = o.argvBytes ?? argv.length;
+  const r = new Uint8Array(Rec.header + Math.min(argv.length, ARGV_CAP_BYTES));
+  const v = new DataView(r.buffer);
+  v.setBigUint64(Rec.ktimeNs, BigInt(o.ns), true);
+  v.setUint32(Rec.tgid, o.tgid, true);
+  v.setUint32(Rec.tid, o.tgid, true);
+  v.setUint32(Rec.ppid, 1, true);
+  v.setUint32(Rec.euid, 1000, true);
+  v.setUint32(Rec.loginUid, o.login ?? 0xffffffff, true);
+  v.setInt32(Rec.argvRead, o.readErr ?? 0, true);
+  v.setBigUint64(Rec.startBoottimeNs, 12_345_678_901n, true);
+  r.set(new TextEncoder().encode(o.comm ?? "prog"), Rec.comm);
+  r.set(new TextEncoder().encode("/usr/bin/prog"), Rec.filename);
+  r.set(new TextEncoder().encode("/usr/bin/prog"), Rec.interp);
+  v.setBigUint64(Rec.exeIno, 77n, true);
+  v.setUint32(Rec.exeDev, (8 << 20) | 1, true);
+  v.setBigUint64(Rec.argvBytes, BigInt(trueLen), true);
+  r.set(argv.subarray(0, ARGV_CAP_BYTES), Rec.header);
+  return r;
+}
+
+Deno.test("record: fields, exact argv bytes, truncation and refusals", () => {
+  const r = decodeBpfExec(record({ ns: 5, tgid: 42, argv: "a b\0x\ny\0\xff\0", login: 1000 }))!;
+  assertEquals(r.argv, ["a b", "x\ny", "\u00ff"]);
+  assertEquals([r.tgid, r.ppid, r.euid, r.loginUid, r.comm], [42, 1, 1000, 1000, "prog"]);
+  assertEquals([r.filename, r.startTicks, r.argvTruncated], ["/usr/bin/prog", 1234, false]);
+  const raw = record({ ns: 5, tgid: 42, argv: "ab\0" });
+  raw.set([0x66, 0xff, 0], Rec.header); // a byte that is not UTF-8
+  assertEquals(decodeBpfExec(raw)!.argv, ["f\udcff"]);
+  assertEquals(decodeBpfExec(record({ ns: 1, tgid: 1 }))!.loginUid, null, "unset");
+  assertEquals(decodeBpfExec(record({ ns: 1, tgid: 1, readErr: -14 }))!.argv, null);
+  const big = decodeBpfExec(record({ ns: 1, tgid: 1, argv: "y".repeat(40000) }))!;
+  assertEquals([big.argvTruncated, big.argvBytes, big.argv![0].length], [true, 40000, 32768]);
+  assertEquals(decodeBpfExec(new Uint8Array(100)), null, "shorter than the fixed part");
+  assertEquals(decodeBpfExec(record({ ns: 1, tgid: 1 }).subarray(0, Rec.header + 2)), null);
+});
+
+/** Records handed to a stage, and a drop count. */
+class FakeRecords implements BpfRecords {
+  queue: Uint8Array[] = [];
+  dropCount = 0;
+  drain(take: (r: Uint8Array) => void) {
+    for (const r of this.queue.splice(0)) take(r);
+  }
+  drops() {
+    return this.dropCount;
+  }
+}
+
+Deno.test("stage: each exec gets the newest record of its pid no later than itself", () => {
+  const src = new FakeRecords();
+  const st = new BpfExecStage(src);
+  src.queue.push(record({ ns: 100, tgid: 7, argv: "one\0" }));
+  src.queue.push(record({ ns: 200, tgid: 7, argv: "two\0" }));
+  src.queue.push(record({ ns: 150, tgid: 8, argv: "other\0" }));
+  st.poll();
+  assertEquals(st.exec(7, 120, NULL_INFO).argv, ["one"]);
+  assertEquals(st.exec(7, 90, NULL_INFO).argv, null, "no record before it: /proc facts stay");
+  assertEquals(st.exec(7, 250, NULL_INFO).argv, ["two"]);
+  assertEquals(st.exec(8, 300, NULL_INFO).argv, ["other"]);
+  assertEquals(st.counters().execs_facts_from_bpf, 3);
+  assertEquals(st.counters().execs_without_bpf_record, 1);
+});
+
+Deno.test("stage: a record whose event was lost goes to no later exec", () => {
+  const src = new FakeRecords();
+  const st = new BpfExecStage(src);
+  src.queue.push(record({ ns: 100, tgid: 7, argv: "lost\0" }));
+  src.queue.push(record({ ns: 200, tgid: 7, argv: "mine\0" }));
+  st.poll();
+  assertEquals(st.exec(7, 210, NULL_INFO).argv, ["mine"]);
+  assertEquals(st.counters().bpf_records_unpaired, 1);
+});
+
+Deno.test("stage: after a ring-buffer drop, a record older than a connector loss is not used", () => {
+  const src = new FakeRecords();
+  const st = new BpfExecStage(src);
+  src.queue.push(record({ ns: 100, tgid: 7, argv: "old\0" }));
+  st.poll();
+  st.lost(); // the event of the record at 100 may be among the lost
+  src.dropCount = 1; // and this exec's own record was dropped
+  assertEquals(st.losses(), [{ reason: "bpf_ringbuf_full", count: 1 }]);
+  assertEquals(st.losses(), [], "said once");
+  assertEquals(st.exec(7, 300, { ...NULL_INFO, argv: ["from proc"] }).argv, ["from proc"]);
+  src.queue.push(record({ ns: 400, tgid: 7, argv: "new\0" }));
+  st.poll();
+  assertEquals(st.exec(7, 410, NULL_INFO).argv, ["new"], "records after the loss are used");
+});
+
+Deno.test("stage: stale and excess records are dropped and counted", () => {
+  const src = new FakeRecords();
+  const st = new BpfExecStage(src);
+  src.queue.push(record({ ns: 1, tgid: 3 }));
+  st.poll();
+  st.sweep(1 + STALE_RECORD_NS + 1);
+  assertEquals(st.exec(3, 2, NULL_INFO).argv, null);
+  assertEquals(st.counters().bpf_records_unpaired, 1);
+  for (let i = 0; i < MAX_PENDING_RECORDS + 5; i++) src.queue.push(record({ ns: 10, tgid: i }));
+  st.poll();
+  assertEquals(st.counters().bpf_records_unpaired, 6);
+  assertEquals(st.exec(0, 20, NULL_INFO).argv, null, "the oldest went first");
+  assertEquals(st.exec(MAX_PENDING_RECORDS + 4, 20, NULL_INFO).argv, ["prog"]);
+});
+
+Deno.test("stage: records held are bounded in bytes too (long argv)", () => {
+  const src = new FakeRecords();
+  const st = new BpfExecStage(src);
+  const big = "q".repeat(ARGV_CAP_BYTES - 1) + "\0";
+  const fit = Math.floor(MAX_PENDING_BYTES / (Rec.header + ARGV_CAP_BYTES));
+  for (let i = 0; i < fit + 3; i++) src.queue.push(record({ ns: 10, tgid: i, argv: big }));
+  st.poll();
+  assertEquals(st.counters().bpf_records_unpaired, 3);
+  assertEquals(st.exec(2, 20, NULL_INFO).argv, null, "the oldest went first");
+  assertEquals(st.exec(3, 20, NULL_INFO).argv![0].length, ARGV_CAP_BYTES - 1);
+});
+
+Deno.test("stage: a truncated argv carries its true length", () => {
+  const src = new FakeRecords();
+  const st = new BpfExecStage(src);
+  src.queue.push(record({ ns: 1, tgid: 3, argv: "z".repeat(ARGV_CAP_BYTES + 10) }));
+  st.poll();
+  const f = st.exec(3, 2, NULL_INFO);
+  assertEquals([f.argvTrueBytes, f.argv![0].length], [ARGV_CAP_BYTES + 10, ARGV_CAP_BYTES]);
+});
+
+Deno.test("stage: a cut argv that a validated /proc read has whole is taken whole", () => {
+  const src = new FakeRecords();
+  const st = new BpfExecStage(src);
+  const long = "z".repeat(ARGV_CAP_BYTES + 10);
+  src.queue.push(record({ ns: 1, tgid: 3, argv: `${long}\0tail\0` }));
+  src.queue.push(record({ ns: 5, tgid: 3, argv: `${long}\0tail\0` }));
+  st.poll();
+  const f = st.exec(3, 2, { ...NULL_INFO, argv: [long, "tail"] });
+  assertEquals([f.argvTrueBytes, f.argv], [undefined, [long, "tail"]]);
+  const other = st.exec(3, 6, { ...NULL_INFO, argv: ["y" + long, "tail"] });
+  assertEquals(other.argvTrueBytes, ARGV_CAP_BYTES + 16, "another argv: the cut one");
+  assertEquals(st.counters().argv_truncated, 1);
+});
+
+Deno.test("stage: names an unnamed exec only by the identity of the file that ran", () => {
+  const src = new FakeRecords();
+  const asked: string[] = [];
+  const st = new BpfExecStage(src, (path, id) => {
+    asked.push(`${path} ${id}`);
+    return path === "/usr/bin/prog" && id === "8:1:77" ? "/opt/prog" : null;
+  });
+  for (const ns of [1, 3, 5]) src.queue.push(record({ ns, tgid: 3 }));
+  st.poll();
+  assertEquals(st.exec(3, 2, NULL_INFO).exe, "/opt/prog");
+  assertEquals(asked, ["/usr/bin/prog 8:1:77"]);
+  assertEquals(st.exec(3, 4, { ...NULL_INFO, exe: "/usr/bin/x" }).exe, "/usr/bin/x");
+  assertEquals(st.exec(3, 6, { ...NULL_INFO, exeNotHere: true }).exe, null);
+  assertEquals(asked.length, 1, "a named exec, or one not here, is not asked about");
+  assertEquals(st.counters().execs_named_by_bpf, 1);
+  const none = new BpfExecStage(src, () => null);
+  src.queue.push(record({ ns: 1, tgid: 4 }));
+  none.poll();
+  assertEquals(none.exec(4, 2, NULL_INFO).exe, null, "another file now: null");
+});
+
+Deno.test("stage: vouches for an exec only with a whole, readable argv in hand", () => {
+  const src = new FakeRecords();
+  const st = new BpfExecStage(src);
+  src.queue.push(record({ ns: 10, tgid: 3 }));
+  src.queue.push(record({ ns: 10, tgid: 4, argv: "z".repeat(ARGV_CAP_BYTES + 1) }));
+  src.queue.push(record({ ns: 10, tgid: 5, readErr: -14 }));
+  st.poll();
+  assertEquals([st.vouches(3, 9), st.vouches(3, 11)], [false, true], "no record before it");
+  assertEquals(st.vouches(4, 11), false, "cut: /proc may have it whole");
+  assertEquals(st.vouches(5, 11), false, "unreadable argv");
+  assertEquals(st.exec(3, 11, NULL_INFO).argv, ["prog"], "asking took nothing");
+});
+
+Deno.test("cpu list: the count of possible CPUs", () => {
+  assertEquals(parseCpuList("0-1\n"), 2);
+  assertEquals(parseCpuList("0,2-5,7"), 8);
+  assertEquals(parseCpuList("0"), 1);
+});
