@@ -62,40 +62,34 @@ export const FILES_HELP =
                        rename, attrib), each with the process that made it and its chain;
                        repeatable (needs CAP_SYS_ADMIN and Linux ≥ 5.17)`;
 
+/** `value` if it is one of `modes`, `fallback` when absent; else a usage error naming `flag`. */
+function choiceFlag<T extends string>(
+  flag: string,
+  value: string | undefined,
+  modes: readonly T[],
+  fallback: T,
+): T {
+  if (value === undefined) return fallback;
+  if (!(modes as readonly string[]).includes(value)) {
+    const expected = modes.length === 2 ? modes.join(" or ") : modes.join(", ");
+    throw new CliError(`--${flag} expects ${expected}, got ${JSON.stringify(value)}`, 2);
+  }
+  return value as T;
+}
+
 /** The `--argv` value of any command (undefined: `proc`). */
 export function argvFlag(value: string | undefined): ArgvMode {
-  if (value === undefined) return "proc";
-  if (!(ARGV_MODES as readonly string[]).includes(value)) {
-    throw new CliError(
-      `--argv expects ${ARGV_MODES.join(" or ")}, got ${JSON.stringify(value)}`,
-      2,
-    );
-  }
-  return value as ArgvMode;
+  return choiceFlag("argv", value, ARGV_MODES, "proc");
 }
 
 /** The `--exec-facts` value of any command (undefined: `auto`). */
 export function execFactsFlag(value: string | undefined): ExecFactsMode {
-  if (value === undefined) return "auto";
-  if (!(EXEC_FACTS_MODES as readonly string[]).includes(value)) {
-    throw new CliError(
-      `--exec-facts expects ${EXEC_FACTS_MODES.join(", ")}, got ${JSON.stringify(value)}`,
-      2,
-    );
-  }
-  return value as ExecFactsMode;
+  return choiceFlag("exec-facts", value, EXEC_FACTS_MODES, "auto");
 }
 
 /** The `--exec-names` value of any command (undefined: `auto`). */
 export function execNamesFlag(value: string | undefined): ExecNameMode {
-  if (value === undefined) return "auto";
-  if (!(EXEC_NAME_MODES as readonly string[]).includes(value)) {
-    throw new CliError(
-      `--exec-names expects ${EXEC_NAME_MODES.join(", ")}, got ${JSON.stringify(value)}`,
-      2,
-    );
-  }
-  return value as ExecNameMode;
+  return choiceFlag("exec-names", value, EXEC_NAME_MODES, "auto");
 }
 
 /**

@@ -187,7 +187,12 @@ export const procfs: ProcReader = {
   },
   cmdline(pid) {
     const n = readInto(`/proc/${pid}/cmdline`);
-    return n < 0 ? null : parseCmdline(buf.subarray(0, n));
+    if (n < 0) return null;
+    const argv = parseCmdline(buf.subarray(0, n));
+    // A read that filled whole pages and then saw end-of-file may have met the process's
+    // exit, not the end of its arguments: kept only if the process is still there.
+    if (n > 0 && n % 4096 === 0 && readInto(`/proc/${pid}/stat`) < 0) return null;
+    return argv;
   },
   exe(pid) {
     const path = readLink(`/proc/${pid}/exe`);

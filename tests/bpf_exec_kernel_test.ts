@@ -4,6 +4,7 @@ import { assert, assertEquals, assertMatch } from "@std/assert";
 import { compileHelper, noKernel, of, sleep, startProctree } from "./kernel.ts";
 import type { WatchRecord } from "../lib/record.ts";
 import { programIds, readWhole } from "../ffi/bpf.ts";
+import { listDir, readFileText } from "../ffi/procfs.ts";
 import { VMLINUX_BTF_PATH } from "../ffi/source/bpf_exec.ts";
 
 // Deno reads /sys only with --allow-all: through libc, as proctree does.
@@ -145,12 +146,11 @@ Deno.test({
 
 /** Program ids among the fds of process `pid` (`/proc/<pid>/fdinfo`, `prog_id:`). */
 function programsOf(pid: number): number[] {
+  // Through libc: Deno reads /proc only with --allow-all.
   const ids: number[] = [];
-  for (const e of Deno.readDirSync(`/proc/${pid}/fdinfo`)) {
-    try {
-      const m = /^prog_id:\s*(\d+)/m.exec(Deno.readTextFileSync(`/proc/${pid}/fdinfo/${e.name}`));
-      if (m) ids.push(Number(m[1]));
-    } catch { /* closed meanwhile */ }
+  for (const fd of listDir(`/proc/${pid}/fdinfo`)) {
+    const m = /^prog_id:\s*(\d+)/m.exec(readFileText(`/proc/${pid}/fdinfo/${fd}`) ?? "");
+    if (m) ids.push(Number(m[1]));
   }
   return [...new Set(ids)];
 }

@@ -14,6 +14,7 @@ import {
 } from "../lib/source/bpf_exec/program.ts";
 import { decodeBpfExec } from "../lib/source/bpf_exec/record.ts";
 import {
+  argvByteLength,
   BpfExecStage,
   type BpfRecords,
   MAX_PENDING_BYTES,
@@ -316,7 +317,18 @@ Deno.test("stage: a cut argv that a validated /proc read has whole is taken whol
   assertEquals([f.argvTrueBytes, f.argv], [undefined, [long, "tail"]]);
   const other = st.exec(3, 6, { ...NULL_INFO, argv: ["y" + long, "tail"] });
   assertEquals(other.argvTrueBytes, ARGV_CAP_BYTES + 16, "another argv: the cut one");
-  assertEquals(st.counters().argv_truncated, 1);
+  src.queue.push(record({ ns: 7, tgid: 3, argv: `${long}\0tail\0` }));
+  st.poll();
+  const short = st.exec(3, 8, { ...NULL_INFO, argv: [long.slice(0, -1)] });
+  assertEquals(short.argvTrueBytes, ARGV_CAP_BYTES + 16, "a /proc read cut short is not whole");
+  assertEquals(st.counters().argv_truncated, 2);
+});
+
+Deno.test("argv bytes: as the kernel holds them, escapes and all", () => {
+  assertEquals(argvByteLength(["ls", "-l"]), 6);
+  assertEquals(argvByteLength(["é", "€", "😀"]), 3 + 4 + 5);
+  assertEquals(argvByteLength(["f\udcff"]), 3, "an escaped byte is one byte");
+  assertEquals(argvByteLength([""]), 1);
 });
 
 Deno.test("stage: names an unnamed exec only by the identity of the file that ran", () => {

@@ -65,9 +65,34 @@ interface Held {
   bytes: number;
 }
 
-/** Whether `whole` is `cut` with its last element completed and more elements after. */
-function extends_(whole: readonly string[], cut: readonly string[] | null): boolean {
+/** Bytes of `argv` as the kernel holds it: each element's bytes (see `text.ts`) and a NUL. */
+export function argvByteLength(argv: readonly string[]): number {
+  let n = 0;
+  for (const a of argv) {
+    n++;
+    for (let i = 0; i < a.length; i++) {
+      const c = a.charCodeAt(i);
+      if (c < 0x80) n++;
+      else if (c < 0x800) n += 2;
+      else if (c >= 0xdc80 && c <= 0xdcff) n++; // an escaped byte that was not UTF-8
+      else if (c >= 0xd800 && c <= 0xdbff) n += 4, i++; // a pair: one 4-byte character
+      else n += 3;
+    }
+  }
+  return n;
+}
+
+/**
+ * Whether `whole` is all of `trueBytes` and begins with `cut` (its last element completed):
+ * a `/proc` read cut short (the process exited while it was read) is not whole.
+ */
+function extends_(
+  whole: readonly string[],
+  cut: readonly string[] | null,
+  trueBytes: number,
+): boolean {
   if (cut === null || cut.length === 0 || whole.length < cut.length) return false;
+  if (argvByteLength(whole) !== trueBytes) return false;
   const last = cut.length - 1;
   for (let i = 0; i < last; i++) if (whole[i] !== cut[i]) return false;
   return whole[last].startsWith(cut[last]);
@@ -149,7 +174,8 @@ export class BpfExecStage implements ExecStage {
     }
     this.#counts.execs_facts_from_bpf++;
     // A cut argv that a validated /proc read shows whole (it begins the same): the whole one.
-    const whole = rec.argvTruncated && facts.argv !== null && extends_(facts.argv, rec.argv);
+    const whole = rec.argvTruncated && facts.argv !== null &&
+      extends_(facts.argv, rec.argv, rec.argvBytes);
     if (rec.argvTruncated && !whole) this.#counts.argv_truncated++;
     return {
       ...facts,
@@ -196,31 +222,38 @@ export class BpfExecStage implements ExecStage {
     return { ...this.#counts };
   }
 
-  /** The newest record of `pid` no later than `execNs`, if it can be used; left in place. */
-  #newest(pid: number, execNs: number): BpfExec | null {
+  /**
+   * The records of `pid` up to `execNs`: the list and how many (the last is the exec's own
+   * candidate); null when there is none.
+   */
+  #upTo(pid: number, execNs: number): { list: Held[]; n: number } | null {
     const list = this.#pending.get(pid);
     if (!list) return null;
-    let i = 0;
-    while (i < list.length && list[i].rec.ktimeNs <= execNs) i++;
-    if (i === 0) return null;
-    const rec = list[i - 1].rec;
-    return this.#dropsSeen > 0 && rec.ktimeNs <= this.#lossAtNs ? null : rec;
+    let n = 0;
+    while (n < list.length && list[n].rec.ktimeNs <= execNs) n++;
+    return n === 0 ? null : { list, n };
   }
 
-  /** The record of the exec of `pid` at `execNs`, if one can be vouched for. */
+  /** Whether `rec` may be used: not older than a connector loss once the ring has dropped. */
+  #usable(rec: BpfExec): boolean {
+    return !(this.#dropsSeen > 0 && rec.ktimeNs <= this.#lossAtNs);
+  }
+
+  /** The newest record of `pid` no later than `execNs`, if it can be used; left in place. */
+  #newest(pid: number, execNs: number): BpfExec | null {
+    const found = this.#upTo(pid, execNs);
+    const rec = found ? found.list[found.n - 1].rec : null;
+    return rec && this.#usable(rec) ? rec : null;
+  }
+
+  /** The record of the exec of `pid` at `execNs`, if one can be vouched for; taken. */
   #take(pid: number, execNs: number): BpfExec | null {
-    const list = this.#pending.get(pid);
-    if (!list) return null;
-    let i = 0;
-    while (i < list.length && list[i].rec.ktimeNs <= execNs) i++;
-    if (i === 0) return null;
-    const rec = list[i - 1].rec;
-    this.#forget(pid, list, i);
+    const found = this.#upTo(pid, execNs);
+    if (!found) return null;
+    const rec = found.list[found.n - 1].rec;
+    this.#forget(pid, found.list, found.n); // older ones: their events were lost
+    if (!this.#usable(rec)) return null;
     this.#counts.bpf_records_unpaired--; // the one taken is paired
-    if (this.#dropsSeen > 0 && rec.ktimeNs <= this.#lossAtNs) {
-      this.#counts.bpf_records_unpaired++;
-      return null;
-    }
     return rec;
   }
 
