@@ -9,7 +9,7 @@
  * @module
  */
 
-import { errno, errnoName, libc, LibcError, O } from "./libc.ts";
+import { errno, libc, LibcError, O } from "./libc.ts";
 
 /** `SYS_bpf` by architecture. */
 const SYS_BPF = Deno.build.arch === "aarch64" ? 280 : 321;
@@ -20,8 +20,6 @@ export const BpfCmd = {
   MAP_LOOKUP_ELEM: 1,
   PROG_LOAD: 5,
   PROG_GET_NEXT_ID: 11,
-  PROG_GET_FD_BY_ID: 13,
-  OBJ_GET_INFO_BY_FD: 15,
   RAW_TRACEPOINT_OPEN: 17,
 } as const;
 
@@ -133,18 +131,6 @@ export function openRawTracepoint(name: string, progFd: number): number {
   return bpf(BpfCmd.RAW_TRACEPOINT_OPEN, attr, `bpf(BPF_RAW_TRACEPOINT_OPEN ${name})`);
 }
 
-/** The id of the program behind `progFd` (`bpf_prog_info.id`). */
-export function programId(progFd: number): number {
-  const info = new Uint8Array(256);
-  const attr = new Uint8Array(ATTR_BYTES);
-  const v = new DataView(attr.buffer);
-  v.setUint32(0, progFd, true);
-  v.setUint32(4, info.length, true);
-  v.setBigUint64(8, address(info), true);
-  bpf(BpfCmd.OBJ_GET_INFO_BY_FD, attr, "bpf(BPF_OBJ_GET_INFO_BY_FD)");
-  return new DataView(info.buffer).getUint32(4, true); // after u32 type
-}
-
 /** Ids of every BPF program loaded on the host now. */
 export function programIds(): number[] {
   const out: number[] = [];
@@ -193,28 +179,25 @@ export class RingBuffer {
     this.fd = createMap(MapType.RINGBUF, 0, 0, dataBytes, name);
     this.#dataBytes = dataBytes;
     const c = libc();
+    const failed = (p: Deno.PointerValue) => !p || Deno.UnsafePointer.value(p) === -1n; // MAP_FAILED
     const cons = c.mmap(null, BigInt(PAGE_BYTES), PROT_READ | PROT_WRITE, MAP_SHARED, this.fd, 0n);
-    const prod = c.mmap(
-      null,
-      BigInt(PAGE_BYTES + 2 * dataBytes),
-      PROT_READ,
-      MAP_SHARED,
-      this.fd,
-      BigInt(PAGE_BYTES),
-    );
-    // MAP_FAILED is (void *)-1.
-    if (!cons || Deno.UnsafePointer.value(cons) === -1n) {
-      throw new LibcError("mmap(ringbuf)", errno());
+    const e1 = errno();
+    const prodBytes = BigInt(PAGE_BYTES + 2 * dataBytes);
+    const prod = failed(cons)
+      ? null
+      : c.mmap(null, prodBytes, PROT_READ, MAP_SHARED, this.fd, BigInt(PAGE_BYTES));
+    if (failed(cons) || failed(prod)) {
+      const e = failed(cons) ? e1 : errno();
+      if (!failed(cons)) c.munmap(cons, BigInt(PAGE_BYTES));
+      c.close(this.fd);
+      throw new LibcError("mmap(ringbuf)", e);
     }
-    if (!prod || Deno.UnsafePointer.value(prod) === -1n) {
-      throw new LibcError("mmap(ringbuf)", errno());
-    }
-    this.#consumerPtr = cons;
-    this.#producerPtr = prod;
-    this.#consumer = new BigUint64Array(Deno.UnsafePointerView.getArrayBuffer(cons, 8));
-    this.#producer = new Deno.UnsafePointerView(prod);
+    this.#consumerPtr = cons!;
+    this.#producerPtr = prod!;
+    this.#consumer = new BigUint64Array(Deno.UnsafePointerView.getArrayBuffer(cons!, 8));
+    this.#producer = new Deno.UnsafePointerView(prod!);
     this.#data = new Uint8Array(
-      Deno.UnsafePointerView.getArrayBuffer(prod, 2 * dataBytes, PAGE_BYTES),
+      Deno.UnsafePointerView.getArrayBuffer(prod!, 2 * dataBytes, PAGE_BYTES),
     );
   }
 
@@ -281,5 +264,3 @@ export function readWhole(path: string): Uint8Array | null {
     c.close(fd);
   }
 }
-
-export { errnoName };

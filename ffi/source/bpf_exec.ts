@@ -32,7 +32,10 @@ export const VMLINUX_BTF_PATH = "/sys/kernel/btf/vmlinux";
 /** The tracepoint: inside `execve`, the new image installed, before the connector's event. */
 export const EXEC_TRACEPOINT = "sched_process_exec";
 
-/** Ring buffer size: allocated whole at start (kernel memory), about 40 000 records. */
+/**
+ * Ring buffer size: allocated whole at start (kernel memory), about 25 000 records of
+ * ordinary length (600 bytes of fixed part, then argv).
+ */
 export const RINGBUF_BYTES = 16 << 20;
 
 /** The BPF source cannot run here; `message` says why in a few words. */

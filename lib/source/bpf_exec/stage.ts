@@ -38,7 +38,7 @@ export const MAX_PENDING_RECORDS = 65536;
 /**
  * Most record bytes held waiting for their events (argv of up to 32 KiB each): the same.
  * Records wait while proctree reads a backlog of connector events; 64 MiB is 2 048 records
- * of 32 KiB, or about 160 000 ordinary ones.
+ * of 32 KiB, or about 100 000 ordinary ones.
  */
 export const MAX_PENDING_BYTES = 64 << 20;
 
@@ -47,6 +47,9 @@ export const MAX_PENDING_BYTES = 64 << 20;
  * reaches proctree after its record, and the connector delivers in order.
  */
 export const STALE_RECORD_NS = 10_000_000_000;
+
+/** Least time between two sweeps for stale records (in kernel time). */
+const SWEEP_EVERY_NS = 1_000_000_000;
 
 /** The counters, as the stats line names them. */
 interface Counts {
@@ -112,6 +115,7 @@ export class BpfExecStage implements ExecStage {
   /** Newest record time seen when connector events were last lost (-1: never). */
   #lossAtNs = -1;
   #dropsSeen = 0;
+  #sweptNs = -Infinity;
   #lossesSaid = 0;
   readonly #counts: Counts = {
     execs_facts_from_bpf: 0,
@@ -209,6 +213,9 @@ export class BpfExecStage implements ExecStage {
   }
 
   sweep(appliedNs: number): void {
+    // Called after every drain: a pass over every held record once a second is enough.
+    if (appliedNs - this.#sweptNs < SWEEP_EVERY_NS) return;
+    this.#sweptNs = appliedNs;
     const before = appliedNs - STALE_RECORD_NS;
     for (const [pid, list] of this.#pending) {
       let i = 0;
