@@ -1,4 +1,4 @@
-import { assert, assertEquals, assertLessOrEqual } from "@std/assert";
+import { assert, assertEquals, assertLessOrEqual, assertMatch } from "@std/assert";
 import {
   BUNDLE,
   compileHelper,
@@ -323,7 +323,10 @@ Deno.test({
   name: "kernel: as nobody with CAP_NET_ADMIN alone, watch works",
   ignore: ignore || !haveBundle || asNetAdmin !== "allowed",
 }, async () => {
-  seesRootsSleep(await runIsolated([...NOBODY, ...NET_ADMIN]));
+  const r = await runIsolated([...NOBODY, ...NET_ADMIN]);
+  seesRootsSleep(r);
+  // No CAP_BPF: exec facts from /proc, and the listening line says why, in words.
+  assertMatch(r.stderr, /exec facts: proc \(bpf\(BPF_\w+ \w+\): EPERM \(needs root, or CAP_BPF/);
 });
 
 Deno.test({
