@@ -92,6 +92,25 @@ export function execNamesFlag(value: string | undefined): ExecNameMode {
   return choiceFlag("exec-names", value, EXEC_NAME_MODES, "auto");
 }
 
+/** The source options every command parses, as its config holds them. */
+export type SourceConfig =
+  & Required<
+    Pick<ListenOptions, "rcvbufBytes" | "execNames" | "execFacts" | "argv" | "files">
+  >
+  & { btfPath: string | undefined };
+
+/** The session options of a command's source options (the same for `watch` and `run`). */
+export function sourceOptions(c: SourceConfig): ListenOptions {
+  return {
+    rcvbufBytes: c.rcvbufBytes,
+    execNames: c.execNames,
+    execFacts: c.execFacts,
+    btfPath: c.btfPath,
+    argv: c.argv,
+    files: c.files,
+  };
+}
+
 /**
  * Subscribes (see `session.ts`); a failure is one line and exit status 1. When exec names
  * fall back to `/proc`, says why on stderr, once.

@@ -24,6 +24,7 @@ import {
   openSession,
   rcvbufFlag,
   rcvbufNote,
+  sourceOptions,
 } from "./listen.ts";
 import type { ArgvMode, ExecFactsMode, ExecNameMode, Session } from "../session.ts";
 import { DRAIN_MS, drainNote, LineWriter } from "../lib/line_writer.ts";
@@ -207,14 +208,7 @@ export async function runCommand(c: RunConfig): Promise<number> {
   ]);
   let session: Session;
   try {
-    session = openSession({
-      rcvbufBytes: c.rcvbufBytes,
-      execNames: c.execNames,
-      execFacts: c.execFacts,
-      btfPath: c.btfPath,
-      argv: c.argv,
-      files: c.files,
-    });
+    session = openSession(sourceOptions(c));
   } catch (e) {
     release();
     throw e;

@@ -27,6 +27,7 @@ import {
   openSession,
   rcvbufFlag,
   rcvbufNote,
+  sourceOptions,
 } from "./listen.ts";
 import type { ArgvMode, ExecFactsMode, ExecNameMode } from "../session.ts";
 import { DRAIN_MS, drainNote, LineWriter, MAX_PENDING_BYTES } from "../lib/line_writer.ts";
@@ -330,15 +331,10 @@ export async function runWatch(c: WatchConfig): Promise<number> {
   let session: Session;
   try {
     session = openSession({
-      rcvbufBytes: c.rcvbufBytes,
+      ...sourceOptions(c),
       eventMask: eventMask(c.events, TREE_EVENTS),
       graceMs: c.graceMs,
       maxExited: c.maxExited,
-      execNames: c.execNames,
-      execFacts: c.execFacts,
-      btfPath: c.btfPath,
-      argv: c.argv,
-      files: c.files,
     });
   } catch (e) {
     log?.close();

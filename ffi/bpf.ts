@@ -9,7 +9,8 @@
  * @module
  */
 
-import { errno, libc, LibcError, O } from "./libc.ts";
+import { errno, libc, LibcError } from "./libc.ts";
+import { cBytes } from "./procfs.ts";
 
 /** `SYS_bpf` by architecture. */
 const SYS_BPF = Deno.build.arch === "aarch64" ? 280 : 321;
@@ -44,13 +45,14 @@ function address(buf: Uint8Array): bigint {
   return BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(buf)));
 }
 
-function cString(s: string): Uint8Array {
-  return new TextEncoder().encode(s + "\0");
+/** `bpf(cmd, attr)` as the kernel answers: the result, or -1 with errno set. */
+function sysBpf(cmd: number, attr: Uint8Array): number {
+  return Number(libc().syscall(BigInt(SYS_BPF), BigInt(cmd), attr, BigInt(attr.length)));
 }
 
 /** `bpf(cmd, attr)`: the result, or throws {@linkcode LibcError} with the errno name. */
 export function bpf(cmd: number, attr: Uint8Array, what: string): number {
-  const r = Number(libc().syscall(BigInt(SYS_BPF), BigInt(cmd), attr, BigInt(attr.length)));
+  const r = sysBpf(cmd, attr);
   if (r < 0) throw new LibcError(what, errno());
   return r;
 }
@@ -82,8 +84,7 @@ export function lookupU32Key(mapFd: number, key: number, out: Uint8Array): boole
   v.setUint32(0, mapFd, true);
   v.setBigUint64(8, address(keyBuf), true);
   v.setBigUint64(16, address(out), true);
-  const r = Number(libc().syscall(BigInt(SYS_BPF), BigInt(BpfCmd.MAP_LOOKUP_ELEM), attr, 128n));
-  return r === 0;
+  return sysBpf(BpfCmd.MAP_LOOKUP_ELEM, attr) === 0;
 }
 
 /** The kernel refused a program: the errno, and the verifier's last lines. */
@@ -101,7 +102,7 @@ export class VerifierError extends LibcError {
 /** Loads a program of `type`; returns its fd or throws {@linkcode VerifierError}. */
 export function loadProgram(type: number, insns: Uint8Array, name: string): number {
   const log = new Uint8Array(1 << 20);
-  const license = cString(LICENSE);
+  const license = cBytes(LICENSE);
   const attr = new Uint8Array(ATTR_BYTES);
   const v = new DataView(attr.buffer);
   v.setUint32(0, type, true);
@@ -113,7 +114,7 @@ export function loadProgram(type: number, insns: Uint8Array, name: string): numb
   v.setUint32(28, log.length, true);
   v.setBigUint64(32, address(log), true);
   attr.set(new TextEncoder().encode(name.slice(0, 15)), 48); // prog_name
-  const r = Number(libc().syscall(BigInt(SYS_BPF), BigInt(BpfCmd.PROG_LOAD), attr, 128n));
+  const r = sysBpf(BpfCmd.PROG_LOAD, attr);
   if (r >= 0) return r;
   const e = errno();
   const end = log.indexOf(0);
@@ -123,7 +124,7 @@ export function loadProgram(type: number, insns: Uint8Array, name: string): numb
 
 /** Attaches `progFd` to raw tracepoint `name`; the attachment lives as long as the fd. */
 export function openRawTracepoint(name: string, progFd: number): number {
-  const tp = cString(name);
+  const tp = cBytes(name);
   const attr = new Uint8Array(ATTR_BYTES);
   const v = new DataView(attr.buffer);
   v.setBigUint64(0, address(tp), true);
@@ -138,8 +139,7 @@ export function programIds(): number[] {
   const v = new DataView(attr.buffer);
   for (let id = 0;;) {
     v.setUint32(0, id, true);
-    const r = Number(libc().syscall(BigInt(SYS_BPF), BigInt(BpfCmd.PROG_GET_NEXT_ID), attr, 128n));
-    if (r < 0) return out; // ENOENT: no more
+    if (sysBpf(BpfCmd.PROG_GET_NEXT_ID, attr) < 0) return out; // ENOENT: no more
     id = v.getUint32(4, true); // next_id
     out.push(id);
   }
@@ -171,6 +171,9 @@ export class RingBuffer {
   readonly #consumer: BigUint64Array;
   readonly #producer: Deno.UnsafePointerView;
   readonly #data: Uint8Array;
+  readonly #view: DataView;
+  /** The consumer position, as proctree last published it (only proctree writes it). */
+  #cons: number;
   #consumerPtr: Deno.PointerObject;
   #producerPtr: Deno.PointerObject;
 
@@ -199,6 +202,8 @@ export class RingBuffer {
     this.#data = new Uint8Array(
       Deno.UnsafePointerView.getArrayBuffer(prod!, 2 * dataBytes, PAGE_BYTES),
     );
+    this.#view = new DataView(this.#data.buffer, this.#data.byteOffset, this.#data.byteLength);
+    this.#cons = Number(this.#consumer[0]);
   }
 
   /**
@@ -208,10 +213,13 @@ export class RingBuffer {
    * after a load), and the kernel publishes it after writing them.
    */
   drain(take: (record: Uint8Array) => void): number {
-    let cons = Number(this.#consumer[0]);
-    const prod = Number(this.#producer.getBigUint64(0));
+    // Called for every datagram the connector gives: no BigInt until there is a record.
+    const p = this.#producer;
+    const prod = p.getUint32(0) + p.getUint32(4) * 2 ** 32;
+    let cons = this.#cons;
+    if (cons >= prod) return 0;
     const mask = this.#dataBytes - 1;
-    const view = new DataView(this.#data.buffer, this.#data.byteOffset, this.#data.byteLength);
+    const view = this.#view;
     let n = 0;
     while (cons < prod) {
       const at = cons & mask;
@@ -223,8 +231,8 @@ export class RingBuffer {
         n++;
       }
       cons += (bytes + RB_HEADER_BYTES + 7) & ~7;
-      this.#consumer[0] = BigInt(cons);
     }
+    if (cons !== this.#cons) this.#consumer[0] = BigInt(this.#cons = cons);
     return n;
   }
 
@@ -234,33 +242,5 @@ export class RingBuffer {
     c.munmap(this.#consumerPtr, BigInt(PAGE_BYTES));
     c.munmap(this.#producerPtr, BigInt(PAGE_BYTES + 2 * this.#dataBytes));
     c.close(this.fd);
-  }
-}
-
-/** Reads a whole file through libc (Deno refuses `/sys` without `--allow-all`); null: cannot. */
-export function readWhole(path: string): Uint8Array | null {
-  const c = libc();
-  const fd = c.open(cString(path), O.RDONLY | O.CLOEXEC);
-  if (fd < 0) return null;
-  try {
-    const chunks: Uint8Array[] = [];
-    let total = 0;
-    for (;;) {
-      const chunk = new Uint8Array(1 << 20);
-      const n = Number(c.read(fd, chunk, BigInt(chunk.length)));
-      if (n < 0) return null;
-      if (n === 0) break;
-      chunks.push(chunk.subarray(0, n));
-      total += n;
-    }
-    const out = new Uint8Array(total);
-    let at = 0;
-    for (const ch of chunks) {
-      out.set(ch, at);
-      at += ch.length;
-    }
-    return out;
-  } finally {
-    c.close(fd);
   }
 }

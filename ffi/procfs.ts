@@ -21,7 +21,7 @@ import {
 const encoder = new TextEncoder();
 const latin1 = new TextDecoder("latin1");
 
-let buf = new Uint8Array(64 * 1024);
+let buf = new Uint8Array(64 * 1024); // BUF_BYTES
 const pathBuf = new Uint8Array(4096);
 
 /** `path` as a NUL-terminated C string, in a buffer reused by the next call: pass it on at once. */
@@ -98,8 +98,26 @@ export function exePathOf(path: string, id: string): string | null {
 const pathIds = new Map<string, string>();
 const MAX_PATH_IDS = 4096;
 
-/** Reads a whole file into the shared buffer; returns its length, or -1. */
-function readInto(path: string): number {
+/** The initial size of the shared read buffer, restored after a large file was read. */
+const BUF_BYTES = 64 * 1024;
+
+/**
+ * A whole file's bytes (a copy), or null when it cannot be read: for the few large files
+ * proctree reads once (the kernel's BTF), not for per-event reads.
+ */
+export function readFileBytes(path: string): Uint8Array | null {
+  const n = readInto(path, true);
+  const out = n < 0 ? null : buf.slice(0, n);
+  if (buf.length > 16 * BUF_BYTES) buf = new Uint8Array(BUF_BYTES); // not held for life
+  return out;
+}
+
+/**
+ * Reads a whole file into the shared buffer; returns its length, or -1. `untilEof`: for a
+ * file that may return less than asked before its end (sysfs binary files, regular files);
+ * a `/proc` file fills the buffer in one read when it fits.
+ */
+function readInto(path: string, untilEof = false): number {
   const c = libc();
   const fd = c.open(cPath(path), O.RDONLY | O.CLOEXEC);
   if (fd < 0) return -1;
@@ -116,7 +134,7 @@ function readInto(path: string): number {
       if (n === 0) return len;
       len += n;
       // /proc files fill the buffer in one read when they fit: skip the read that says EOF.
-      if (len < buf.length) return len;
+      if (len < buf.length && !untilEof) return len;
     }
   } finally {
     c.close(fd);

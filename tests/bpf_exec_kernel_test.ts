@@ -3,12 +3,12 @@
 import { assert, assertEquals, assertMatch } from "@std/assert";
 import { compileHelper, noKernel, of, sleep, startProctree } from "./kernel.ts";
 import type { WatchRecord } from "../lib/record.ts";
-import { programIds, readWhole } from "../ffi/bpf.ts";
-import { listDir, readFileText } from "../ffi/procfs.ts";
+import { programIds } from "../ffi/bpf.ts";
+import { listDir, readFileBytes, readFileText } from "../ffi/procfs.ts";
 import { VMLINUX_BTF_PATH } from "../ffi/source/bpf_exec.ts";
 
 // Deno reads /sys only with --allow-all: through libc, as proctree does.
-const haveBtf = readWhole(VMLINUX_BTF_PATH) !== null;
+const haveBtf = readFileBytes(VMLINUX_BTF_PATH) !== null;
 if (!haveBtf) console.log(`bpf exec tests ignored: no ${VMLINUX_BTF_PATH}`);
 const ignore = noKernel !== null || !haveBtf;
 

@@ -22,7 +22,8 @@ import {
   STALE_RECORD_NS,
 } from "../lib/source/bpf_exec/stage.ts";
 import { NULL_INFO } from "../lib/exec_reads.ts";
-import { parseCpuList, readWhole } from "../ffi/bpf.ts";
+import { parseCpuList } from "../ffi/bpf.ts";
+import { readFileBytes } from "../ffi/procfs.ts";
 
 const hex = (b: Uint8Array) => [...b].map((x) => x.toString(16).padStart(2, "0")).join(" ");
 
@@ -139,7 +140,7 @@ Deno.test("btf: malformed blobs are refused with a reason, never read past their
 });
 
 // Deno reads /sys only with --allow-all: through libc, as proctree does.
-const vmlinux = readWhole("/sys/kernel/btf/vmlinux");
+const vmlinux = readFileBytes("/sys/kernel/btf/vmlinux");
 
 Deno.test({
   name: "btf: the running kernel's types give every offset the program reads",

@@ -21,10 +21,10 @@ import {
   openRawTracepoint,
   parseCpuList,
   PROG_TYPE_RAW_TRACEPOINT,
-  readWhole,
   RingBuffer,
 } from "../bpf.ts";
 import { libc, LibcError } from "../libc.ts";
+import { readFileBytes } from "../procfs.ts";
 
 /** Where the kernel describes its types. */
 export const VMLINUX_BTF_PATH = "/sys/kernel/btf/vmlinux";
@@ -51,7 +51,7 @@ export interface BpfExecOptions {
 }
 
 function cpuCount(): number {
-  const text = readWhole("/sys/devices/system/cpu/possible");
+  const text = readFileBytes("/sys/devices/system/cpu/possible");
   const n = text ? parseCpuList(new TextDecoder().decode(text)) : 0;
   return n > 0 ? n : navigator.hardwareConcurrency;
 }
@@ -84,7 +84,7 @@ export class BpfExecSource implements BpfRecords {
   /** Loads and attaches; throws {@linkcode BpfUnavailable} with the reason when it cannot. */
   static open(opts: BpfExecOptions = {}): BpfExecSource {
     const path = opts.btfPath ?? VMLINUX_BTF_PATH;
-    const bytes = readWhole(path);
+    const bytes = readFileBytes(path);
     if (!bytes) throw new BpfUnavailable(`no BTF at ${path}`);
     let offsets;
     try {

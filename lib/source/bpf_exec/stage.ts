@@ -114,9 +114,7 @@ export class BpfExecStage implements ExecStage {
   #newestNs = 0;
   /** Newest record time seen when connector events were last lost (-1: never). */
   #lossAtNs = -1;
-  #dropsSeen = 0;
   #sweptNs = -Infinity;
-  #lossesSaid = 0;
   readonly #counts: Counts = {
     execs_facts_from_bpf: 0,
     execs_without_bpf_record: 0,
@@ -156,12 +154,9 @@ export class BpfExecStage implements ExecStage {
 
   losses(): StageLoss[] {
     const drops = this.#src.drops();
-    this.#dropsSeen = drops;
+    const count = drops - this.#counts.bpf_records_dropped;
     this.#counts.bpf_records_dropped = drops;
-    if (drops === this.#lossesSaid) return [];
-    const count = drops - this.#lossesSaid;
-    this.#lossesSaid = drops;
-    return [{ reason: "bpf_ringbuf_full", count }];
+    return count > 0 ? [{ reason: "bpf_ringbuf_full", count }] : [];
   }
 
   vouches(pid: number, execNs: number): boolean {
@@ -243,7 +238,7 @@ export class BpfExecStage implements ExecStage {
 
   /** Whether `rec` may be used: not older than a connector loss once the ring has dropped. */
   #usable(rec: BpfExec): boolean {
-    return !(this.#dropsSeen > 0 && rec.ktimeNs <= this.#lossAtNs);
+    return !(this.#counts.bpf_records_dropped > 0 && rec.ktimeNs <= this.#lossAtNs);
   }
 
   /** The newest record of `pid` no later than `execNs`, if it can be used; left in place. */
