@@ -5,9 +5,13 @@
  * process that lived a microsecond is still named. `lib/exec_names.ts` pairs them with the
  * connector's exec events; this file only talks to the kernel.
  *
- * - One group, notification class, unlimited queue, non-blocking, close-on-exec; files are
- *   handed over read-only, non-blocking, without touching their access time. Needs
- *   `CAP_SYS_ADMIN`.
+ * - One group, notification class, non-blocking, close-on-exec; files are handed over
+ *   read-only, non-blocking, without touching their access time. Needs `CAP_SYS_ADMIN`.
+ * - The kernel's bounded queue (`fs.fanotify.max_queued_events`, 16 384 by default), not an
+ *   unlimited one: each queued open holds its file open in the kernel, and a stopped
+ *   proctree let a 500 000-exec storm queue 130 MB of them. Past the bound the kernel drops
+ *   opens and queues an overflow event (a `lost` line; exec facts from BPF still name
+ *   those execs by the file's identity).
  * - A filesystem mark (`FAN_MARK_FILESYSTEM`) per mounted filesystem, a mount mark where a
  *   filesystem mark is refused (a btrfs subvolume); kernel interfaces (`proc`, `sysfs`, …)
  *   are skipped. Mounts that appear later are marked when `/proc/self/mountinfo` says so
@@ -137,7 +141,7 @@ export class FanotifySource implements Source {
   static open(onOverflow: () => void, nowMs: () => number): FanotifySource {
     const c = libc();
     const fd = c.fanotify_init(
-      FAN_INIT.CLASS_NOTIF | FAN_INIT.CLOEXEC | FAN_INIT.NONBLOCK | FAN_INIT.UNLIMITED_QUEUE,
+      FAN_INIT.CLASS_NOTIF | FAN_INIT.CLOEXEC | FAN_INIT.NONBLOCK,
       // O_NONBLOCK: an exec of a FIFO or a terminal (which fails) must not stall the reader
       // when the kernel opens it for us, or when its header is read.
       O.RDONLY | O.LARGEFILE | O.CLOEXEC | O.NOATIME | O.NONBLOCK,

@@ -3,10 +3,13 @@
 import { assert, assertEquals } from "@std/assert";
 import { compileHelper, noKernel, of, sleep, spawnAndWait, startProctree } from "./kernel.ts";
 import type { WatchRecord } from "../lib/record.ts";
+import { listDir, readFileText } from "../ffi/procfs.ts";
+import { FAN_INIT } from "../lib/fanotify_wire.ts";
 
 const ignore = noKernel !== null;
 const tiny = ignore ? null : await compileHelper("../../scripts/storm/tiny", ["-static"]);
 const failexec = ignore ? null : await compileHelper("failexec");
+const storm = ignore ? null : await compileHelper("../../scripts/storm/storm");
 
 /** `readlink -f`, independently of proctree. */
 async function realpath(path: string): Promise<string> {
@@ -176,5 +179,49 @@ Deno.test(
     await writer.status;
     await Deno.remove(dir, { recursive: true });
     assertEquals(of(records, pid, "exec")[0]?.exe, tiny, "later execs are still named");
+  },
+);
+
+/** The `fanotify flags:` of each fanotify group among the fds of `pid` (through libc). */
+function fanotifyFlagsOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const fd of listDir(`/proc/${pid}/fdinfo`)) {
+    const m = /^fanotify flags:([0-9a-f]+)/m.exec(readFileText(`/proc/${pid}/fdinfo/${fd}`) ?? "");
+    if (m) out.push(parseInt(m[1], 16));
+  }
+  return out;
+}
+
+Deno.test(
+  {
+    name: "kernel: the exec-name queue is bounded; past it, overflow said and execs still named",
+    ignore: !tiny || !storm,
+  },
+  async () => {
+    // The kernel's queue: fs.fanotify.max_queued_events events (each holds an open file).
+    const queued = Number(readFileText("/proc/sys/fs/fanotify/max_queued_events")?.trim());
+    const n = queued + 1500;
+    if (!(n <= 40_000)) return console.log(`ignored: max_queued_events is ${queued}`);
+    const w = await startProctree(["watch", "--events", "exec"]);
+    const flags = fanotifyFlagsOf(w.child.pid);
+    assertEquals(flags.length, 1, "one fanotify group");
+    assertEquals(flags[0] & FAN_INIT.UNLIMITED_QUEUE, 0, "no FAN_UNLIMITED_QUEUE");
+    const dir = await Deno.makeTempDir();
+    // proctree stopped: its fanotify queue fills while the connector's buffer holds the rest.
+    Deno.kill(w.child.pid, "SIGSTOP");
+    const ran = await spawnAndWait(storm!, ["vfork-exec", `${n}`, "4", tiny!, `${dir}/truth`]);
+    Deno.kill(w.child.pid, "SIGCONT");
+    assert(ran.status.success);
+    await sleep(4000);
+    const { records } = await w.stop();
+    await Deno.remove(dir, { recursive: true });
+    const lost = records.filter((r) => r.event === "lost");
+    assert(lost.some((r) => r.reason === "fanotify_overflow"), JSON.stringify(lost));
+    assert(!lost.some((r) => r.reason !== "fanotify_overflow"), JSON.stringify(lost));
+    const mine = records.filter((r) => r.event === "exec" && r.argv?.[0] === tiny);
+    assertEquals(mine.length, n, "every exec reported");
+    // Named from the BPF record's file identity where fanotify's open was dropped.
+    if (!w.stderr().includes("exec facts: bpf")) return;
+    assertEquals(mine.filter((r) => r.exe === tiny).length, n, "every one named");
   },
 );
