@@ -130,6 +130,13 @@ export interface WatchOptions {
    * iteration ends (see the README: what it needs, changes and costs).
    */
   argv?: ArgvMode;
+  /** Report changes to files under these paths, as `file` records (`--files`). */
+  files?: readonly string[];
+  /**
+   * Report network connections as `connect`, `accept` and `bind` records (`--net`); throws
+   * `NetUnavailable` where the BPF network source cannot run.
+   */
+  net?: boolean;
 }
 
 /**
@@ -146,6 +153,8 @@ export async function* watchEvents(options: WatchOptions = {}): AsyncGenerator<W
     execNames: options.execNames,
     execFacts: options.execFacts,
     argv: options.argv,
+    files: options.files,
+    net: options.net,
   });
   const queue: WatchRecord[] = [];
   const filter: ProcessFilter = {};

@@ -139,7 +139,15 @@ export {
 export { type AssemblerStats, AuditAssembler, type AuditExec } from "./lib/audit_records.ts";
 export { absolutePath, FileSource, FilesUnavailable } from "./ffi/files.ts";
 export { type BpfExecOptions, BpfExecSource } from "./ffi/source/bpf_exec.ts";
-export type { ExecStage, StageLoss } from "./lib/pipeline/stage.ts";
+export type { ExecStage, LineStage, StageLine, StageLoss } from "./lib/pipeline/stage.ts";
+export { BpfNetSource, NetUnavailable } from "./ffi/source/bpf_net.ts";
+export { NetStage } from "./lib/source/bpf_net/stage.ts";
+export {
+  decodeNet,
+  type NetEvent,
+  type NetSkip,
+  type NetSyscalls,
+} from "./lib/source/bpf_net/record.ts";
 export { BpfExecStage, type BpfRecords } from "./lib/source/bpf_exec/stage.ts";
 export type { BpfExec } from "./lib/source/bpf_exec/record.ts";
 export {

@@ -39,6 +39,10 @@ import { AuditSource, AuditUnavailable } from "./ffi/audit.ts";
 import { FileSource, FilesUnavailable } from "./ffi/files.ts";
 import { BpfExecSource, BpfUnavailable } from "./ffi/source/bpf_exec.ts";
 import { BpfExecStage } from "./lib/source/bpf_exec/stage.ts";
+import { BpfNetSource } from "./ffi/source/bpf_net.ts";
+export { NetUnavailable } from "./ffi/source/bpf_net.ts";
+import { NetStage } from "./lib/source/bpf_net/stage.ts";
+import { NET_SYSCALLS } from "./lib/source/bpf_net/program.ts";
 import type { ExecStage } from "./lib/pipeline/stage.ts";
 import { WHAT } from "./lib/event_kinds.ts";
 
@@ -89,6 +93,11 @@ export interface ListenOptions {
   execFacts?: ExecFactsMode;
   /** Where the BPF source reads the kernel's BTF (tests point it at a missing file). */
   btfPath?: string;
+  /**
+   * Report network connections (`--net`): connect, accept and bind. Throws
+   * `NetUnavailable` where the BPF network source cannot run.
+   */
+  net?: boolean;
 }
 
 /** What a processor needs beyond what the session provides. */
@@ -148,6 +157,17 @@ function openExecFacts(
   }
 }
 
+/** Opens the network source and its stage; throws `NetUnavailable`. */
+function openNet(btfPath: string | undefined): { source: BpfNetSource; stage: NetStage } {
+  let source: BpfNetSource | null = null;
+  const stage = new NetStage(
+    NET_SYSCALLS[Deno.build.arch] ?? NET_SYSCALLS.x86_64,
+    () => source?.drops() ?? 0,
+  );
+  source = BpfNetSource.open((r) => stage.add(r), btfPath);
+  return { source, stage };
+}
+
 /** A watch on each mount table fanotify marks; one that cannot be opened is left out. */
 function mountWatches(f: FanotifySource): MountWatch[] {
   const out: MountWatch[] = [];
@@ -189,8 +209,12 @@ export class Session {
   readonly bpfExec: BpfExecSource | null;
   /** Why exec facts come from `/proc` although BPF was wanted (`auto`); else null. */
   readonly execFactsWhy: string | null;
+  /** The network source (`net`); else null. */
+  readonly net: BpfNetSource | null;
   /** The stage pairing BPF records with exec events: given to the first processor made. */
   #execStage: ExecStage | null;
+  /** The network stage: given to the first processor made, like the exec stage. */
+  #netStage: NetStage | null;
   #closers: { close(): void }[];
   #offsetCheckedNs = 0;
   #realtime = false;
@@ -204,8 +228,11 @@ export class Session {
     audit: AuditSource | null,
     files: FileSource | null,
     facts: { source: BpfExecSource | null; why: string | null },
+    net: { source: BpfNetSource; stage: NetStage } | null,
     processors: EventProcessor[],
   ) {
+    this.net = net?.source ?? null;
+    this.#netStage = net?.stage ?? null;
     this.#processors = processors;
     this.bpfExec = facts.source;
     this.execFactsWhy = facts.why;
@@ -219,6 +246,7 @@ export class Session {
     const sources: Source[] = f ? [connector, f, ...mountWatches(f)] : [connector];
     if (audit) sources.push(audit);
     if (files) sources.push(files);
+    if (net) sources.push(net.source);
     this.sources = sources;
     // Not polled: drained with every connector wake-up (each record has an event behind it).
     this.#closers = facts.source ? [facts.source] : [];
@@ -242,6 +270,7 @@ export class Session {
     let audit: AuditSource | null = null;
     let files: FileSource | null = null;
     let facts: { source: BpfExecSource | null; why: string | null } = { source: null, why: null };
+    let net: { source: BpfNetSource; stage: NetStage } | null = null;
     // The processors are made later, by the caller: the overflow reaches whichever exist.
     const processors: EventProcessor[] = [];
     const toProcessors = () => {
@@ -265,6 +294,7 @@ export class Session {
           for (const p of processors) p.filesOverflow();
         });
       }
+      if (opts.net) net = openNet(opts.btfPath);
       const tree = new PidTree({
         graceMs: opts.graceMs,
         maxExited: opts.maxExited,
@@ -274,13 +304,24 @@ export class Session {
       const entries = snapshot(procfs);
       tree.seed(entries);
       warmUp(procfs, monotonicNs, Deno.pid);
-      return new Session(connector, tree, entries.length, fan, audit, files, facts, processors);
+      return new Session(
+        connector,
+        tree,
+        entries.length,
+        fan,
+        audit,
+        files,
+        facts,
+        net,
+        processors,
+      );
     } catch (e) {
       connector.close();
       facts.source?.close();
       fan.source?.close();
       audit?.close();
       files?.close();
+      net?.source.close();
       throw e;
     }
   }
@@ -299,8 +340,11 @@ export class Session {
       audit: this.audit?.join,
       files: this.files ?? undefined,
       stages: this.#execStage ? [this.#execStage] : [],
+      lineStages: this.#netStage ? [this.#netStage] : [],
     });
-    this.#execStage = null; // its records are consumed by one processor
+    // Their records are consumed by one processor.
+    this.#execStage = null;
+    this.#netStage = null;
     this.#processors.push(p);
     return p;
   }

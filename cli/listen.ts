@@ -18,6 +18,7 @@ import {
   FanotifyUnavailable,
   FilesUnavailable,
   type ListenOptions,
+  NetUnavailable,
   Session,
 } from "../session.ts";
 import { DEFAULT_RCVBUF_BYTES } from "../ffi/connector.ts";
@@ -97,7 +98,7 @@ export type SourceConfig =
   & Required<
     Pick<ListenOptions, "rcvbufBytes" | "execNames" | "execFacts" | "argv" | "files">
   >
-  & { btfPath: string | undefined };
+  & { btfPath: string | undefined; net?: boolean };
 
 /** The session options of a command's source options (the same for `watch` and `run`). */
 export function sourceOptions(c: SourceConfig): ListenOptions {
@@ -108,6 +109,7 @@ export function sourceOptions(c: SourceConfig): ListenOptions {
     btfPath: c.btfPath,
     argv: c.argv,
     files: c.files,
+    net: c.net,
   };
 }
 
@@ -125,6 +127,7 @@ export function openSession(opts: ListenOptions): Session {
     if (e instanceof ConnectorError) throw new CliError(e.message, 1);
     if (e instanceof AuditUnavailable) throw new CliError(`--argv audit: ${e.message}`, 1);
     if (e instanceof FilesUnavailable) throw new CliError(`--files: ${e.message}`, 1);
+    if (e instanceof NetUnavailable) throw new CliError(`--net: ${e.message}`, 1);
     if (e instanceof BpfUnavailable) throw new CliError(`--exec-facts bpf: ${e.message}`, 1);
     if (e instanceof FanotifyUnavailable) {
       throw new CliError(`--exec-names fanotify: ${e.message}`, 1);
@@ -179,6 +182,17 @@ export function filesNote(s: Session): string {
 
 function plural(n: number, one: string, many: string): string {
   return `${n} ${n === 1 ? one : many}`;
+}
+
+/** The `--net` help text. */
+export const NET_HELP =
+  `  --net                also report network connections: connect, accept and bind lines
+                       (inet, inet6, unix) with the process and its chain; needs root, or
+                       CAP_BPF and CAP_PERFMON, and the kernel's BTF`;
+
+/** \`, net: connect, accept, bind\` with \`--net\`, else "", for the listening line. */
+export function netNote(s: Session): string {
+  return s.net ? ", net: connect, accept, bind" : "";
 }
 
 /** `exec facts: bpf`, or `exec facts: proc (why not bpf)`, for the listening line. */

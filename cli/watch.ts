@@ -24,6 +24,8 @@ import {
   FILES_HELP,
   filesNote,
   MIN_RCVBUF_BYTES,
+  NET_HELP,
+  netNote,
   openSession,
   rcvbufFlag,
   rcvbufNote,
@@ -86,6 +88,7 @@ ${EXEC_FACTS_HELP}
 ${EXEC_NAMES_HELP}
 ${ARGV_HELP}
 ${FILES_HELP}
+${NET_HELP}
   --realtime           read at real-time priority (SCHED_FIFO 1, root): far fewer execs whose
                        process exits before /proc can be read; children are not affected
   --grace SECONDS      keep exited processes this long for chains (default ${
@@ -143,6 +146,8 @@ export interface WatchConfig {
   argv: ArgvMode;
   /** `--files` paths. */
   files: string[];
+  /** `--net`: connect, accept and bind lines. */
+  net: boolean;
   /** How long exited processes are kept. */
   graceMs: number;
   /** Most exited processes kept. */
@@ -167,7 +172,7 @@ function parseEvents(list: string): Set<EventKind> {
 /** Parses `watch`'s arguments; every bad flag is a {@linkcode CliError} with status 2. */
 export function parseWatchConfig(args: string[]): WatchConfig {
   const f = parseFlags(args, {
-    boolean: ["threads", "quiet", "help", "chain", "realtime", "truncate"],
+    boolean: ["threads", "quiet", "help", "chain", "realtime", "truncate", "net"],
     string: [
       "events",
       "format",
@@ -232,6 +237,7 @@ export function parseWatchConfig(args: string[]): WatchConfig {
     btfPath: f.btf,
     argv: argvFlag(f.argv),
     files: f.files as string[],
+    net: f.net,
     graceMs: opt("grace", (v) => intFlag(v, "grace") * 1000, DEFAULT_GRACE_MS),
     maxExited: opt("max-exited", (v) => intFlag(v, "max-exited", 1), DEFAULT_MAX_EXITED),
     quiet: f.quiet,
@@ -279,7 +285,7 @@ export function listeningLine(s: Session): string {
   return `proctree: listening (${s.seeded} processes seeded, ${rcvbufNote(s)}` +
     `${s.connector.kernelFilter ? ", kernel event filter" : ""}, ${execFactsNote(s)}, ` +
     `${execNamesNote(s)}` +
-    `${filesNote(s)})`;
+    `${filesNote(s)}${netNote(s)})`;
 }
 
 /**

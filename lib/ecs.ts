@@ -69,7 +69,17 @@ const MAPPED = new Set([
   "dir",
   "real",
   "effective",
+  "family",
+  "protocol",
+  "address",
+  "port",
+  "local_address",
+  "local_port",
+  "result",
 ]);
+
+/** The lines of `--net`. */
+const NET_EVENTS = new Set(["connect", "accept", "bind"]);
 
 /** An ECS document: nested JSON objects. */
 export type EcsDocument = Record<string, unknown>;
@@ -172,6 +182,7 @@ export function toEcs(
   put(doc, "ecs.version", ECS_VERSION);
   putEvent(doc, rec);
   if (rec.event === "file") putFile(doc, rec);
+  if (NET_EVENTS.has(rec.event)) putNet(doc, rec);
   putHost(doc, typeof host === "string" ? hostOnly(host) : host);
   putProcess(doc, rec, node);
   putParent(doc, rec, parent);
@@ -198,6 +209,7 @@ function isThreadLine(rec: WatchRecord): boolean {
 
 function putEvent(doc: Doc, rec: WatchRecord): void {
   const isFile = rec.event === "file";
+  if (NET_EVENTS.has(rec.event)) return putNetEvent(doc, rec);
   const thread = isThreadLine(rec);
   const type = isFile
     ? FILE_EVENT_TYPE[rec.action ?? ""]
@@ -222,6 +234,47 @@ function putEvent(doc: Doc, rec: WatchRecord): void {
   if (rec.duration_ms !== undefined && rec.duration_ms !== null) {
     put(doc, "event.duration", Math.round(rec.duration_ms * 1e6)); // ns
   }
+}
+
+/** `event.*` of a connection: a started connection, or an error; a bind is information. */
+function putNetEvent(doc: Doc, rec: WatchRecord): void {
+  const ok = rec.result === "ok" || rec.result === "in_progress";
+  put(doc, "event.kind", "event");
+  put(doc, "event.category", ["network"]);
+  put(doc, "event.type", rec.event === "bind" ? ["info"] : ["connection", ok ? "start" : "error"]);
+  put(doc, "event.action", `network-${rec.event}`);
+  put(doc, "event.outcome", rec.result === "ok" ? "success" : ok ? "unknown" : "failure");
+  put(doc, "event.module", "proctree");
+  put(doc, "event.dataset", "proctree.network");
+}
+
+/**
+ * `source.*`, `destination.*` and `network.*` of a connection: a connect goes from the local
+ * address to the peer (egress), an accept from the peer to the local one (ingress), a bind
+ * names the local one as `source`. A unix socket's path is `proctree.path`.
+ */
+function putNet(doc: Doc, rec: WatchRecord): void {
+  put(doc, "network.transport", rec.protocol);
+  if (rec.family === "unix") {
+    put(doc, "proctree.path", rec.path);
+    return;
+  }
+  put(doc, "network.type", rec.family === "inet6" ? "ipv6" : "ipv4");
+  const peer = { ip: rec.address, port: rec.port };
+  const local = { ip: rec.local_address, port: rec.local_port };
+  const [from, to] = rec.event === "connect"
+    ? [local, peer]
+    : rec.event === "accept"
+    ? [peer, local]
+    : [peer, { ip: undefined, port: undefined }];
+  put(doc, "source.ip", from.ip);
+  put(doc, "source.port", from.port);
+  put(doc, "destination.ip", to.ip);
+  put(doc, "destination.port", to.port);
+  if (rec.event !== "bind") {
+    put(doc, "network.direction", rec.event === "connect" ? "egress" : "ingress");
+  }
+  put(doc, "proctree.result", rec.result);
 }
 
 function hostOnly(hostname: string): EcsHost {

@@ -19,6 +19,7 @@ import {
   lostRecord,
   processRecord,
   type RecordContext,
+  stageRecord,
   type WatchRecord,
 } from "./record.ts";
 import type { FileChange } from "./file_events.ts";
@@ -33,7 +34,7 @@ import { resyncTree } from "./resync.ts";
 import { type ExecName, type ExecNames, NOT_HERE } from "./exec_names.ts";
 import { AUDIT_WAIT_MS, type AuditJoin } from "./audit_join.ts";
 import type { AuditExec } from "./audit_records.ts";
-import type { ExecStage } from "./pipeline/stage.ts";
+import type { ExecStage, LineStage } from "./pipeline/stage.ts";
 
 export type { ProcessFilter } from "./filter.ts";
 
@@ -76,6 +77,8 @@ export interface ProcessorOptions {
   files?: { take(): FileChange[]; unnamed(): number };
   /** Stages that refine each exec's facts, in order, after the `/proc` reads. */
   stages?: readonly ExecStage[];
+  /** Stages that add lines of their own (`--net`), printed after the events before them. */
+  lineStages?: readonly LineStage[];
 }
 
 /** A drained batch waiting for audit records, or an overrun between two batches. */
@@ -172,11 +175,13 @@ export class EventProcessor {
   #processLevel = true;
   #lastResyncMs = -Infinity;
   readonly #stages: readonly ExecStage[];
+  readonly #lineStages: readonly LineStage[];
 
   /** A processor over `options.tree`, sending records to `options.sink`. */
   constructor(options: ProcessorOptions) {
     this.#o = options;
     this.#stages = options.stages ?? [];
+    this.#lineStages = options.lineStages ?? [];
     this.#loss = new LossAccounting(options.kernelFilter ?? false);
     const vouching = this.#stages.filter((s) => s.vouches);
     this.#reads = new ExecReads(
@@ -201,7 +206,7 @@ export class EventProcessor {
       lost: this.#loss.lost,
       overrunsUncounted: this.#loss.uncounted,
       fileChangesUnnamed: this.#o.files?.unnamed() ?? 0,
-      stages: Object.assign({}, ...this.#stages.map((s) => s.counters())),
+      stages: Object.assign({}, ...[...this.#stages, ...this.#lineStages].map((s) => s.counters())),
     };
   }
 
@@ -221,6 +226,7 @@ export class EventProcessor {
       drained: () => {
         this.#release(false);
         this.#actorlessDrained();
+        this.#stageLines(true);
         this.#resyncIfDue();
         for (const s of this.#stages) s.sweep(this.#lastNs);
       },
@@ -235,6 +241,7 @@ export class EventProcessor {
    */
   dueInMs(): number | null {
     if (this.#actorlessDue.length > 0) return 0; // printed after the next drain
+    if (this.#lineStages.some((s) => s.holding())) return 0; // the same
     const h = this.#held[0];
     if (!h) return null;
     return Math.max(0, h.drainedMs + AUDIT_WAIT_MS - this.#o.now() / 1e6);
@@ -246,6 +253,8 @@ export class EventProcessor {
     // Twice: the changes due now, then those waiting since the last drain; no fork follows.
     this.#actorlessDrained();
     this.#actorlessDrained();
+    this.#stageLines(true);
+    this.#stageLines(true);
   }
 
   /**
@@ -381,6 +390,7 @@ export class EventProcessor {
       this.#one(ev, info);
     }
     if (h.files) this.#fileChanges(h.files);
+    this.#stageLines(false);
     if (this.#loss.endBatch()) this.#uncountedLoss();
     if (!this.#o.audit) this.#resyncIfDue();
     return true;
@@ -420,6 +430,27 @@ export class EventProcessor {
     if (due.length === 0) return;
     const nowNs = this.#o.now();
     for (const c of due) this.#fileLine(c, this.#o.tree.get(c.pid) ?? null, nowNs);
+  }
+
+  /**
+   * The line stages' lines that are due, each with its process if the tree's process of
+   * that pid is the one that started when the stage says (else `comm: null`, never another
+   * process's). After a drain (`drained`), what was held since the last one is due too.
+   */
+  #stageLines(drained: boolean): void {
+    if (drained && this.#held.length > 0) return; // their batch is not applied yet
+    const tree = this.#o.tree;
+    for (const s of this.#lineStages) {
+      for (const l of s.losses()) {
+        this.#o.sink(lostRecord(this.#o.clock.iso(this.#lastNs), l.count, l.reason), null);
+      }
+      for (const line of s.due(this.#lastNs)) {
+        const n = tree.get(line.pid);
+        const node = n && tree.sameStart(n, line.startTicks) ? n : null;
+        if (this.#filter.selected(node)) this.#o.sink(stageRecord(line, node, this.#ctx), node);
+      }
+      if (drained) s.age();
+    }
   }
 
   /** fanotify's file-change queue overflowed: changes were dropped. */

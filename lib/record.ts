@@ -13,6 +13,7 @@ import type { WallClock } from "./time.ts";
 import { decodeWaitStatus } from "./wait_status.ts";
 import { decodeBytes } from "./text.ts";
 import type { FileChange } from "./file_events.ts";
+import type { StageLine } from "./pipeline/stage.ts";
 
 /** Every `event` value a line can carry: each event kind, and proctree's own lines. */
 export type RecordKind =
@@ -23,7 +24,10 @@ export type RecordKind =
   | "malformed"
   | "stats"
   | "restart"
-  | "file";
+  | "file"
+  | "connect"
+  | "accept"
+  | "bind";
 
 /**
  * One output line. Which keys are present depends on `event`; a key present with null means
@@ -106,6 +110,20 @@ export interface WatchRecord {
   to?: string;
   /** file: the object is a directory. */
   dir?: boolean;
+  /** connect/accept/bind (`--net`): `inet`, `inet6` or `unix` (then `path`). */
+  family?: string;
+  /** connect/accept/bind: `tcp`, `udp`, or null when the kernel did not say. */
+  protocol?: string | null;
+  /** connect/accept: the peer's address and port; bind: the local ones. */
+  address?: string | null;
+  /** connect/accept: the peer's port; bind: the local one. */
+  port?: number | null;
+  /** connect/accept: the local address and port, when the socket has them. */
+  local_address?: string | null;
+  /** connect/accept: the local port. */
+  local_port?: number | null;
+  /** connect/accept/bind: `ok`, `in_progress`, or the errno name. */
+  result?: string;
   /** Ancestor chain, self first: `pid|comm|user;…`. */
   chain?: string;
   /** stats lines carry their own counters. */
@@ -264,7 +282,20 @@ export function fileRecord(
   };
   if (change.to !== undefined) rec.to = change.to;
   if (change.dir) rec.dir = true;
-  rec.pid = change.pid;
+  return withActor(rec, change.pid, node, ctx);
+}
+
+/**
+ * Adds the process that did what `rec` reports: `pid`, and from its node (null: not
+ * known — `comm` null, no guess) its name, program, user, id and chain.
+ */
+function withActor(
+  rec: WatchRecord,
+  pid: number,
+  node: ProcNode | null,
+  ctx: RecordContext,
+): WatchRecord {
+  rec.pid = pid;
   rec.comm = node?.comm ?? null;
   if (node?.exe) rec.exe = node.exe;
   rec.user = node ? ctx.users.name(node.uid) : null;
@@ -273,6 +304,16 @@ export function fileRecord(
     rec.chain = formatChain(ctx.chains.chain(node, MAX_CHAIN_ENTRIES + 1), ctx.users);
   }
   return rec;
+}
+
+/** A stage's own line (a network connection): its event, its process, then its fields. */
+export function stageRecord(
+  line: StageLine,
+  node: ProcNode | null,
+  ctx: RecordContext,
+): WatchRecord {
+  const rec: WatchRecord = { event: line.event as RecordKind, time: ctx.clock.iso(line.timeNs) };
+  return Object.assign(withActor(rec, line.pid, node, ctx), line.fields);
 }
 
 /**

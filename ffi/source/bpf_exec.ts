@@ -57,7 +57,7 @@ function cpuCount(): number {
 }
 
 /** Why a `bpf(2)` refusal means "not here", in words. */
-function refusal(e: LibcError): string {
+export function refusal(e: LibcError): string {
   if (e.code === "EPERM" || e.code === "EACCES") {
     return `${e.message} (needs root, or CAP_BPF and CAP_PERFMON)`;
   }

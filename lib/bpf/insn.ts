@@ -49,10 +49,12 @@ export const Jmp = {
   JGT: 0x20,
   JGE: 0x30,
   JNE: 0x50,
+  JSGT: 0x60,
   CALL: 0x80,
   EXIT: 0x90,
   JLT: 0xa0,
   JLE: 0xb0,
+  JSLT: 0xc0,
 } as const;
 
 /** Operand source: the immediate (K) or the source register (X). */
@@ -73,6 +75,7 @@ export const Helper = {
   get_current_pid_tgid: 14,
   get_current_uid_gid: 15,
   get_current_comm: 16,
+  get_current_task: 35,
   probe_read_user: 112,
   probe_read_kernel: 113,
   probe_read_kernel_str: 115,
@@ -170,6 +173,12 @@ export class Asm {
   jumpImm(op: number, dst: Reg, imm: number, label: string): this {
     this.#fixups.push({ at: this.#insns.length, label });
     return this.#push(insn(Class.JMP | op | SRC_K, dst, 0, 0, imm));
+  }
+
+  /** `if dst op src goto label`. */
+  jumpReg(op: number, dst: Reg, src: Reg, label: string): this {
+    this.#fixups.push({ at: this.#insns.length, label });
+    return this.#push(insn(Class.JMP | op | SRC_X, dst, src, 0, 0));
   }
 
   /** `goto label`. */

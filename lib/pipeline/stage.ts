@@ -41,3 +41,41 @@ export interface ExecStage {
   /** Running totals, named as the stats line prints them (snake_case). */
   counters(): Readonly<Record<string, number>>;
 }
+
+/** A line a stage adds to the stream: its process, by identity, and its own fields. */
+export interface StageLine {
+  /** CLOCK_MONOTONIC ns of what it reports. */
+  timeNs: number;
+  /** The process it is about. */
+  pid: number;
+  /** That process's start, in clock ticks since boot: who it was. */
+  startTicks: number;
+  /** The line's `event`. */
+  event: string;
+  /** Its other fields, in print order (after the process's). */
+  fields: Record<string, unknown>;
+}
+
+/**
+ * A source that adds lines of its own (a process's network connections). Its lines are
+ * printed after the connector events that precede them, each with its process from the
+ * tree — only if the tree's process there is the one that started at `startTicks`.
+ */
+export interface LineStage {
+  /** Short name, for the listening line. */
+  readonly name: string;
+  /** Losses found since the last call, said as `lost` lines. */
+  losses(): StageLoss[];
+  /**
+   * The lines due, oldest first: those no later than `appliedNs` (the newest connector
+   * event applied: the process's fork is in the tree by then), and those held since the
+   * last {@linkcode LineStage.age}.
+   */
+  due(appliedNs: number): StageLine[];
+  /** After each drain: what is still held waits one drain more at most. */
+  age(): void;
+  /** Whether lines are held (the loop comes back for them). */
+  holding(): boolean;
+  /** Running totals, named as the stats line prints them (snake_case). */
+  counters(): Readonly<Record<string, number>>;
+}

@@ -1,0 +1,179 @@
+// Network connections (`--net`, issue 29): each checked against what the workload's own
+// sockets say (getsockname, the server's accept), with local servers only.
+import { assert, assertEquals } from "@std/assert";
+import { hasCommand, noKernel, PROCTREE, sleep, startProctree } from "./kernel.ts";
+import type { WatchRecord } from "../lib/record.ts";
+import { decodeBytes } from "../lib/text.ts";
+
+const ignore = noKernel !== null || !hasCommand("python3");
+
+/**
+ * Runs a Python program under `sh` (a named parent for the chain) beside `watch --net`;
+ * its JSON output, its pid, and the net lines of that pid.
+ */
+async function underNet(
+  program: string,
+): Promise<{ out: Record<string, unknown>; pid: number; lines: WatchRecord[] }> {
+  const w = await startProctree(["watch", "--net", "--events", "exec"]);
+  assert(w.stderr().includes("net: connect, accept, bind"), w.stderr());
+  const r = await new Deno.Command("sh", {
+    args: ["-c", 'python3 -c "$0"; true', program],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  await sleep(300);
+  const { records } = await w.stop();
+  const text = new TextDecoder().decode(r.stdout);
+  assert(r.success, new TextDecoder().decode(r.stderr));
+  const out = JSON.parse(text);
+  const pid = out.pid as number;
+  const lines = records.filter((x) =>
+    (x.event === "connect" || x.event === "accept" || x.event === "bind") && x.pid === pid
+  );
+  return { out, pid, lines };
+}
+
+const PRELUDE = `
+import socket, json, os, errno, ctypes
+out = {"pid": os.getpid()}
+`;
+
+Deno.test({
+  name: "kernel: --net: a TCP connect, its bind and accept, by the socket's facts",
+  ignore,
+}, async () => {
+  const { out, pid, lines } = await underNet(
+    PRELUDE + `
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen()
+c = socket.socket(); c.connect(s.getsockname())
+a, peer = s.accept()
+out.update(server=s.getsockname()[1], local=c.getsockname()[1], peer=peer[1])
+print(json.dumps(out))
+`,
+  );
+  assertEquals(out.local, out.peer, "the test's own sockets agree");
+  assertEquals(lines.map((l) => l.event), ["bind", "connect", "accept"]);
+  const [bind, connect, accept] = lines;
+  for (const l of lines) {
+    assertEquals([l.family, l.protocol, l.result, l.comm], ["inet", "tcp", "ok", "python3"]);
+    assert(String(l.chain).startsWith(`${pid}|python3|root;`), l.chain);
+    assert(String(l.chain).split(";")[1].includes("|sh|"), l.chain);
+  }
+  assertEquals([bind.address, bind.port], ["127.0.0.1", out.server]);
+  assertEquals([connect.address, connect.port], ["127.0.0.1", out.server]);
+  assertEquals([connect.local_address, connect.local_port], ["127.0.0.1", out.local]);
+  assertEquals([accept.address, accept.port], ["127.0.0.1", out.peer]);
+  assertEquals([accept.local_address, accept.local_port], ["127.0.0.1", out.server]);
+});
+
+Deno.test(
+  { name: "kernel: --net: non-blocking, refused, IPv6 and UDP connects", ignore },
+  async () => {
+    const { out, lines } = await underNet(
+      PRELUDE + `
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen()
+n = socket.socket(); n.setblocking(False)
+out["nb"] = n.connect_ex(s.getsockname())
+d = socket.socket(); d.bind(("127.0.0.1", 0)); closed = d.getsockname()[1]; d.close()
+r = socket.socket(); out["refused"] = r.connect_ex(("127.0.0.1", closed)); out["closed"] = closed
+s6 = socket.socket(socket.AF_INET6); s6.bind(("::1", 0)); s6.listen()
+c6 = socket.socket(socket.AF_INET6); c6.connect(s6.getsockname())
+out.update(server=s.getsockname()[1], server6=s6.getsockname()[1], local6=c6.getsockname()[1])
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.connect(("127.0.0.1", 53))
+out["udp_local"] = u.getsockname()[1]
+libc = ctypes.CDLL(None, use_errno=True)
+unspec = (ctypes.c_ubyte * 16)()
+libc.connect(u.fileno(), unspec, 16)
+print(json.dumps(out))
+`,
+    );
+    assertEquals(out.nb, 115, "EINPROGRESS, by the test's own socket");
+    const connects = lines.filter((l) => l.event === "connect");
+    // The last connect, to a zeroed address of family 0 (AF_UNSPEC), lets the datagram socket
+    // go of its peer: not printed.
+    assertEquals(connects.length, 4, JSON.stringify(connects));
+    const [nb, refused, six, udp] = connects;
+    assertEquals([nb.result, nb.port, nb.protocol], ["in_progress", out.server, "tcp"]);
+    assertEquals([refused.result, refused.address, refused.port], [
+      "ECONNREFUSED",
+      "127.0.0.1",
+      out.closed,
+    ]);
+    assertEquals([six.family, six.address, six.port, six.local_address, six.local_port], [
+      "inet6",
+      "::1",
+      out.server6,
+      "::1",
+      out.local6,
+    ]);
+    assertEquals([udp.protocol, udp.result, udp.port, udp.local_port], [
+      "udp",
+      "ok",
+      53,
+      out.udp_local,
+    ]);
+  },
+);
+
+Deno.test(
+  { name: "kernel: --net: unix paths exact (newline, non-UTF-8, abstract)", ignore },
+  async () => {
+    const dir = await Deno.makeTempDir();
+    const { lines } = await underNet(
+      PRELUDE + `
+p = os.fsencode("${dir}") + b"/s\\n\\xff"
+s = socket.socket(socket.AF_UNIX); s.bind(p); s.listen()
+c = socket.socket(socket.AF_UNIX); c.connect(p)
+a = socket.socket(socket.AF_UNIX); a.bind(b"\\0proctree-test-abstract"); a.listen()
+d = socket.socket(socket.AF_UNIX); d.connect(b"\\0proctree-test-abstract")
+m = socket.socket(socket.AF_UNIX); out["missing"] = m.connect_ex(os.fsencode("${dir}") + b"/nope")
+print(json.dumps(out))
+`,
+    );
+    await Deno.remove(dir, { recursive: true });
+    const path = decodeBytes(new Uint8Array([...new TextEncoder().encode(`${dir}/s\n`), 0xff]));
+    const got = lines.map((l) => [l.event, l.family, l.path, l.result]);
+    assertEquals(got.filter((g) => g[0] !== "accept"), [
+      ["bind", "unix", path, "ok"],
+      ["connect", "unix", path, "ok"],
+      ["bind", "unix", "@proctree-test-abstract", "ok"],
+      ["connect", "unix", "@proctree-test-abstract", "ok"],
+      ["connect", "unix", `${dir}/nope`, "ENOENT"],
+    ]);
+  },
+);
+
+Deno.test({ name: "kernel: --net: a malformed connect gives its errno", ignore }, async () => {
+  const { out, lines } = await underNet(
+    PRELUDE + `
+libc = ctypes.CDLL(None, use_errno=True)
+s = socket.socket()
+buf = (ctypes.c_ubyte * 16)(2, 0, 0, 80, 127, 0, 0, 1)
+out["short"] = libc.connect(s.fileno(), buf, 3), ctypes.get_errno()
+bad = (ctypes.c_ubyte * 16)(99, 0, 0, 80)
+out["bad"] = libc.connect(s.fileno(), bad, 16), ctypes.get_errno()
+out["nosock"] = libc.connect(999, buf, 16), ctypes.get_errno()
+print(json.dumps(out))
+`,
+  );
+  assertEquals(out.short, [-1, 22]);
+  const connects = lines.filter((l) => l.event === "connect");
+  assertEquals(connects.map((l) => l.result).slice(0, 1), ["EINVAL"]);
+  assert(connects.every((l) => l.result !== "ok"), JSON.stringify(connects));
+});
+
+Deno.test({
+  name: "kernel: --net without BTF: one line, exit 1",
+  ignore: noKernel !== null,
+}, async () => {
+  const r = await new Deno.Command(PROCTREE[0], {
+    args: [...PROCTREE.slice(1), "watch", "--net", "--btf", "/nonexistent/x"],
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  assertEquals(r.code, 1);
+  assertEquals(
+    new TextDecoder().decode(r.stderr).trim(),
+    "proctree: --net: no BTF at /nonexistent/x",
+  );
+});

@@ -1,0 +1,206 @@
+// The network source without the kernel: address formatting, the record decoder on
+// hand-made records, the stage's holding by time, and the program's new encodings.
+import { assert, assertEquals } from "@std/assert";
+import { Asm, Jmp } from "../lib/bpf/insn.ts";
+import { Btf } from "../lib/bpf/btf.ts";
+import { NET_SYSCALLS, netOffsetsFrom, NetRec } from "../lib/source/bpf_net/program.ts";
+import {
+  AF,
+  decodeNet,
+  formatIpv6,
+  type NetEvent,
+  unixPath,
+} from "../lib/source/bpf_net/record.ts";
+import { NetStage } from "../lib/source/bpf_net/stage.ts";
+import { readFileBytes } from "../ffi/procfs.ts";
+import { decodeBytes } from "../lib/text.ts";
+
+const CALLS = NET_SYSCALLS.x86_64;
+
+const hex = (b: Uint8Array) => [...b].map((x) => x.toString(16).padStart(2, "0")).join(" ");
+
+Deno.test("insn: register jumps and signed jumps", () => {
+  assertEquals(
+    hex(new Asm().label("l").jumpReg(Jmp.JGE, 2, 1, "l").bytes()),
+    "3d 12 ff ff 00 00 00 00",
+  );
+  assertEquals(
+    hex(new Asm().label("l").jumpImm(Jmp.JSLT, 1, 0, "l").bytes()),
+    "c5 01 ff ff 00 00 00 00",
+  );
+});
+
+Deno.test("formatIpv6: as RFC 5952 writes addresses", () => {
+  const v6 = (s: string) => {
+    const b = new Uint8Array(16);
+    s.split(":").forEach((g, i) => {
+      b[2 * i] = parseInt(g, 16) >> 8;
+      b[2 * i + 1] = parseInt(g, 16) & 0xff;
+    });
+    return b;
+  };
+  assertEquals(formatIpv6(v6("0:0:0:0:0:0:0:1")), "::1");
+  assertEquals(formatIpv6(v6("0:0:0:0:0:0:0:0")), "::");
+  assertEquals(formatIpv6(v6("fe80:0:0:0:0:0:0:1")), "fe80::1");
+  assertEquals(formatIpv6(v6("2001:db8:0:0:1:0:0:1")), "2001:db8::1:0:0:1");
+  assertEquals(formatIpv6(v6("2001:db8:0:1:1:1:1:1")), "2001:db8:0:1:1:1:1:1");
+  assertEquals(formatIpv6(v6("0:0:0:0:0:ffff:7f00:1")), "::ffff:127.0.0.1");
+});
+
+Deno.test("unixPath: paths up to their NUL, abstract names whole, unnamed null", () => {
+  const enc = (s: string) => new TextEncoder().encode(s);
+  assertEquals(unixPath(new Uint8Array([...enc("/run/x.sock"), 0, 0x41])), "/run/x.sock");
+  assertEquals(unixPath(new Uint8Array([0, ...enc("abs"), 0, 0x41])), "@abs\u0000A");
+  assertEquals(unixPath(new Uint8Array()), null);
+  const odd = new Uint8Array([...enc("/tmp/s\n"), 0xff]);
+  assertEquals(unixPath(odd), decodeBytes(odd));
+});
+
+/** A record as the program writes it. */
+function record(f: {
+  nr: number;
+  ret?: number;
+  user?: number[];
+  sock?: { family: number; protocol: number; local: [number[], number]; peer: [number[], number] };
+  ktimeNs?: number;
+}): Uint8Array {
+  const b = new Uint8Array(NetRec.size);
+  const v = new DataView(b.buffer);
+  v.setBigUint64(NetRec.ktimeNs, BigInt(f.ktimeNs ?? 1000), true);
+  v.setUint32(NetRec.tgid, 42, true);
+  v.setUint32(NetRec.tid, 42, true);
+  v.setUint32(NetRec.nr, f.nr, true);
+  v.setBigInt64(NetRec.ret, BigInt(f.ret ?? 0), true);
+  v.setBigUint64(NetRec.startBoottimeNs, 123_456_789_000n, true);
+  v.setInt32(NetRec.userRead, f.user ? 0 : -1, true);
+  if (f.user) {
+    v.setUint32(NetRec.userLen, f.user.length, true);
+    b.set(f.user, NetRec.user);
+  }
+  if (f.sock) {
+    v.setUint32(NetRec.sockRead, 1, true);
+    v.setUint16(NetRec.family, f.sock.family, true);
+    v.setUint16(NetRec.protocol, f.sock.protocol, true);
+    v.setUint16(NetRec.localPort, f.sock.local[1], true);
+    v.setUint16(NetRec.peerPort, f.sock.peer[1], false);
+    b.set(f.sock.local[0], NetRec.localV4);
+    b.set(f.sock.peer[0], NetRec.peerV4);
+  }
+  return b;
+}
+
+const inet = (
+  port: number,
+  a: number[],
+) => [AF.INET, 0, port >> 8, port & 0xff, ...a, 0, 0, 0, 0, 0, 0, 0, 0];
+
+Deno.test("decodeNet: the socket's addresses when it has them, the caller's when not", () => {
+  const tcp = { family: AF.INET, protocol: 6 };
+  const ok = decodeNet(
+    record({
+      nr: CALLS.connect,
+      user: inet(8080, [127, 0, 0, 1]),
+      sock: { ...tcp, local: [[127, 0, 0, 1], 41234], peer: [[127, 0, 0, 1], 8080] },
+    }),
+    CALLS,
+  ) as NetEvent;
+  assertEquals(
+    [
+      ok.event,
+      ok.family,
+      ok.protocol,
+      ok.address,
+      ok.port,
+      ok.localAddress,
+      ok.localPort,
+      ok.result,
+    ],
+    ["connect", "inet", "tcp", "127.0.0.1", 8080, "127.0.0.1", 41234, "ok"],
+  );
+  assertEquals(ok.startTicks, 12345);
+  // Refused: the socket keeps no peer; the address is the one asked for, no local port.
+  const refused = decodeNet(
+    record({
+      nr: CALLS.connect,
+      ret: -111,
+      user: inet(9, [10, 0, 0, 1]),
+      sock: { ...tcp, local: [[0, 0, 0, 0], 0], peer: [[0, 0, 0, 0], 0] },
+    }),
+    CALLS,
+  ) as NetEvent;
+  assertEquals([refused.address, refused.port, refused.localPort, refused.result], [
+    "10.0.0.1",
+    9,
+    null,
+    "ECONNREFUSED",
+  ]);
+  // A bind of port 0: the port the kernel gave.
+  const bind = decodeNet(
+    record({
+      nr: CALLS.bind,
+      user: inet(0, [0, 0, 0, 0]),
+      sock: { ...tcp, local: [[0, 0, 0, 0], 5555], peer: [[0, 0, 0, 0], 0] },
+    }),
+    CALLS,
+  ) as NetEvent;
+  assertEquals([bind.address, bind.port, bind.localPort], ["0.0.0.0", 5555, null]);
+  // A short address: its errno, no address.
+  const short = decodeNet(
+    record({
+      nr: CALLS.connect,
+      ret: -22,
+      user: [AF.INET, 0, 0],
+      sock: { ...tcp, local: [[0, 0, 0, 0], 0], peer: [[0, 0, 0, 0], 0] },
+    }),
+    CALLS,
+  ) as NetEvent;
+  assertEquals([short.address, short.result], [null, "EINVAL"]);
+});
+
+Deno.test("decodeNet: what is not a line, and what is malformed", () => {
+  assertEquals(
+    decodeNet(record({ nr: CALLS.connect, user: [AF.UNSPEC, 0, 0, 0] }), CALLS),
+    "disconnect",
+  );
+  assertEquals(
+    decodeNet(
+      record({ nr: CALLS.bind, user: [AF.NETLINK, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0] }),
+      CALLS,
+    ),
+    "other_family",
+  );
+  assertEquals(decodeNet(record({ nr: CALLS.accept4, ret: -11 }), CALLS), "accept_again");
+  assertEquals(decodeNet(record({ nr: 0 }), CALLS), null, "a call the program does not keep");
+  assertEquals(decodeNet(record({ nr: CALLS.connect }).subarray(0, 100), CALLS), null, "short");
+  // Nothing read at all (no socket, no address): not a family proctree prints.
+  assertEquals(decodeNet(record({ nr: CALLS.connect, ret: -9 }), CALLS), "other_family");
+});
+
+Deno.test("NetStage: lines wait for the events before them, one drain at most", () => {
+  let drops = 0;
+  const stage = new NetStage(CALLS, () => drops);
+  const rec = (ns: number) =>
+    record({ nr: CALLS.connect, ktimeNs: ns, user: inet(80, [1, 2, 3, 4]) });
+  stage.add(rec(300));
+  stage.add(rec(100));
+  stage.add(new Uint8Array(10));
+  assertEquals(stage.due(200).map((l) => l.timeNs), [100]);
+  assert(stage.holding());
+  stage.age();
+  assertEquals(stage.due(0).map((l) => l.timeNs), [300], "held over one drain");
+  assert(!stage.holding());
+  drops = 3;
+  assertEquals(stage.losses(), [{ reason: "net_ringbuf_full", count: 3 }]);
+  assertEquals(stage.losses(), []);
+  const c = stage.counters();
+  assertEquals([c.net_events, c.net_records_malformed, c.net_records_dropped], [2, 1, 3]);
+  const line = stage.due(1000);
+  assertEquals(line, []);
+});
+
+Deno.test("netOffsetsFrom: every member found in the running kernel's BTF", () => {
+  const bytes = readFileBytes("/sys/kernel/btf/vmlinux");
+  if (!bytes) return;
+  const off = netOffsetsFrom(new Btf(bytes));
+  assert(typeof off !== "string", String(off));
+});
