@@ -145,6 +145,7 @@ export { NetStage } from "./lib/source/bpf_net/stage.ts";
 export {
   decodeNet,
   type NetEvent,
+  type NetOutcome,
   type NetSkip,
   type NetSyscalls,
 } from "./lib/source/bpf_net/record.ts";

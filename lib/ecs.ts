@@ -79,7 +79,7 @@ const MAPPED = new Set([
 ]);
 
 /** The lines of `--net`. */
-const NET_EVENTS = new Set(["connect", "accept", "bind"]);
+const NET_EVENTS = new Set(["connect", "connect_result", "accept", "bind"]);
 
 /** An ECS document: nested JSON objects. */
 export type EcsDocument = Record<string, unknown>;
@@ -262,7 +262,7 @@ function putNet(doc: Doc, rec: WatchRecord): void {
   put(doc, "network.type", rec.family === "inet6" ? "ipv6" : "ipv4");
   const peer = { ip: rec.address, port: rec.port };
   const local = { ip: rec.local_address, port: rec.local_port };
-  const [from, to] = rec.event === "connect"
+  const [from, to] = rec.event === "connect" || rec.event === "connect_result"
     ? [local, peer]
     : rec.event === "accept"
     ? [peer, local]
@@ -272,7 +272,7 @@ function putNet(doc: Doc, rec: WatchRecord): void {
   put(doc, "destination.ip", to.ip);
   put(doc, "destination.port", to.port);
   if (rec.event !== "bind") {
-    put(doc, "network.direction", rec.event === "connect" ? "egress" : "ingress");
+    put(doc, "network.direction", rec.event === "accept" ? "ingress" : "egress");
   }
   put(doc, "proctree.result", rec.result);
 }

@@ -449,7 +449,7 @@ export class EventProcessor {
         const node = n && tree.sameStart(n, line.startTicks) ? n : null;
         if (this.#filter.selected(node)) this.#o.sink(stageRecord(line, node, this.#ctx), node);
       }
-      if (drained) s.age();
+      if (drained) s.age(this.#lastNs);
     }
   }
 

@@ -26,6 +26,7 @@ export type RecordKind =
   | "restart"
   | "file"
   | "connect"
+  | "connect_result"
   | "accept"
   | "bind";
 
@@ -122,7 +123,10 @@ export interface WatchRecord {
   local_address?: string | null;
   /** connect/accept: the local port. */
   local_port?: number | null;
-  /** connect/accept/bind: `ok`, `in_progress`, or the errno name. */
+  /**
+   * connect/accept/bind: `ok`, `in_progress`, or the errno name; connect_result: how a
+   * connect in progress ended (`ok`, the errno name, or `closed` before it connected).
+   */
   result?: string;
   /** Ancestor chain, self first: `pid|comm|user;…`. */
   chain?: string;

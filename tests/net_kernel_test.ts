@@ -28,7 +28,7 @@ async function underNet(
   const out = JSON.parse(text);
   const pid = out.pid as number;
   const lines = records.filter((x) =>
-    (x.event === "connect" || x.event === "accept" || x.event === "bind") && x.pid === pid
+    ["connect", "connect_result", "accept", "bind"].includes(x.event) && x.pid === pid
   );
   return { out, pid, lines };
 }
@@ -94,6 +94,9 @@ print(json.dumps(out))
     assertEquals(connects.length, 4, JSON.stringify(connects));
     const [nb, refused, six, udp] = connects;
     assertEquals([nb.result, nb.port, nb.protocol], ["in_progress", out.server, "tcp"]);
+    // On loopback the handshake is over by the call's return: its outcome follows at once.
+    const results = lines.filter((l) => l.event === "connect_result");
+    assertEquals(results.map((l) => [l.result, l.port]), [["ok", out.server]]);
     assertEquals([refused.result, refused.address, refused.port], [
       "ECONNREFUSED",
       "127.0.0.1",
@@ -177,3 +180,32 @@ Deno.test({
     "proctree: --net: no BTF at /nonexistent/x",
   );
 });
+
+Deno.test(
+  { name: "kernel: --net: a connect in progress, then how it ended (a full backlog)", ignore },
+  async () => {
+    // A listener with a backlog of 0 takes one connection; the next one's SYN is dropped, so
+    // its connect is still in progress when the call returns, until the first is accepted
+    // and the SYN is sent again (about a second).
+    const { out, lines } = await underNet(
+      PRELUDE + `
+import select
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(0)
+first = socket.socket(); first.connect(s.getsockname())
+late = socket.socket(); late.setblocking(False)
+out["late"] = late.connect_ex(s.getsockname())
+a, _ = s.accept()
+select.select([], [late], [], 10)
+out.update(err=late.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR), local=late.getsockname()[1])
+print(json.dumps(out))
+`,
+    );
+    assertEquals([out.late, out.err], [115, 0], "the test's own socket: in progress, then ok");
+    const late = lines.filter((l) => l.event.startsWith("connect") && l.result !== "ok");
+    assertEquals(late.map((l) => l.result), ["in_progress"], JSON.stringify(lines));
+    const result = lines.filter((l) => l.event === "connect_result");
+    assertEquals(result.length, 1, JSON.stringify(lines));
+    assertEquals([result[0].result, result[0].local_port], ["ok", out.local]);
+    assert(result[0].time > late[0].time, "the outcome's own time");
+  },
+);

@@ -3,7 +3,13 @@
 import { assert, assertEquals } from "@std/assert";
 import { Asm, Jmp } from "../lib/bpf/insn.ts";
 import { Btf } from "../lib/bpf/btf.ts";
-import { NET_SYSCALLS, netOffsetsFrom, NetRec } from "../lib/source/bpf_net/program.ts";
+import {
+  NET_SYSCALLS,
+  netOffsetsFrom,
+  NetRec,
+  OUTCOME_NR,
+  TCP_STATE,
+} from "../lib/source/bpf_net/program.ts";
 import {
   AF,
   decodeNet,
@@ -63,6 +69,9 @@ function record(f: {
   user?: number[];
   sock?: { family: number; protocol: number; local: [number[], number]; peer: [number[], number] };
   ktimeNs?: number;
+  sk?: bigint;
+  state?: number;
+  skErr?: number;
 }): Uint8Array {
   const b = new Uint8Array(NetRec.size);
   const v = new DataView(b.buffer);
@@ -85,6 +94,9 @@ function record(f: {
     v.setUint16(NetRec.peerPort, f.sock.peer[1], false);
     b.set(f.sock.local[0], NetRec.localV4);
     b.set(f.sock.peer[0], NetRec.peerV4);
+    v.setBigUint64(NetRec.sk, f.sk ?? 0xffff888800001000n, true);
+    v.setUint32(NetRec.state, f.state ?? 0, true);
+    v.setUint32(NetRec.skErr, f.skErr ?? 0, true);
   }
   return b;
 }
@@ -186,7 +198,7 @@ Deno.test("NetStage: lines wait for the events before them, one drain at most", 
   stage.add(new Uint8Array(10));
   assertEquals(stage.due(200).map((l) => l.timeNs), [100]);
   assert(stage.holding());
-  stage.age();
+  stage.age(0);
   assertEquals(stage.due(0).map((l) => l.timeNs), [300], "held over one drain");
   assert(!stage.holding());
   drops = 3;
@@ -203,4 +215,56 @@ Deno.test("netOffsetsFrom: every member found in the running kernel's BTF", () =
   if (!bytes) return;
   const off = netOffsetsFrom(new Btf(bytes));
   assert(typeof off !== "string", String(off));
+});
+
+Deno.test("NetStage: a connect in progress and how it ended, paired by socket and time", () => {
+  const stage = new NetStage(CALLS, () => 0);
+  const tcp = { family: AF.INET, protocol: 6 };
+  const sock = {
+    ...tcp,
+    local: [[10, 0, 0, 2], 40000] as [number[], number],
+    peer: [[10, 0, 0, 1], 80] as [number[], number],
+  };
+  const inProgress = (ns: number, sk: bigint, state: number, skErr = 0) =>
+    record({
+      nr: CALLS.connect,
+      ret: -115,
+      ktimeNs: ns,
+      user: inet(80, [10, 0, 0, 1]),
+      sk,
+      state,
+      skErr,
+      sock,
+    });
+  const outcome = (ns: number, sk: bigint, state: number, skErr = 0) =>
+    record({
+      nr: OUTCOME_NR,
+      ktimeNs: ns,
+      sk,
+      state,
+      skErr,
+      sock,
+    });
+  const lines = (ls: { event: string; fields: Record<string, unknown> }[]) =>
+    ls.map((l) => `${l.event} ${l.fields.result}`);
+  // Over by the return (loopback): both lines at once.
+  stage.add(inProgress(100, 1n, TCP_STATE.CLOSE, 111));
+  // Still in SYN_SENT: an earlier outcome of the same address is another socket's.
+  stage.add(outcome(150, 2n, TCP_STATE.ESTABLISHED));
+  stage.add(inProgress(200, 2n, TCP_STATE.SYN_SENT));
+  assertEquals(lines(stage.due(1000)), [
+    "connect in_progress",
+    "connect_result ECONNREFUSED",
+    "connect in_progress",
+  ]);
+  stage.age(1000);
+  stage.add(outcome(900, 2n, TCP_STATE.ESTABLISHED));
+  assertEquals(lines(stage.due(1000)), ["connect_result ok"]);
+  // One never resolved is given up after OUTCOME_WAIT_NS, counted.
+  stage.add(inProgress(2000, 3n, TCP_STATE.SYN_SENT));
+  stage.due(2000);
+  stage.age(2000 + 180e9);
+  assertEquals(stage.counters().net_outcomes_unknown, 1);
+  stage.add(outcome(2000 + 181e9, 3n, TCP_STATE.ESTABLISHED));
+  assertEquals(lines(stage.due(3e11)), []);
 });

@@ -1,7 +1,7 @@
 /**
- * The network source (`--net`): assembles the program of `lib/source/bpf_net/program.ts`
- * for the running kernel's struct offsets, loads it, attaches it to the `sys_exit` raw
- * tracepoint and maps its ring buffer. A loop source: the ring buffer's descriptor wakes
+ * The network source (`--net`): assembles the programs of `lib/source/bpf_net/program.ts`
+ * for the running kernel's struct offsets, loads them, attaches them to the `sys_exit` and
+ * `inet_sock_set_state` raw tracepoints and maps their ring buffer. A loop source: the ring buffer's descriptor wakes
  * the loop when a record is written. `lib/source/bpf_net/stage.ts` turns records into lines.
  *
  * As with the exec-facts source, everything is a descriptor of proctree's: when proctree
@@ -11,7 +11,12 @@
  */
 
 import { Btf, BtfError } from "../../lib/bpf/btf.ts";
-import { NET_SYSCALLS, netOffsetsFrom, netProgram } from "../../lib/source/bpf_net/program.ts";
+import {
+  NET_SYSCALLS,
+  netOffsetsFrom,
+  netProgram,
+  outcomeProgram,
+} from "../../lib/source/bpf_net/program.ts";
 import type { BatchSink, Source } from "../../lib/loop.ts";
 import {
   createMap,
@@ -28,6 +33,9 @@ import { BpfUnavailable, refusal, VMLINUX_BTF_PATH } from "./bpf_exec.ts";
 
 /** The tracepoint: every system call's return. */
 export const NET_TRACEPOINT = "sys_exit";
+
+/** The tracepoint of TCP state changes: how a connect in progress ended. */
+export const OUTCOME_TRACEPOINT = "inet_sock_set_state";
 
 /** Ring buffer size: about 36 000 records of 232 bytes (kernel memory, allocated at start). */
 export const NET_RINGBUF_BYTES = 8 << 20;
@@ -107,6 +115,14 @@ export class BpfNetSource implements Source {
       const prog = loadProgram(PROG_TYPE_RAW_TRACEPOINT, insns, "proctree_net");
       fds.push(prog);
       fds.push(openRawTracepoint(NET_TRACEPOINT, prog));
+      const maps = { ringFd: ring.fd, dropsFd: drops };
+      const outcome = loadProgram(
+        PROG_TYPE_RAW_TRACEPOINT,
+        outcomeProgram(offsets, maps),
+        "proctree_tcp",
+      );
+      fds.push(outcome);
+      fds.push(openRawTracepoint(OUTCOME_TRACEPOINT, outcome));
       return new BpfNetSource(fds, ring, drops, take);
     } catch (e) {
       for (const fd of fds) libc().close(fd);

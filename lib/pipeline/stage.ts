@@ -72,8 +72,11 @@ export interface LineStage {
    * last {@linkcode LineStage.age}.
    */
   due(appliedNs: number): StageLine[];
-  /** After each drain: what is still held waits one drain more at most. */
-  age(): void;
+  /**
+   * After each drain: what is still held waits one drain more at most; `appliedNs` as for
+   * {@linkcode LineStage.due}, for the stage's own upkeep.
+   */
+  age(appliedNs: number): void;
   /** Whether lines are held (the loop comes back for them). */
   holding(): boolean;
   /** Running totals, named as the stats line prints them (snake_case). */

@@ -58,9 +58,21 @@ export const NetRec = {
   peerV6: 88,
   /** {@linkcode USER_ADDR_BYTES}: the caller's `sockaddr` (accept: the peer it was given). */
   user: 104,
+  /** u64 the socket (`struct sock *`): pairs a connect in progress with its outcome. */
+  sk: 232,
+  /** u32 the socket's TCP state: at the call's return, or the state an outcome moved to. */
+  state: 240,
+  /** u32 `sk_err`: the error a connect ended with (0: none). */
+  skErr: 244,
   /** The record's length. */
-  size: 232,
+  size: 248,
 } as const;
+
+/** `nr` of an outcome record: a TCP socket left `SYN_SENT` (written by the second program). */
+export const OUTCOME_NR = 0xffffffff;
+
+/** TCP states (`include/net/tcp_states.h`). */
+export const TCP_STATE = { ESTABLISHED: 1, SYN_SENT: 2, CLOSE: 7 } as const;
 
 /** The system calls the program keeps, by number, for the architectures it knows. */
 export const NET_SYSCALLS: Readonly<Record<string, NetSyscalls>> = {
@@ -89,8 +101,10 @@ export const NET_MEMBERS = {
   skcDaddr: ["sock_common", "skc_daddr", 4],
   skcV6RcvSaddr: ["sock_common", "skc_v6_rcv_saddr", 16],
   skcV6Daddr: ["sock_common", "skc_v6_daddr", 16],
+  skcState: ["sock_common", "skc_state", 1],
   skType: ["sock", "sk_type", 2],
   skProtocol: ["sock", "sk_protocol", 2],
+  skErr: ["sock", "sk_err", 4],
 } as const satisfies Record<string, readonly [string, string, number]>;
 
 /** Byte offsets of {@linkcode NET_MEMBERS} in the running kernel. */
@@ -144,6 +158,70 @@ function follow(a: Asm, dst: Reg, src: Reg, srcOff: number, label: string) {
   a.load(8, dst, 10, TMP).jumpImm(Jmp.JEQ, dst, 0, label);
 }
 
+/** Reads the socket at r9 into the record: its family, protocol, addresses, ports, state. */
+function readSock(a: Asm, off: NetOffsets): void {
+  const fields: [number, number, number][] = [
+    [NetRec.family, 2, off.skcFamily],
+    [NetRec.type, 2, off.skType],
+    [NetRec.protocol, 2, off.skProtocol],
+    [NetRec.localPort, 2, off.skcNum],
+    [NetRec.peerPort, 2, off.skcDport],
+    [NetRec.localV4, 4, off.skcRcvSaddr],
+    [NetRec.peerV4, 4, off.skcDaddr],
+    [NetRec.localV6, 16, off.skcV6RcvSaddr],
+    [NetRec.peerV6, 16, off.skcV6Daddr],
+    [NetRec.state, 1, off.skcState],
+    [NetRec.skErr, 4, off.skErr],
+  ];
+  for (const [at, bytes, member] of fields) readKernel(a, REC + at, bytes, 9, member);
+  a.store(8, 10, REC + NetRec.sk, 9).storeImm(4, 10, REC + NetRec.sockRead, 1);
+}
+
+/** Zeroes the record on the stack. */
+function zeroRecord(a: Asm): void {
+  for (let o = 0; o < NetRec.size; o += 8) a.storeImm(8, 10, REC + o, 0);
+}
+
+/** Writes the record to the ring buffer, or counts it in the drops map. */
+function send(a: Asm, ringFd: number, dropsFd: number): void {
+  a.loadMap(1, ringFd).mov(2, 10).aluImm(Alu.ADD, 2, REC);
+  a.movImm(3, NetRec.size).movImm(4, 0).call(Helper.ringbuf_output);
+  a.jumpImm(Jmp.JEQ, 0, 0, "out");
+  a.storeImm(4, 10, KEY, 0);
+  a.loadMap(1, dropsFd).mov(2, 10).aluImm(Alu.ADD, 2, KEY).call(Helper.map_lookup_elem);
+  a.jumpImm(Jmp.JEQ, 0, 0, "out");
+  a.movImm(1, 1).atomicAdd64(0, 0, 1);
+  a.label("out").movImm(0, 0).exit();
+}
+
+/**
+ * The outcome program, on the `inet_sock_set_state` raw tracepoint (`sk`, old state, new
+ * state): a TCP socket leaving `SYN_SENT` for `ESTABLISHED` or `CLOSE` — how a connect that
+ * returned `EINPROGRESS` ended. It runs wherever the handshake ends (often a softirq), so
+ * the record names the socket, not a process: the stage pairs it with its connect.
+ */
+export function outcomeProgram(
+  off: NetOffsets,
+  p: Pick<NetProgramParams, "ringFd" | "dropsFd">,
+): Uint8Array {
+  const a = new Asm();
+  a.mov(6, 1);
+  a.load(8, 2, 6, 8).jumpImm(Jmp.JNE, 2, TCP_STATE.SYN_SENT, "out");
+  a.load(8, 3, 6, 16);
+  a.jumpImm(Jmp.JEQ, 3, TCP_STATE.ESTABLISHED, "kept").jumpImm(Jmp.JEQ, 3, TCP_STATE.CLOSE, "kept");
+  a.jump("out");
+  a.label("kept");
+  zeroRecord(a);
+  a.storeImm(4, 10, REC + NetRec.nr, -1); // OUTCOME_NR
+  a.call(Helper.ktime_get_ns).store(8, 10, REC + NetRec.ktimeNs, 0);
+  a.load(8, 9, 6, 0); // args[0]: the socket
+  readSock(a, off);
+  // The state it moves to (the socket still holds the old one).
+  a.load(8, 3, 6, 16).store(4, 10, REC + NetRec.state, 3);
+  send(a, p.ringFd, p.dropsFd);
+  return a.bytes();
+}
+
 /**
  * The program. Registers kept across calls: r6 the tracepoint's arguments (`regs`, `ret`),
  * r7 pid and tid, r8 the saved registers, r9 the pointer being followed.
@@ -162,7 +240,7 @@ export function netProgram(off: NetOffsets, p: NetProgramParams): Uint8Array {
   a.jump("out");
 
   a.label("kept");
-  for (let o = 0; o < NetRec.size; o += 8) a.storeImm(8, 10, REC + o, 0);
+  zeroRecord(a);
   a.store(4, 10, REC + NetRec.nr, 1);
   a.store(4, 10, REC + NetRec.tid, 7);
   a.aluImm(Alu.RSH, 7, 32).store(4, 10, REC + NetRec.tgid, 7);
@@ -211,28 +289,8 @@ export function netProgram(off: NetOffsets, p: NetProgramParams): Uint8Array {
   a.load(2, 1, 10, TMP).aluImm(Alu.AND, 1, 0xf000).jumpImm(Jmp.JNE, 1, 0xc000, "send");
   follow(a, 9, 9, off.filePrivate, "send"); // the socket
   follow(a, 9, 9, off.socketSk, "send");
-  const fields: [number, number, number][] = [
-    [NetRec.family, 2, off.skcFamily],
-    [NetRec.type, 2, off.skType],
-    [NetRec.protocol, 2, off.skProtocol],
-    [NetRec.localPort, 2, off.skcNum],
-    [NetRec.peerPort, 2, off.skcDport],
-    [NetRec.localV4, 4, off.skcRcvSaddr],
-    [NetRec.peerV4, 4, off.skcDaddr],
-    [NetRec.localV6, 16, off.skcV6RcvSaddr],
-    [NetRec.peerV6, 16, off.skcV6Daddr],
-  ];
-  for (const [at, bytes, member] of fields) readKernel(a, REC + at, bytes, 9, member);
-  a.storeImm(4, 10, REC + NetRec.sockRead, 1);
-
-  a.label("send").loadMap(1, p.ringFd).mov(2, 10).aluImm(Alu.ADD, 2, REC);
-  a.movImm(3, NetRec.size).movImm(4, 0).call(Helper.ringbuf_output);
-  a.jumpImm(Jmp.JEQ, 0, 0, "out");
-  a.storeImm(4, 10, KEY, 0);
-  a.loadMap(1, p.dropsFd).mov(2, 10).aluImm(Alu.ADD, 2, KEY).call(Helper.map_lookup_elem);
-  a.jumpImm(Jmp.JEQ, 0, 0, "out");
-  a.movImm(1, 1).atomicAdd64(0, 0, 1);
-
-  a.label("out").movImm(0, 0).exit();
+  readSock(a, off);
+  a.label("send");
+  send(a, p.ringFd, p.dropsFd);
   return a.bytes();
 }

@@ -12,7 +12,7 @@
 
 import { errnoName } from "../../errno.ts";
 import { decodeBytes } from "../../text.ts";
-import { NetRec, USER_ADDR_BYTES } from "./program.ts";
+import { NetRec, OUTCOME_NR, TCP_STATE, USER_ADDR_BYTES } from "./program.ts";
 
 /** Address families (`linux/socket.h`). */
 export const AF = { UNSPEC: 0, UNIX: 1, INET: 2, INET6: 10, NETLINK: 16 } as const;
@@ -27,8 +27,8 @@ export interface NetEvent {
   tid: number;
   /** The caller's start, in clock ticks since boot: who it was. */
   startTicks: number;
-  /** The call. */
-  event: "connect" | "accept" | "bind";
+  /** The call; `connect_result`: how a connect that was in progress ended. */
+  event: "connect" | "accept" | "bind" | "connect_result";
   /** The socket's address family. */
   family: "inet" | "inet6" | "unix";
   /** The transport, when the kernel says one. */
@@ -45,6 +45,29 @@ export interface NetEvent {
   localPort: number | null;
   /** `ok`, `in_progress`, or the errno name. */
   result: string;
+  /** The socket (kernel address; 0n when not read): pairs a connect with its outcome. */
+  sk: bigint;
+  /**
+   * A TCP connect in progress: how it had ended by the call's return (on loopback the
+   * handshake is over by then), or null when it had not (its outcome comes later).
+   */
+  outcome?: string | null;
+}
+
+/** How a TCP connect in progress ended: the socket, when, and the result. */
+export interface NetOutcome {
+  /** Always `outcome`. */
+  kind: "outcome";
+  /** CLOCK_MONOTONIC ns of the socket's change of state. */
+  ktimeNs: number;
+  /** The socket (kernel address). */
+  sk: bigint;
+  /** `ok`, the errno name, or `closed` (closed by its owner before it connected). */
+  result: string;
+  /** The local address and port it connected from (null: none). */
+  localAddress: string | null;
+  /** See {@linkcode NetOutcome.localAddress}. */
+  localPort: number | null;
 }
 
 /** Why a well-formed record is not a line. */
@@ -121,10 +144,14 @@ function userInet(user: Uint8Array, family: number, len: number): [string | null
  * The event of `bytes`, a reason it is not printed, or null when the record is malformed
  * (shorter than its layout, or of a call the program does not keep).
  */
-export function decodeNet(bytes: Uint8Array, calls: NetSyscalls): NetEvent | NetSkip | null {
+export function decodeNet(
+  bytes: Uint8Array,
+  calls: NetSyscalls,
+): NetEvent | NetOutcome | NetSkip | null {
   if (bytes.length < NetRec.size) return null;
   const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const nr = v.getUint32(NetRec.nr, true);
+  if (nr === OUTCOME_NR) return decodeOutcome(bytes, v);
   const event = nr === calls.connect
     ? "connect"
     : nr === calls.bind
@@ -160,6 +187,7 @@ export function decodeNet(bytes: Uint8Array, calls: NetSyscalls): NetEvent | Net
     localAddress: null,
     localPort: null,
     result,
+    sk: sock ? v.getBigUint64(NetRec.sk, true) : 0n,
   };
   if (familyNo === AF.UNIX) {
     // The caller's address: connect and bind name the path; accept, the peer's (if bound).
@@ -190,5 +218,32 @@ export function decodeNet(bytes: Uint8Array, calls: NetSyscalls): NetEvent | Net
   } else if (event === "connect" && userRead) {
     [ev.address, ev.port] = userInet(user, userFamily!, userLen);
   }
+  if (result === "in_progress" && ev.protocol === "tcp" && ev.sk !== 0n) {
+    const state = v.getUint32(NetRec.state, true);
+    ev.outcome = state === TCP_STATE.SYN_SENT ? null : endResult(state, v);
+  }
   return ev;
+}
+
+/** The result of a socket that left `SYN_SENT` for `state`. */
+function endResult(state: number, v: DataView): string {
+  if (state === TCP_STATE.ESTABLISHED) return "ok";
+  const err = v.getUint32(NetRec.skErr, true);
+  return err ? errnoName(err) : "closed";
+}
+
+function decodeOutcome(bytes: Uint8Array, v: DataView): NetOutcome {
+  const localPort = v.getUint16(NetRec.localPort, true);
+  const six = v.getUint16(NetRec.family, true) === AF.INET6;
+  const local = six
+    ? formatIpv6(bytes.subarray(NetRec.localV6, NetRec.localV6 + 16))
+    : formatIpv4(bytes.subarray(NetRec.localV4, NetRec.localV4 + 4));
+  return {
+    kind: "outcome",
+    ktimeNs: Number(v.getBigUint64(NetRec.ktimeNs, true)),
+    sk: v.getBigUint64(NetRec.sk, true),
+    result: endResult(v.getUint32(NetRec.state, true), v),
+    localAddress: localPort ? local : null,
+    localPort: localPort || null,
+  };
 }

@@ -1,12 +1,26 @@
 /**
  * The network stage: holds the network source's events until the connector events before
- * them are applied, then hands them on as lines (`connect`, `accept`, `bind`).
+ * them are applied, then hands them on as lines (`connect`, `accept`, `bind`), and pairs a
+ * TCP connect that returned `EINPROGRESS` with how it ended (a `connect_result` line), by
+ * its socket: a socket in `SYN_SENT` is alive, so its address names no other meanwhile.
  *
  * @module
  */
 
 import type { LineStage, StageLine, StageLoss } from "../../pipeline/stage.ts";
-import { decodeNet, type NetEvent, type NetSkip, type NetSyscalls } from "./record.ts";
+import {
+  decodeNet,
+  type NetEvent,
+  type NetOutcome,
+  type NetSkip,
+  type NetSyscalls,
+} from "./record.ts";
+
+/** Longest a connect in progress waits for its outcome (TCP gives up after about 130 s). */
+export const OUTCOME_WAIT_NS = 180e9;
+
+/** Most connects in progress waited for; beyond, the oldest are given up (counted). */
+export const MAX_WAITING_CONNECTS = 65536;
 
 /** The counters, as the stats line names them. */
 interface Counts {
@@ -16,6 +30,7 @@ interface Counts {
   net_accept_again: number;
   net_records_malformed: number;
   net_records_dropped: number;
+  net_outcomes_unknown: number;
 }
 
 const SKIPPED: Readonly<Record<NetSkip, keyof Counts>> = {
@@ -41,6 +56,17 @@ export function netFields(e: NetEvent): Record<string, unknown> {
   return f;
 }
 
+/** The `connect_result` of `e`: `result`, at `timeNs`, where it connected from if known. */
+function resultOf(
+  e: NetEvent,
+  result: string,
+  timeNs: number,
+  o: NetOutcome | null,
+): NetEvent {
+  const local = o?.localPort ? { localAddress: o.localAddress, localPort: o.localPort } : {};
+  return { ...e, ...local, event: "connect_result", result, ktimeNs: timeNs, outcome: undefined };
+}
+
 /** See the module doc. */
 export class NetStage implements LineStage {
   readonly name = "net";
@@ -56,7 +82,13 @@ export class NetStage implements LineStage {
     net_accept_again: 0,
     net_records_malformed: 0,
     net_records_dropped: 0,
+    net_outcomes_unknown: 0,
   };
+  /** Connects in progress by socket, until their outcome. */
+  readonly #waiting = new Map<bigint, NetEvent>();
+  /** Outcomes not yet paired, taken since the last age, and held across one. */
+  #outcomes: NetOutcome[] = [];
+  #oldOutcomes: NetOutcome[] = [];
 
   /** A stage for records of `calls`; `drops` reads the ring buffer's drop count. */
   constructor(calls: NetSyscalls, drops: () => number) {
@@ -69,7 +101,42 @@ export class NetStage implements LineStage {
     const e = decodeNet(record, this.#calls);
     if (e === null) this.#counts.net_records_malformed++;
     else if (typeof e === "string") this.#counts[SKIPPED[e]]++;
-    else this.#fresh.push(e);
+    else if ("kind" in e) this.#outcomes.push(e);
+    else {
+      this.#fresh.push(e);
+      if (e.outcome) this.#fresh.push(resultOf(e, e.outcome, e.ktimeNs, null));
+      else if (e.outcome === null) this.#wait(e);
+    }
+  }
+
+  #wait(e: NetEvent): void {
+    if (this.#waiting.size >= MAX_WAITING_CONNECTS) {
+      const oldest = this.#waiting.keys().next().value!;
+      this.#waiting.delete(oldest);
+      this.#counts.net_outcomes_unknown++;
+    }
+    this.#waiting.set(e.sk, e);
+  }
+
+  /**
+   * Outcomes paired with their connects (an outcome later than the connect's return; an
+   * earlier one is of a socket that was at that address before). One not paired waits one
+   * drain for its connect, then is dropped: most are of blocking connects, whose result
+   * their own line has.
+   */
+  #pair(): void {
+    for (const o of this.#oldOutcomes) this.#paired(o);
+    this.#oldOutcomes = [];
+    this.#outcomes = this.#outcomes.filter((o) => !this.#paired(o));
+  }
+
+  /** Whether `o` ended a connect in progress (its line is then queued). */
+  #paired(o: NetOutcome): boolean {
+    const e = this.#waiting.get(o.sk);
+    if (!e || o.ktimeNs <= e.ktimeNs) return false;
+    this.#waiting.delete(o.sk);
+    this.#fresh.push(resultOf(e, o.result, o.ktimeNs, o));
+    return true;
   }
 
   losses(): StageLoss[] {
@@ -80,6 +147,7 @@ export class NetStage implements LineStage {
   }
 
   due(appliedNs: number): StageLine[] {
+    this.#pair();
     const out = this.#older;
     this.#older = [];
     const keep: NetEvent[] = [];
@@ -96,9 +164,17 @@ export class NetStage implements LineStage {
     }));
   }
 
-  age(): void {
+  age(appliedNs: number): void {
     this.#older.push(...this.#fresh);
     this.#fresh = [];
+    this.#oldOutcomes = this.#outcomes;
+    this.#outcomes = [];
+    // Connects in progress for longer than OUTCOME_WAIT_NS are given up, oldest first.
+    for (const [sk, e] of this.#waiting) {
+      if (appliedNs - e.ktimeNs < OUTCOME_WAIT_NS) break; // oldest first
+      this.#waiting.delete(sk);
+      this.#counts.net_outcomes_unknown++;
+    }
   }
 
   holding(): boolean {
