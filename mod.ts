@@ -116,6 +116,8 @@ export {
   type AuditTotals,
   type FileSummary,
   type Image,
+  netLine,
+  type NetSummary,
 } from "./lib/audit.ts";
 export { type Container, containerOfPath, parseContainer } from "./lib/container.ts";
 export {

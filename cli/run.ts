@@ -21,6 +21,8 @@ import {
   execNamesNote,
   FILES_HELP,
   filesNote,
+  NET_HELP,
+  netNote,
   openSession,
   rcvbufFlag,
   rcvbufNote,
@@ -71,6 +73,7 @@ ${EXEC_FACTS_HELP}
 ${EXEC_NAMES_HELP}
 ${ARGV_HELP}
 ${FILES_HELP}
+${NET_HELP}
   -q, --quiet          no "proctree: listening" line, nor the names of the reports written
   -h, --help           this help
 
@@ -114,6 +117,8 @@ export interface RunConfig {
   argv: ArgvMode;
   /** `--files` paths. */
   files: string[];
+  /** `--net`: connect, accept and bind lines, and each process's connections in the reports. */
+  net: boolean;
   /** No listening line. */
   quiet: boolean;
 }
@@ -121,7 +126,7 @@ export interface RunConfig {
 /** Parses `run`'s arguments; every bad flag is a {@linkcode CliError} with status 2. */
 export function parseRunConfig(args: string[]): RunConfig {
   const f = parseFlags(args, {
-    boolean: ["json", "help", "quiet", "wait-orphans", "tree", "realtime"],
+    boolean: ["json", "help", "quiet", "wait-orphans", "tree", "realtime", "net"],
     string: [
       "summary",
       "output",
@@ -160,6 +165,7 @@ export function parseRunConfig(args: string[]): RunConfig {
     btfPath: f.btf,
     argv: argvFlag(f.argv),
     files: f.files as string[],
+    net: f.net,
     quiet: f.quiet,
   };
 }
@@ -239,7 +245,7 @@ export async function runCommand(c: RunConfig): Promise<number> {
       say(
         `proctree: listening (${rcvbufNote(session)}, ${execFactsNote(session)}, ${
           execNamesNote(session)
-        }${filesNote(session)}); running ${c.command.map(displayArg).join(" ")}`,
+        }${filesNote(session)}${netNote(session)}); running ${c.command.map(displayArg).join(" ")}`,
       );
     }
 

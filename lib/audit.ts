@@ -11,6 +11,7 @@
 import type { WatchRecord } from "./record.ts";
 import type { ProcNode } from "./tree.ts";
 import { displayArg, displayName, MAX_INDENT } from "./text_view.ts";
+import { terminalSafe } from "./text.ts";
 
 /** One process of the audited subtree. */
 export interface AuditEntry {
@@ -46,6 +47,8 @@ export interface AuditEntry {
   exit_unknown?: boolean;
   /** With `--files`: the changes it made under the watched paths. */
   files?: FileSummary;
+  /** With `--net`: its connections. */
+  net?: NetSummary;
   /** The images it ran before its last exec, oldest first (`bash -c '…; sleep 1'` → bash). */
   earlier_images?: Image[];
   /** `report`: its `parent_id` chain loops back to itself (a damaged or forged log); shown as a root. */
@@ -76,6 +79,19 @@ export interface FileSummary {
 
 /** Most paths listed per process in a summary. */
 export const MAX_FILE_PATHS = 20;
+
+/** The connections of one process (`run --net`). */
+export interface NetSummary {
+  /** Calls by kind (`connect`, `accept`, `bind`), and `failed` of them. */
+  counts: Record<string, number>;
+  /**
+   * Where it connected to (`tcp 127.0.0.1:8080`, `udp [::1]:53`, `unix /run/x.sock`, with
+   * ` ECONNREFUSED` when it failed), first seen first, at most {@linkcode MAX_FILE_PATHS}.
+   */
+  destinations: string[];
+  /** Destinations beyond those listed. */
+  more: number;
+}
 
 /** Totals of an audit. */
 export interface AuditTotals {
@@ -171,6 +187,11 @@ export function applyRecord(e: AuditEntry, rec: WatchRecord): void {
     case "file":
       addFile(e, rec);
       break;
+    case "connect":
+    case "accept":
+    case "bind":
+      addNet(e, rec);
+      break;
     case "exit":
       e.end = rec.time;
       e.exit_code = rec.exit_code ?? null;
@@ -189,6 +210,30 @@ function addFile(e: AuditEntry, rec: WatchRecord): void {
     if (f.paths.length < MAX_FILE_PATHS) f.paths.push(p);
     else f.more++;
   }
+}
+
+function addNet(e: AuditEntry, rec: WatchRecord): void {
+  const n = e.net ??= { counts: {}, destinations: [], more: 0 };
+  n.counts[rec.event] = (n.counts[rec.event] ?? 0) + 1;
+  const failed = rec.result !== "ok" && rec.result !== "in_progress";
+  if (failed) n.counts.failed = (n.counts.failed ?? 0) + 1;
+  if (rec.event !== "connect") return;
+  const where = rec.family === "unix"
+    ? `unix ${rec.path ?? "(unnamed)"}`
+    : `${rec.protocol ?? rec.family} ${
+      rec.family === "inet6" ? `[${rec.address}]` : rec.address
+    }:${rec.port}`;
+  const d = failed ? `${where} ${rec.result}` : where;
+  if (n.destinations.includes(d)) return;
+  if (n.destinations.length < MAX_FILE_PATHS) n.destinations.push(d);
+  else n.more++;
+}
+
+/** One line on a process's connections: `net: 2 connect: tcp 127.0.0.1:80 (+3 more)`. */
+export function netLine(n: NetSummary): string {
+  const counts = Object.entries(n.counts).map(([a, k]) => `${k} ${a}`).join(", ");
+  const to = n.destinations.map(terminalSafe).join(", ");
+  return `net: ${counts}${to ? `: ${to}` : ""}${n.more ? ` (+${n.more} more)` : ""}`;
 }
 
 /** One line on a process's file changes: `files: 2 create, 1 delete: /a /b (+3 more)`. */
@@ -290,6 +335,7 @@ export class Audit {
       const indent = "  ".repeat(Math.min(depth, MAX_INDENT));
       lines.push(`${indent}${e.pid} ${entryName(e)}  [${how}${took}]`);
       if (e.files) lines.push(`${indent}    ${fileLine(e.files)}`);
+      if (e.net) lines.push(`${indent}    ${netLine(e.net)}`);
     }
     return lines.join("\n");
   }

@@ -12,7 +12,14 @@
  * @module
  */
 
-import { type AuditEntry, type AuditTotals, entryName, fileLine, flatten } from "./audit.ts";
+import {
+  type AuditEntry,
+  type AuditTotals,
+  entryName,
+  fileLine,
+  flatten,
+  netLine,
+} from "./audit.ts";
 
 /** What a page shows. */
 export interface ReportDoc {
@@ -52,8 +59,12 @@ export interface PageRow {
   outcome: Outcome;
   /** With `--files`: its changes in one line (`files: 2 create: /a /b`); null: none. */
   files: string | null;
+  /** With `--net`: its connections in one line (`net: 1 connect: tcp 10.0.0.1:443`); null: none. */
+  net: string | null;
   /** How many changes it made (0 without `--files`). */
   fileCount: number;
+  /** How many connect, accept and bind calls it made (0 without `--net`). */
+  netCount: number;
 }
 
 /** µs since the epoch of an ISO time with microseconds (`2026-11-29T18:38:22.875220Z`). */
@@ -95,7 +106,11 @@ export function pageRows(roots: readonly AuditEntry[]): PageRow[] {
     signal: e.signal,
     outcome: outcomeOf(e),
     files: e.files ? fileLine(e.files) : null,
+    net: e.net ? netLine(e.net) : null,
     fileCount: e.files ? Object.values(e.files.counts).reduce((a, n) => a + n, 0) : 0,
+    netCount: e.net
+      ? ["connect", "accept", "bind"].reduce((a, k) => a + (e.net!.counts[k] ?? 0), 0)
+      : 0,
   }));
 }
 
@@ -143,6 +158,7 @@ function tableRow(r: PageRow, i: number): string {
     `<span data-v="${r.start}">${formatDuration(r.start)}</span>` +
     `<span data-v="${dur ?? -1}">${formatDuration(dur)}</span>` +
     `<span data-v="${r.fileCount}">${r.fileCount || ""}</span>` +
+    `<span data-v="${r.netCount}">${r.netCount || ""}</span>` +
     `<span>${escapeHtml(outcomeText(r))}</span></div>`;
 }
 
@@ -191,7 +207,7 @@ ${header(doc, rows)}
 <section id="processes"><h2>Processes</h2>
 <p><input id="filter" type="search" placeholder="filter: pid, command, user…">
 <button id="by-lineage">lineage</button><button id="by-slowest">slowest first</button><button id="by-failed">non-zero first</button></p>
-<div class="row head"><span>pid</span><span>command</span><span>exe</span><span>user</span><span>start</span><span>duration</span><span>files</span><span>outcome</span></div>
+<div class="row head"><span>pid</span><span>command</span><span>exe</span><span>user</span><span>start</span><span>duration</span><span>files</span><span>net</span><span>outcome</span></div>
 <div id="rows">${tableBody(rows)}</div></section>
 <script type="application/json" id="data">${scriptJson(rows)}</script>
 <script nonce="${nonce}">${PAGE_SCRIPT}</script>
@@ -209,7 +225,7 @@ h2{font-size:15px;margin:16px 0 6px}.totals{margin:0;color:#444}.note{color:#a15
 #tl{position:sticky;top:0;left:0;display:block}
 #tl-space{position:absolute;top:0;left:0;width:1px}
 #tip{position:fixed;margin:0;padding:6px 8px;background:#fffbe6;border:1px solid #c9b458;max-width:70ch;white-space:pre-wrap;word-break:break-all;pointer-events:none;font:12px ui-monospace,monospace}
-.row{display:grid;grid-template-columns:7ch minmax(0,1fr) 22% 10ch 9ch 10ch 6ch 16ch;border-bottom:1px solid #eee}
+.row{display:grid;grid-template-columns:7ch minmax(0,1fr) 22% 10ch 9ch 10ch 6ch 5ch 16ch;border-bottom:1px solid #eee}
 .row span{padding:2px 6px;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
 .row.head{background:#f3f3f3;position:sticky;top:0}.row.head span{cursor:pointer;font-weight:600}
 .block{content-visibility:auto;contain-intrinsic-size:auto ${ROWS_PER_BLOCK * 21}px}
@@ -246,7 +262,7 @@ function details(i) {
   return "pid " + r.pid + "  " + how + "  " + dur(r.end === null ? null : r.end - r.start) +
     "\\nargv: " + (r.argv ? JSON.stringify(r.argv) : "not read (the process ended before /proc could be read)") + "\\nexe: " + (r.exe ?? "unknown") +
     (r.script ? "\\nscript: " + r.script : "") + "\\nuser: " + (r.user ?? "unknown") +
-    (r.cwd ? "\\ncwd: " + r.cwd : "") + (r.files ? "\\n" + r.files : "") + "\\nchain: " + chain(i);
+    (r.cwd ? "\\ncwd: " + r.cwd : "") + (r.files ? "\\n" + r.files : "") + (r.net ? "\\n" + r.net : "") + "\\nchain: " + chain(i);
 }
 let selected = -1;
 function draw() {
@@ -346,7 +362,7 @@ document.getElementById("by-slowest").onclick = () => order("slowest");
 document.getElementById("by-failed").onclick = () => order("failed");
 document.querySelectorAll(".row.head span").forEach((th, col) => th.addEventListener("click", () => {
   const sorted = trs.slice();
-  const num = col === 0 || col === 4 || col === 5;
+  const num = col === 0 || (col >= 4 && col <= 7);
   const v = (tr) => num ? Number(tr.children[col].dataset.v ?? tr.children[col].textContent) : tr.children[col].textContent;
   sorted.sort((a, b) => num ? v(a) - v(b) : String(v(a)).localeCompare(String(v(b))));
   place(sorted);

@@ -3,7 +3,8 @@
  * (ui.perfetto.dev) and `chrome://tracing` open. One complete event (`"ph": "X"`, `ts` and
  * `dur` in µs) per process, each process on its own track, the tracks sorted in lineage
  * order with their names indented by depth, and a flow arrow from each creator to each
- * process it created. argv, exe, user and how it ended are in `args`.
+ * process it created. argv, exe, user, how it ended, and with `--files`/`--net` its changes
+ * and connections in one line each, are in `args`.
  *
  * @module
  */
@@ -76,6 +77,8 @@ export function traceOf(roots: readonly AuditEntry[]): TraceDoc {
           exit_code: r.exitCode,
           signal: r.signal,
           outcome: r.outcome,
+          files: r.files ?? undefined,
+          net: r.net ?? undefined,
         },
       },
     );

@@ -165,6 +165,7 @@ Deno.test("run config: defaults and every flag", () => {
     btfPath: undefined,
     argv: "proc",
     files: [],
+    net: false,
     quiet: false,
   });
   assertEquals(
@@ -187,6 +188,7 @@ Deno.test("run config: defaults and every flag", () => {
       "--argv=audit",
       "--files",
       "src",
+      "--net",
       "-q",
       "--",
       "make",
@@ -208,6 +210,7 @@ Deno.test("run config: defaults and every flag", () => {
       btfPath: undefined,
       argv: "audit",
       files: ["src"],
+      net: true,
       quiet: true,
     },
   );

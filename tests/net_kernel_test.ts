@@ -44,8 +44,8 @@ Deno.test({
 }, async () => {
   const { out, pid, lines } = await underNet(
     PRELUDE + `
-s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen()
-c = socket.socket(); c.connect(s.getsockname())
+s = socket.socket(); s.bind(("0.0.0.0", 0)); s.listen()
+c = socket.socket(); c.connect(("127.0.0.1", s.getsockname()[1]))
 a, peer = s.accept()
 out.update(server=s.getsockname()[1], local=c.getsockname()[1], peer=peer[1])
 print(json.dumps(out))
@@ -59,7 +59,7 @@ print(json.dumps(out))
     assert(String(l.chain).startsWith(`${pid}|python3|root;`), l.chain);
     assert(String(l.chain).split(";")[1].includes("|sh|"), l.chain);
   }
-  assertEquals([bind.address, bind.port], ["127.0.0.1", out.server]);
+  assertEquals([bind.address, bind.port], ["0.0.0.0", out.server]);
   assertEquals([connect.address, connect.port], ["127.0.0.1", out.server]);
   assertEquals([connect.local_address, connect.local_port], ["127.0.0.1", out.local]);
   assertEquals([accept.address, accept.port], ["127.0.0.1", out.peer]);
@@ -207,5 +207,51 @@ print(json.dumps(out))
     assertEquals(result.length, 1, JSON.stringify(lines));
     assertEquals([result[0].result, result[0].local_port], ["ok", out.local]);
     assert(result[0].time > late[0].time, "the outcome's own time");
+  },
+);
+
+Deno.test(
+  { name: "kernel: run --net: each process's connections in the tree and summary", ignore },
+  async () => {
+    const dir = await Deno.makeTempDir();
+    const program = `import socket
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen()
+c = socket.socket(); c.connect(s.getsockname())
+d = socket.socket(); d.bind(("127.0.0.1", 0)); port = d.getsockname()[1]; d.close()
+socket.socket().connect_ex(("127.0.0.1", port))
+print(s.getsockname()[1], port)`;
+    const r = await new Deno.Command(PROCTREE[0], {
+      args: [
+        ...PROCTREE.slice(1),
+        "run",
+        "--net",
+        "--summary",
+        `${dir}/s.json`,
+        "--",
+        "sh",
+        "-c",
+        'python3 -c "$0"; true',
+        program,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const err = new TextDecoder().decode(r.stderr);
+    assertEquals(r.code, 0, err);
+    const [server, closed] = new TextDecoder().decode(r.stdout).trim().split(" ").map(Number);
+    const doc = JSON.parse(await Deno.readTextFile(`${dir}/s.json`));
+    await Deno.remove(dir, { recursive: true });
+    const python = doc.tree.children.find((c: { comm: string }) => c.comm === "python3");
+    assertEquals(python?.net, {
+      counts: { bind: 2, connect: 2, failed: 1 },
+      destinations: [`tcp 127.0.0.1:${server}`, `tcp 127.0.0.1:${closed} ECONNREFUSED`],
+      more: 0,
+    });
+    assert(
+      err.includes(
+        `net: 2 bind, 2 connect, 1 failed: tcp 127.0.0.1:${server}, tcp 127.0.0.1:${closed} ECONNREFUSED`,
+      ),
+      err,
+    );
   },
 );

@@ -19,6 +19,11 @@ import {
 } from "../lib/source/bpf_net/record.ts";
 import { NetStage } from "../lib/source/bpf_net/stage.ts";
 import { readFileBytes } from "../ffi/procfs.ts";
+import { applyRecord, netLine, newEntry } from "../lib/audit.ts";
+import { pageRows } from "../lib/report_html.ts";
+import { toEcs } from "../lib/ecs.ts";
+import { traceOf } from "../lib/trace.ts";
+import type { WatchRecord } from "../lib/record.ts";
 import { decodeBytes } from "../lib/text.ts";
 
 const CALLS = NET_SYSCALLS.x86_64;
@@ -267,4 +272,74 @@ Deno.test("NetStage: a connect in progress and how it ended, paired by socket an
   assertEquals(stage.counters().net_outcomes_unknown, 1);
   stage.add(outcome(2000 + 181e9, 3n, TCP_STATE.ESTABLISHED));
   assertEquals(lines(stage.due(3e11)), []);
+});
+
+Deno.test("run --net summary: counts, destinations (failed ones marked), the page's hover line", () => {
+  const rec = (event: "connect" | "bind" | "accept", f: Partial<WatchRecord>): WatchRecord => ({
+    event,
+    time: "2026-12-04T00:00:00.000000Z",
+    pid: 7,
+    family: "inet",
+    protocol: "tcp",
+    result: "ok",
+    ...f,
+  });
+  const e = newEntry(rec("bind", {}), 7);
+  applyRecord(e, rec("bind", { address: "0.0.0.0", port: 80 }));
+  applyRecord(e, rec("connect", { address: "10.0.0.1", port: 443 }));
+  applyRecord(e, rec("connect", { address: "10.0.0.1", port: 443 }));
+  applyRecord(
+    e,
+    rec("connect", { family: "inet6", address: "::1", port: 9, result: "ECONNREFUSED" }),
+  );
+  applyRecord(e, rec("connect", { family: "unix", protocol: null, path: "/run/a\nb" }));
+  applyRecord(e, rec("accept", { address: "10.0.0.2", port: 5000 }));
+  assertEquals(e.net, {
+    counts: { bind: 1, connect: 4, failed: 1, accept: 1 },
+    destinations: ["tcp 10.0.0.1:443", "tcp [::1]:9 ECONNREFUSED", "unix /run/a\nb"],
+    more: 0,
+  });
+  const line = "net: 1 bind, 4 connect, 1 failed, 1 accept: " +
+    "tcp 10.0.0.1:443, tcp [::1]:9 ECONNREFUSED, unix /run/a\\x0ab";
+  assertEquals(netLine(e.net!), line);
+  assertEquals(pageRows([e])[0].net, line);
+  const span = traceOf([e]).traceEvents.find((t) => t.ph === "X");
+  assertEquals(span?.args?.net, line, "in the trace too");
+});
+
+Deno.test("ecs: a connection's source, destination, transport, direction and outcome", () => {
+  const base: WatchRecord = {
+    event: "connect",
+    time: "2026-12-04T00:00:00.000000Z",
+    pid: 7,
+    comm: "curl",
+    family: "inet6",
+    protocol: "tcp",
+    address: "::1",
+    port: 443,
+    local_address: "::1",
+    local_port: 40000,
+    result: "ECONNREFUSED",
+  };
+  const d = toEcs(base, null, "host") as Record<string, Record<string, unknown>>;
+  assertEquals(d.event.category, ["network"]);
+  assertEquals([d.event.type, d.event.outcome, d.event.action], [
+    ["connection", "error"],
+    "failure",
+    "network-connect",
+  ]);
+  assertEquals(d.source, { ip: "::1", port: 40000 });
+  assertEquals(d.destination, { ip: "::1", port: 443 });
+  assertEquals(d.network, { transport: "tcp", type: "ipv6", direction: "egress" });
+  const a = toEcs({ ...base, event: "accept", result: "ok" }, null, "host") as Record<
+    string,
+    Record<string, unknown>
+  >;
+  assertEquals([a.source.port, a.destination.port, a.network.direction], [443, 40000, "ingress"]);
+  const u = toEcs(
+    { ...base, family: "unix", protocol: null, path: "/run/x", address: undefined },
+    null,
+    "host",
+  ) as Record<string, Record<string, unknown>>;
+  assertEquals([u.proctree.path, u.network?.type, u.destination], ["/run/x", undefined, undefined]);
 });
