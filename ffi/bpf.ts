@@ -10,7 +10,8 @@
  */
 
 import { errno, libc, LibcError } from "./libc.ts";
-import { cBytes } from "./procfs.ts";
+import { cBytes, readFileBytes } from "./procfs.ts";
+import { Btf, BtfError } from "../lib/bpf/btf.ts";
 
 /** `SYS_bpf` by architecture. */
 const SYS_BPF = Deno.build.arch === "aarch64" ? 280 : 321;
@@ -242,5 +243,117 @@ export class RingBuffer {
     c.munmap(this.#consumerPtr, BigInt(PAGE_BYTES));
     c.munmap(this.#producerPtr, BigInt(PAGE_BYTES + 2 * this.#dataBytes));
     c.close(this.fd);
+  }
+}
+
+/** Where the kernel describes its types. */
+export const VMLINUX_BTF_PATH = "/sys/kernel/btf/vmlinux";
+
+/** A BPF source cannot run here; `message` says why in a few words. */
+export class BpfUnavailable extends Error {
+  /** Always `BpfUnavailable`. */
+  override name = "BpfUnavailable";
+}
+
+/** Why a `bpf(2)` refusal means "not here", in words. */
+export function refusal(e: LibcError): string {
+  if (e.code === "EPERM" || e.code === "EACCES") {
+    return `${e.message} (needs root, or CAP_BPF and CAP_PERFMON)`;
+  }
+  return e.message;
+}
+
+/**
+ * A program's struct offsets in the running kernel: `offsetsFrom` over the BTF at `path`.
+ * Throws {@linkcode BpfUnavailable} when there is none, it is malformed, or a member the
+ * program reads is missing.
+ */
+export function kernelOffsets<T>(path: string, offsetsFrom: (btf: Btf) => T | string): T {
+  const bytes = readFileBytes(path);
+  if (!bytes) throw new BpfUnavailable(`no BTF at ${path}`);
+  let offsets;
+  try {
+    offsets = offsetsFrom(new Btf(bytes));
+  } catch (e) {
+    if (e instanceof BtfError) throw new BpfUnavailable(`${path}: ${e.message}`);
+    throw e;
+  }
+  if (typeof offsets === "string") throw new BpfUnavailable(offsets);
+  return offsets;
+}
+
+/**
+ * Runs `build`, which pushes each descriptor and ring buffer it opens; if it fails, closes
+ * them all, and a refusal of `bpf(2)` becomes {@linkcode BpfUnavailable}.
+ */
+export function openAll<T>(build: (fds: number[], rings: RingBuffer[]) => T): T {
+  const fds: number[] = [];
+  const rings: RingBuffer[] = [];
+  try {
+    return build(fds, rings);
+  } catch (e) {
+    for (const fd of fds) libc().close(fd);
+    for (const r of rings) r.close();
+    if (e instanceof LibcError) throw new BpfUnavailable(refusal(e));
+    throw e;
+  }
+}
+
+/** A program's count of records its ring buffer could not take (an array map, one u64). */
+export class DropCount {
+  readonly fd: number;
+  readonly #buf = new Uint8Array(8);
+
+  /** Creates the map, named `name`. */
+  constructor(name: string) {
+    this.fd = createMap(MapType.ARRAY, 4, 8, 1, name);
+  }
+
+  /** The count now (0 if the map cannot be read). */
+  read(): number {
+    if (!lookupU32Key(this.fd, 0, this.#buf)) return 0;
+    return Number(new DataView(this.#buf.buffer).getBigUint64(0, true));
+  }
+}
+
+/**
+ * What a BPF source holds: its maps, programs and attachments (descriptors, in the order
+ * opened), its ring buffer and its drop count. Closed together, attachments first (the
+ * reverse order), so no record is written into a ring being unmapped.
+ */
+export class Attached {
+  readonly #fds: number[];
+  readonly #ring: RingBuffer;
+  readonly #drops: DropCount;
+  #closed = false;
+
+  /** Holds `fds`, `ring` and `drops` (from {@linkcode openAll}). */
+  constructor(fds: number[], ring: RingBuffer, drops: DropCount) {
+    this.#fds = fds;
+    this.#ring = ring;
+    this.#drops = drops;
+  }
+
+  /** The ring buffer's descriptor. */
+  get ringFd(): number {
+    return this.#ring.fd;
+  }
+
+  /** Hands each committed record to `take` (see {@linkcode RingBuffer.drain}); 0 once closed. */
+  drain(take: (record: Uint8Array) => void): number {
+    return this.#closed ? 0 : this.#ring.drain(take);
+  }
+
+  /** Records the ring buffer could not take, since the programs were loaded. */
+  drops(): number {
+    return this.#closed ? 0 : this.#drops.read();
+  }
+
+  /** Detaches the programs and frees the maps. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const fd of this.#fds.toReversed()) libc().close(fd);
+    this.#ring.close();
   }
 }

@@ -10,24 +10,26 @@
  * @module
  */
 
-import { Btf, BtfError } from "../../lib/bpf/btf.ts";
 import { execProgram, offsetsFrom, SLOT_BYTES } from "../../lib/source/bpf_exec/program.ts";
 import type { BpfRecords } from "../../lib/source/bpf_exec/stage.ts";
 import {
+  Attached,
+  BpfUnavailable,
   createMap,
+  DropCount,
+  kernelOffsets,
   loadProgram,
-  lookupU32Key,
   MapType,
+  openAll,
   openRawTracepoint,
   parseCpuList,
   PROG_TYPE_RAW_TRACEPOINT,
   RingBuffer,
+  VMLINUX_BTF_PATH,
 } from "../bpf.ts";
-import { libc, LibcError } from "../libc.ts";
 import { readFileBytes } from "../procfs.ts";
 
-/** Where the kernel describes its types. */
-export const VMLINUX_BTF_PATH = "/sys/kernel/btf/vmlinux";
+export { BpfUnavailable, VMLINUX_BTF_PATH };
 
 /** The tracepoint: inside `execve`, the new image installed, before the connector's event. */
 export const EXEC_TRACEPOINT = "sched_process_exec";
@@ -37,12 +39,6 @@ export const EXEC_TRACEPOINT = "sched_process_exec";
  * ordinary length (600 bytes of fixed part, then argv).
  */
 export const RINGBUF_BYTES = 16 << 20;
-
-/** The BPF source cannot run here; `message` says why in a few words. */
-export class BpfUnavailable extends Error {
-  /** Always `BpfUnavailable`. */
-  override name = "BpfUnavailable";
-}
 
 /** Options of {@linkcode BpfExecSource.open}. */
 export interface BpfExecOptions {
@@ -56,80 +52,49 @@ function cpuCount(): number {
   return n > 0 ? n : navigator.hardwareConcurrency;
 }
 
-/** Why a `bpf(2)` refusal means "not here", in words. */
-export function refusal(e: LibcError): string {
-  if (e.code === "EPERM" || e.code === "EACCES") {
-    return `${e.message} (needs root, or CAP_BPF and CAP_PERFMON)`;
-  }
-  return e.message;
-}
-
 /** The loaded and attached program, and its ring buffer. */
 export class BpfExecSource implements BpfRecords {
-  readonly #fds: number[];
-  readonly #ring: RingBuffer;
-  readonly #dropsFd: number;
-  readonly #dropsBuf = new Uint8Array(8);
+  readonly #a: Attached;
   /** The loaded program's fd (its id is the kernel's name for it). */
   readonly progFd: number;
-  #closed = false;
 
-  private constructor(fds: number[], ring: RingBuffer, dropsFd: number, progFd: number) {
-    this.#fds = fds;
-    this.#ring = ring;
-    this.#dropsFd = dropsFd;
+  private constructor(a: Attached, progFd: number) {
+    this.#a = a;
     this.progFd = progFd;
   }
 
   /** Loads and attaches; throws {@linkcode BpfUnavailable} with the reason when it cannot. */
   static open(opts: BpfExecOptions = {}): BpfExecSource {
-    const path = opts.btfPath ?? VMLINUX_BTF_PATH;
-    const bytes = readFileBytes(path);
-    if (!bytes) throw new BpfUnavailable(`no BTF at ${path}`);
-    let offsets;
-    try {
-      offsets = offsetsFrom(new Btf(bytes));
-    } catch (e) {
-      if (e instanceof BtfError) throw new BpfUnavailable(`${path}: ${e.message}`);
-      throw e;
-    }
-    if (typeof offsets === "string") throw new BpfUnavailable(offsets);
-    const fds: number[] = [];
-    let ring: RingBuffer | null = null;
-    try {
+    const offsets = kernelOffsets(opts.btfPath ?? VMLINUX_BTF_PATH, offsetsFrom);
+    return openAll((fds, rings) => {
       const scratch = createMap(MapType.ARRAY, 4, SLOT_BYTES, cpuCount(), "pt_exec_slot");
       fds.push(scratch);
-      const drops = createMap(MapType.ARRAY, 4, 8, 1, "pt_exec_drops");
-      fds.push(drops);
-      ring = new RingBuffer(RINGBUF_BYTES, "pt_exec_ring");
-      const insns = execProgram(offsets, { scratchFd: scratch, ringFd: ring.fd, dropsFd: drops });
+      const drops = new DropCount("pt_exec_drops");
+      fds.push(drops.fd);
+      const ring = new RingBuffer(RINGBUF_BYTES, "pt_exec_ring");
+      rings.push(ring);
+      const insns = execProgram(offsets, {
+        scratchFd: scratch,
+        ringFd: ring.fd,
+        dropsFd: drops.fd,
+      });
       const prog = loadProgram(PROG_TYPE_RAW_TRACEPOINT, insns, "proctree_exec");
       fds.push(prog);
       fds.push(openRawTracepoint(EXEC_TRACEPOINT, prog));
-      return new BpfExecSource(fds, ring, drops, prog);
-    } catch (e) {
-      for (const fd of fds) libc().close(fd);
-      ring?.close();
-      if (e instanceof LibcError) throw new BpfUnavailable(refusal(e));
-      throw e;
-    }
+      return new BpfExecSource(new Attached(fds, ring, drops), prog);
+    });
   }
 
   drain(take: (record: Uint8Array) => void): void {
-    if (!this.#closed) this.#ring.drain(take);
+    this.#a.drain(take);
   }
 
   drops(): number {
-    if (this.#closed || !lookupU32Key(this.#dropsFd, 0, this.#dropsBuf)) return 0;
-    return Number(new DataView(this.#dropsBuf.buffer).getBigUint64(0, true));
+    return this.#a.drops();
   }
 
   /** Detaches the program and frees the maps. */
   close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    // The attachment first, so no record is written into a ring being unmapped.
-    for (const fd of this.#fds.toReversed()) libc().close(fd);
-    this.#ring.close();
+    this.#a.close();
   }
 }

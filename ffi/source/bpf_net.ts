@@ -10,7 +10,6 @@
  * @module
  */
 
-import { Btf, BtfError } from "../../lib/bpf/btf.ts";
 import {
   NET_SYSCALLS,
   netOffsetsFrom,
@@ -19,17 +18,17 @@ import {
 } from "../../lib/source/bpf_net/program.ts";
 import type { BatchSink, Source } from "../../lib/loop.ts";
 import {
-  createMap,
+  Attached,
+  BpfUnavailable,
+  DropCount,
+  kernelOffsets,
   loadProgram,
-  lookupU32Key,
-  MapType,
+  openAll,
   openRawTracepoint,
   PROG_TYPE_RAW_TRACEPOINT,
   RingBuffer,
+  VMLINUX_BTF_PATH,
 } from "../bpf.ts";
-import { libc, LibcError } from "../libc.ts";
-import { readFileBytes } from "../procfs.ts";
-import { BpfUnavailable, refusal, VMLINUX_BTF_PATH } from "./bpf_exec.ts";
 
 /** The tracepoint: every system call's return. */
 export const NET_TRACEPOINT = "sys_exit";
@@ -50,28 +49,17 @@ export class NetUnavailable extends Error {
 export class BpfNetSource implements Source {
   readonly name = "net";
   readonly pending = false;
-  readonly #fds: number[];
-  readonly #ring: RingBuffer;
-  readonly #dropsFd: number;
-  readonly #dropsBuf = new Uint8Array(8);
+  readonly #a: Attached;
   readonly #take: (record: Uint8Array) => void;
-  #closed = false;
 
-  private constructor(
-    fds: number[],
-    ring: RingBuffer,
-    dropsFd: number,
-    take: (record: Uint8Array) => void,
-  ) {
-    this.#fds = fds;
-    this.#ring = ring;
-    this.#dropsFd = dropsFd;
+  private constructor(a: Attached, take: (record: Uint8Array) => void) {
+    this.#a = a;
     this.#take = take;
   }
 
   /** The ring buffer's descriptor: readable when records wait. */
   get fd(): number {
-    return this.#ring.fd;
+    return this.#a.ringFd;
   }
 
   /**
@@ -90,63 +78,36 @@ export class BpfNetSource implements Source {
   static #open(take: (record: Uint8Array) => void, btfPath: string): BpfNetSource {
     const syscalls = NET_SYSCALLS[Deno.build.arch];
     if (!syscalls) throw new BpfUnavailable(`not written for ${Deno.build.arch} yet`);
-    const bytes = readFileBytes(btfPath);
-    if (!bytes) throw new BpfUnavailable(`no BTF at ${btfPath}`);
-    let offsets;
-    try {
-      offsets = netOffsetsFrom(new Btf(bytes));
-    } catch (e) {
-      if (e instanceof BtfError) throw new BpfUnavailable(`${btfPath}: ${e.message}`);
-      throw e;
-    }
-    if (typeof offsets === "string") throw new BpfUnavailable(offsets);
-    const fds: number[] = [];
-    let ring: RingBuffer | null = null;
-    try {
-      const drops = createMap(MapType.ARRAY, 4, 8, 1, "pt_net_drops");
-      fds.push(drops);
-      ring = new RingBuffer(NET_RINGBUF_BYTES, "pt_net_ring");
-      const insns = netProgram(offsets, {
-        syscalls,
-        selfTgid: Deno.pid,
-        ringFd: ring.fd,
-        dropsFd: drops,
-      });
-      const prog = loadProgram(PROG_TYPE_RAW_TRACEPOINT, insns, "proctree_net");
+    const offsets = kernelOffsets(btfPath, netOffsetsFrom);
+    return openAll((fds, rings) => {
+      const drops = new DropCount("pt_net_drops");
+      fds.push(drops.fd);
+      const ring = new RingBuffer(NET_RINGBUF_BYTES, "pt_net_ring");
+      rings.push(ring);
+      const maps = { ringFd: ring.fd, dropsFd: drops.fd };
+      const calls = netProgram(offsets, { syscalls, selfTgid: Deno.pid, ...maps });
+      const prog = loadProgram(PROG_TYPE_RAW_TRACEPOINT, calls, "proctree_net");
       fds.push(prog);
       fds.push(openRawTracepoint(NET_TRACEPOINT, prog));
-      const maps = { ringFd: ring.fd, dropsFd: drops };
-      const outcome = loadProgram(
-        PROG_TYPE_RAW_TRACEPOINT,
-        outcomeProgram(offsets, maps),
-        "proctree_tcp",
-      );
-      fds.push(outcome);
-      fds.push(openRawTracepoint(OUTCOME_TRACEPOINT, outcome));
-      return new BpfNetSource(fds, ring, drops, take);
-    } catch (e) {
-      for (const fd of fds) libc().close(fd);
-      ring?.close();
-      if (e instanceof LibcError) throw new BpfUnavailable(refusal(e));
-      throw e;
-    }
+      const outcome = outcomeProgram(offsets, maps);
+      const outcomeProg = loadProgram(PROG_TYPE_RAW_TRACEPOINT, outcome, "proctree_tcp");
+      fds.push(outcomeProg);
+      fds.push(openRawTracepoint(OUTCOME_TRACEPOINT, outcomeProg));
+      return new BpfNetSource(new Attached(fds, ring, drops), take);
+    });
   }
 
   drain(_sink: BatchSink, _max: number): number {
-    return this.#closed ? 0 : this.#ring.drain(this.#take);
+    return this.#a.drain(this.#take);
   }
 
-  /** Records the ring buffer could not take, since the program was loaded. */
+  /** Records the ring buffer could not take, since the programs were loaded. */
   drops(): number {
-    if (this.#closed || !lookupU32Key(this.#dropsFd, 0, this.#dropsBuf)) return 0;
-    return Number(new DataView(this.#dropsBuf.buffer).getBigUint64(0, true));
+    return this.#a.drops();
   }
 
-  /** Detaches the program and frees the maps. */
+  /** Detaches the programs and frees the maps. */
   close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    for (const fd of this.#fds.toReversed()) libc().close(fd);
-    this.#ring.close();
+    this.#a.close();
   }
 }

@@ -231,3 +231,26 @@ export class Btf {
     return id === null ? null : this.memberOf(id, member);
   }
 }
+
+/** Kernel struct members a program reads: its name for each, and `[struct, member, bytes]`. */
+export type MemberTable = Readonly<Record<string, readonly [string, string, number]>>;
+
+/** The byte offset of each member of a {@linkcode MemberTable}. */
+export type OffsetsOf<T extends MemberTable> = { -readonly [K in keyof T]: number };
+
+/**
+ * The offsets of `members` in `btf`; a string saying which one is missing (or of another
+ * size than the program reads) when the kernel's types are not what the program expects.
+ */
+export function memberOffsets<T extends MemberTable>(btf: Btf, members: T): OffsetsOf<T> | string {
+  const out: Partial<Record<keyof T, number>> = {};
+  for (const [key, [struct, member, bytes]] of Object.entries(members)) {
+    const place = btf.member(struct, member);
+    if (!place) return `no ${struct}.${member} in the kernel's BTF`;
+    if (place.sizeBytes !== bytes) {
+      return `${struct}.${member} is ${place.sizeBytes} bytes, not ${bytes}`;
+    }
+    out[key as keyof T] = place.offsetBytes;
+  }
+  return out as OffsetsOf<T>;
+}

@@ -212,3 +212,20 @@ export class Asm {
     return out;
   }
 }
+
+/**
+ * `probe_read_kernel(base + dstOff, bytes, src + srcOff)`: copies kernel memory into the
+ * program's own (the stack, `base` r10, or a map value); clobbers r1–r3 and r0.
+ */
+export function readKernel(
+  a: Asm,
+  base: Reg,
+  dstOff: number,
+  bytes: number,
+  src: Reg,
+  srcOff: number,
+): void {
+  a.mov(1, base).aluImm(Alu.ADD, 1, dstOff).movImm(2, bytes);
+  if (src !== 3) a.mov(3, src);
+  a.aluImm(Alu.ADD, 3, srcOff).call(Helper.probe_read_kernel);
+}

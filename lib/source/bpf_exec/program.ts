@@ -16,8 +16,8 @@
  * @module
  */
 
-import { Alu, Asm, Helper, Jmp, type Reg } from "../../bpf/insn.ts";
-import type { Btf } from "../../bpf/btf.ts";
+import { Alu, Asm, Helper, Jmp, readKernel } from "../../bpf/insn.ts";
+import { type Btf, memberOffsets, type MemberTable, type OffsetsOf } from "../../bpf/btf.ts";
 
 /** The most argv bytes a record carries; longer argv is cut there and marked truncated. */
 export const ARGV_CAP_BYTES = 32768;
@@ -89,26 +89,17 @@ export const MEMBERS = {
   inodeIno: ["inode", "i_ino", 8],
   inodeSb: ["inode", "i_sb", 8],
   sbDev: ["super_block", "s_dev", 4],
-} as const satisfies Record<string, readonly [string, string, number]>;
+} as const satisfies MemberTable;
 
 /** Byte offsets of {@linkcode MEMBERS} in the running kernel. */
-export type Offsets = { -readonly [K in keyof typeof MEMBERS]: number };
+export type Offsets = OffsetsOf<typeof MEMBERS>;
 
 /**
  * The offsets of {@linkcode MEMBERS} from `btf`; a string saying which one is missing (or of
  * an unexpected size) when the kernel's types are not what the program reads.
  */
 export function offsetsFrom(btf: Btf): Offsets | string {
-  const out: Partial<Offsets> = {};
-  for (const [key, [struct, member, bytes]] of Object.entries(MEMBERS)) {
-    const place = btf.member(struct, member);
-    if (!place) return `no ${struct}.${member} in the kernel's BTF`;
-    if (place.sizeBytes !== bytes) {
-      return `${struct}.${member} is ${place.sizeBytes} bytes, not ${bytes}`;
-    }
-    out[key as keyof Offsets] = place.offsetBytes;
-  }
-  return out as Offsets;
+  return memberOffsets(btf, MEMBERS);
 }
 
 /** The maps the program uses, by file descriptor. */
@@ -127,13 +118,6 @@ const TMP = -16;
 const ARG_START = -24;
 const ARG_END = -32;
 const INODE = -40;
-
-/** `probe_read_kernel(base + dstOff, bytes, src + srcOff)`. */
-function readKernel(a: Asm, base: Reg, dstOff: number, bytes: number, src: Reg, srcOff: number) {
-  a.mov(1, base).aluImm(Alu.ADD, 1, dstOff).movImm(2, bytes);
-  if (src !== 3) a.mov(3, src);
-  a.aluImm(Alu.ADD, 3, srcOff).call(Helper.probe_read_kernel);
-}
 
 /**
  * The program. Registers kept across calls: r6 the tracepoint's arguments (`task`,

@@ -16,8 +16,13 @@
  * @module
  */
 
-import { Alu, Asm, Helper, Jmp, type Reg } from "../../bpf/insn.ts";
-import type { Btf } from "../../bpf/btf.ts";
+import { Alu, Asm, Helper, Jmp, readKernel as readInto, type Reg } from "../../bpf/insn.ts";
+import { type Btf, memberOffsets, type MemberTable, type OffsetsOf } from "../../bpf/btf.ts";
+
+/** `probe_read_kernel` into the stack frame: `r10 + dstOff`. */
+function readKernel(a: Asm, dstOff: number, bytes: number, src: Reg, srcOff: number): void {
+  readInto(a, 10, dstOff, bytes, src, srcOff);
+}
 import type { NetSyscalls } from "./record.ts";
 
 /** Bytes of the caller's socket address a record carries (a `sockaddr_un` is 110). */
@@ -105,23 +110,14 @@ export const NET_MEMBERS = {
   skType: ["sock", "sk_type", 2],
   skProtocol: ["sock", "sk_protocol", 2],
   skErr: ["sock", "sk_err", 4],
-} as const satisfies Record<string, readonly [string, string, number]>;
+} as const satisfies MemberTable;
 
 /** Byte offsets of {@linkcode NET_MEMBERS} in the running kernel. */
-export type NetOffsets = { -readonly [K in keyof typeof NET_MEMBERS]: number };
+export type NetOffsets = OffsetsOf<typeof NET_MEMBERS>;
 
 /** The offsets of {@linkcode NET_MEMBERS} from `btf`, or what is missing, in words. */
 export function netOffsetsFrom(btf: Btf): NetOffsets | string {
-  const out: Partial<NetOffsets> = {};
-  for (const [key, [struct, member, bytes]] of Object.entries(NET_MEMBERS)) {
-    const place = btf.member(struct, member);
-    if (!place) return `no ${struct}.${member} in the kernel's BTF`;
-    if (place.sizeBytes !== bytes) {
-      return `${struct}.${member} is ${place.sizeBytes} bytes, not ${bytes}`;
-    }
-    out[key as keyof NetOffsets] = place.offsetBytes;
-  }
-  return out as NetOffsets;
+  return memberOffsets(btf, NET_MEMBERS);
 }
 
 /** What the program is built for. */
@@ -144,13 +140,6 @@ const ARG_SI = ARG_DX - 8;
 const ARG_DI = ARG_SI - 8;
 const FD = ARG_DI - 8;
 const KEY = FD - 8;
-
-/** `probe_read_kernel(r10 + dstOff, bytes, src + srcOff)`. */
-function readKernel(a: Asm, dstOff: number, bytes: number, src: Reg, srcOff: number) {
-  a.mov(1, 10).aluImm(Alu.ADD, 1, dstOff).movImm(2, bytes);
-  if (src !== 3) a.mov(3, src);
-  a.aluImm(Alu.ADD, 3, srcOff).call(Helper.probe_read_kernel);
-}
 
 /** `r<dst> = *(u64 *)(src + srcOff)` read from kernel memory; to `label` when null. */
 function follow(a: Asm, dst: Reg, src: Reg, srcOff: number, label: string) {
