@@ -255,3 +255,40 @@ print(s.getsockname()[1], port)`;
     );
   },
 );
+
+Deno.test(
+  { name: "library: watchEvents({ net: true }) yields connect records", ignore },
+  async () => {
+    const { watchEvents } = await import("../mod.ts");
+    const stop = new AbortController();
+    const server = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (server.addr as Deno.NetAddr).port;
+    const accepting = server.accept().then((c) => c.close()).catch(() => {});
+    let child: Deno.ChildProcess | null = null;
+    let found: Record<string, unknown> | null = null;
+    const timer = setTimeout(() => stop.abort(), 15000);
+    for await (
+      const rec of watchEvents({
+        events: ["exec"],
+        net: true,
+        signal: stop.signal,
+        onListening: () => {
+          child = new Deno.Command("python3", {
+            args: ["-c", `import socket; socket.create_connection(("127.0.0.1", ${port}))`],
+          }).spawn();
+        },
+      })
+    ) {
+      if (rec.event === "connect" && rec.pid === (child as Deno.ChildProcess | null)?.pid) {
+        found = rec;
+        stop.abort();
+      }
+    }
+    clearTimeout(timer);
+    await (child as Deno.ChildProcess | null)?.status;
+    await accepting;
+    server.close();
+    assert(found, "a connect record for the child");
+    assertEquals([found.port, found.result, found.comm], [port, "ok", "python3"]);
+  },
+);
