@@ -190,7 +190,7 @@ export const NET_HELP =
                        (inet, inet6, unix) with the process and its chain; needs root, or
                        CAP_BPF and CAP_PERFMON, and the kernel's BTF`;
 
-/** \`, net: connect, accept, bind\` with \`--net\`, else "", for the listening line. */
+/** `, net: connect, accept, bind` with `--net`, else "", for the listening line. */
 export function netNote(s: Session): string {
   return s.net ? ", net: connect, accept, bind" : "";
 }

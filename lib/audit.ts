@@ -188,6 +188,7 @@ export function applyRecord(e: AuditEntry, rec: WatchRecord): void {
       addFile(e, rec);
       break;
     case "connect":
+    case "connect_result":
     case "accept":
     case "bind":
       addNet(e, rec);
@@ -212,12 +213,18 @@ function addFile(e: AuditEntry, rec: WatchRecord): void {
   }
 }
 
+/**
+ * A connection line into the process's summary: counted by call, and a connect's
+ * destination listed (with its errno when it failed). A connect in progress that then
+ * failed (`connect_result`) counts as failed and lists its destination with the errno.
+ */
 function addNet(e: AuditEntry, rec: WatchRecord): void {
   const n = e.net ??= { counts: {}, destinations: [], more: 0 };
-  n.counts[rec.event] = (n.counts[rec.event] ?? 0) + 1;
   const failed = rec.result !== "ok" && rec.result !== "in_progress";
+  if (rec.event !== "connect_result") n.counts[rec.event] = (n.counts[rec.event] ?? 0) + 1;
+  else if (!failed) return;
   if (failed) n.counts.failed = (n.counts.failed ?? 0) + 1;
-  if (rec.event !== "connect") return;
+  if (rec.event !== "connect" && rec.event !== "connect_result") return;
   const where = rec.family === "unix"
     ? `unix ${rec.path ?? "(unnamed)"}`
     : `${rec.protocol ?? rec.family} ${

@@ -343,3 +343,26 @@ Deno.test("ecs: a connection's source, destination, transport, direction and out
   ) as Record<string, Record<string, unknown>>;
   assertEquals([u.proctree.path, u.network?.type, u.destination], ["/run/x", undefined, undefined]);
 });
+
+Deno.test("run --net summary: a connect in progress that then failed counts as failed", () => {
+  const rec = (event: "connect" | "connect_result", result: string): WatchRecord => ({
+    event,
+    time: "2026-12-04T00:00:00.000000Z",
+    pid: 7,
+    family: "inet",
+    protocol: "tcp",
+    address: "10.0.0.1",
+    port: 443,
+    result,
+  });
+  const e = newEntry(rec("connect", "in_progress"), 7);
+  applyRecord(e, rec("connect", "in_progress"));
+  applyRecord(e, rec("connect_result", "ETIMEDOUT"));
+  applyRecord(e, rec("connect", "in_progress"));
+  applyRecord(e, rec("connect_result", "ok"));
+  assertEquals(e.net, {
+    counts: { connect: 2, failed: 1 },
+    destinations: ["tcp 10.0.0.1:443", "tcp 10.0.0.1:443 ETIMEDOUT"],
+    more: 0,
+  });
+});
