@@ -353,6 +353,18 @@ Deno.test("stage: names an unnamed exec only by the identity of the file that ra
   assertEquals(none.exec(4, 2, NULL_INFO).exe, null, "another file now: null");
 });
 
+Deno.test("stage: a path that does not reach the file that ran is marked, so no later source names it", () => {
+  // As a private bind mount of another file over /usr/bin/ls: the record's path names, from
+  // here, a file other than the one that ran; audit's exe= would give that same path.
+  const src = new FakeRecords();
+  const st = new BpfExecStage(src, () => null);
+  src.queue.push(record({ ns: 1, tgid: 4 }));
+  st.poll();
+  const facts = st.exec(4, 2, NULL_INFO);
+  assertEquals([facts.exe, facts.exeNotHere], [null, true]);
+  assertEquals(st.counters().execs_exe_unverified, 1);
+});
+
 Deno.test("stage: vouches for an exec only with a whole, readable argv in hand", () => {
   const src = new FakeRecords();
   const st = new BpfExecStage(src);

@@ -60,6 +60,7 @@ interface Counts {
   bpf_records_dropped: number;
   argv_truncated: number;
   execs_named_by_bpf: number;
+  execs_exe_unverified: number;
 }
 
 /** A record waiting for its event, and its size in the ring buffer. */
@@ -123,6 +124,7 @@ export class BpfExecStage implements ExecStage {
     bpf_records_dropped: 0,
     argv_truncated: 0,
     execs_named_by_bpf: 0,
+    execs_exe_unverified: 0,
   };
 
   /**
@@ -193,12 +195,17 @@ export class BpfExecStage implements ExecStage {
   /**
    * The executable where neither fanotify nor `/proc` named it: the record's path, when it
    * reaches the very file that ran (a `#!` script's is its interpreter's, as `/proc` says).
+   * When it does not (a path that names another file from here, e.g. a bind mount in the
+   * process's own mount namespace, or a relative one), the exec is marked so that no later
+   * source names it by that path either (audit's `exe=` is the same path, unchecked).
    */
-  #exe(facts: ExecInfo, rec: BpfExec): Partial<Pick<ExecInfo, "exe">> {
-    if (facts.exe !== null || facts.exeNotHere || !this.#resolveExe) return {};
-    if (!rec.exeId || !rec.interp.startsWith("/")) return {};
-    const exe = this.#resolveExe(rec.interp, rec.exeId);
-    if (exe === null) return {};
+  #exe(facts: ExecInfo, rec: BpfExec): Partial<Pick<ExecInfo, "exe" | "exeNotHere">> {
+    if (facts.exe !== null || facts.exeNotHere || !this.#resolveExe || !rec.exeId) return {};
+    const exe = rec.interp.startsWith("/") ? this.#resolveExe(rec.interp, rec.exeId) : null;
+    if (exe === null) {
+      this.#counts.execs_exe_unverified++;
+      return { exeNotHere: true };
+    }
     this.#counts.execs_named_by_bpf++;
     return { exe };
   }
