@@ -139,3 +139,46 @@ for (const how of [["--exec-names", "auto"], ["--exec-names", "proc"], ["--argv"
     }
   });
 }
+
+Deno.test({
+  name:
+    "kernel: 20 private bind mounts over /usr/bin/ls, --argv audit without fanotify: none named",
+  ignore: noKernel !== null,
+}, async () => {
+  // Without fanotify the payload is often gone before /proc is read: then only the BPF
+  // record's file identity stands between audit's exe= (the path, unchecked) and the line
+  // (before the fix: 13 of 20 named /usr/bin/ls).
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.chmod(dir, 0o755);
+    await Deno.copyFile("/usr/bin/true", `${dir}/payload`);
+    await Deno.chmod(`${dir}/payload`, 0o755);
+    const w = await startProctree([
+      "watch",
+      "--events",
+      "exec",
+      "--argv",
+      "audit",
+      "--exec-names",
+      "proc",
+    ]);
+    const pids: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      const pid = await asNobodyInOwnMounts(
+        `mount --bind ${dir}/payload /usr/bin/ls && exec /usr/bin/ls -u`,
+      );
+      if (pid === null) break; // no unprivileged user namespaces here
+      pids.push(pid);
+    }
+    await sleep(300);
+    const { records } = await w.stop();
+    // Each process's last exec: what sh exec'd (setpriv, unshare and sh came first).
+    const last = pids.map((pid) =>
+      records.filter((r) => r.event === "exec" && r.pid === pid).at(-1)
+    );
+    assertEquals(last.filter((r) => r === undefined).length, 0, "every payload exec seen");
+    assertEquals(last.filter((r) => r!.exe !== null).map((r) => r!.exe), [], "never named");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
