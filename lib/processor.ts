@@ -441,8 +441,11 @@ export class EventProcessor {
     if (drained && this.#held.length > 0) return; // their batch is not applied yet
     const tree = this.#o.tree;
     for (const s of this.#lineStages) {
-      for (const l of s.losses()) {
-        this.#o.sink(lostRecord(this.#o.clock.iso(this.#lastNs), l.count, l.reason), null);
+      // The drop count is a bpf(2) call: read once a drain, not after every batch.
+      if (drained) {
+        for (const l of s.losses()) {
+          this.#o.sink(lostRecord(this.#o.clock.iso(this.#lastNs), l.count, l.reason), null);
+        }
       }
       for (const line of s.due(this.#lastNs)) {
         const n = tree.get(line.pid);

@@ -147,6 +147,10 @@ export class NetStage implements LineStage {
   }
 
   due(appliedNs: number): StageLine[] {
+    // Called after every batch: nothing held, nothing to sort, pair or map.
+    if (!this.holding() && this.#outcomes.length === 0 && this.#oldOutcomes.length === 0) {
+      return [];
+    }
     this.#pair();
     const out = this.#older;
     this.#older = [];
@@ -165,7 +169,8 @@ export class NetStage implements LineStage {
   }
 
   age(appliedNs: number): void {
-    this.#older.push(...this.#fresh);
+    // Not push(...fresh): a spread of tens of thousands of records overflows the stack.
+    this.#older = this.#older.length ? this.#older.concat(this.#fresh) : this.#fresh;
     this.#fresh = [];
     this.#oldOutcomes = this.#outcomes;
     this.#outcomes = [];
