@@ -8,16 +8,32 @@ import { decodeBytes } from "../lib/text.ts";
 const ignore = noKernel !== null || !hasCommand("python3");
 
 /**
+ * The workloads' environment. Without HOME, bash (pyenv's shims run under it) and Python's
+ * `site` look the user up in the passwd database, and glibc first tries nscd's socket: a
+ * real unix connect (`ENOENT`) of the same process that is not the test's own (CI runs
+ * without HOME). With HOME set, no lookup; and `own` below keeps any that is left out.
+ */
+const ENV = { HOME: "/tmp" };
+
+/** Whether `l` is the test's own: an inet one, or a unix one under one of `paths`. */
+function own(l: WatchRecord, paths: string[]): boolean {
+  if (l.family !== "unix") return true;
+  return paths.some((p) => String(l.path).startsWith(p));
+}
+
+/**
  * Runs a Python program under `sh` (a named parent for the chain) beside `watch --net`;
  * its JSON output, its pid, and the net lines of that pid.
  */
 async function underNet(
   program: string,
+  unixPaths: string[] = [],
 ): Promise<{ out: Record<string, unknown>; pid: number; lines: WatchRecord[] }> {
   const w = await startProctree(["watch", "--net", "--events", "exec"]);
   assert(w.stderr().includes("net: connect, accept, bind"), w.stderr());
   const r = await new Deno.Command("sh", {
     args: ["-c", 'python3 -c "$0"; true', program],
+    env: ENV,
     stdout: "piped",
     stderr: "piped",
   }).output();
@@ -28,7 +44,8 @@ async function underNet(
   const out = JSON.parse(text);
   const pid = out.pid as number;
   const lines = records.filter((x) =>
-    ["connect", "connect_result", "accept", "bind"].includes(x.event) && x.pid === pid
+    ["connect", "connect_result", "accept", "bind"].includes(x.event) && x.pid === pid &&
+    own(x, unixPaths)
   );
   return { out, pid, lines };
 }
@@ -132,6 +149,7 @@ d = socket.socket(socket.AF_UNIX); d.connect(b"\\0proctree-test-abstract")
 m = socket.socket(socket.AF_UNIX); out["missing"] = m.connect_ex(os.fsencode("${dir}") + b"/nope")
 print(json.dumps(out))
 `,
+      [dir, "@proctree-test-"],
     );
     await Deno.remove(dir, { recursive: true });
     const path = decodeBytes(new Uint8Array([...new TextEncoder().encode(`${dir}/s\n`), 0xff]));
@@ -233,6 +251,7 @@ print(s.getsockname()[1], port)`;
         'python3 -c "$0"; true',
         program,
       ],
+      env: ENV,
       stdout: "piped",
       stderr: "piped",
     }).output();
@@ -275,11 +294,13 @@ Deno.test(
         onListening: () => {
           child = new Deno.Command("python3", {
             args: ["-c", `import socket; socket.create_connection(("127.0.0.1", ${port}))`],
+            env: ENV,
           }).spawn();
         },
       })
     ) {
-      if (rec.event === "connect" && rec.pid === (child as Deno.ChildProcess | null)?.pid) {
+      const ours = rec.pid === (child as Deno.ChildProcess | null)?.pid && own(rec, []);
+      if (rec.event === "connect" && ours) {
         found = rec;
         stop.abort();
       }
