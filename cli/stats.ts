@@ -60,6 +60,7 @@ export class StatsClock {
       execs_argv_from_audit: c.execsArgvFromAudit,
       file_changes: c.fileChanges,
       file_changes_unnamed: c.fileChangesUnnamed,
+      file_walks_cut: c.fileWalksCut,
       ...c.stages,
       argv_keep_chars: ARGV_KEEP_CHARS,
       tree_live: t.live,

@@ -22,6 +22,8 @@ import {
   FAN_MARK,
   type FanHandle,
   type FidEvent,
+  handleKey,
+  hexOf,
 } from "../lib/fanotify_wire.ts";
 import { type FileChange, FileEvents, PATH_TOO_LONG } from "../lib/file_events.ts";
 import { parseMountinfo, PSEUDO_FS_TYPES } from "../lib/mountinfo.ts";
@@ -31,7 +33,18 @@ import { decodeBytes } from "../lib/text.ts";
 const MAX_HANDLE_BYTES = 128;
 /** `struct dirent64`: `d_reclen`, `d_type`, `d_name`. */
 const DIRENT = { reclen: 16, type: 18, name: 19 } as const;
-const DT_DIR = 4;
+/** `d_type`: a directory, or a filesystem that does not say (then the open tells). */
+const DT = { UNKNOWN: 0, DIR: 4 } as const;
+/** `AT_EMPTY_PATH`: the descriptor itself. */
+const AT_EMPTY_PATH = 0x1000;
+const EMPTY_NAME = new Uint8Array(1);
+
+/**
+ * Most directories one new directory's walk remembers: a tree moved in whole can be big,
+ * and the walk runs between drains. Past it the walk stops (counted); a change in a
+ * directory not walked is still named, by a lookup of its handle when it comes.
+ */
+export const MAX_WALK_DIRS = 20_000;
 
 /** The changes the group asks for. */
 export const FILE_EVENTS_MASK: number = FAN_EVENT.CREATE | FAN_EVENT.DELETE | FAN_EVENT.RENAME |
@@ -47,13 +60,6 @@ export class FilesUnavailable extends Error {
     this.code = code;
   }
 }
-
-const hex2 = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
-const hex = (b: Uint8Array) => {
-  let s = "";
-  for (const x of b) s += hex2[x];
-  return s;
-};
 
 /** An absolute, normalised path (`.` and `..` resolved lexically, no trailing slash). */
 export function absolutePath(path: string, cwd: string): string {
@@ -84,7 +90,8 @@ export class FileSource implements Source {
   #handle = new Uint8Array(8 + MAX_HANDLE_BYTES);
   #handleView = new DataView(this.#handle.buffer);
   #mountId = new Int32Array(1);
-  #fsidByMount = new Map<number, string>();
+  #fsidByMount = new Map<number, Uint8Array>();
+  #statfs = new Uint8Array(STATFS.size);
   /** A descriptor on each marked filesystem, by fsid: where handles are opened. */
   #mountFds = new Map<string, number>();
   #devices = new Set<string>();
@@ -98,8 +105,7 @@ export class FileSource implements Source {
     this.#onOverflow = onOverflow;
     this.events = new FileEvents(roots, {
       pathOf: (h) => this.#pathOf(h),
-      keyOf: (p) => this.#keyOf(p),
-      newDir: (p) => this.#walk(p),
+      newDir: (p, self) => this.#walkNew(p, self),
     }, Deno.pid);
   }
 
@@ -121,8 +127,7 @@ export class FileSource implements Source {
     const s = new FileSource(fd, roots.map((r) => realPath(r) ?? r), onOverflow);
     s.missing = s.roots.filter((r) => !s.#isDir(r));
     try {
-      for (const r of s.roots) s.#markUnder(r);
-      for (const r of s.roots) s.#walk(r);
+      for (const r of s.roots) for (const at of s.#markUnder(r)) s.#walkPath(at);
     } catch (e) {
       s.close();
       throw e;
@@ -133,16 +138,24 @@ export class FileSource implements Source {
   /** Paths asked for that were not directories at start: watched for their creation. */
   missing: readonly string[] = [];
 
-  /** Marks the filesystem of `root` (or of its nearest existing ancestor) and those below it. */
-  #markUnder(root: string): void {
+  /**
+   * Marks the filesystem of `root` (or of its nearest existing ancestor) and those mounted
+   * below it; returns where to walk from: `root` and each mount below it (a walk never
+   * crosses into another mount).
+   */
+  #markUnder(root: string): string[] {
     let at = root;
     while (at !== "/" && !this.#isDir(at)) at = at.slice(0, at.lastIndexOf("/")) || "/";
     this.#markFs(at);
+    const walks = [root];
     for (const m of parseMountinfo(readFileText("/proc/self/mountinfo") ?? "")) {
       // Kernel interfaces (`/proc`, `/sys`, …) hold no files anyone changes: not marked, not walked.
       if (PSEUDO_FS_TYPES.has(m.fsType) || m.mountPoint === root) continue;
-      if (this.events.under(m.mountPoint)) this.#markFs(m.mountPoint);
+      if (!this.events.under(m.mountPoint)) continue;
+      this.#markFs(m.mountPoint);
+      walks.push(m.mountPoint);
     }
+    return walks;
   }
 
   #isDir(path: string): boolean {
@@ -154,7 +167,7 @@ export class FileSource implements Source {
 
   #markFs(path: string): void {
     const c = libc();
-    const key = this.#keyOf(path); // also records the filesystem's fsid
+    const key = this.#keyOf(path);
     const fsid = key?.slice(0, key.indexOf(":"));
     if (!fsid || this.#mountFds.has(fsid)) return;
     const mountFd = c.open(cBytes(path), O.RDONLY | O.DIRECTORY | O.CLOEXEC);
@@ -177,77 +190,119 @@ export class FileSource implements Source {
     this.#inodeMarked.add(fsid); // e.g. EXDEV, ENODEV: mark each directory as it is walked
   }
 
-  /** Walks `root`'s directories: each one's handle is remembered (and marked, if needed). */
-  #walk(root: string): void {
+  /** Walks the directory at `path` at start (by its path: the user named it). */
+  #walkPath(path: string): void {
+    const fd = libc().open(cBytes(path), O.RDONLY | O.DIRECTORY | O.CLOEXEC);
+    if (fd < 0) return; // not there (yet): watched for its creation
+    const dir = this.#handleAt(fd, EMPTY_NAME, AT_EMPTY_PATH);
+    libc().close(fd);
+    if (dir) this.#walk(dir, path, Infinity);
+  }
+
+  /** A directory created or moved in: walked from the event's handle, the one it names. */
+  #walkNew(path: string, self: FanHandle): void {
+    const fsid = self.key.slice(0, self.key.indexOf(":"));
+    this.#walk({ key: self.key, bytes: self.bytes, fsid }, path, MAX_WALK_DIRS);
+  }
+
+  /**
+   * Remembers the directories below `top` (at `path`), each opened by its handle and each
+   * child named by its handle, relative to its parent's descriptor: never by a path, so a
+   * name swapped for a symlink or another directory meanwhile leads nowhere. Does not cross
+   * into another mount, nor into a directory already known at another path (its own
+   * events keep that one current); stops after `maxDirs` (counted).
+   */
+  #walk(top: WalkDir, path: string, maxDirs: number): void {
     const c = libc();
-    const stack = [root];
+    const mountFd = this.#mountFds.get(top.fsid);
+    if (mountFd === undefined) return; // a filesystem not marked (a kernel interface)
+    const stack: [WalkDir, string][] = [[top, path]];
+    let walked = 0;
     while (stack.length) {
-      const dir = stack.pop()!;
-      const key = this.#keyOf(dir);
-      if (key === null) continue;
-      const fsid = key.slice(0, key.indexOf(":"));
-      if (!this.#mountFds.has(fsid)) continue; // a filesystem not marked (a kernel interface)
-      this.events.addDir(key, dir);
-      if (this.#inodeMarked.has(fsid)) this.#markDir(dir);
-      const d = c.opendir(cBytes(dir));
-      if (d === null) continue;
+      const [dir, dirPath] = stack.pop()!;
+      const known = this.events.pathOfKey(dir.key);
+      if (known !== undefined && known !== dirPath) continue;
+      if (walked++ === maxDirs) {
+        this.walksCut++;
+        return;
+      }
+      const fd = c.open_by_handle_at(mountFd, dir.bytes, O.RDONLY | O.DIRECTORY | O.CLOEXEC);
+      if (fd < 0) continue; // gone since, or not a directory
+      this.events.addDir(dir.key, dirPath);
+      const self = this.#handleAt(fd, EMPTY_NAME, AT_EMPTY_PATH);
+      if (this.#inodeMarked.has(dir.fsid)) this.#markDir(fd);
+      const d = self && c.fdopendir(fd);
+      if (!d) {
+        c.close(fd);
+        continue;
+      }
       try {
-        for (let e = c.readdir(d); e !== null; e = c.readdir(d)) {
-          const v = new Deno.UnsafePointerView(e);
-          if (v.getUint8(DIRENT.type) !== DT_DIR) continue;
-          // The name ends at its NUL, within the record (never read past it).
-          const size = Math.min(v.getUint16(DIRENT.reclen), 256 + DIRENT.name) - DIRENT.name;
-          const name = new Uint8Array(v.getArrayBuffer(size, DIRENT.name));
-          const end = name.indexOf(0);
-          const n = name.subarray(0, end < 0 ? name.length : end);
-          if (
-            (n.length === 1 && n[0] === 0x2e) || (n.length === 2 && n[0] === 0x2e && n[1] === 0x2e)
-          ) {
-            continue;
-          }
-          stack.push((dir === "/" ? "" : dir) + "/" + decodeBytes(n));
+        for (const name of subdirNames(d)) {
+          const child = this.#handleAt(fd, name, 0);
+          // On another mount (its root is walked on its own), or not a directory handle.
+          if (child === null || child.mountId !== self!.mountId) continue;
+          const entry = decodeBytes(name.subarray(0, -1)); // without its NUL
+          stack.push([child, (dirPath === "/" ? "" : dirPath) + "/" + entry]);
         }
       } finally {
-        c.closedir(d);
+        c.closedir(d); // closes fd
       }
     }
   }
 
-  #markDir(dir: string): void {
+  /** Directories whose walk stopped at {@linkcode MAX_WALK_DIRS}. */
+  walksCut = 0;
+
+  #markDir(fd: number): void {
     const ok = libc().fanotify_mark(
       this.fd,
       FAN_MARK.ADD | FAN_MARK.ONLYDIR,
       BigInt(FILE_EVENTS_MASK | FAN_EVENT.EVENT_ON_CHILD),
-      AT_FDCWD,
-      cBytes(dir),
+      fd,
+      null,
     ) === 0;
     if (ok) this.marks.directories++;
   }
 
-  /** The handle key of `path` (fsid, type, handle), as events carry it; null when gone. */
-  #keyOf(path: string): string | null {
-    const c = libc();
+  /**
+   * The handle of `name` (NUL-terminated) in directory `dirfd`, not following a symlink
+   * (with `AT_EMPTY_PATH` and an empty name: `dirfd` itself); null when gone.
+   */
+  #handleAt(dirfd: number, name: Uint8Array, flags: number): WalkDir & { mountId: number } | null {
     this.#handleView.setUint32(0, MAX_HANDLE_BYTES, true);
-    const r = c.name_to_handle_at(
-      AT_FDCWD,
-      cBytes(path),
+    const r = libc().name_to_handle_at(
+      dirfd,
+      name,
       this.#handle,
       new Uint8Array(this.#mountId.buffer),
-      0,
+      flags,
     );
     if (r !== 0) return null;
-    const fsid = this.#fsid(this.#mountId[0], path);
+    const mountId = this.#mountId[0];
+    const fsid = this.#fsid(mountId, () => libc().fstatfs(dirfd, this.#statfs));
     if (fsid === null) return null;
-    const n = this.#handleView.getUint32(0, true);
-    return `${fsid}:${hex(this.#handle.subarray(4, 8 + n))}`;
+    const bytes = this.#handle.slice(0, 8 + this.#handleView.getUint32(0, true));
+    return { key: handleKey(fsid, bytes), bytes, fsid: hexOf(fsid), mountId };
   }
 
-  #fsid(mountId: number, path: string): string | null {
+  /** The handle key of `path` (fsid, type, handle), as events carry it; null when gone. */
+  #keyOf(path: string): string | null {
+    const at = cBytes(path);
+    const fd = libc().open(at, O.PATH | O.CLOEXEC);
+    if (fd < 0) return null;
+    try {
+      return this.#handleAt(fd, EMPTY_NAME, AT_EMPTY_PATH)?.key ?? null;
+    } finally {
+      libc().close(fd);
+    }
+  }
+
+  /** The fsid of a mount (by its id: asked once), from `statfs` into `#statfs`. */
+  #fsid(mountId: number, statfs: () => number): Uint8Array | null {
     const known = this.#fsidByMount.get(mountId);
     if (known !== undefined) return known;
-    const st = new Uint8Array(STATFS.size);
-    if (libc().statfs(cBytes(path), st) !== 0) return null;
-    const fsid = hex(st.subarray(STATFS.fsid, STATFS.fsid + 8));
+    if (statfs() !== 0) return null;
+    const fsid = this.#statfs.slice(STATFS.fsid, STATFS.fsid + 8);
     this.#fsidByMount.set(mountId, fsid);
     return fsid;
   }
@@ -324,4 +379,35 @@ function unavailable(e: number): FilesUnavailable {
     );
   }
   return new FilesUnavailable(name, `fanotify is not available (${name})`);
+}
+
+/** A directory met in a walk: its handle's key and bytes, and its filesystem's fsid (hex). */
+interface WalkDir {
+  key: string;
+  bytes: Uint8Array;
+  fsid: string;
+}
+
+/**
+ * The names (NUL-terminated) of the entries of the open directory `d` that are or may be
+ * directories, without `.` and `..`.
+ */
+function* subdirNames(d: Deno.PointerObject): Generator<Uint8Array> {
+  const c = libc();
+  for (let e = c.readdir(d); e !== null; e = c.readdir(d)) {
+    const v = new Deno.UnsafePointerView(e);
+    const type = v.getUint8(DIRENT.type);
+    if (type !== DT.DIR && type !== DT.UNKNOWN) continue;
+    // The name ends at its NUL, within the record (never read past it).
+    const size = Math.min(v.getUint16(DIRENT.reclen), 256 + DIRENT.name) - DIRENT.name;
+    const raw = new Uint8Array(v.getArrayBuffer(size, DIRENT.name));
+    const end = raw.indexOf(0);
+    const n = raw.subarray(0, end < 0 ? raw.length : end);
+    if ((n.length === 1 && n[0] === 0x2e) || (n.length === 2 && n[0] === 0x2e && n[1] === 0x2e)) {
+      continue;
+    }
+    const name = new Uint8Array(n.length + 1);
+    name.set(n);
+    yield name;
+  }
 }

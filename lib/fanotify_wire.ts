@@ -146,6 +146,22 @@ export interface FidEvent {
 
 const hex2 = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
 
+/**
+ * The key of a file handle: `fsid` (8 bytes) and the `struct file_handle` bytes after its
+ * length (type, then the handle), as hex. Events and lookups build it here alone: equal
+ * keys must mean the same object.
+ */
+export function handleKey(fsid: Uint8Array, handle: Uint8Array): string {
+  return `${hexOf(fsid)}:${hexOf(handle.subarray(4))}`;
+}
+
+/** `bytes` as lowercase hex. */
+export function hexOf(bytes: Uint8Array): string {
+  let s = "";
+  for (const b of bytes) s += hex2[b];
+  return s;
+}
+
 function handleAt(view: DataView, at: number, end: number): { h: FanHandle; next: number } | null {
   const hb = at + FAN_INFO_FID.handle;
   if (hb + FAN_INFO_FID.handleHeader > end) return null;
@@ -153,11 +169,8 @@ function handleAt(view: DataView, at: number, end: number): { h: FanHandle; next
   const total = FAN_INFO_FID.handleHeader + n;
   if (hb + total > end) return null;
   const bytes = new Uint8Array(view.buffer, view.byteOffset + hb, total).slice();
-  let key = "";
-  for (let i = at + FAN_INFO_FID.fsid; i < hb; i++) key += hex2[view.getUint8(i)];
-  key += ":";
-  for (let i = 4; i < bytes.length; i++) key += hex2[bytes[i]]; // type, then the handle
-  return { h: { key, bytes }, next: hb + total };
+  const fsid = new Uint8Array(view.buffer, view.byteOffset + at + FAN_INFO_FID.fsid, 8);
+  return { h: { key: handleKey(fsid, bytes), bytes }, next: hb + total };
 }
 
 function nameAt(view: DataView, at: number, end: number): Uint8Array | null {

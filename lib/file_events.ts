@@ -8,7 +8,9 @@
  *
  * A delete is reported with its full path even after its directory is gone (`rm -rf`): the
  * cache knew the directory before. A directory the cache does not know is looked up once
- * (`open_by_handle_at`), and remembered either way.
+ * (`open_by_handle_at`), and remembered either way. A new directory is walked from the
+ * event's own handle, never by its path (which may name another directory, or a symlink,
+ * by the time the event is read).
  *
  * @module
  */
@@ -58,10 +60,11 @@ export interface FileLookups {
    * {@linkcode PATH_TOO_LONG} when it exists but its path cannot be spelled.
    */
   pathOf(h: FanHandle): string | null;
-  /** The handle key of a directory path (`name_to_handle_at`); null when gone. */
-  keyOf(path: string): string | null;
-  /** A directory appeared under a watched path (created or moved in): walk it. */
-  newDir(path: string): void;
+  /**
+   * A directory appeared under a watched path (created or moved in) at `path`: walk the
+   * directory `self` names — that one, by its handle, whatever is at `path` by now.
+   */
+  newDir(path: string, self: FanHandle): void;
 }
 
 /** Counters. */
@@ -105,6 +108,11 @@ export class FileEvents {
     this.#paths.set(key, path);
     this.#keys.set(path, key);
     this.#outside.delete(key);
+  }
+
+  /** The path remembered for a directory handle's key. */
+  pathOfKey(key: string): string | undefined {
+    return this.#paths.get(key);
   }
 
   /** How many directories are known. */
@@ -151,7 +159,7 @@ export class FileEvents {
       // Moved in from outside: what is below it was never walked.
       if ((from === null || !this.under(from)) && this.under(to)) {
         this.#outside.clear();
-        this.#k.newDir(to);
+        if (ev.self) this.#k.newDir(to, ev.self);
       }
     }
     const inside = (from !== null && this.under(from)) || (to !== null && this.under(to));
@@ -168,11 +176,15 @@ export class FileEvents {
     out.push(c);
   }
 
-  /** A directory was created at `path`: remember its handle (the event's, or looked up). */
+  /**
+   * A directory was created at `path`: remember the event's handle for it. Never a handle
+   * looked up by path now: by now the name may be another directory, or a symlink. Without
+   * one, the directory is looked up when a change names it.
+   */
   #created(self: FanHandle | null, path: string): void {
-    const key = self?.key ?? this.#k.keyOf(path);
-    if (key !== null) this.addDir(key, path);
-    if (this.under(path)) this.#k.newDir(path);
+    if (self === null) return;
+    this.addDir(self.key, path);
+    if (this.under(path)) this.#k.newDir(path, self);
   }
 
   /** The path of entry `name` in directory `dir`; `.` is the directory itself. */

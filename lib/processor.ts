@@ -74,7 +74,7 @@ export interface ProcessorOptions {
    */
   audit?: AuditJoin;
   /** File changes (`--files`), taken with each batch and printed after its events. */
-  files?: { take(): FileChange[]; unnamed(): number };
+  files?: { take(): FileChange[]; unnamed(): number; walksCut: number };
   /** Stages that refine each exec's facts, in order, after the `/proc` reads. */
   stages?: readonly ExecStage[];
   /** Stages that add lines of their own (`--net`), printed after the events before them. */
@@ -124,6 +124,8 @@ export interface ProcessorCounters {
   fileChanges: number;
   /** File changes whose directory could not be named (not printed, never guessed). */
   fileChangesUnnamed: number;
+  /** Walks of a new directory stopped at their bound (`MAX_WALK_DIRS`). */
+  fileWalksCut: number;
   /** Each stage's own counters, by the names the stats line prints. */
   stages?: Readonly<Record<string, number>>;
 }
@@ -206,6 +208,7 @@ export class EventProcessor {
       lost: this.#loss.lost,
       overrunsUncounted: this.#loss.uncounted,
       fileChangesUnnamed: this.#o.files?.unnamed() ?? 0,
+      fileWalksCut: this.#o.files?.walksCut ?? 0,
       stages: Object.assign({}, ...[...this.#stages, ...this.#lineStages].map((s) => s.counters())),
     };
   }

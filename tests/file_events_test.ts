@@ -87,8 +87,7 @@ function setup(lookup: Record<string, string> = {}) {
   const walked: string[] = [];
   const fe = new FileEvents(["/w"], {
     pathOf: (x) => lookup[x.key] ?? null,
-    keyOf: (p) => `k:${p}`,
-    newDir: (p) => walked.push(p),
+    newDir: (p, self) => walked.push(`${p} ${self.key}`),
   }, 1);
   fe.addDir("root", "/w");
   const out: FileChange[] = [];
@@ -97,9 +96,9 @@ function setup(lookup: Record<string, string> = {}) {
 
 Deno.test("file events: merged bits in order, directories remembered, deletes keep paths", () => {
   const { fe, out, walked } = setup();
-  fe.handle(ev(FAN_EVENT.CREATE | FAN_EVENT.ONDIR, "root", "d"), out);
-  fe.handle(ev(FAN_EVENT.CREATE | FAN_EVENT.CLOSE_WRITE | FAN_EVENT.ATTRIB, "k:/w/d", "f"), out);
-  fe.handle(ev(FAN_EVENT.DELETE, "k:/w/d", "f"), out);
+  fe.handle({ ...ev(FAN_EVENT.CREATE | FAN_EVENT.ONDIR, "root", "d"), self: h("dkey") }, out);
+  fe.handle(ev(FAN_EVENT.CREATE | FAN_EVENT.CLOSE_WRITE | FAN_EVENT.ATTRIB, "dkey", "f"), out);
+  fe.handle(ev(FAN_EVENT.DELETE, "dkey", "f"), out);
   fe.handle(ev(FAN_EVENT.DELETE | FAN_EVENT.ONDIR, "root", "d"), out);
   fe.handle(ev(FAN_EVENT.ATTRIB, null, null), out); // link count of an unlinked file
   fe.handle(ev(FAN_EVENT.CREATE, "root", "mine", 1), out); // proctree's own
@@ -111,7 +110,7 @@ Deno.test("file events: merged bits in order, directories remembered, deletes ke
     ["delete", "/w/d/f", false],
     ["delete", "/w/d", true],
   ]);
-  assertEquals(walked, ["/w/d"]);
+  assertEquals(walked, ["/w/d dkey"]); // walked from the event's own handle
   assertEquals(fe.size, 1); // /w/d forgotten
   assertEquals(fe.stats.unnamed, 0);
 });
@@ -149,7 +148,7 @@ Deno.test("file events: outside the watched paths nothing is reported, and looke
     self: h("dkey"),
   }, moved);
   assertEquals(moved.map((c) => [c.path, c.to]), [["/elsewhere/d", "/w/d"]]);
-  assertEquals(walked, ["/w/d"]);
+  assertEquals(walked, ["/w/d dkey"]);
 });
 
 Deno.test("ECS: a file change is a file event, with the path after the change", () => {
@@ -189,4 +188,12 @@ Deno.test("file events: a directory whose path is too long to spell is unnamed, 
   fe.handle(ev(FAN_EVENT.CREATE, "elsewhere", "h"), out); // outside: not a change, not counted
   assertEquals(out, []);
   assertEquals(fe.stats.unnamed, 2);
+});
+
+Deno.test("file events: a directory created without its handle is not walked by its path", () => {
+  const { fe, out, walked } = setup({ late: "/w/d" });
+  fe.handle(ev(FAN_EVENT.CREATE | FAN_EVENT.ONDIR, "root", "d"), out);
+  assertEquals(walked, []); // by now /w/d may be another directory, or a symlink
+  fe.handle(ev(FAN_EVENT.CREATE, "late", "f"), out); // named by its own handle when it comes
+  assertEquals(out.map((c) => c.path), ["/w/d", "/w/d/f"]);
 });

@@ -336,7 +336,9 @@ Deno.test("processor: the exit of a process whose fork was lost is still printed
 Deno.test("processor: a file change whose process is not in the tree yet waits one drain for its fork", () => {
   const procs = world();
   let queued: FileChange[] = [];
-  const h = harness(procs, { files: { take: () => queued.splice(0), unnamed: () => 0 } });
+  const h = harness(procs, {
+    files: { take: () => queued.splice(0), unnamed: () => 0, walksCut: 0 },
+  });
   const loop = h.processor.loopHandlers();
   // Drain 1: rm's change was read, its fork (made after the connector was emptied) was not.
   queued = [{ action: "delete", path: "/w/a", dir: false, pid: 101 }];

@@ -1,0 +1,128 @@
+// --files walks new directories from the event's own handle (issue 27): a name swapped for a
+// symlink by an unprivileged user before proctree reads the event leads nowhere, and
+// directories deeper than PATH_MAX are named whole. Checked against the paths the test made.
+import { assert, assertEquals } from "@std/assert";
+import { hasCommand, noKernel, sleep, startProctree } from "./kernel.ts";
+import type { WatchRecord } from "../lib/record.ts";
+import { MAX_WALK_DIRS } from "../ffi/files.ts";
+
+const ignore = noKernel !== null || !hasCommand("setpriv");
+
+async function sh(script: string, asNobody = false): Promise<void> {
+  const argv = asNobody
+    ? ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "sh", "-c", script]
+    : ["sh", "-c", script];
+  const r = await new Deno.Command(argv[0], { args: argv.slice(1), stderr: "piped" }).output();
+  assert(r.success, `${script}: ${new TextDecoder().decode(r.stderr)}`);
+}
+
+const files = (records: WatchRecord[]) => records.filter((r) => r.event === "file");
+
+for (const where of ["inside", "outside", "/"] as const) {
+  Deno.test({
+    name: `kernel: --files: a new directory swapped for a symlink (${where}) is not walked`,
+    ignore,
+  }, async () => {
+    const base = await Deno.makeTempDir({ prefix: "proctree-swap-" });
+    const w = `${base}/w`;
+    const targetDir = where === "inside" ? `${w}/t` : `${base}/out`;
+    try {
+      await Deno.chmod(base, 0o755);
+      await sh(`mkdir -p ${w} ${targetDir}/s && chown 65534 ${w}`);
+      const p = await startProctree(["watch", "--files", w]);
+      // proctree reads the mkdir's event only after the name is a symlink.
+      p.child.kill("SIGSTOP");
+      const target = where === "/" ? "/" : targetDir;
+      await sh(`cd ${w} && mkdir D && rmdir D && ln -s ${target} D`, true);
+      p.child.kill("SIGCONT");
+      await sleep(500);
+      await sh(`i=0; while [ $i -lt 30 ]; do : > ${targetDir}/s/x$i; i=$((i+1)); done`);
+      await sleep(700);
+      const { records } = await p.stop();
+      const lines = files(records);
+      const via = lines.filter((l) => l.path!.startsWith(`${w}/D/`));
+      assertEquals(via.map((l) => l.path), [], "a path through the symlink");
+      const made = lines.filter((l) => l.action === "create" && /\/s\/x\d+$/.test(l.path!));
+      if (where === "inside") {
+        assertEquals(made.length, 30);
+        assert(made.every((l) => l.path!.startsWith(`${w}/t/s/x`)), JSON.stringify(made[0]));
+      } else assertEquals(made, [], "a change outside PATH");
+      assertEquals(
+        lines.filter((l) => l.path === `${w}/D`).map((l) => l.action),
+        ["create", "delete", "create"],
+      );
+    } finally {
+      await Deno.remove(base, { recursive: true });
+    }
+  });
+}
+
+/** A chain of 25 directories of 200 bytes (past PATH_MAX) under `at`; its bash `cd`. */
+function deepChain(at: string): { mk: string; cd: string; rel: string } {
+  const part = "d".repeat(200);
+  const rel = Array(25).fill(part).join("/");
+  return {
+    mk: `cd ${at} && for i in $(seq 25); do mkdir ${part} && cd ${part}; done`,
+    cd: `cd ${at} && for i in $(seq 25); do cd ${part}; done`,
+    rel,
+  };
+}
+
+async function bash(script: string): Promise<void> {
+  const r = await new Deno.Command("bash", { args: ["-c", script], stderr: "piped" }).output();
+  assert(r.success, new TextDecoder().decode(r.stderr));
+}
+
+Deno.test({
+  name: "kernel: --files: directories deeper than PATH_MAX, at start and moved in, named whole",
+  ignore: noKernel !== null,
+}, async () => {
+  const base = await Deno.makeTempDir({ prefix: "proctree-deep-" });
+  const w = `${base}/w`;
+  try {
+    await bash(`mkdir ${w} ${base}/out ${w}/pre`);
+    const pre = deepChain(`${w}/pre`);
+    const out = deepChain(`${base}/out`);
+    await bash(`${pre.mk} && ${out.mk}`);
+    const p = await startProctree(["watch", "--files", w]);
+    // Moved in whole: its walk names every level by handle, never by a path that long.
+    await bash(`mv ${base}/out/${"d".repeat(200)} ${w}/in`);
+    await bash(`${pre.cd} && : > atstart`);
+    await bash(`cd ${w}/in && for i in $(seq 24); do cd ${"d".repeat(200)}; done && : > movedin`);
+    await sleep(1000);
+    const { records } = await p.stop();
+    const created = files(records).filter((l) => l.action === "create" && !l.dir);
+    const inRel = out.rel.split("/").slice(1).join("/"); // the moved directory is now `in`
+    assertEquals(created.map((l) => l.path).sort(), [
+      `${w}/in/${inRel}/movedin`,
+      `${w}/pre/${pre.rel}/atstart`,
+    ]);
+  } finally {
+    await new Deno.Command("rm", { args: ["-rf", base] }).output();
+  }
+});
+
+Deno.test({
+  name: "kernel: --files: a walk past its bound stops, counted; what it left is still named",
+  ignore: noKernel !== null,
+}, async () => {
+  const base = await Deno.makeTempDir({ prefix: "proctree-bound-" });
+  const w = `${base}/w`;
+  const n = MAX_WALK_DIRS + 1; // the moved directory itself is one more
+  try {
+    await bash(`mkdir -p ${w} ${base}/big && cd ${base}/big && seq ${n} | xargs mkdir`);
+    const p = await startProctree(["watch", "--files", w, "--stats", "1"]);
+    await bash(`mv ${base}/big ${w}/in && cd ${w}/in && seq ${n} | sed 's|$|/f|' | xargs touch`);
+    await sleep(2500);
+    const { records } = await p.stop();
+    const cut = records.filter((r) => r.event === "stats").map((r) => r.file_walks_cut);
+    assertEquals(cut.at(-1), 1);
+    const made = new Set(
+      files(records).filter((l) => l.action === "create" && !l.dir).map((l) => l.path),
+    );
+    assertEquals(made.size, n);
+    for (let i = 1; i <= n; i++) assert(made.has(`${w}/in/${i}/f`), `${w}/in/${i}/f`);
+  } finally {
+    await Deno.remove(base, { recursive: true });
+  }
+});
