@@ -11,7 +11,18 @@
  * @module
  */
 
-import { AT_FDCWD, Errno, errno, errnoName, libc, LibcError, O, STATFS } from "./libc.ts";
+import {
+  AT_FDCWD,
+  Clock,
+  clockNs,
+  Errno,
+  errno,
+  errnoName,
+  libc,
+  LibcError,
+  O,
+  STATFS,
+} from "./libc.ts";
 import { MAX_READS_PER_DRAIN } from "./fanotify.ts";
 import { cBytes, readFileText, readLink, realPath } from "./procfs.ts";
 import type { BatchSink, Source } from "../lib/loop.ts";
@@ -98,6 +109,8 @@ export class FileSource implements Source {
   /** Filesystems refused a filesystem mark: their directories are marked one by one. */
   #inodeMarked = new Set<string>();
   #onOverflow: () => void;
+  /** When a read last began that found the queue empty (at first: before the marks). */
+  #emptyNs = clockNs(Clock.MONOTONIC);
 
   private constructor(fd: number, roots: string[], onOverflow: () => void) {
     this.fd = fd;
@@ -323,18 +336,25 @@ export class FileSource implements Source {
     }
   }
 
-  /** Reads every queued event into changes (up to a bound); returns how many changes. */
+  /**
+   * Reads every queued event into changes (up to a bound); returns how many changes. Each
+   * change is dated between the last read that found the queue empty (every event read
+   * later happened after it began) and the read that returned it.
+   */
   drain(_sink: BatchSink, _max: number): number {
     const c = libc();
     const before = this.#changes.length;
     for (let reads = 0; reads < MAX_READS_PER_DRAIN; reads++) {
+      const startNs = clockNs(Clock.MONOTONIC);
       const n = Number(c.read(this.fd, this.#buf, BigInt(this.#buf.length)));
       if (n < 0) {
         const e = errno();
+        if (e === Errno.EAGAIN) this.#emptyNs = startNs;
         if (e === Errno.EAGAIN || e === Errno.EINTR) break;
         throw new LibcError("read(fanotify files)", e);
       }
       if (n === 0) break;
+      this.events.seen = { afterNs: this.#emptyNs, beforeNs: clockNs(Clock.MONOTONIC) };
       this.#decoded.length = 0;
       decodeFidEvents(this.#view, n, this.#decoded);
       for (const ev of this.#decoded) {

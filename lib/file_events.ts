@@ -33,6 +33,13 @@ export interface FileChange {
   dir: boolean;
   /** The process that made the change. */
   pid: number;
+  /**
+   * When, as far as anyone can know (fanotify carries no time): after `afterNs` and no
+   * later than `beforeNs`, CLOCK_MONOTONIC — the source's last empty read and this read.
+   */
+  afterNs: number;
+  /** See {@linkcode FileChange.afterNs}: when proctree read it. */
+  beforeNs: number;
 }
 
 /** The bits of an event mask that are changes, in the order they happened when merged. */
@@ -90,6 +97,8 @@ export class FileEvents {
   #selfPid: number;
   /** Running totals. */
   readonly stats: FileEventStats = { events: 0, changes: 0, unnamed: 0, lookups: 0 };
+  /** When the events now handled happened, as the source bounds it (see `FileChange`). */
+  seen: { afterNs: number; beforeNs: number } = { afterNs: 0, beforeNs: 0 };
 
   /** `roots`: the watched paths, absolute, without a trailing slash; `selfPid`: never reported. */
   constructor(roots: readonly string[], lookups: FileLookups, selfPid: number) {
@@ -142,7 +151,9 @@ export class FileEvents {
     for (const [bit, action] of ACTIONS) {
       if (!(ev.mask & bit)) continue;
       if (isDir && action === "create") this.#created(ev.self, path);
-      if (report && inside) this.#push(out, { action, path, dir: isDir, pid: ev.pid });
+      if (report && inside) {
+        this.#push(out, { action, path, dir: isDir, pid: ev.pid, ...this.seen });
+      }
       if (isDir && action === "delete") this.#forget(path);
     }
   }
@@ -168,7 +179,7 @@ export class FileEvents {
       this.stats.unnamed++;
       return;
     }
-    this.#push(out, { action: "rename", path: from, to, dir: isDir, pid: ev.pid });
+    this.#push(out, { action: "rename", path: from, to, dir: isDir, pid: ev.pid, ...this.seen });
   }
 
   #push(out: FileChange[], c: FileChange): void {

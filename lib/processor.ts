@@ -162,9 +162,11 @@ export class EventProcessor {
   };
   /** Batches waiting for audit records, oldest first. */
   #held: Held[] = [];
-  /** File changes whose process was not in the tree, this drain and the one before. */
-  #actorless: FileChange[] = [];
-  #actorlessDue: FileChange[] = [];
+  /** File changes not printed yet, in order; the first `#filesAged` were read before this drain. */
+  #files: FileChange[] = [];
+  #filesAged = 0;
+  /** A batch of this drain left a source with more to read. */
+  #drainIncomplete = false;
   #overrunHeld = false;
   #o: ProcessorOptions;
   #loss: LossAccounting;
@@ -224,11 +226,15 @@ export class EventProcessor {
         for (const s of this.#stages) s.poll();
         this.#reads.readNew(b, from, storm);
       },
-      batch: (b, complete) => this.#process(b, complete),
+      batch: (b, complete) => {
+        if (!complete) this.#drainIncomplete = true;
+        this.#process(b, complete);
+      },
       overrun: () => this.overrun(),
       drained: () => {
         this.#release(false);
-        this.#actorlessDrained();
+        this.#filesDue(this.#drainIncomplete ? "drain" : "emptied");
+        this.#drainIncomplete = false;
         this.#stageLines(true);
         this.#resyncIfDue();
         for (const s of this.#stages) s.sweep(this.#lastNs);
@@ -243,7 +249,7 @@ export class EventProcessor {
    * null when nothing is held.
    */
   dueInMs(): number | null {
-    if (this.#actorlessDue.length > 0) return 0; // printed after the next drain
+    if (this.#files.length > 0) return 0; // printed after the next drain
     if (this.#lineStages.some((s) => s.holding())) return 0; // the same
     const h = this.#held[0];
     if (!h) return null;
@@ -253,9 +259,7 @@ export class EventProcessor {
   /** Applies every held batch now: execs still without a record keep their `/proc` facts. */
   flush(): void {
     this.#release(true);
-    // Twice: the changes due now, then those waiting since the last drain; no fork follows.
-    this.#actorlessDrained();
-    this.#actorlessDrained();
+    this.#filesDue("end");
     this.#stageLines(true);
     this.#stageLines(true);
   }
@@ -287,6 +291,7 @@ export class EventProcessor {
 
   /** The kernel reported an overrun: events were dropped before the next datagram. */
   overrun(): void {
+    this.#o.tree.lost(this.#o.now());
     this.#o.audit?.lost(this.#o.now() / 1e6);
     for (const s of this.#stages) s.lost();
     if (this.#held.length > 0) this.#overrunHeld = true; // it belongs after what is held
@@ -400,39 +405,38 @@ export class EventProcessor {
   }
 
   /**
-   * File changes, after the events drained with them: the process that made a change was
-   * created (and exec'd) before it, so its node is in the tree, even if it has exited —
-   * unless it was created while this drain went on, after the connector was emptied (a long
-   * drain of a paced storm's changes): then its fork is in the next drain, and the change
-   * waits for it (printed after the next drain).
+   * File changes, in order, each after the connector events that precede it: the process
+   * that made it was created (and exec'd) before fanotify's read returned it, so its events
+   * are applied once the connector has been emptied since that read.
    */
   #fileChanges(changes: readonly FileChange[]): void {
-    const nowNs = this.#o.now();
-    for (const c of changes) {
-      const node = this.#o.tree.get(c.pid);
-      if (node) this.#fileLine(c, node, nowNs);
-      else this.#actorless.push(c);
-    }
-  }
-
-  #fileLine(c: FileChange, node: ProcNode | null, nowNs: number): void {
-    if (!this.#filter.selected(node)) return;
-    this.#counts.fileChanges++;
-    this.#o.sink(fileRecord(c, node, this.#ctx, nowNs), node);
+    for (const c of changes) this.#files.push(c);
+    this.#filesDue("batch");
   }
 
   /**
-   * After each drain: changes whose process was unknown one drain ago are printed now, with
-   * the process if that drain brought its fork, else without (`comm: null`).
+   * Prints the file changes that are due, in order: those read no later than the newest
+   * connector event applied; after a drain that left the connector empty (`emptied`), also
+   * those read before that drain began; at the `end`, all. Each with the process that held
+   * its pid while it happened, when the tree can tell exactly one did; else `comm: null`,
+   * never the pid's later process.
    */
-  #actorlessDrained(): void {
-    if (this.#held.length > 0) return; // their batch is not applied yet
-    const due = this.#actorlessDue;
-    this.#actorlessDue = this.#actorless;
-    this.#actorless = [];
-    if (due.length === 0) return;
-    const nowNs = this.#o.now();
-    for (const c of due) this.#fileLine(c, this.#o.tree.get(c.pid) ?? null, nowNs);
+  #filesDue(when: "batch" | "drain" | "emptied" | "end"): void {
+    if (when !== "batch" && when !== "end" && this.#held.length > 0) return; // not applied yet
+    const q = this.#files;
+    const aged = when === "emptied" ? this.#filesAged : when === "end" ? q.length : 0;
+    let due = 0;
+    while (due < q.length && (due < aged || q[due].beforeNs <= this.#lastNs)) due++;
+    for (let i = 0; i < due; i++) {
+      const c = q[i];
+      const node = this.#o.tree.holder(c.pid, c.afterNs, c.beforeNs);
+      if (!this.#filter.selected(node)) continue;
+      this.#counts.fileChanges++;
+      this.#o.sink(fileRecord(c, node, this.#ctx, c.beforeNs), node);
+    }
+    if (due > 0) this.#files = q.slice(due);
+    // Read before the next drain begins, whatever it finds.
+    this.#filesAged = when === "batch" ? Math.max(0, this.#filesAged - due) : this.#files.length;
   }
 
   /**
@@ -509,6 +513,7 @@ export class EventProcessor {
     const gap = this.#loss.observe(ev.cpu, ev.seq);
     if (gap > 0) {
       sink(lostRecord(clock.iso(ev.timestampNs), gap, this.#loss.reason, ev.cpu), null);
+      this.#o.tree.lost(ev.timestampNs);
       // A lost exec event would leave its audit record to the pid's next exec.
       this.#o.audit?.lost(this.#o.now() / 1e6);
       for (const s of this.#stages) s.lost();

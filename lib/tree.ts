@@ -93,6 +93,13 @@ interface Node extends ProcNode {
   mainExited: boolean;
   /** The id, once asked for (see `identity.ts`). */
   id?: string;
+  /** The process that held this pid before (one level: its own `previous` is cut). */
+  previous: Node | null;
+  /**
+   * When the pid's earlier holders had all ended, CLOCK_MONOTONIC ns, as an upper bound
+   * (-Infinity: none since proctree started; Infinity: not known).
+   */
+  prevExitNs: number;
 }
 
 /** What exec enrichment learned from `/proc`; null fields were not readable. */
@@ -201,8 +208,16 @@ function newNode(pid: number, parent: Node | null): Node {
     expired: false,
     tids: null,
     mainExited: false,
+    previous: null,
+    prevExitNs: -Infinity,
   };
 }
+
+/**
+ * Most pids whose last process the tree has dropped and remembers the exit of; beyond,
+ * the oldest are forgotten and their exits only bounded (a pid can be up to 4 million).
+ */
+export const MAX_FREED_PIDS = 65_536;
 
 /** The questions consumers may ask the live tree (the library's `onListening` gets this). */
 export interface ProcessTree {
@@ -238,6 +253,12 @@ export class PidTree implements ProcessTree {
   #bootOffsetNs: number;
   #bootTag: string;
   #exitedHeld = 0;
+  /** Pids whose last node was dropped: when that process ended. */
+  #freedNs = new Map<number, number>();
+  /** Every pid not in `#freedNs` nor held was free (as far as the tree knows) by then. */
+  #forgottenNs = -Infinity;
+  /** The newest loss of kernel events: until then, processes may have come and gone unseen. */
+  #lostNs = -Infinity;
   #evictedByCap = 0;
   #vanished = 0;
   #live = 0;
@@ -277,6 +298,7 @@ export class PidTree implements ProcessTree {
       const old = this.#byPid.get(e.pid);
       if (old?.alive) continue;
       const n = newNode(e.pid, null);
+      this.#handOver(n, old);
       n.comm = e.comm;
       n.uid = e.euid;
       n.startTicks = e.startTicks;
@@ -309,6 +331,7 @@ export class PidTree implements ProcessTree {
     }
     this.#retire(pid, timestampNs);
     const n = newNode(pid, null);
+    this.#handOver(n, old);
     n.startNs = timestampNs;
     if (parent) {
       this.#link(n, parent);
@@ -331,7 +354,9 @@ export class PidTree implements ProcessTree {
   exec(pid: number, info: ExecInfo): ProcNode {
     let n = this.#byPid.get(pid);
     if (!n || !n.alive) {
+      const old = n;
       n = newNode(pid, null);
+      this.#handOver(n, old);
       n.startTicks = info.startTicks;
       if (info.ppid !== null) {
         n.ppid = info.ppid;
@@ -404,6 +429,61 @@ export class PidTree implements ProcessTree {
   startOf(node: ProcNode): number | null {
     if (node.startNs !== null) return node.startNs;
     return node.startTicks === null ? null : monotonicOfTicks(node.startTicks, this.#bootOffsetNs);
+  }
+
+  /**
+   * The process that held `pid` at a moment after `afterNs` and no later than `beforeNs`
+   * (CLOCK_MONOTONIC), when the tree can tell that exactly one did; else null. For a source
+   * that names a process by pid alone and can only bound when (fanotify): never the pid's
+   * later process, never an earlier one.
+   */
+  holder(pid: number, afterNs: number, beforeNs: number): ProcNode | null {
+    if (afterNs <= this.#lostNs) return null; // processes of the window may be unseen
+    let n: Node | null = this.#byPid.get(pid) ?? null;
+    if (n && this.#startBounds(n)[0] > beforeNs) n = n.previous; // it came after
+    if (!n) return null;
+    const latest = this.#startBounds(n)[1];
+    if (latest > beforeNs) return null; // it may have started after
+    if (n.exitNs !== null && n.exitNs < afterNs) return null; // gone before: holder unknown
+    if (latest > afterNs && n.prevExitNs >= afterNs) return null; // the pid changed hands
+    return n;
+  }
+
+  /** Kernel events were lost by `nowNs`: processes may have come and gone unseen. */
+  lost(nowNs: number): void {
+    this.#lostNs = Math.max(this.#lostNs, nowNs);
+  }
+
+  /** The earliest and latest the process can have started (ticks from `/proc` are coarse). */
+  #startBounds(n: Node): [number, number] {
+    if (n.startNs !== null) return [n.startNs, n.startNs];
+    if (n.startTicks === null) return [-Infinity, Infinity];
+    const t = monotonicOfTicks(n.startTicks, this.#bootOffsetNs);
+    return [t, t + 1e9 / TICKS_PER_SECOND];
+  }
+
+  /** `n` takes its pid over from `old` (or from a process dropped or never seen). */
+  #handOver(n: Node, old: Node | undefined): void {
+    let endedNs = this.#forgottenNs;
+    if (old) {
+      old.previous = null; // one level: a pid's history is not kept as a chain
+      n.previous = old;
+      endedNs = Math.max(endedNs, old.exitNs ?? Infinity);
+    } else {
+      endedNs = Math.max(endedNs, this.#freedNs.get(n.pid) ?? -Infinity);
+      this.#freedNs.delete(n.pid);
+    }
+    n.prevExitNs = endedNs;
+  }
+
+  /** The last node of `pid` was dropped; it ended at `exitNs`. */
+  #freed(pid: number, exitNs: number): void {
+    this.#freedNs.delete(pid);
+    this.#freedNs.set(pid, exitNs);
+    if (this.#freedNs.size <= MAX_FREED_PIDS) return;
+    const [oldest, ns] = this.#freedNs.entries().next().value!;
+    this.#freedNs.delete(oldest);
+    this.#forgottenNs = Math.max(this.#forgottenNs, ns);
   }
 
   /** The live or held process with this id, if any. */
@@ -588,7 +668,10 @@ export class PidTree implements ProcessTree {
   #dropIfDone(n: Node): void {
     let cur: Node | null = n;
     while (cur && cur.expired && !cur.alive && !cur.children?.size) {
-      if (this.#byPid.get(cur.pid) === cur) this.#byPid.delete(cur.pid);
+      if (this.#byPid.get(cur.pid) === cur) {
+        this.#byPid.delete(cur.pid);
+        this.#freed(cur.pid, cur.exitNs ?? Infinity);
+      }
       this.#exitedHeld--;
       cur.expired = false; // dropped: never counted twice
       const p: Node | null = cur.parent;

@@ -341,7 +341,15 @@ Deno.test("processor: a file change whose process is not in the tree yet waits o
   });
   const loop = h.processor.loopHandlers();
   // Drain 1: rm's change was read, its fork (made after the connector was emptied) was not.
-  queued = [{ action: "delete", path: "/w/a", dir: false, pid: 101 }];
+  const ms = 1e6;
+  queued = [{
+    action: "delete",
+    path: "/w/a",
+    dir: false,
+    pid: 101,
+    afterNs: 900 * ms,
+    beforeNs: 1050 * ms,
+  }];
   loop.batch([], true);
   loop.drained!();
   assertEquals(h.records.length, 0);
@@ -356,7 +364,14 @@ Deno.test("processor: a file change whose process is not in the tree yet waits o
   ]);
   assertMatch(String(h.records[1].chain), /^101\|agent\|root;100\|agent/);
   // A change whose process never shows up is printed one drain later without one.
-  queued = [{ action: "create", path: "/w/b", dir: false, pid: 999 }];
+  queued = [{
+    action: "create",
+    path: "/w/b",
+    dir: false,
+    pid: 999,
+    afterNs: 2000 * ms,
+    beforeNs: 2100 * ms,
+  }];
   loop.batch([], true);
   loop.drained!();
   loop.batch([], true);
@@ -364,4 +379,66 @@ Deno.test("processor: a file change whose process is not in the tree yet waits o
   assertEquals(h.records.at(-1)?.pid, 999);
   assertEquals(h.records.at(-1)?.comm, null);
   assertEquals(loop.dueInMs!(), null);
+});
+
+Deno.test("processor: a file change names the process that held its pid then, or none", () => {
+  const procs = world();
+  let queued: FileChange[] = [];
+  const h = harness(procs, {
+    files: { take: () => queued.splice(0), unnamed: () => 0, walksCut: 0 },
+  });
+  const loop = h.processor.loopHandlers();
+  const ms = 1e6;
+  const change = (path: string, afterMs: number, beforeMs: number): FileChange => ({
+    action: "create",
+    path,
+    dir: false,
+    pid: 101,
+    afterNs: afterMs * ms,
+    beforeNs: beforeMs * ms,
+  });
+  // Pid 101: A from 1000 to 1001 ms, then B from 1002 ms; all applied before the changes.
+  loop.batch([ev.fork(101, 100, 1000), ev.exit(101, 0, 100, 1001), ev.fork(101, 1, 1002)], true);
+  queued = [
+    change("/w/a", 999, 1000.5), // while A held it (B came after the read)
+    change("/w/either", 999, 1003), // A or B: the pid changed hands in the window
+    change("/w/b", 1001.5, 1003), // after A had ended: B
+  ];
+  loop.batch([], true);
+  loop.drained!();
+  loop.drained!(); // the last two were read after the newest event: one drain more
+  const files = h.records.filter((r) => r.event === "file");
+  assertEquals(files.map((r) => [r.path, r.id === undefined ? null : r.chain?.split(";")[1]]), [
+    ["/w/a", "100|agent|root"],
+    ["/w/either", null],
+    ["/w/b", "1|systemd|root"],
+  ]);
+  assertEquals(files[1].comm, null);
+});
+
+Deno.test("processor: file changes keep their order when one waits for its process's events", () => {
+  const procs = world();
+  let queued: FileChange[] = [];
+  const h = harness(procs, {
+    files: { take: () => queued.splice(0), unnamed: () => 0, walksCut: 0 },
+  });
+  const loop = h.processor.loopHandlers();
+  const ms = 1e6;
+  const change = (path: string, pid: number, beforeMs: number): FileChange => ({
+    action: "create",
+    path,
+    dir: false,
+    pid,
+    afterNs: 0,
+    beforeNs: beforeMs * ms,
+  });
+  loop.batch([ev.fork(101, 100, 1000)], true);
+  queued = [change("/w/1", 101, 2000)]; // read after the newest event applied: waits
+  loop.batch([], true);
+  queued = [change("/w/2", 101, 500)]; // due by its time, but after /w/1
+  loop.batch([], true);
+  assertEquals(h.records.filter((r) => r.event === "file").length, 0);
+  loop.drained!();
+  loop.batch([ev.fork(102, 100, 2500)], true);
+  assertEquals(h.records.filter((r) => r.event === "file").map((r) => r.path), ["/w/1", "/w/2"]);
 });

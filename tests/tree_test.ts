@@ -189,3 +189,24 @@ Deno.test("chain: a name the comm did not give is the executable's, in brackets;
   t.exec(102, info("[ls]"));
   assertEquals(formatChain(t.chain(t.get(102)!), users).split(";")[0], "102|%5Bls]|root");
 });
+
+Deno.test("tree: the holder of a pid in a window, across reuse, eviction and losses", () => {
+  const t = new PidTree({ graceMs: 1000, maxExited: 100 });
+  t.seed([{ pid: 1, ppid: 0, comm: "init", euid: 0, startTicks: 1 }]);
+  const ms = 1e6;
+  // Seeded: started long before any window.
+  assertEquals(t.holder(1, 5000 * ms, 5001 * ms)?.comm, "init");
+  // 10 from 5000 to 5010 ms; dropped from the tree; then 10 again from 9000 ms.
+  t.fork(10, 1, 5000 * ms);
+  t.exit(10, 0, 1, 5010 * ms);
+  t.sweep(8000 * ms);
+  assertEquals(t.get(10), undefined);
+  const b = t.fork(10, 1, 9000 * ms);
+  assertEquals(t.holder(10, 5005 * ms, 9500 * ms), null, "the first may have done it");
+  assertEquals(t.holder(10, 5020 * ms, 9500 * ms), b, "the first had ended");
+  assertEquals(t.holder(10, 4000 * ms, 4999 * ms), null, "before either");
+  // Events lost: a window that reaches back before the loss names nobody.
+  t.lost(9600 * ms);
+  assertEquals(t.holder(10, 9500 * ms, 9700 * ms), null);
+  assertEquals(t.holder(10, 9650 * ms, 9700 * ms), b);
+});
