@@ -12,20 +12,30 @@ import { intFlag, parseFlags } from "./flags.ts";
 import { checkWritable, writeAtomic } from "../ffi/output.ts";
 import { DEFAULT_MAX_REPORT_PROCESSES, LogIndex } from "../lib/log_audit.ts";
 import { renderHtml } from "../lib/report_html.ts";
+import { PathHistory } from "../lib/path_history.ts";
+import { absolutePath } from "../ffi/files.ts";
 import { traceOf } from "../lib/trace.ts";
 import { count, pageNonce } from "./run.ts";
 
-export const REPORT_HELP = `proctree report — a page (or trace) of the processes in a watch log
+export const REPORT_HELP = `proctree report — a page (or trace) of the processes in a watch log,
+or the history of a path
 
 Usage: proctree report LOG.jsonl (--html FILE | --trace FILE) [options]
+       proctree report LOG.jsonl --path PATH [--json] [--since TIME] [--until TIME]
 
 Reads a log written by proctree watch (-o FILE, or its stdout), joins each process's lines
 by their id, and writes the page run --html writes: a timeline of every process, nested by
 lineage and coloured by outcome, and a table to sort and filter.
 
+With --path, prints instead every change the log has to PATH or under it (watch --files),
+oldest first: time, action, path, and the process that made it with its chain — and where
+the log says changes may be missing (a files_overflow, a restart).
+
 Options:
   --html FILE          write the page here (mode 0600, whole or not at all)
   --trace FILE         write Chrome's Trace Event Format here (ui.perfetto.dev)
+  --path PATH          print the changes to PATH and under it (a rename: either side)
+  --json               with --path: print the log's own lines, for jq
   --under NAME|PATH|PID|ID  only processes that are, or descend from, one with this comm or
                        program name, executable path, pid or id; repeatable
   --since TIME         only events at or after TIME (ISO 8601, e.g. 2026-11-29T18:00:00Z)
@@ -34,8 +44,9 @@ Options:
                        the page says how many were left out
   -h, --help           this help
 
-Example:
-  proctree report /var/log/proctree/events.jsonl --under sshd --since 2026-11-29T09:00:00Z --html ssh.html`;
+Examples:
+  proctree report /var/log/proctree/events.jsonl --under sshd --since 2026-11-29T09:00:00Z --html ssh.html
+  proctree report /var/log/proctree/events.jsonl --path /etc/ssh/sshd_config`;
 
 /** Everything `report` was asked to do, checked. */
 export interface ReportConfig {
@@ -47,6 +58,10 @@ export interface ReportConfig {
   html?: string;
   /** Write the trace here. */
   trace?: string;
+  /** Print the changes to this path (absolute) and under it instead. */
+  path?: string;
+  /** With `path`: the log's own lines. */
+  json: boolean;
   /** `--under` values. */
   under: string[];
   /** Window start, µs since the epoch. */
@@ -69,8 +84,8 @@ function timeFlag(value: string | undefined, name: string): number | undefined {
 /** Parses `report`'s arguments; every bad flag is a {@linkcode CliError} with status 2. */
 export function parseReportConfig(args: string[]): ReportConfig {
   const f = parseFlags(args, {
-    boolean: ["help"],
-    string: ["html", "trace", "since", "until", "max-processes"],
+    boolean: ["help", "json"],
+    string: ["html", "trace", "since", "until", "max-processes", "path"],
     collect: ["under"],
     alias: { h: "help" },
   }, "report");
@@ -78,14 +93,23 @@ export function parseReportConfig(args: string[]): ReportConfig {
   if (!help && f._.length !== 1) {
     throw new CliError("report: expects one log file (see proctree report --help)", 2);
   }
-  if (!help && !f.html && !f.trace) {
-    throw new CliError("report: give --html FILE or --trace FILE", 2);
+  if (!help && !f.html && !f.trace && f.path === undefined) {
+    throw new CliError("report: give --html FILE, --trace FILE or --path PATH", 2);
   }
+  if (f.path !== undefined && (f.html || f.trace || f.under.length)) {
+    throw new CliError(
+      "report: --path prints changes; it does not go with --html, --trace or --under",
+      2,
+    );
+  }
+  if (f.json && f.path === undefined) throw new CliError("report: --json goes with --path", 2);
   return {
     help,
     log: String(f._[0] ?? ""),
     html: f.html,
     trace: f.trace,
+    path: f.path === undefined ? undefined : absolutePath(f.path, Deno.cwd()),
+    json: f.json,
     under: f.under,
     sinceUs: timeFlag(f.since, "since"),
     untilUs: timeFlag(f.until, "until"),
@@ -130,8 +154,59 @@ export function report(args: string[]): number {
   return runReport(c);
 }
 
-/** Reads the log of a parsed config and writes its page and trace. */
+/** Lines to stdout, written in chunks; a reader that went away (`| head`) ends the output. */
+class LineOut {
+  #buf: string[] = [];
+  #bytes = 0;
+  /** The reader went away: nothing more is written. */
+  closed = false;
+
+  line(l: string): void {
+    if (this.closed) return;
+    this.#buf.push(l);
+    this.#bytes += l.length + 1;
+    if (this.#bytes >= 1 << 16) this.flush();
+  }
+
+  /** Writes what is buffered. */
+  flush(): void {
+    if (this.closed || this.#buf.length === 0) return;
+    const bytes = new TextEncoder().encode(this.#buf.join("\n") + "\n");
+    this.#buf = [];
+    this.#bytes = 0;
+    try {
+      for (let at = 0; at < bytes.length;) at += Deno.stdout.writeSync(bytes.subarray(at));
+    } catch (e) {
+      if (!(e instanceof Deno.errors.BrokenPipe)) throw e;
+      this.closed = true;
+    }
+  }
+}
+
+/** Prints the history of `c.path` in the log: every change, and every gap. */
+function runPathReport(c: ReportConfig): number {
+  const out = new LineOut();
+  const h = new PathHistory(
+    { path: c.path!, sinceUs: c.sinceUs, untilUs: c.untilUs },
+    c.json,
+    (l) => out.line(l),
+  );
+  readLines(c.log, (l) => h.line(l));
+  out.flush();
+  const { lines, changes, gaps, malformed } = h.counts;
+  if (lines === 0) throw new CliError(`report: ${c.log} is empty`, 1);
+  say(
+    `proctree: ${count(changes, "change", "changes")} to ${c.path}` +
+      (gaps ? `, ${count(gaps, "place", "places")} where changes may be missing` : "") +
+      ` (${count(lines, "line", "lines")} read` +
+      (malformed ? `, ${malformed} not JSON, skipped)` : ")"),
+  );
+  return 0;
+}
+
+/** Reads the log of a parsed config and writes its page and trace (or prints a path's history). */
 export function runReport(c: ReportConfig): number {
+  if (c.path !== undefined) return runPathReport(c);
   for (const path of [c.html, c.trace]) if (path) checkWritable(path);
   // Two passes: the first keeps only who created whom, the second builds what the page shows.
   const index = new LogIndex({

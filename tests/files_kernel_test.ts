@@ -253,3 +253,57 @@ Deno.test(
     }
   },
 );
+
+Deno.test({
+  name: "kernel: report --path prints a path's history from a real watch log",
+  ignore,
+}, async () => {
+  const base = await Deno.makeTempDir({ prefix: "proctree-files-" });
+  const w = `${base}/w`;
+  const log = `${base}/log.jsonl`;
+  try {
+    await Deno.mkdir(w);
+    const p = await startProctree(["watch", "--files", w, "-o", log]);
+    const script = `cd ${w} && echo x > a && mv a b && mkdir d && touch d/c && rm -r d`;
+    assert((await new Deno.Command("sh", { args: ["-c", script] }).output()).success);
+    await settle();
+    await p.stop();
+    const report = async (...args: string[]) => {
+      const r = await new Deno.Command(PROCTREE[0], {
+        args: [...PROCTREE.slice(1), "report", log, ...args],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      assertEquals(r.code, 0, new TextDecoder().decode(r.stderr));
+      return {
+        out: new TextDecoder().decode(r.stdout).trim().split("\n"),
+        err: new TextDecoder().decode(r.stderr).trim(),
+      };
+    };
+    const d = await report("--path", `${w}/d`);
+    assertEquals(d.out.map((l) => l.split("  ")[1]), [
+      "create (dir)",
+      "create",
+      "attrib",
+      "write",
+      "delete",
+      "delete (dir)",
+    ]);
+    assert(d.out[0].includes(" mkdir "), d.out[0]);
+    assert(d.out.at(-1)!.includes(" rm "), d.out.at(-1));
+    assertEquals(
+      d.err,
+      `proctree: 6 changes to ${w}/d (${
+        (await Deno.readTextFile(log)).trim().split("\n").length
+      } lines read)`,
+    );
+    // A rename is in the history of both its sides; --json prints the log's own lines.
+    const b = await report("--path", `${w}/b`, "--json");
+    const lines = b.out.map((l) => JSON.parse(l));
+    assertEquals(lines.map((l) => [l.action, l.path, l.to, l.comm]), [
+      ["rename", `${w}/a`, `${w}/b`, "mv"],
+    ]);
+  } finally {
+    await Deno.remove(base, { recursive: true });
+  }
+});

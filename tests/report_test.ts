@@ -207,10 +207,14 @@ Deno.test("report config: the log, at least one output, times checked", () => {
     ["sshd"],
     Date.parse("2026-11-29T09:00:00Z") * 1000,
   ]);
+  const p = parseReportConfig(["log.jsonl", "--path", "/etc/ssh/", "--json"]);
+  assertEquals([p.path, p.json, p.html], ["/etc/ssh", true, undefined]);
   for (
     const [args, message] of [
       [["--html", "p.html"], "expects one log file"],
-      [["log.jsonl"], "give --html FILE or --trace FILE"],
+      [["log.jsonl"], "give --html FILE, --trace FILE or --path PATH"],
+      [["log.jsonl", "--path", "/etc", "--html", "p"], "does not go with --html"],
+      [["log.jsonl", "--html", "p", "--json"], "--json goes with --path"],
       [
         ["log.jsonl", "--html", "p", "--since", "yesterday-ish"],
         "--since expects an ISO 8601 time",
