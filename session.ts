@@ -34,7 +34,7 @@ import { warmUp } from "./lib/warm_up.ts";
 import { realtime } from "./ffi/sched.ts";
 import { readFileText } from "./ffi/procfs.ts";
 import { bootTag } from "./lib/identity.ts";
-import { FanotifySource, FanotifyUnavailable, MountWatch } from "./ffi/fanotify.ts";
+import { FanotifySource, FanotifyUnavailable, MountWatch, OWN_MOUNTINFO } from "./ffi/fanotify.ts";
 import { AuditSource, AuditUnavailable } from "./ffi/audit.ts";
 import { FileSource, FilesUnavailable } from "./ffi/files.ts";
 import { BpfExecSource, BpfUnavailable } from "./ffi/source/bpf_exec.ts";
@@ -168,12 +168,20 @@ function openNet(btfPath: string | undefined): { source: BpfNetSource; stage: Ne
   return { source, stage };
 }
 
-/** A watch on each mount table fanotify marks; one that cannot be opened is left out. */
-function mountWatches(f: FanotifySource): MountWatch[] {
+/**
+ * A watch on each mount table the exec names mark, and on proctree's own for the file
+ * changes (mounts under PATH); one that cannot be opened is left out.
+ */
+function mountWatches(f: FanotifySource | null, files: FileSource | null): MountWatch[] {
+  const tables = new Map<string, (() => void)[]>();
+  const on = (mountinfo: string, fn: () => void) =>
+    tables.set(mountinfo, [...tables.get(mountinfo) ?? [], fn]);
+  for (const t of f?.tables ?? []) on(t.mountinfo, () => f!.markMounts());
+  if (files) on(OWN_MOUNTINFO, () => files.markMounts());
   const out: MountWatch[] = [];
-  for (const t of f.tables) {
+  for (const [mountinfo, fns] of tables) {
     try {
-      out.push(new MountWatch(f, t.mountinfo));
+      out.push(new MountWatch(() => fns.forEach((fn) => fn()), mountinfo));
     } catch { /* mounts there are marked at start only */ }
   }
   return out;
@@ -243,7 +251,8 @@ export class Session {
     this.audit = audit;
     this.files = files;
     const f = this.fanotify;
-    const sources: Source[] = f ? [connector, f, ...mountWatches(f)] : [connector];
+    const sources: Source[] = f ? [connector, f] : [connector];
+    sources.push(...mountWatches(f, files));
     if (audit) sources.push(audit);
     if (files) sources.push(files);
     if (net) sources.push(net.source);

@@ -120,6 +120,7 @@ export function sourceOptions(c: SourceConfig): ListenOptions {
 export function openSession(opts: ListenOptions): Session {
   try {
     const s = Session.open(opts);
+    if (s.files) s.files.onNote = (m) => say(`proctree: ${m}`);
     if (s.execNamesNote) say(s.execNamesNote);
     if (s.audit) say(auditNote(s.audit.setup));
     return s;
@@ -177,7 +178,8 @@ export function filesNote(s: Session): string {
   return `, files: ${fs} ${fs === 1 ? "filesystem" : "filesystems"}` +
     `${dirs ? ` and ${plural(dirs, "directory", "directories")}` : ""} marked, ` +
     `${plural(known, "directory", "directories")} known` +
-    (f.missing.length ? `; not there yet, watched for: ${f.missing.join(", ")}` : "");
+    (f.missing.length ? `; not there yet, watched for: ${f.missing.join(", ")}` : "") +
+    (f.unwatched.length ? `; not watched: ${f.unwatched.join(", ")}` : "");
 }
 
 function plural(n: number, one: string, many: string): string {

@@ -35,6 +35,9 @@ import { parseMountinfo, PSEUDO_FS_TYPES } from "../lib/mountinfo.ts";
 import { HEADER_BYTES, parseExecHeader } from "../lib/exec_header.ts";
 import { ExecNames, NOT_HERE } from "../lib/exec_names.ts";
 
+/** proctree's own mount table. */
+export const OWN_MOUNTINFO = "/proc/self/mountinfo";
+
 /**
  * The mount tables to mark: proctree's own, and the host's (init's), reached through
  * `/proc/1/root` when proctree runs in a mount namespace of its own (a systemd unit with
@@ -42,7 +45,7 @@ import { ExecNames, NOT_HERE } from "../lib/exec_names.ts";
  * still marked.
  */
 export const MOUNT_TABLES = [
-  { mountinfo: "/proc/self/mountinfo", root: "" },
+  { mountinfo: OWN_MOUNTINFO, root: "" },
   { mountinfo: "/proc/1/mountinfo", root: "/proc/1/root" },
 ] as const;
 
@@ -255,8 +258,9 @@ export class FanotifySource implements Source {
 
 /**
  * Mount changes, as a source: a mountinfo file polls `POLLPRI` when its mount table
- * changes, and the fanotify source then marks what is new. Two descriptors: the loop's poll
- * consumes the change signal of the one it polls, the other tells this source's drain.
+ * changes, and the sources that mark mounts (exec names, file changes) then mark what is
+ * new. Two descriptors: the loop's poll consumes the change signal of the one it polls, the
+ * other tells this source's drain.
  */
 export class MountWatch implements Source {
   readonly name = "mounts";
@@ -266,11 +270,11 @@ export class MountWatch implements Source {
   #own: number;
   #pollfd = new Uint8Array(POLLFD.size);
   #pollView = new DataView(this.#pollfd.buffer);
-  #fanotify: FanotifySource;
+  #changed: () => void;
   #checkedMs = -Infinity;
 
-  /** Watches `mountinfo` for `fanotify`; throws {@linkcode LibcError} when it cannot be opened. */
-  constructor(fanotify: FanotifySource, mountinfo: string) {
+  /** Watches `mountinfo`, calling `changed` when it changes; throws {@linkcode LibcError} when it cannot be opened. */
+  constructor(changed: () => void, mountinfo: string) {
     const c = libc();
     this.fd = c.open(cPath(mountinfo), O.RDONLY | O.CLOEXEC);
     this.#own = this.fd < 0 ? -1 : c.open(cPath(mountinfo), O.RDONLY | O.CLOEXEC);
@@ -279,7 +283,7 @@ export class MountWatch implements Source {
       if (this.fd >= 0) c.close(this.fd);
       throw new LibcError("open(mountinfo)", e);
     }
-    this.#fanotify = fanotify;
+    this.#changed = changed;
     this.#pollView.setInt32(POLLFD.fd, this.#own, true);
     this.#pollView.setInt16(POLLFD.events, POLL.PRI, true);
   }
@@ -294,7 +298,7 @@ export class MountWatch implements Source {
     if (now - this.#checkedMs < MOUNT_CHECK_MS) return 0;
     this.#checkedMs = now;
     this.#pollView.setInt16(POLLFD.revents, 0, true);
-    if (libc().poll(this.#pollfd, 1n, 0) > 0) this.#fanotify.markMounts();
+    if (libc().poll(this.#pollfd, 1n, 0) > 0) this.#changed();
     return 0;
   }
 

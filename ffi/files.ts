@@ -11,19 +11,8 @@
  * @module
  */
 
-import {
-  AT_FDCWD,
-  Clock,
-  clockNs,
-  Errno,
-  errno,
-  errnoName,
-  libc,
-  LibcError,
-  O,
-  STATFS,
-} from "./libc.ts";
-import { MAX_READS_PER_DRAIN } from "./fanotify.ts";
+import { Clock, clockNs, Errno, errno, errnoName, libc, LibcError, O, STATFS } from "./libc.ts";
+import { MAX_READS_PER_DRAIN, OWN_MOUNTINFO } from "./fanotify.ts";
 import { cBytes, readFileText, readLink, realPath } from "./procfs.ts";
 import type { BatchSink, Source } from "../lib/loop.ts";
 import {
@@ -140,7 +129,14 @@ export class FileSource implements Source {
     const s = new FileSource(fd, roots.map((r) => realPath(r) ?? r), onOverflow);
     s.missing = s.roots.filter((r) => !s.#isDir(r));
     try {
-      for (const r of s.roots) for (const at of s.#markUnder(r)) s.#walkPath(at);
+      for (const r of s.roots) {
+        let at = r; // the nearest existing ancestor of a PATH not there yet
+        while (at !== "/" && !s.#isDir(at)) at = at.slice(0, at.lastIndexOf("/")) || "/";
+        const why = s.#markFs(at, true);
+        if (why) throw new FilesUnavailable("EOPNOTSUPP", `${at} cannot be watched: ${why}`);
+        s.#walkPath(r);
+      }
+      s.#markMounts(true);
     } catch (e) {
       s.close();
       throw e;
@@ -151,25 +147,38 @@ export class FileSource implements Source {
   /** Paths asked for that were not directories at start: watched for their creation. */
   missing: readonly string[] = [];
 
+  /** Mounts under PATH that cannot be watched: where, the filesystem, and why. */
+  readonly unwatched: string[] = [];
+  /** Mounts under PATH handled, by mount id. */
+  #mountsSeen = new Set<number>();
+
   /**
-   * Marks the filesystem of `root` (or of its nearest existing ancestor) and those mounted
-   * below it; returns where to walk from: `root` and each mount below it (a walk never
-   * crosses into another mount).
+   * Marks and walks each mount under PATH not handled yet: a filesystem mounted below PATH
+   * is its own (a walk never crosses into it). At start (`start`) a mount on a PATH itself
+   * was walked with it. A mount that cannot be watched is said (`unwatched`, and `onNote`).
    */
-  #markUnder(root: string): string[] {
-    let at = root;
-    while (at !== "/" && !this.#isDir(at)) at = at.slice(0, at.lastIndexOf("/")) || "/";
-    this.#markFs(at);
-    const walks = [root];
-    for (const m of parseMountinfo(readFileText("/proc/self/mountinfo") ?? "")) {
+  #markMounts(start: boolean): void {
+    for (const m of parseMountinfo(readFileText(OWN_MOUNTINFO) ?? "")) {
       // Kernel interfaces (`/proc`, `/sys`, …) hold no files anyone changes: not marked, not walked.
-      if (PSEUDO_FS_TYPES.has(m.fsType) || m.mountPoint === root) continue;
+      if (PSEUDO_FS_TYPES.has(m.fsType) || this.#mountsSeen.has(m.mountId)) continue;
       if (!this.events.under(m.mountPoint)) continue;
-      this.#markFs(m.mountPoint);
-      walks.push(m.mountPoint);
+      this.#mountsSeen.add(m.mountId);
+      const why = this.#markFs(m.mountPoint, false);
+      if (why) {
+        const said = `${m.mountPoint} (${m.fsType}: ${why})`;
+        this.unwatched.push(said);
+        if (!start) this.onNote?.(`--files: not watched: ${said}`);
+      } else if (!start || !this.roots.includes(m.mountPoint)) this.#walkPath(m.mountPoint);
     }
-    return walks;
   }
+
+  /** Mounts appeared or went: those new under PATH are marked and walked. */
+  markMounts(): void {
+    this.#markMounts(false);
+  }
+
+  /** Told of a mount under PATH that appeared and cannot be watched. */
+  onNote?: (message: string) => void;
 
   #isDir(path: string): boolean {
     const fd = libc().open(cBytes(path), O.RDONLY | O.DIRECTORY | O.CLOEXEC);
@@ -178,29 +187,39 @@ export class FileSource implements Source {
     return true;
   }
 
-  #markFs(path: string): void {
+  /**
+   * Marks the filesystem at `path` (a filesystem mark; where refused, an inode mark on each
+   * directory as it is walked); returns why it cannot be watched, or null. `strict`: a
+   * refusal that means `--files` cannot work at all (`EPERM`, `EINVAL`) throws.
+   */
+  #markFs(path: string, strict: boolean): string | null {
     const c = libc();
     const key = this.#keyOf(path);
-    const fsid = key?.slice(0, key.indexOf(":"));
-    if (!fsid || this.#mountFds.has(fsid)) return;
+    if (key === null) return `no file handles (name_to_handle_at: ${errnoName(this.#keyErrno)})`;
+    const fsid = key.slice(0, key.indexOf(":"));
+    if (this.#mountFds.has(fsid)) return null; // marked already (another mount of it)
     const mountFd = c.open(cBytes(path), O.RDONLY | O.DIRECTORY | O.CLOEXEC);
-    if (mountFd < 0) throw new LibcError(`open(${path})`, errno());
-    this.#mountFds.set(fsid, mountFd);
+    if (mountFd < 0) return `open: ${errnoName(errno())}`;
     const ok = c.fanotify_mark(
       this.fd,
       FAN_MARK.ADD | FAN_MARK.FILESYSTEM,
       BigInt(FILE_EVENTS_MASK),
-      AT_FDCWD,
-      cBytes(path),
+      mountFd,
+      null,
     ) === 0;
-    if (ok) {
-      this.marks.filesystems++;
-      return;
-    }
     const e = errno();
-    if (e === Errno.EPERM) throw unavailable(e);
-    if (e === Errno.EINVAL) throw unavailable(e);
-    this.#inodeMarked.add(fsid); // e.g. EXDEV, ENODEV: mark each directory as it is walked
+    if (ok) this.marks.filesystems++;
+    else if (strict && (e === Errno.EPERM || e === Errno.EINVAL)) {
+      c.close(mountFd);
+      throw unavailable(e);
+    } else if (this.#markDir(mountFd)) {
+      this.#inodeMarked.add(fsid); // e.g. EXDEV: each directory is marked as it is walked
+    } else {
+      c.close(mountFd);
+      return `fanotify_mark: ${errnoName(e)}`;
+    }
+    this.#mountFds.set(fsid, mountFd);
+    return null;
   }
 
   /** Walks the directory at `path` at start (by its path: the user named it). */
@@ -266,7 +285,7 @@ export class FileSource implements Source {
   /** Directories whose walk stopped at {@linkcode MAX_WALK_DIRS}. */
   walksCut = 0;
 
-  #markDir(fd: number): void {
+  #markDir(fd: number): boolean {
     const ok = libc().fanotify_mark(
       this.fd,
       FAN_MARK.ADD | FAN_MARK.ONLYDIR,
@@ -275,6 +294,7 @@ export class FileSource implements Source {
       null,
     ) === 0;
     if (ok) this.marks.directories++;
+    return ok;
   }
 
   /**
@@ -298,17 +318,23 @@ export class FileSource implements Source {
     return { key: handleKey(fsid, bytes), bytes, fsid: hexOf(fsid), mountId };
   }
 
-  /** The handle key of `path` (fsid, type, handle), as events carry it; null when gone. */
+  /**
+   * The handle key of `path` (fsid, type, handle), as events carry it; null when gone or
+   * when its filesystem gives no handles (the errno in `#keyErrno`).
+   */
   #keyOf(path: string): string | null {
-    const at = cBytes(path);
-    const fd = libc().open(at, O.PATH | O.CLOEXEC);
-    if (fd < 0) return null;
-    try {
-      return this.#handleAt(fd, EMPTY_NAME, AT_EMPTY_PATH)?.key ?? null;
-    } finally {
-      libc().close(fd);
+    const fd = libc().open(cBytes(path), O.PATH | O.CLOEXEC);
+    if (fd < 0) {
+      this.#keyErrno = errno();
+      return null;
     }
+    const key = this.#handleAt(fd, EMPTY_NAME, AT_EMPTY_PATH)?.key ?? null;
+    if (key === null) this.#keyErrno = errno();
+    libc().close(fd);
+    return key;
   }
+
+  #keyErrno = 0;
 
   /** The fsid of a mount (by its id: asked once), from `statfs` into `#statfs`. */
   #fsid(mountId: number, statfs: () => number): Uint8Array | null {

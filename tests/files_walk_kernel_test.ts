@@ -126,3 +126,43 @@ Deno.test({
     await Deno.remove(base, { recursive: true });
   }
 });
+
+Deno.test({
+  name: "kernel: --files: mounts under PATH — tmpfs and bind after start watched, overlay said",
+  ignore: noKernel !== null || !hasCommand("mount"),
+}, async () => {
+  const base = await Deno.makeTempDir({ prefix: "proctree-mounts-" });
+  const w = `${base}/w`;
+  const mounted: string[] = [];
+  try {
+    await sh(
+      `mkdir -p ${w}/ovl ${w}/ovl2 ${base}/lower ${base}/upper ${base}/work ${base}/src/sub`,
+    );
+    const overlay = (at: string, n: string) =>
+      `mkdir -p ${base}/u${n} ${base}/k${n} && mount -t overlay overlay ` +
+      `-o lowerdir=${base}/lower,upperdir=${base}/u${n},workdir=${base}/k${n} ${at}`;
+    await sh(overlay(`${w}/ovl`, "1"));
+    mounted.push(`${w}/ovl`);
+    const p = await startProctree(["watch", "--files", w]);
+    assert(
+      p.stderr().includes(`not watched: ${w}/ovl (overlay: `),
+      `the listening line names the overlay: ${p.stderr()}`,
+    );
+    await sh(`mkdir ${w}/t && mount -t tmpfs tmpfs ${w}/t`);
+    mounted.push(`${w}/t`);
+    await sh(`mkdir ${w}/b && mount --bind ${base}/src ${w}/b`);
+    mounted.push(`${w}/b`);
+    await sh(overlay(`${w}/ovl2`, "2"));
+    mounted.push(`${w}/ovl2`);
+    await sleep(500); // the loop wakes on the mount table's change
+    await sh(`touch ${w}/t/x ${w}/b/sub/y`);
+    await sleep(700);
+    const { records, stderr } = await p.stop();
+    const made = files(records).filter((l) => l.action === "create" && !l.dir).map((l) => l.path);
+    assertEquals(made.sort(), [`${w}/b/sub/y`, `${w}/t/x`]);
+    assert(stderr.includes(`proctree: --files: not watched: ${w}/ovl2 (overlay: `), stderr);
+  } finally {
+    for (const m of mounted.reverse()) await new Deno.Command("umount", { args: [m] }).output();
+    await Deno.remove(base, { recursive: true });
+  }
+});
