@@ -118,9 +118,12 @@ export class FileSource implements Source {
   static open(paths: readonly string[], onOverflow: () => void): FileSource {
     const c = libc();
     const fd = c.fanotify_init(
-      FAN_INIT.CLASS_NOTIF | FAN_INIT.CLOEXEC | FAN_INIT.NONBLOCK | FAN_INIT.UNLIMITED_QUEUE |
-        FAN_INIT.REPORT_FID | FAN_INIT.REPORT_DIR_FID | FAN_INIT.REPORT_NAME |
-        FAN_INIT.REPORT_TARGET_FID,
+      // A bounded queue (fs.fanotify.max_queued_events, 16 384 by default): a filesystem
+      // mark queues every change on the filesystem, inside PATH or not, and unbounded a
+      // stalled proctree let a flood take kernel memory without limit. Past it: overflow,
+      // said as a `lost` line.
+      FAN_INIT.CLASS_NOTIF | FAN_INIT.CLOEXEC | FAN_INIT.NONBLOCK | FAN_INIT.REPORT_FID |
+        FAN_INIT.REPORT_DIR_FID | FAN_INIT.REPORT_NAME | FAN_INIT.REPORT_TARGET_FID,
       O.RDONLY | O.CLOEXEC,
     );
     if (fd < 0) throw unavailable(errno());
@@ -151,6 +154,8 @@ export class FileSource implements Source {
   readonly unwatched: string[] = [];
   /** Mounts under PATH handled, by mount id. */
   #mountsSeen = new Set<number>();
+  /** Where the mounts under PATH are (walked again after an overflow). */
+  #mountsWalked = new Set<string>();
 
   /**
    * Marks and walks each mount under PATH not handled yet: a filesystem mounted below PATH
@@ -168,7 +173,10 @@ export class FileSource implements Source {
         const said = `${m.mountPoint} (${m.fsType}: ${why})`;
         this.unwatched.push(said);
         if (!start) this.onNote?.(`--files: not watched: ${said}`);
-      } else if (!start || !this.roots.includes(m.mountPoint)) this.#walkPath(m.mountPoint);
+      } else {
+        this.#mountsWalked.add(m.mountPoint);
+        if (!start || !this.roots.includes(m.mountPoint)) this.#walkPath(m.mountPoint);
+      }
     }
   }
 
@@ -384,11 +392,22 @@ export class FileSource implements Source {
       this.#decoded.length = 0;
       decodeFidEvents(this.#view, n, this.#decoded);
       for (const ev of this.#decoded) {
-        if (ev.mask & FAN_EVENT.Q_OVERFLOW) this.#onOverflow();
+        if (ev.mask & FAN_EVENT.Q_OVERFLOW) this.#overflowed();
         else this.events.handle(ev, this.#changes);
       }
     }
     return this.#changes.length - before;
+  }
+
+  /**
+   * The queue overflowed: changes were dropped, a directory's rename among them perhaps, so
+   * no remembered path is trusted; PATH is walked again as it is now.
+   */
+  #overflowed(): void {
+    this.#onOverflow();
+    this.events.forgetAll();
+    for (const r of this.roots) this.#walkPath(r);
+    for (const at of this.#mountsWalked) this.#walkPath(at);
   }
 
   /** Changes whose directory could not be named so far. */

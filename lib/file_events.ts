@@ -119,6 +119,16 @@ export class FileEvents {
     this.#outside.delete(key);
   }
 
+  /**
+   * Forgets every directory: after the kernel dropped events (an overflow), a rename among
+   * them would leave a remembered path wrong. Directories are walked again, or looked up.
+   */
+  forgetAll(): void {
+    this.#paths.clear();
+    this.#keys.clear();
+    this.#outside.clear();
+  }
+
   /** The path remembered for a directory handle's key. */
   pathOfKey(key: string): string | undefined {
     return this.#paths.get(key);

@@ -166,3 +166,51 @@ Deno.test({
     await Deno.remove(base, { recursive: true });
   }
 });
+
+/** Unreclaimable kernel slab, in bytes (`/proc/meminfo`). */
+async function sUnreclaimBytes(): Promise<number> {
+  const m = await new Deno.Command("grep", { args: ["SUnreclaim", "/proc/meminfo"] }).output();
+  const text = new TextDecoder().decode(m.stdout);
+  return Number(/(\d+)/.exec(text)![1]) * 1024;
+}
+
+Deno.test({
+  name:
+    "kernel: --files: a flood outside PATH while stopped is bounded, said, and paths stay right",
+  ignore: noKernel !== null || !hasCommand("python3"),
+}, async () => {
+  const base = await Deno.makeTempDir({ prefix: "proctree-flood-" });
+  const w = `${base}/w`;
+  try {
+    await bash(`mkdir -p ${w}/a ${base}/out`);
+    const p = await startProctree(["watch", "--files", w, "--events", "exec"]);
+    p.child.kill("SIGSTOP");
+    const before = await sUnreclaimBytes();
+    // 500 000 creates and unlinks on PATH's filesystem, outside PATH; then a rename inside
+    // it that the full queue drops.
+    await bash(`python3 -c "
+import os
+for i in range(500000):
+    p = '${base}/out/f%d' % i
+    open(p, 'w').close(); os.unlink(p)
+" && mv ${w}/a ${w}/z`);
+    const grownBytes = await sUnreclaimBytes() - before;
+    p.child.kill("SIGCONT");
+    await sleep(1000);
+    await bash(`touch ${w}/z/f`);
+    await sleep(700);
+    const { records } = await p.stop();
+    assert(grownBytes < 40 * 1024 * 1024, `kernel memory grew ${grownBytes >> 20} MB`);
+    const lost = records.filter((r) => r.event === "lost" && r.reason === "files_overflow");
+    assertEquals(lost.length, 1);
+    // The rename was dropped: no remembered path is trusted after an overflow.
+    const f = files(records).filter((l) => l.path!.endsWith("/f"));
+    assertEquals(f.map((l) => [l.action, l.path]), [
+      ["create", `${w}/z/f`],
+      ["attrib", `${w}/z/f`],
+      ["write", `${w}/z/f`],
+    ]);
+  } finally {
+    await Deno.remove(base, { recursive: true });
+  }
+});
