@@ -29,6 +29,11 @@ export interface FileChange {
   path: string;
   /** A rename's new path. */
   to?: string;
+  /**
+   * The kernel reported this create and a delete of the same name as one event: which came
+   * first, and where among the other changes, is not known.
+   */
+  merged?: true;
   /** The object is a directory. */
   dir: boolean;
   /** The process that made the change. */
@@ -158,11 +163,17 @@ export class FileEvents {
       return;
     }
     const inside = this.under(path);
+    // The kernel merges a queued event with a later one of the same name, object and
+    // process: a create and a delete in one event may be either order (`rm x; ln y x`), at
+    // the place of the first — said, never guessed.
+    const merged = (ev.mask & FAN_EVENT.CREATE) !== 0 && (ev.mask & FAN_EVENT.DELETE) !== 0;
     for (const [bit, action] of ACTIONS) {
       if (!(ev.mask & bit)) continue;
       if (isDir && action === "create") this.#created(ev.self, path);
       if (report && inside) {
-        this.#push(out, { action, path, dir: isDir, pid: ev.pid, ...this.seen });
+        const c: FileChange = { action, path, dir: isDir, pid: ev.pid, ...this.seen };
+        if (merged && (action === "create" || action === "delete")) c.merged = true;
+        this.#push(out, c);
       }
       if (isDir && action === "delete") this.#forget(path);
     }

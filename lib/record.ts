@@ -111,6 +111,8 @@ export interface WatchRecord {
   to?: string;
   /** file: the object is a directory. */
   dir?: boolean;
+  /** file: a create and a delete the kernel merged into one event (their order is unknown). */
+  merged?: boolean;
   /** connect/accept/bind (`--net`): `inet`, `inet6` or `unix` (then `path`). */
   family?: string;
   /** connect/accept/bind: `tcp`, `udp`, or null when the kernel did not say. */
@@ -286,6 +288,7 @@ export function fileRecord(
   };
   if (change.to !== undefined) rec.to = change.to;
   if (change.dir) rec.dir = true;
+  if (change.merged) rec.merged = true;
   return withActor(rec, change.pid, node, ctx);
 }
 

@@ -197,3 +197,16 @@ Deno.test("file events: a directory created without its handle is not walked by 
   fe.handle(ev(FAN_EVENT.CREATE, "late", "f"), out); // named by its own handle when it comes
   assertEquals(out.map((c) => c.path), ["/w/d", "/w/d/f"]);
 });
+
+Deno.test("file events: a create and a delete merged by the kernel are said to be", () => {
+  const { fe, out } = setup();
+  fe.handle(ev(FAN_EVENT.CREATE | FAN_EVENT.CLOSE_WRITE | FAN_EVENT.DELETE, "root", "x"), out);
+  fe.handle(ev(FAN_EVENT.CREATE | FAN_EVENT.CLOSE_WRITE, "root", "y"), out);
+  assertEquals(out.map((c) => [c.action, c.path, c.merged]), [
+    ["create", "/w/x", true],
+    ["write", "/w/x", undefined],
+    ["delete", "/w/x", true],
+    ["create", "/w/y", undefined],
+    ["write", "/w/y", undefined],
+  ]);
+});
