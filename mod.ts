@@ -146,6 +146,7 @@ export { BpfNetSource, NetUnavailable } from "./ffi/source/bpf_net.ts";
 export { NetStage } from "./lib/source/bpf_net/stage.ts";
 export {
   decodeNet,
+  type NetDisconnect,
   type NetEvent,
   type NetOutcome,
   type NetSkip,

@@ -178,6 +178,7 @@ export function filesNote(s: Session): string {
   return `, files: ${fs} ${fs === 1 ? "filesystem" : "filesystems"}` +
     `${dirs ? ` and ${plural(dirs, "directory", "directories")}` : ""} marked, ` +
     `${plural(known, "directory", "directories")} known` +
+    (f.queueEvents ? `, queue ${f.queueEvents} events` : "") +
     (f.missing.length ? `; not there yet, watched for: ${f.missing.join(", ")}` : "") +
     (f.unwatched.length ? `; not watched: ${f.unwatched.join(", ")}` : "");
 }

@@ -13,7 +13,7 @@
 
 import { Clock, clockNs, Errno, errno, errnoName, libc, LibcError, O, STATFS } from "./libc.ts";
 import { MAX_READS_PER_DRAIN, OWN_MOUNTINFO } from "./fanotify.ts";
-import { cBytes, readFileText, readLink, realPath } from "./procfs.ts";
+import { cBytes, readFileText, readLink, realPath, writeKernelFile } from "./procfs.ts";
 import type { BatchSink, Source } from "../lib/loop.ts";
 import {
   decodeFidEvents,
@@ -117,19 +117,20 @@ export class FileSource implements Source {
    */
   static open(paths: readonly string[], onOverflow: () => void): FileSource {
     const c = libc();
-    const fd = c.fanotify_init(
-      // A bounded queue (fs.fanotify.max_queued_events, 16 384 by default): a filesystem
-      // mark queues every change on the filesystem, inside PATH or not, and unbounded a
-      // stalled proctree let a flood take kernel memory without limit. Past it: overflow,
-      // said as a `lost` line.
-      FAN_INIT.CLASS_NOTIF | FAN_INIT.CLOEXEC | FAN_INIT.NONBLOCK | FAN_INIT.REPORT_FID |
-        FAN_INIT.REPORT_DIR_FID | FAN_INIT.REPORT_NAME | FAN_INIT.REPORT_TARGET_FID,
-      O.RDONLY | O.CLOEXEC,
-    );
+    // A bounded queue: a filesystem mark queues every change on the filesystem, inside PATH
+    // or not, and unbounded a stalled proctree let a flood take kernel memory without
+    // limit. Past the bound: overflow, said as a `lost` line.
+    const { fd, queueEvents } = initWithQueue(FILES_QUEUE_EVENTS, () =>
+      c.fanotify_init(
+        FAN_INIT.CLASS_NOTIF | FAN_INIT.CLOEXEC | FAN_INIT.NONBLOCK | FAN_INIT.REPORT_FID |
+          FAN_INIT.REPORT_DIR_FID | FAN_INIT.REPORT_NAME | FAN_INIT.REPORT_TARGET_FID,
+        O.RDONLY | O.CLOEXEC,
+      ));
     if (fd < 0) throw unavailable(errno());
     const cwd = Deno.cwd();
     const roots = [...new Set(paths.map((p) => absolutePath(p, cwd)))];
     const s = new FileSource(fd, roots.map((r) => realPath(r) ?? r), onOverflow);
+    s.queueEvents = queueEvents;
     s.missing = s.roots.filter((r) => !s.#isDir(r));
     try {
       for (const r of s.roots) {
@@ -146,6 +147,9 @@ export class FileSource implements Source {
     }
     return s;
   }
+
+  /** How many events the kernel queues for proctree before it overflows. */
+  queueEvents = 0;
 
   /** Paths asked for that were not directories at start: watched for their creation. */
   missing: readonly string[] = [];
@@ -444,6 +448,35 @@ function unavailable(e: number): FilesUnavailable {
     );
   }
   return new FilesUnavailable(name, `fanotify is not available (${name})`);
+}
+
+/**
+ * The bound of the file-change queue, in events: bursts of a busy build or a big copy fit
+ * (the kernel's default, 16 384, overflowed on 20 000 files made at once while a new tree
+ * was walked); at about 210 bytes an event, at most ~55 MB of kernel memory while proctree
+ * cannot read.
+ */
+export const FILES_QUEUE_EVENTS = 262_144;
+
+/** The sysctl a new fanotify group takes its queue bound from. */
+const MAX_QUEUED_EVENTS = "/proc/sys/fs/fanotify/max_queued_events";
+
+/**
+ * Calls `init` (a `fanotify_init`) with the queue bound at least `events`: the kernel gives
+ * a new group the sysctl's value, and offers no other bound but none at all. The host's
+ * value is put back at once; where it cannot be changed (a container), the group gets it.
+ */
+function initWithQueue(events: number, init: () => number): { fd: number; queueEvents: number } {
+  const was = Number(readFileText(MAX_QUEUED_EVENTS)?.trim());
+  if (!Number.isInteger(was) || was <= 0) return { fd: init(), queueEvents: 0 };
+  if (was >= events || writeKernelFile(MAX_QUEUED_EVENTS, `${events}\n`) !== 0) {
+    return { fd: init(), queueEvents: was };
+  }
+  try {
+    return { fd: init(), queueEvents: events };
+  } finally {
+    writeKernelFile(MAX_QUEUED_EVENTS, `${was}\n`);
+  }
 }
 
 /** A directory met in a walk: its handle's key and bytes, and its filesystem's fsid (hex). */

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { AT_FDCWD, libc, O, STATX } from "./libc.ts";
+import { AT_FDCWD, Errno, errno, libc, O, STATX } from "./libc.ts";
 import { bytesOf, decodeBytes } from "../lib/text.ts";
 import { type EcsHost, parseOsRelease } from "../lib/ecs.ts";
 import {
@@ -154,6 +154,18 @@ export function readLink(path: string): string | null {
   const n = Number(libc().readlink(cPath(path), linkBuf, BigInt(linkBuf.length)));
   if (n < 0) return null;
   return decodeBytes(linkBuf.subarray(0, n));
+}
+
+/** Writes `text` to an existing file of the kernel's (a sysctl); 0, or the errno. */
+export function writeKernelFile(path: string, text: string): number {
+  const c = libc();
+  const fd = c.open(cPath(path), O.WRONLY | O.CLOEXEC);
+  if (fd < 0) return errno();
+  const bytes = new TextEncoder().encode(text);
+  const n = Number(c.write(fd, bytes, BigInt(bytes.length)));
+  const e = n === bytes.length ? 0 : n < 0 ? errno() : Errno.EIO;
+  c.close(fd);
+  return e;
 }
 
 const DIRENT_NAME = 19; // struct dirent64: d_ino 8, d_off 8, d_reclen 2, d_type 1, d_name

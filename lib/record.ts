@@ -130,6 +130,8 @@ export interface WatchRecord {
    * connect in progress ended (`ok`, the errno name, or `closed` before it connected).
    */
   result?: string;
+  /** connect: a UDP connect whose socket let go of its peer before it was printed (a route probe). */
+  probe?: boolean;
   /** Ancestor chain, self first: `pid|comm|user;…`. */
   chain?: string;
   /** stats lines carry their own counters. */

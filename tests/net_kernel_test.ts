@@ -126,11 +126,12 @@ print(json.dumps(out))
       "::1",
       out.local6,
     ]);
-    assertEquals([udp.protocol, udp.result, udp.port, udp.local_port], [
+    assertEquals([udp.protocol, udp.result, udp.port, udp.local_port, udp.probe], [
       "udp",
       "ok",
       53,
       out.udp_local,
+      true, // its socket let go of its peer: a route probe, as glibc's getaddrinfo makes
     ]);
   },
 );

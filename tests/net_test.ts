@@ -177,7 +177,7 @@ Deno.test("decodeNet: the socket's addresses when it has them, the caller's when
 Deno.test("decodeNet: what is not a line, and what is malformed", () => {
   assertEquals(
     decodeNet(record({ nr: CALLS.connect, user: [AF.UNSPEC, 0, 0, 0] }), CALLS),
-    "disconnect",
+    { kind: "disconnect", pid: 42, sk: 0n },
   );
   assertEquals(
     decodeNet(
@@ -365,4 +365,35 @@ Deno.test("run --net summary: a connect in progress that then failed counts as f
     destinations: ["tcp 10.0.0.1:443", "tcp 10.0.0.1:443 ETIMEDOUT"],
     more: 0,
   });
+});
+
+Deno.test("NetStage: a UDP connect whose socket lets go of its peer is a probe", () => {
+  const stage = new NetStage(CALLS, () => 0);
+  const udp = (sk: bigint, ns: number) =>
+    record({
+      nr: CALLS.connect,
+      ktimeNs: ns,
+      user: inet(53, [127, 0, 0, 1]),
+      sock: {
+        family: AF.INET,
+        protocol: 17,
+        local: [[127, 0, 0, 1], 5000],
+        peer: [[127, 0, 0, 1], 53],
+      },
+      sk,
+    });
+  const unspec = (sk: bigint, ns: number) =>
+    record({
+      nr: CALLS.connect,
+      ktimeNs: ns,
+      user: [AF.UNSPEC, 0, 0, 0],
+      sock: { family: AF.INET, protocol: 17, local: [[0, 0, 0, 0], 0], peer: [[0, 0, 0, 0], 0] },
+      sk,
+    });
+  stage.add(udp(1n, 100));
+  stage.add(udp(2n, 110));
+  stage.add(unspec(1n, 120)); // glibc's route probe: connect, getsockname, let go
+  const lines = stage.due(1000);
+  assertEquals(lines.map((l) => l.fields.probe), [true, undefined]);
+  assertEquals(stage.counters().net_disconnects, 1);
 });

@@ -45,6 +45,11 @@ export interface NetEvent {
   localPort: number | null;
   /** `ok`, `in_progress`, or the errno name. */
   result: string;
+  /**
+   * A UDP connect whose socket let go of its peer (a connect to `AF_UNSPEC`) before the line
+   * was printed: a route probe (glibc's `getaddrinfo` picks source addresses so), no traffic.
+   */
+  probe?: true;
   /** The socket (kernel address; 0n when not read): pairs a connect with its outcome. */
   sk: bigint;
   /**
@@ -70,10 +75,18 @@ export interface NetOutcome {
   localPort: number | null;
 }
 
+/** A connect to `AF_UNSPEC`: a datagram socket let go of its peer (the resolver does). */
+export interface NetDisconnect {
+  /** Always `disconnect`. */
+  kind: "disconnect";
+  /** The process. */
+  pid: number;
+  /** The socket (kernel address; 0n when not read). */
+  sk: bigint;
+}
+
 /** Why a well-formed record is not a line. */
 export type NetSkip =
-  /** A connect to `AF_UNSPEC`: a datagram socket let go of its peer (the resolver does). */
-  | "disconnect"
   /** Netlink and the other families proctree does not print. */
   | "other_family"
   /** A non-blocking accept with nothing to accept (`EAGAIN`). */
@@ -147,7 +160,7 @@ function userInet(user: Uint8Array, family: number, len: number): [string | null
 export function decodeNet(
   bytes: Uint8Array,
   calls: NetSyscalls,
-): NetEvent | NetOutcome | NetSkip | null {
+): NetEvent | NetOutcome | NetDisconnect | NetSkip | null {
   if (bytes.length < NetRec.size) return null;
   const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const nr = v.getUint32(NetRec.nr, true);
@@ -167,7 +180,10 @@ export function decodeNet(
   const userRead = v.getInt32(NetRec.userRead, true) === 0 && userLen >= 2;
   const user = bytes.subarray(NetRec.user, NetRec.user + userLen);
   const userFamily = userRead ? v.getUint16(NetRec.user, true) : null;
-  if (event === "connect" && userFamily === AF.UNSPEC) return "disconnect";
+  if (event === "connect" && userFamily === AF.UNSPEC) {
+    const sk = sock ? v.getBigUint64(NetRec.sk, true) : 0n;
+    return { kind: "disconnect", pid: v.getUint32(NetRec.tgid, true), sk };
+  }
   const familyNo = sock ? v.getUint16(NetRec.family, true) : userFamily;
   if (familyNo !== AF.INET && familyNo !== AF.INET6 && familyNo !== AF.UNIX) {
     return "other_family";

@@ -10,6 +10,7 @@
 import type { LineStage, StageLine, StageLoss } from "../../pipeline/stage.ts";
 import {
   decodeNet,
+  type NetDisconnect,
   type NetEvent,
   type NetOutcome,
   type NetSkip,
@@ -34,7 +35,6 @@ interface Counts {
 }
 
 const SKIPPED: Readonly<Record<NetSkip, keyof Counts>> = {
-  disconnect: "net_disconnects",
   other_family: "net_other_families",
   accept_again: "net_accept_again",
 };
@@ -53,6 +53,7 @@ export function netFields(e: NetEvent): Record<string, unknown> {
   }
   if (e.tid !== e.pid) f.tid = e.tid;
   f.result = e.result;
+  if (e.probe) f.probe = true;
   return f;
 }
 
@@ -101,11 +102,26 @@ export class NetStage implements LineStage {
     const e = decodeNet(record, this.#calls);
     if (e === null) this.#counts.net_records_malformed++;
     else if (typeof e === "string") this.#counts[SKIPPED[e]]++;
+    else if ("kind" in e && e.kind === "disconnect") this.#disconnected(e);
     else if ("kind" in e) this.#outcomes.push(e);
     else {
       this.#fresh.push(e);
       if (e.outcome) this.#fresh.push(resultOf(e, e.outcome, e.ktimeNs, null));
       else if (e.outcome === null) this.#wait(e);
+    }
+  }
+
+  /** A socket let go of its peer: its UDP connect, if not printed yet, was a probe. */
+  #disconnected(d: NetDisconnect): void {
+    this.#counts.net_disconnects++;
+    if (d.sk === 0n) return;
+    for (const held of [this.#fresh, this.#older]) {
+      for (let i = held.length - 1; i >= 0; i--) {
+        const e = held[i];
+        if (e.sk !== d.sk || e.pid !== d.pid || e.event !== "connect") continue;
+        if (e.protocol === "udp" && !e.probe) e.probe = true;
+        return;
+      }
     }
   }
 
