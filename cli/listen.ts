@@ -168,7 +168,10 @@ export function auditNote(setup: NonNullable<Session["audit"]>["setup"]): string
   return parts.join("; ");
 }
 
-/** `, files: 1 filesystem, 120 directories` with `--files`, else "", for the listening line. */
+/**
+ * `, files: 1 filesystem marked, queue 262144 events, 120 directories known` with
+ * `--files`, else "", for the listening line.
+ */
 export function filesNote(s: Session): string {
   const f = s.files;
   if (!f) return "";
@@ -177,8 +180,8 @@ export function filesNote(s: Session): string {
   const known = f.events.size;
   return `, files: ${fs} ${fs === 1 ? "filesystem" : "filesystems"}` +
     `${dirs ? ` and ${plural(dirs, "directory", "directories")}` : ""} marked, ` +
+    (f.queueEvents ? `queue ${f.queueEvents} events, ` : "") +
     `${plural(known, "directory", "directories")} known` +
-    (f.queueEvents ? `, queue ${f.queueEvents} events` : "") +
     (f.missing.length ? `; not there yet, watched for: ${f.missing.join(", ")}` : "") +
     (f.unwatched.length ? `; not watched: ${f.unwatched.join(", ")}` : "");
 }
