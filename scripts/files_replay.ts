@@ -1,0 +1,111 @@
+/**
+ * Are `--files` lines replayable? `watch --files W` while a shell loop builds, renames and
+ * removes trees under W (issue 27's rename races: `mkdir -p a/b/c/d/e`, `mv a z`,
+ * `rm -rf z/b/c`, atomic replaces), then every `create`, `delete` and `rename` line applied
+ * in order to an empty set, and the result compared with what is under W at the end.
+ * Counts the operations the replay found impossible (a delete of what is not there, a
+ * create of what is), the entries the replay and the disk disagree on, and `merged` and
+ * `lost` lines. Needs root.
+ *
+ *   deno run -A scripts/files_replay.ts [--rounds 100] [--runs 3] [--busy]
+ *
+ * `--busy`: two `sh -c 'while :; do :; done'` loops run meanwhile.
+ *
+ * @module
+ */
+
+import { parseArgs } from "@std/cli";
+import { PROCTREE } from "./command.ts";
+import type { WatchRecord } from "../lib/record.ts";
+
+const args = parseArgs(Deno.args, { string: ["rounds", "runs"], boolean: ["busy"] });
+const rounds = Number(args.rounds ?? 100);
+const runs = Number(args.runs ?? 3);
+
+/** The workload: one shell, `rounds` rounds under `w`. */
+function workload(w: string): string {
+  return `cd ${w} && for i in $(seq ${rounds}); do
+    mkdir -p a$i/b/c/d/e && echo x > a$i/b/c/d/e/f && touch a$i/b/g
+    mv a$i z$i && rm -rf z$i/b/c
+    echo y > z$i/tmp && mv z$i/tmp z$i/conf && echo w > z$i/tmp && mv z$i/tmp z$i/conf
+    mkdir -p q && mv z$i q/ && mv q/z$i r$i
+    [ $((i % 3)) = 0 ] && rm -rf r$i
+  done; true`;
+}
+
+/** Replays `lines` on an empty set; what it found impossible, and the set. */
+function replay(lines: WatchRecord[], w: string) {
+  const set = new Set<string>();
+  let impossible = 0;
+  const inside = (p?: string) => p !== undefined && p.startsWith(w + "/");
+  const under = (p: string) => [...set].filter((q) => q === p || q.startsWith(p + "/"));
+  for (const l of lines) {
+    if (l.event !== "file") continue;
+    const p = l.path!;
+    if (l.action === "create") {
+      if (set.has(p)) impossible++;
+      set.add(p);
+    } else if (l.action === "delete") {
+      if (!set.has(p)) impossible++;
+      for (const q of under(p)) set.delete(q);
+    } else if (l.action === "rename") {
+      const moved = inside(p) ? under(p) : [];
+      if (inside(p) && moved.length === 0) impossible++;
+      for (const q of under(l.to!)) set.delete(q);
+      for (const q of moved) set.delete(q);
+      if (inside(l.to)) {
+        if (moved.length === 0) set.add(l.to!);
+        for (const q of moved) set.add(l.to! + q.slice(p.length));
+      }
+    }
+  }
+  return { impossible, set };
+}
+
+async function onDisk(w: string): Promise<Set<string>> {
+  const r = await new Deno.Command("find", { args: [w, "-mindepth", "1"], stdout: "piped" })
+    .output();
+  return new Set(new TextDecoder().decode(r.stdout).split("\n").filter(Boolean));
+}
+
+async function once(): Promise<string> {
+  const w = await Deno.makeTempDir({ prefix: "proctree-replay-" });
+  const p = new Deno.Command(PROCTREE[0], {
+    args: [...PROCTREE.slice(1), "watch", "--files", w, "--events", "exec"],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const out = new Response(p.stdout).text();
+  const reader = p.stderr.pipeThrough(new TextDecoderStream()).getReader();
+  let err = "";
+  while (!err.includes("listening")) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`proctree did not start: ${err}`);
+    err += value;
+  }
+  await new Deno.Command("sh", { args: ["-c", workload(w)] }).output();
+  await new Promise((r) => setTimeout(r, 1500));
+  p.kill("SIGINT");
+  await p.status;
+  reader.releaseLock();
+  const lines = (await out).split("\n").filter(Boolean).map((l) => JSON.parse(l));
+  const { impossible, set } = replay(lines, w);
+  const disk = await onDisk(w);
+  const missing = [...disk].filter((x) => !set.has(x)).length;
+  const extra = [...set].filter((x) => !disk.has(x)).length;
+  const merged = lines.filter((l) => l.merged).length;
+  const lost = lines.filter((l) => l.event === "lost").length;
+  const files = lines.filter((l) => l.event === "file").length;
+  await Deno.remove(w, { recursive: true });
+  return `${files} file lines: ${impossible} impossible, ${missing} missing, ${extra} extra, ` +
+    `${merged} merged, ${lost} lost`;
+}
+
+const busy = args.busy
+  ? [1, 2].map(() => new Deno.Command("sh", { args: ["-c", "while :; do :; done"] }).spawn())
+  : [];
+try {
+  for (let i = 0; i < runs; i++) console.log(`run ${i + 1}: ${await once()}`);
+} finally {
+  for (const b of busy) b.kill("SIGKILL");
+}
