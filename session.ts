@@ -14,7 +14,7 @@
 
 import { ConnectorError, ProcConnector } from "./ffi/connector.ts";
 import { Clock, clockNs } from "./ffi/libc.ts";
-import { exePathOf, procfs } from "./ffi/procfs.ts";
+import { exePathOf, procfs, sameFile } from "./ffi/procfs.ts";
 import { hostUsers } from "./ffi/passwd.ts";
 import { Poller } from "./ffi/poller.ts";
 import { EventProcessor, type ProcessorOptions } from "./lib/processor.ts";
@@ -43,7 +43,8 @@ import { BpfNetSource } from "./ffi/source/bpf_net.ts";
 export { NetUnavailable } from "./ffi/source/bpf_net.ts";
 import { NetStage } from "./lib/source/bpf_net/stage.ts";
 import { NET_SYSCALLS } from "./lib/source/bpf_net/program.ts";
-import type { ExecStage } from "./lib/pipeline/stage.ts";
+import type { ExecStage, LineStage } from "./lib/pipeline/stage.ts";
+import { FileStage } from "./lib/source/files/stage.ts";
 import { WHAT } from "./lib/event_kinds.ts";
 
 /** The kernel's random id of this boot. */
@@ -157,6 +158,14 @@ function openExecFacts(
   }
 }
 
+/** Opens the file-change source and its stage; throws `FilesUnavailable`. */
+function openFiles(paths: readonly string[]): { source: FileSource; stage: FileStage } {
+  let stage: FileStage | null = null;
+  const source = FileSource.open(paths, () => stage?.overflowed());
+  stage = new FileStage(source);
+  return { source, stage };
+}
+
 /** Opens the network source and its stage; throws `NetUnavailable`. */
 function openNet(btfPath: string | undefined): { source: BpfNetSource; stage: NetStage } {
   let source: BpfNetSource | null = null;
@@ -221,8 +230,8 @@ export class Session {
   readonly net: BpfNetSource | null;
   /** The stage pairing BPF records with exec events: given to the first processor made. */
   #execStage: ExecStage | null;
-  /** The network stage: given to the first processor made, like the exec stage. */
-  #netStage: NetStage | null;
+  /** The file-change and network stages: given to the first processor made, like the exec stage. */
+  #lineStages: LineStage[];
   #closers: { close(): void }[];
   #offsetCheckedNs = 0;
   #realtime = false;
@@ -234,27 +243,29 @@ export class Session {
     seeded: number,
     fanotify: { source: FanotifySource | null; note: string | null },
     audit: AuditSource | null,
-    files: FileSource | null,
+    files: { source: FileSource; stage: FileStage } | null,
     facts: { source: BpfExecSource | null; why: string | null },
     net: { source: BpfNetSource; stage: NetStage } | null,
     processors: EventProcessor[],
   ) {
     this.net = net?.source ?? null;
-    this.#netStage = net?.stage ?? null;
+    this.#lineStages = [files?.stage, net?.stage].filter((s) => s !== undefined);
     this.#processors = processors;
     this.bpfExec = facts.source;
     this.execFactsWhy = facts.why;
-    this.#execStage = facts.source ? new BpfExecStage(facts.source, exePathOf) : null;
+    this.#execStage = facts.source
+      ? new BpfExecStage(facts.source, exePathOf, (path, id) => sameFile(id, path))
+      : null;
     this.connector = connector;
     this.fanotify = fanotify.source;
     this.execNamesNote = fanotify.note;
     this.audit = audit;
-    this.files = files;
+    this.files = files?.source ?? null;
     const f = this.fanotify;
     const sources: Source[] = f ? [connector, f] : [connector];
-    sources.push(...mountWatches(f, files));
+    sources.push(...mountWatches(f, files?.source ?? null));
     if (audit) sources.push(audit);
-    if (files) sources.push(files);
+    if (files) sources.push(files.source);
     if (net) sources.push(net.source);
     this.sources = sources;
     // Not polled: drained with every connector wake-up (each record has an event behind it).
@@ -277,7 +288,7 @@ export class Session {
     });
     let fan: { source: FanotifySource | null; note: string | null } = { source: null, note: null };
     let audit: AuditSource | null = null;
-    let files: FileSource | null = null;
+    let files: { source: FileSource; stage: FileStage } | null = null;
     let facts: { source: BpfExecSource | null; why: string | null } = { source: null, why: null };
     let net: { source: BpfNetSource; stage: NetStage } | null = null;
     // The processors are made later, by the caller: the overflow reaches whichever exist.
@@ -298,11 +309,7 @@ export class Session {
           nowMs: () => monotonicNs() / 1e6,
         });
       }
-      if (opts.files?.length) {
-        files = FileSource.open(opts.files, () => {
-          for (const p of processors) p.filesOverflow();
-        });
-      }
+      if (opts.files?.length) files = openFiles(opts.files);
       if (opts.net) net = openNet(opts.btfPath);
       const tree = new PidTree({
         graceMs: opts.graceMs,
@@ -329,7 +336,7 @@ export class Session {
       facts.source?.close();
       fan.source?.close();
       audit?.close();
-      files?.close();
+      files?.source.close();
       net?.source.close();
       throw e;
     }
@@ -347,13 +354,12 @@ export class Session {
       kernelFilter: this.connector.kernelFilter,
       execNames: this.fanotify?.names,
       audit: this.audit?.join,
-      files: this.files ?? undefined,
       stages: this.#execStage ? [this.#execStage] : [],
-      lineStages: this.#netStage ? [this.#netStage] : [],
+      lineStages: this.#lineStages,
     });
     // Their records are consumed by one processor.
     this.#execStage = null;
-    this.#netStage = null;
+    this.#lineStages = [];
     this.#processors.push(p);
     return p;
   }

@@ -15,14 +15,12 @@ import { PROCESS_WIDE } from "./event_kinds.ts";
 import type { ProcReader } from "./procfs.ts";
 import type { ExecInfo, PidTree, ProcNode } from "./tree.ts";
 import {
-  fileRecord,
   lostRecord,
   processRecord,
   type RecordContext,
   stageRecord,
   type WatchRecord,
 } from "./record.ts";
-import type { FileChange } from "./file_events.ts";
 import type { Users } from "./users.ts";
 import type { WallClock } from "./time.ts";
 import { decodeBytes } from "./text.ts";
@@ -34,7 +32,7 @@ import { resyncTree } from "./resync.ts";
 import { type ExecName, type ExecNames, NOT_HERE } from "./exec_names.ts";
 import { AUDIT_WAIT_MS, type AuditJoin } from "./audit_join.ts";
 import type { AuditExec } from "./audit_records.ts";
-import type { ExecStage, LineStage } from "./pipeline/stage.ts";
+import type { ExecStage, LineStage, StageLine } from "./pipeline/stage.ts";
 
 export type { ProcessFilter } from "./filter.ts";
 
@@ -73,8 +71,6 @@ export interface ProcessorOptions {
    * waits too, so the output stays in kernel order.
    */
   audit?: AuditJoin;
-  /** File changes (`--files`), taken with each batch and printed after its events. */
-  files?: { take(): FileChange[]; unnamed(): number; walksCut: number };
   /** Stages that refine each exec's facts, in order, after the `/proc` reads. */
   stages?: readonly ExecStage[];
   /** Stages that add lines of their own (`--net`), printed after the events before them. */
@@ -92,8 +88,6 @@ interface Held {
   drainedMs: number;
   /** An overrun came before this batch. */
   overrun: boolean;
-  /** File changes drained with it, printed after its events. */
-  files: FileChange[] | null;
 }
 
 /** Running totals. */
@@ -120,12 +114,6 @@ export interface ProcessorCounters {
   execNameConflicts: number;
   /** Execs whose argv came from the audit stream. */
   execsArgvFromAudit: number;
-  /** File changes printed (`--files`). */
-  fileChanges: number;
-  /** File changes whose directory could not be named (not printed, never guessed). */
-  fileChangesUnnamed: number;
-  /** Walks of a new directory stopped at their bound (`MAX_WALK_DIRS`). */
-  fileWalksCut: number;
   /** Each stage's own counters, by the names the stats line prints. */
   stages?: Readonly<Record<string, number>>;
 }
@@ -158,13 +146,9 @@ export class EventProcessor {
     execNameConflicts: 0,
     execsNotReachable: 0,
     execsArgvFromAudit: 0,
-    fileChanges: 0,
   };
   /** Batches waiting for audit records, oldest first. */
   #held: Held[] = [];
-  /** File changes not printed yet, in order; the first `#filesAged` were read before this drain. */
-  #files: FileChange[] = [];
-  #filesAged = 0;
   /** A batch of this drain left a source with more to read. */
   #drainIncomplete = false;
   #overrunHeld = false;
@@ -209,8 +193,6 @@ export class EventProcessor {
       ...this.#counts,
       lost: this.#loss.lost,
       overrunsUncounted: this.#loss.uncounted,
-      fileChangesUnnamed: this.#o.files?.unnamed() ?? 0,
-      fileWalksCut: this.#o.files?.walksCut ?? 0,
       stages: Object.assign({}, ...[...this.#stages, ...this.#lineStages].map((s) => s.counters())),
     };
   }
@@ -233,9 +215,8 @@ export class EventProcessor {
       overrun: () => this.overrun(),
       drained: () => {
         this.#release(false);
-        this.#filesDue(this.#drainIncomplete ? "drain" : "emptied");
+        this.#stageLines(true, !this.#drainIncomplete);
         this.#drainIncomplete = false;
-        this.#stageLines(true);
         this.#resyncIfDue();
         for (const s of this.#stages) s.sweep(this.#lastNs);
       },
@@ -249,7 +230,6 @@ export class EventProcessor {
    * null when nothing is held.
    */
   dueInMs(): number | null {
-    if (this.#files.length > 0) return 0; // printed after the next drain
     if (this.#lineStages.some((s) => s.holding())) return 0; // the same
     const h = this.#held[0];
     if (!h) return null;
@@ -259,9 +239,8 @@ export class EventProcessor {
   /** Applies every held batch now: execs still without a record keep their `/proc` facts. */
   flush(): void {
     this.#release(true);
-    this.#filesDue("end");
-    this.#stageLines(true);
-    this.#stageLines(true);
+    this.#stageLines(true, true);
+    this.#stageLines(true, true);
   }
 
   /**
@@ -357,7 +336,6 @@ export class EventProcessor {
       at: 0,
       drainedMs: this.#o.now() / 1e6,
       overrun: this.#overrunHeld,
-      files: this.#o.files?.take() ?? null,
     };
     this.#overrunHeld = false;
     if (!this.#o.audit) {
@@ -397,56 +375,20 @@ export class EventProcessor {
       }
       this.#one(ev, info);
     }
-    if (h.files) this.#fileChanges(h.files);
-    this.#stageLines(false);
+    this.#stageLines(false, false);
     if (this.#loss.endBatch()) this.#uncountedLoss();
     if (!this.#o.audit) this.#resyncIfDue();
     return true;
   }
 
   /**
-   * File changes, in order, each after the connector events that precede it: the process
-   * that made it was created (and exec'd) before fanotify's read returned it, so its events
-   * are applied once the connector has been emptied since that read.
-   */
-  #fileChanges(changes: readonly FileChange[]): void {
-    for (const c of changes) this.#files.push(c);
-    this.#filesDue("batch");
-  }
-
-  /**
-   * Prints the file changes that are due, in order: those read no later than the newest
-   * connector event applied; after a drain that left the connector empty (`emptied`), also
-   * those read before that drain began; at the `end`, all. Each with the process that held
-   * its pid while it happened, when the tree can tell exactly one did; else `comm: null`,
-   * never the pid's later process.
-   */
-  #filesDue(when: "batch" | "drain" | "emptied" | "end"): void {
-    if (when !== "batch" && when !== "end" && this.#held.length > 0) return; // not applied yet
-    const q = this.#files;
-    const aged = when === "emptied" ? this.#filesAged : when === "end" ? q.length : 0;
-    let due = 0;
-    while (due < q.length && (due < aged || q[due].beforeNs <= this.#lastNs)) due++;
-    for (let i = 0; i < due; i++) {
-      const c = q[i];
-      const node = this.#o.tree.holder(c.pid, c.afterNs, c.beforeNs);
-      if (!this.#filter.selected(node)) continue;
-      this.#counts.fileChanges++;
-      this.#o.sink(fileRecord(c, node, this.#ctx, c.beforeNs), node);
-    }
-    if (due > 0) this.#files = q.slice(due);
-    // Read before the next drain begins, whatever it finds.
-    this.#filesAged = when === "batch" ? Math.max(0, this.#filesAged - due) : this.#files.length;
-  }
-
-  /**
    * The line stages' lines that are due, each with its process if the tree's process of
    * that pid is the one that started when the stage says (else `comm: null`, never another
-   * process's). After a drain (`drained`), what was held since the last one is due too.
+   * process's). After a drain that emptied the connector (`emptied`), what was held since
+   * the drain before is due too: its processes' events are applied by then.
    */
-  #stageLines(drained: boolean): void {
+  #stageLines(drained: boolean, emptied: boolean): void {
     if (drained && this.#held.length > 0) return; // their batch is not applied yet
-    const tree = this.#o.tree;
     for (const s of this.#lineStages) {
       // The drop count is a bpf(2) call: read once a drain, not after every batch.
       if (drained) {
@@ -454,18 +396,20 @@ export class EventProcessor {
           this.#o.sink(lostRecord(this.#o.clock.iso(this.#lastNs), l.count, l.reason), null);
         }
       }
-      for (const line of s.due(this.#lastNs)) {
-        const n = tree.get(line.pid);
-        const node = n && tree.sameStart(n, line.startTicks) ? n : null;
+      for (const line of s.due(this.#lastNs, emptied)) {
+        const node = this.#actor(line);
         if (this.#filter.selected(node)) this.#o.sink(stageRecord(line, node, this.#ctx), node);
       }
       if (drained) s.age(this.#lastNs);
     }
   }
 
-  /** fanotify's file-change queue overflowed: changes were dropped. */
-  filesOverflow(): void {
-    this.#o.sink(lostRecord(this.#o.clock.iso(this.#lastNs), null, "files_overflow"), null);
+  /** The process a stage's line names: by its start time, or by its window. */
+  #actor(line: StageLine): ProcNode | null {
+    const tree = this.#o.tree;
+    if (line.heldNs) return tree.holder(line.pid, line.heldNs[0], line.heldNs[1]);
+    const n = tree.get(line.pid);
+    return n && line.startTicks !== undefined && tree.sameStart(n, line.startTicks) ? n : null;
   }
 
   /** The audit record of an exec of `pid` at `execNs`: null none, undefined not yet. */

@@ -12,7 +12,6 @@ import type { ProcEvent } from "./wire.ts";
 import type { WallClock } from "./time.ts";
 import { decodeWaitStatus } from "./wait_status.ts";
 import { decodeBytes } from "./text.ts";
-import type { FileChange } from "./file_events.ts";
 import type { StageLine } from "./pipeline/stage.ts";
 
 /** Every `event` value a line can carry: each event kind, and proctree's own lines. */
@@ -273,28 +272,6 @@ export function processRecord(
 }
 
 /**
- * The line for a file change (`--files`), attributed to the process that made it through
- * the tree (`node`; null: a process the tree does not know).
- */
-export function fileRecord(
-  change: FileChange,
-  node: ProcNode | null,
-  ctx: RecordContext,
-  timeNs: number,
-): WatchRecord {
-  const rec: WatchRecord = {
-    event: "file",
-    time: ctx.clock.iso(timeNs),
-    action: change.action,
-    path: change.path,
-  };
-  if (change.to !== undefined) rec.to = change.to;
-  if (change.dir) rec.dir = true;
-  if (change.merged) rec.merged = true;
-  return withActor(rec, change.pid, node, ctx);
-}
-
-/**
  * Adds the process that did what `rec` reports: `pid`, and from its node (null: not
  * known — `comm` null, no guess) its name, program, user, id and chain.
  */
@@ -315,13 +292,17 @@ function withActor(
   return rec;
 }
 
-/** A stage's own line (a network connection): its event, its process, then its fields. */
+/**
+ * A stage's own line (a network connection, a file change): its event, its leading fields,
+ * its process, then its other fields.
+ */
 export function stageRecord(
   line: StageLine,
   node: ProcNode | null,
   ctx: RecordContext,
 ): WatchRecord {
   const rec: WatchRecord = { event: line.event as RecordKind, time: ctx.clock.iso(line.timeNs) };
+  if (line.lead) Object.assign(rec, line.lead);
   return Object.assign(withActor(rec, line.pid, node, ctx), line.fields);
 }
 

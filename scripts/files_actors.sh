@@ -14,7 +14,7 @@ STORM=${STORM:-/tmp/stormb}
 out=$(mktemp -d)
 W=$out/w
 mkdir -p "$W"
-deno run -A main.ts watch --files "$W" >"$out/lines.json" 2>"$out/err" &
+deno run -A main.ts watch --files "$W" --stats 1 >"$out/lines.json" 2>"$out/err" &
 pp=$!
 until grep -q listening "$out/err" 2>/dev/null; do sleep 0.05; done
 "$STORM/stormgen" -n 50000 -j 8 -m vfork -e "$STORM/zzstorm_true" -p "$out/pids" >/dev/null &
@@ -49,7 +49,8 @@ for i, pid in enumerate(pids, 1):
         right += 1
     else:
         other += 1
+        print("OTHER", pid, json.dumps(lines[0])[:400], touch_ids.get(pid))
 lost = sum(1 for r in recs if r.get("event") == "lost")
 print(f"right {right}, another process {other}, null {null}, missing {missing}; lost lines {lost}")
 PY
-rm -rf "$out"
+[ -n "${KEEP:-}" ] && echo "kept $out" || rm -rf "$out"

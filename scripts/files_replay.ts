@@ -7,23 +7,32 @@
  * create of what is), the entries the replay and the disk disagree on, and `merged` and
  * `lost` lines. Needs root.
  *
- *   deno run -A scripts/files_replay.ts [--rounds 100] [--runs 3] [--busy]
+ *   deno run -A scripts/files_replay.ts [--workload rename|tar|git] [--rounds 100] [--runs 3] [--busy]
  *
- * `--busy`: two `sh -c 'while :; do :; done'` loops run meanwhile.
+ * `--busy`: two `sh -c 'while :; do :; done'` loops run meanwhile. `--workload tar`: the
+ * repository's working tree through `tar`; `git`: a local `git clone` of it.
  *
  * @module
  */
 
 import { parseArgs } from "@std/cli";
 import { PROCTREE } from "./command.ts";
-import type { WatchRecord } from "../lib/record.ts";
+import { replayFiles } from "../lib/file_replay.ts";
 
-const args = parseArgs(Deno.args, { string: ["rounds", "runs"], boolean: ["busy"] });
+const args = parseArgs(Deno.args, {
+  string: ["rounds", "runs", "workload"],
+  boolean: ["busy"],
+});
 const rounds = Number(args.rounds ?? 100);
 const runs = Number(args.runs ?? 3);
+const kind = args.workload ?? "rename";
+const repo = new URL("..", import.meta.url).pathname;
 
-/** The workload: one shell, `rounds` rounds under `w`. */
+/** The workload under `w`, as one shell command. */
 function workload(w: string): string {
+  // A tar of the repository's working tree (no .git), extracted; a local clone with history.
+  if (kind === "tar") return `tar -C ${repo} --exclude=.git -cf - . | tar -C ${w} -xf -`;
+  if (kind === "git") return `git clone -q ${repo} ${w}/clone`;
   return `cd ${w} && for i in $(seq ${rounds}); do
     mkdir -p a$i/b/c/d/e && echo x > a$i/b/c/d/e/f && touch a$i/b/g
     mv a$i z$i && rm -rf z$i/b/c
@@ -31,35 +40,6 @@ function workload(w: string): string {
     mkdir -p q && mv z$i q/ && mv q/z$i r$i
     [ $((i % 3)) = 0 ] && rm -rf r$i
   done; true`;
-}
-
-/** Replays `lines` on an empty set; what it found impossible, and the set. */
-function replay(lines: WatchRecord[], w: string) {
-  const set = new Set<string>();
-  let impossible = 0;
-  const inside = (p?: string) => p !== undefined && p.startsWith(w + "/");
-  const under = (p: string) => [...set].filter((q) => q === p || q.startsWith(p + "/"));
-  for (const l of lines) {
-    if (l.event !== "file") continue;
-    const p = l.path!;
-    if (l.action === "create") {
-      if (set.has(p)) impossible++;
-      set.add(p);
-    } else if (l.action === "delete") {
-      if (!set.has(p)) impossible++;
-      for (const q of under(p)) set.delete(q);
-    } else if (l.action === "rename") {
-      const moved = inside(p) ? under(p) : [];
-      if (inside(p) && moved.length === 0) impossible++;
-      for (const q of under(l.to!)) set.delete(q);
-      for (const q of moved) set.delete(q);
-      if (inside(l.to)) {
-        if (moved.length === 0) set.add(l.to!);
-        for (const q of moved) set.add(l.to! + q.slice(p.length));
-      }
-    }
-  }
-  return { impossible, set };
 }
 
 async function onDisk(w: string): Promise<Set<string>> {
@@ -89,7 +69,7 @@ async function once(): Promise<string> {
   await p.status;
   reader.releaseLock();
   const lines = (await out).split("\n").filter(Boolean).map((l) => JSON.parse(l));
-  const { impossible, set } = replay(lines, w);
+  const { impossible, paths: set } = replayFiles(lines, w);
   const disk = await onDisk(w);
   const missing = [...disk].filter((x) => !set.has(x)).length;
   const extra = [...set].filter((x) => !disk.has(x)).length;

@@ -383,3 +383,22 @@ Deno.test("cpu list: the count of possible CPUs", () => {
   assertEquals(parseCpuList("0,2-5,7"), 8);
   assertEquals(parseCpuList("0"), 1);
 });
+
+Deno.test("stage: a name from fanotify or /proc that is not the file that ran is dropped", () => {
+  // fanotify's opens are matched to exec events by pid: read while the connector lags behind
+  // a storm, a later process's open on the same pid could name an earlier exec.
+  const src = new FakeRecords();
+  const files: Record<string, string> = { "/usr/bin/prog": "8:1:77", "/tmp/storm": "8:1:99" };
+  const st = new BpfExecStage(
+    src,
+    (path, id) => files[path] === id ? path : null,
+    (path, id) => files[path] === id,
+  );
+  for (const ns of [1, 3]) src.queue.push(record({ ns, tgid: 3 }));
+  st.poll();
+  const right = st.exec(3, 2, { ...NULL_INFO, exe: "/usr/bin/prog" });
+  assertEquals(right.exe, "/usr/bin/prog");
+  const wrong = st.exec(3, 4, { ...NULL_INFO, exe: "/tmp/storm", script: "/tmp/s" });
+  assertEquals([wrong.exe, wrong.script], ["/usr/bin/prog", null], "named from the record");
+  assertEquals(st.counters().execs_exe_corrected, 1);
+});

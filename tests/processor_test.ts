@@ -3,6 +3,7 @@ import { ev, FakeProc, harness } from "./fixtures.ts";
 import type { ProcReader } from "../lib/procfs.ts";
 import type { WatchRecord } from "../lib/record.ts";
 import type { FileChange } from "../lib/file_events.ts";
+import { FileStage } from "../lib/source/files/stage.ts";
 import { byName } from "../lib/lineage.ts";
 
 function world(): Map<number, FakeProc> {
@@ -337,7 +338,7 @@ Deno.test("processor: a file change whose process is not in the tree yet waits o
   const procs = world();
   let queued: FileChange[] = [];
   const h = harness(procs, {
-    files: { take: () => queued.splice(0), unnamed: () => 0, walksCut: 0 },
+    lineStages: [new FileStage({ take: () => queued.splice(0), unnamed: () => 0, walksCut: 0 })],
   });
   const loop = h.processor.loopHandlers();
   // Drain 1: rm's change was read, its fork (made after the connector was emptied) was not.
@@ -385,7 +386,7 @@ Deno.test("processor: a file change names the process that held its pid then, or
   const procs = world();
   let queued: FileChange[] = [];
   const h = harness(procs, {
-    files: { take: () => queued.splice(0), unnamed: () => 0, walksCut: 0 },
+    lineStages: [new FileStage({ take: () => queued.splice(0), unnamed: () => 0, walksCut: 0 })],
   });
   const loop = h.processor.loopHandlers();
   const ms = 1e6;
@@ -420,7 +421,7 @@ Deno.test("processor: file changes keep their order when one waits for its proce
   const procs = world();
   let queued: FileChange[] = [];
   const h = harness(procs, {
-    files: { take: () => queued.splice(0), unnamed: () => 0, walksCut: 0 },
+    lineStages: [new FileStage({ take: () => queued.splice(0), unnamed: () => 0, walksCut: 0 })],
   });
   const loop = h.processor.loopHandlers();
   const ms = 1e6;

@@ -14,9 +14,6 @@ const counters = {
   execNameConflicts: 0,
   execsNotReachable: 0,
   execsArgvFromAudit: 0,
-  fileChanges: 0,
-  fileChangesUnnamed: 0,
-  fileWalksCut: 0,
 };
 const tree = { live: 1, exited: 0, evictedByCap: 0, vanished: 0 };
 const socket = { datagrams: 0, overruns: 0, foreign: 0, truncated: 0 };

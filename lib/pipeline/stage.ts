@@ -42,24 +42,35 @@ export interface ExecStage {
   counters(): Readonly<Record<string, number>>;
 }
 
-/** A line a stage adds to the stream: its process, by identity, and its own fields. */
+/**
+ * A line a stage adds to the stream: its process, by identity — its start time where the
+ * source knows it, else the window in which the pid did what the line says — and its own
+ * fields.
+ */
 export interface StageLine {
   /** CLOCK_MONOTONIC ns of what it reports. */
   timeNs: number;
   /** The process it is about. */
   pid: number;
   /** That process's start, in clock ticks since boot: who it was. */
-  startTicks: number;
+  startTicks?: number;
+  /**
+   * Without `startTicks`: after the first and no later than the second (CLOCK_MONOTONIC
+   * ns), the pid was this line's process — the one that held it then, if only one did.
+   */
+  heldNs?: readonly [number, number];
   /** The line's `event`. */
   event: string;
+  /** Fields printed before the process's (a file line's action and path). */
+  lead?: Record<string, unknown>;
   /** Its other fields, in print order (after the process's). */
   fields: Record<string, unknown>;
 }
 
 /**
- * A source that adds lines of its own (a process's network connections). Its lines are
- * printed after the connector events that precede them, each with its process from the
- * tree — only if the tree's process there is the one that started at `startTicks`.
+ * A source that adds lines of its own (a process's network connections, file changes). Its
+ * lines are printed after the connector events that precede them, each with its process
+ * from the tree — only the one its start time or its window names, never another.
  */
 export interface LineStage {
   /** Short name, for the listening line. */
@@ -68,10 +79,10 @@ export interface LineStage {
   losses(): StageLoss[];
   /**
    * The lines due, oldest first: those no later than `appliedNs` (the newest connector
-   * event applied: the process's fork is in the tree by then), and those held since the
-   * last {@linkcode LineStage.age}.
+   * event applied: the process's fork is in the tree by then), and — when `held` (a drain
+   * has emptied the connector since) — those held since the last {@linkcode LineStage.age}.
    */
-  due(appliedNs: number): StageLine[];
+  due(appliedNs: number, held: boolean): StageLine[];
   /**
    * After each drain: what is still held waits one drain more at most; `appliedNs` as for
    * {@linkcode LineStage.due}, for the stage's own upkeep.

@@ -32,6 +32,9 @@ export interface BpfRecords {
  */
 export type ExeResolver = (path: string, id: string) => string | null;
 
+/** Whether `path` reaches, from here, the file `id` (device and inode) names. */
+export type ExeCheck = (path: string, id: string) => boolean;
+
 /** Most records held waiting for their events; beyond, the oldest are dropped (counted). */
 export const MAX_PENDING_RECORDS = 65536;
 
@@ -61,6 +64,7 @@ interface Counts {
   argv_truncated: number;
   execs_named_by_bpf: number;
   execs_exe_unverified: number;
+  execs_exe_corrected: number;
 }
 
 /** A record waiting for its event, and its size in the ring buffer. */
@@ -107,6 +111,7 @@ export class BpfExecStage implements ExecStage {
   readonly name = "bpf";
   readonly #src: BpfRecords;
   readonly #resolveExe: ExeResolver | null;
+  readonly #reaches: ExeCheck | null;
   /** Unpaired records by pid, oldest first, with their sizes in bytes. */
   readonly #pending = new Map<number, Held[]>();
   #size = 0;
@@ -125,15 +130,18 @@ export class BpfExecStage implements ExecStage {
     argv_truncated: 0,
     execs_named_by_bpf: 0,
     execs_exe_unverified: 0,
+    execs_exe_corrected: 0,
   };
 
   /**
    * A stage over `src`; `resolveExe` names the executable of an exec no other source could
-   * name (absent: such an exec's `exe` stays null).
+   * name (absent: such an exec's `exe` stays null); `reaches` checks a name another source
+   * gave against the file that ran (absent: such names are kept unchecked).
    */
-  constructor(src: BpfRecords, resolveExe?: ExeResolver) {
+  constructor(src: BpfRecords, resolveExe?: ExeResolver, reaches?: ExeCheck) {
     this.#src = src;
     this.#resolveExe = resolveExe ?? null;
+    this.#reaches = reaches ?? null;
   }
 
   poll(): void {
@@ -193,21 +201,35 @@ export class BpfExecStage implements ExecStage {
   }
 
   /**
-   * The executable where neither fanotify nor `/proc` named it: the record's path, when it
-   * reaches the very file that ran (a `#!` script's is its interpreter's, as `/proc` says).
-   * When it does not (a path that names another file from here, e.g. a bind mount in the
-   * process's own mount namespace, or a relative one), the exec is marked so that no later
-   * source names it by that path either (audit's `exe=` is the same path, unchecked).
+   * The executable. A name fanotify or `/proc` gave is kept when it reaches the very file
+   * that ran (the record's device and inode); one that does not is dropped (counted): a
+   * name matched by pid alone can be a later exec's — fanotify's opens of the process that
+   * took the pid next, read while the connector lags behind a storm. Where no name is left:
+   * the record's path, when it reaches that file (a `#!` script's is its interpreter's, as
+   * `/proc` says). When it does not (a path that names another file from here, e.g. a bind
+   * mount in the process's own mount namespace, or a relative one), the exec is marked so
+   * that no later source names it by that path either (audit's `exe=` is the same path,
+   * unchecked).
    */
-  #exe(facts: ExecInfo, rec: BpfExec): Partial<Pick<ExecInfo, "exe" | "exeNotHere">> {
-    if (facts.exe !== null || facts.exeNotHere || !this.#resolveExe || !rec.exeId) return {};
+  #exe(
+    facts: ExecInfo,
+    rec: BpfExec,
+  ): Partial<Pick<ExecInfo, "exe" | "script" | "exeNotHere">> {
+    if (facts.exeNotHere || !rec.exeId) return {};
+    let dropped: Partial<Pick<ExecInfo, "exe" | "script">> = {};
+    if (facts.exe !== null) {
+      if (!this.#reaches || this.#reaches(facts.exe, rec.exeId)) return {};
+      this.#counts.execs_exe_corrected++;
+      dropped = { exe: null, script: null };
+    }
+    if (!this.#resolveExe) return dropped;
     const exe = rec.interp.startsWith("/") ? this.#resolveExe(rec.interp, rec.exeId) : null;
     if (exe === null) {
       this.#counts.execs_exe_unverified++;
-      return { exeNotHere: true };
+      return { ...dropped, exeNotHere: true };
     }
     this.#counts.execs_named_by_bpf++;
-    return { exe };
+    return { ...dropped, exe };
   }
 
   lost(): void {

@@ -162,14 +162,14 @@ export class NetStage implements LineStage {
     return count > 0 ? [{ reason: "net_ringbuf_full", count }] : [];
   }
 
-  due(appliedNs: number): StageLine[] {
+  due(appliedNs: number, held = true): StageLine[] {
     // Called after every batch: nothing held, nothing to sort, pair or map.
     if (!this.holding() && this.#outcomes.length === 0 && this.#oldOutcomes.length === 0) {
       return [];
     }
     this.#pair();
-    const out = this.#older;
-    this.#older = [];
+    const out = held ? this.#older : [];
+    if (held) this.#older = [];
     const keep: NetEvent[] = [];
     for (const e of this.#fresh) (e.ktimeNs <= appliedNs ? out : keep).push(e);
     this.#fresh = keep;

@@ -1,0 +1,35 @@
+import { assertEquals } from "@std/assert";
+import { replayFiles } from "../lib/file_replay.ts";
+import type { WatchRecord } from "../lib/record.ts";
+
+const f = (action: string, path: string, to?: string): WatchRecord =>
+  ({ event: "file", time: "t", action, path, to }) as WatchRecord;
+
+Deno.test("file replay: creates, renames of trees, deletes; moved in and out", () => {
+  const r = replayFiles([
+    f("create", "/w/a"),
+    f("create", "/w/a/b"),
+    f("write", "/w/a/b"),
+    f("rename", "/w/a", "/w/z"), // a tree moves whole
+    f("create", "/w/t"),
+    f("rename", "/w/t", "/w/z/b"), // an atomic replace
+    f("rename", "/elsewhere/d", "/w/d"), // moved in
+    f("rename", "/w/z", "/elsewhere/z"), // moved out
+    f("create", "/w/x"),
+    f("delete", "/w/x"),
+  ], "/w");
+  assertEquals([...r.paths].sort(), ["/w/d"]);
+  assertEquals(r.impossible, 0);
+});
+
+Deno.test("file replay: what cannot have happened is counted", () => {
+  const lines = [
+    f("create", "/w/a"),
+    f("create", "/w/a"), // twice
+    f("delete", "/w/nothing"),
+    f("rename", "/w/gone", "/w/y"),
+  ];
+  const r = replayFiles(lines, "/w");
+  assertEquals(r.impossible, 3);
+  assertEquals(r.examples, lines.slice(1));
+});
