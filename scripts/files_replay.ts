@@ -19,20 +19,13 @@ import { parseArgs } from "@std/cli";
 import { PROCTREE } from "./command.ts";
 import { replayFiles } from "../lib/file_replay.ts";
 
-const args = parseArgs(Deno.args, {
-  string: ["rounds", "runs", "workload"],
-  boolean: ["busy"],
-});
-const rounds = Number(args.rounds ?? 100);
-const runs = Number(args.runs ?? 3);
-const kind = args.workload ?? "rename";
 const repo = new URL("..", import.meta.url).pathname;
 
-/** The workload under `w`, as one shell command. */
-function workload(w: string): string {
-  // A tar of the repository's working tree (no .git), extracted; a local clone with history.
-  if (kind === "tar") return `tar -C ${repo} --exclude=.git -cf - . | tar -C ${w} -xf -`;
-  if (kind === "git") return `git clone -q ${repo} ${w}/clone`;
+/**
+ * The rename loop of issue 27 under `w`, `rounds` rounds, as one shell command: trees built,
+ * renamed, pruned, moved through another directory, files replaced atomically.
+ */
+export function renameLoop(w: string, rounds: number): string {
   return `cd ${w} && for i in $(seq ${rounds}); do
     mkdir -p a$i/b/c/d/e && echo x > a$i/b/c/d/e/f && touch a$i/b/g
     mv a$i z$i && rm -rf z$i/b/c
@@ -42,13 +35,21 @@ function workload(w: string): string {
   done; true`;
 }
 
+/** The workload `kind` under `w`, as one shell command. */
+function workload(kind: string, w: string, rounds: number): string {
+  // A tar of the repository's working tree (no .git), extracted; a local clone with history.
+  if (kind === "tar") return `tar -C ${repo} --exclude=.git -cf - . | tar -C ${w} -xf -`;
+  if (kind === "git") return `git clone -q ${repo} ${w}/clone`;
+  return renameLoop(w, rounds);
+}
+
 async function onDisk(w: string): Promise<Set<string>> {
   const r = await new Deno.Command("find", { args: [w, "-mindepth", "1"], stdout: "piped" })
     .output();
   return new Set(new TextDecoder().decode(r.stdout).split("\n").filter(Boolean));
 }
 
-async function once(): Promise<string> {
+async function once(kind: string, rounds: number): Promise<string> {
   const w = await Deno.makeTempDir({ prefix: "proctree-replay-" });
   const p = new Deno.Command(PROCTREE[0], {
     args: [...PROCTREE.slice(1), "watch", "--files", w, "--events", "exec"],
@@ -63,7 +64,7 @@ async function once(): Promise<string> {
     if (done) throw new Error(`proctree did not start: ${err}`);
     err += value;
   }
-  await new Deno.Command("sh", { args: ["-c", workload(w)] }).output();
+  await new Deno.Command("sh", { args: ["-c", workload(kind, w, rounds)] }).output();
   await new Promise((r) => setTimeout(r, 1500));
   p.kill("SIGINT");
   await p.status;
@@ -81,11 +82,21 @@ async function once(): Promise<string> {
     `${merged} merged, ${lost} lost`;
 }
 
-const busy = args.busy
-  ? [1, 2].map(() => new Deno.Command("sh", { args: ["-c", "while :; do :; done"] }).spawn())
-  : [];
-try {
-  for (let i = 0; i < runs; i++) console.log(`run ${i + 1}: ${await once()}`);
-} finally {
-  for (const b of busy) b.kill("SIGKILL");
+if (import.meta.main) {
+  const args = parseArgs(Deno.args, {
+    string: ["rounds", "runs", "workload"],
+    boolean: ["busy"],
+  });
+  const rounds = Number(args.rounds ?? 100);
+  const runs = Number(args.runs ?? 3);
+  const busy = args.busy
+    ? [1, 2].map(() => new Deno.Command("sh", { args: ["-c", "while :; do :; done"] }).spawn())
+    : [];
+  try {
+    for (let i = 0; i < runs; i++) {
+      console.log(`run ${i + 1}: ${await once(args.workload ?? "rename", rounds)}`);
+    }
+  } finally {
+    for (const b of busy) b.kill("SIGKILL");
+  }
 }

@@ -4,6 +4,7 @@
 import { assertEquals } from "@std/assert";
 import { noKernel, sleep, startProctree } from "./kernel.ts";
 import { replayFiles } from "../lib/file_replay.ts";
+import { renameLoop } from "../scripts/files_replay.ts";
 
 Deno.test({
   name: "kernel: --files: the rename loop, 100 rounds, replays exactly",
@@ -12,13 +13,7 @@ Deno.test({
   const w = await Deno.makeTempDir({ prefix: "proctree-replay-" });
   try {
     const p = await startProctree(["watch", "--files", w, "--events", "exec"]);
-    const loop = `cd ${w} && for i in $(seq 100); do
-      mkdir -p a$i/b/c/d/e && echo x > a$i/b/c/d/e/f && touch a$i/b/g
-      mv a$i z$i && rm -rf z$i/b/c
-      echo y > z$i/tmp && mv z$i/tmp z$i/conf && echo w > z$i/tmp && mv z$i/tmp z$i/conf
-      mkdir -p q && mv z$i q/ && mv q/z$i r$i
-      [ $((i % 3)) = 0 ] && rm -rf r$i
-    done; true`;
+    const loop = renameLoop(w, 100);
     await new Deno.Command("sh", { args: ["-c", loop] }).output();
     await sleep(1000);
     const { records } = await p.stop();
