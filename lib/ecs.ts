@@ -275,6 +275,7 @@ function putNet(doc: Doc, rec: WatchRecord): void {
     put(doc, "network.direction", rec.event === "accept" ? "ingress" : "egress");
   }
   put(doc, "proctree.result", rec.result);
+  if (rec.probe) put(doc, "proctree.probe", true);
 }
 
 function hostOnly(hostname: string): EcsHost {
@@ -350,4 +351,5 @@ function putFile(doc: Doc, rec: WatchRecord): void {
   // fanotify's names do not say what a non-directory is (file, symlink, socket): left out.
   if (rec.dir) put(doc, "file.type", "dir");
   if (rec.to !== undefined) put(doc, "proctree.original_path", rec.path);
+  if (rec.merged) put(doc, "proctree.merged", true);
 }

@@ -179,6 +179,15 @@ Deno.test("ECS: a file change is a file event, with the path after the change", 
   assertEquals(del.event.type, ["deletion"]);
   assertEquals(del.file.type, "dir");
   assertEquals(del.proctree.original_path, undefined);
+  const merged = toEcs(
+    { ...rec, action: "create", to: undefined, merged: true },
+    null,
+    "h",
+  ) as Record<
+    string,
+    Record<string, unknown>
+  >;
+  assertEquals(merged.proctree.merged, true);
 });
 
 Deno.test("file events: a directory whose path is too long to spell is unnamed, not outside", () => {

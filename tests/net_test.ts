@@ -343,6 +343,11 @@ Deno.test("ecs: a connection's source, destination, transport, direction and out
     "host",
   ) as Record<string, Record<string, unknown>>;
   assertEquals([u.proctree.path, u.network?.type, u.destination], ["/run/x", undefined, undefined]);
+  const p = toEcs({ ...base, protocol: "udp", probe: true }, null, "host") as Record<
+    string,
+    Record<string, unknown>
+  >;
+  assertEquals([p.network.transport, p.proctree.probe], ["udp", true]);
 });
 
 Deno.test("run --net summary: a connect in progress that then failed counts as failed", () => {
