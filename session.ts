@@ -253,9 +253,7 @@ export class Session {
     this.#processors = processors;
     this.bpfExec = facts.source;
     this.execFactsWhy = facts.why;
-    this.#execStage = facts.source
-      ? new BpfExecStage(facts.source, exePathOf, (path, id) => sameFile(id, path))
-      : null;
+    this.#execStage = facts.source ? new BpfExecStage(facts.source, exePathOf, sameFile) : null;
     this.connector = connector;
     this.fanotify = fanotify.source;
     this.execNamesNote = fanotify.note;

@@ -419,8 +419,9 @@ export class FileSource implements Source {
     return this.events.stats.unnamed;
   }
 
-  /** The changes drained since the last call. */
-  take(): FileChange[] {
+  /** The changes drained since the last call (asked after every batch: no array when none). */
+  take(): readonly FileChange[] {
+    if (this.#changes.length === 0) return NO_CHANGES;
     const out = this.#changes;
     this.#changes = [];
     return out;
@@ -478,6 +479,8 @@ function initWithQueue(events: number, init: () => number): { fd: number; queueE
     writeKernelFile(MAX_QUEUED_EVENTS, `${was}\n`);
   }
 }
+
+const NO_CHANGES: readonly FileChange[] = [];
 
 /** A directory met in a walk: its handle's key and bytes, and its filesystem's fsid (hex). */
 interface WalkDir {

@@ -392,7 +392,7 @@ Deno.test("stage: a name from fanotify or /proc that is not the file that ran is
   const st = new BpfExecStage(
     src,
     (path, id) => files[path] === id ? path : null,
-    (path, id) => files[path] === id,
+    (id, path) => files[path] === id,
   );
   for (const ns of [1, 3]) src.queue.push(record({ ns, tgid: 3 }));
   st.poll();

@@ -334,23 +334,28 @@ Deno.test("processor: the exit of a process whose fork was lost is still printed
   assertEquals(h.records.map((r) => [r.event, r.pid, r.tid]), [["exit", 4242, undefined]]);
 });
 
-Deno.test("processor: a file change whose process is not in the tree yet waits one drain for its fork", () => {
-  const procs = world();
+/** A processor with a file-change stage; `read` hands it changes as the source would. */
+function fileHarness(procs: Map<number, FakeProc>) {
   let queued: FileChange[] = [];
   const h = harness(procs, {
     lineStages: [new FileStage({ take: () => queued.splice(0), unnamed: () => 0, walksCut: 0 })],
   });
-  const loop = h.processor.loopHandlers();
+  return { h, loop: h.processor.loopHandlers(), read: (c: FileChange[]) => (queued = c) };
+}
+
+Deno.test("processor: a file change whose process is not in the tree yet waits one drain for its fork", () => {
+  const procs = world();
+  const { h, loop, read } = fileHarness(procs);
   // Drain 1: rm's change was read, its fork (made after the connector was emptied) was not.
   const ms = 1e6;
-  queued = [{
+  read([{
     action: "delete",
     path: "/w/a",
     dir: false,
     pid: 101,
     afterNs: 900 * ms,
     beforeNs: 1050 * ms,
-  }];
+  }]);
   loop.batch([], true);
   loop.drained!();
   assertEquals(h.records.length, 0);
@@ -365,14 +370,14 @@ Deno.test("processor: a file change whose process is not in the tree yet waits o
   ]);
   assertMatch(String(h.records[1].chain), /^101\|agent\|root;100\|agent/);
   // A change whose process never shows up is printed one drain later without one.
-  queued = [{
+  read([{
     action: "create",
     path: "/w/b",
     dir: false,
     pid: 999,
     afterNs: 2000 * ms,
     beforeNs: 2100 * ms,
-  }];
+  }]);
   loop.batch([], true);
   loop.drained!();
   loop.batch([], true);
@@ -384,11 +389,7 @@ Deno.test("processor: a file change whose process is not in the tree yet waits o
 
 Deno.test("processor: a file change names the process that held its pid then, or none", () => {
   const procs = world();
-  let queued: FileChange[] = [];
-  const h = harness(procs, {
-    lineStages: [new FileStage({ take: () => queued.splice(0), unnamed: () => 0, walksCut: 0 })],
-  });
-  const loop = h.processor.loopHandlers();
+  const { h, loop, read } = fileHarness(procs);
   const ms = 1e6;
   const change = (path: string, afterMs: number, beforeMs: number): FileChange => ({
     action: "create",
@@ -400,11 +401,11 @@ Deno.test("processor: a file change names the process that held its pid then, or
   });
   // Pid 101: A from 1000 to 1001 ms, then B from 1002 ms; all applied before the changes.
   loop.batch([ev.fork(101, 100, 1000), ev.exit(101, 0, 100, 1001), ev.fork(101, 1, 1002)], true);
-  queued = [
+  read([
     change("/w/a", 999, 1000.5), // while A held it (B came after the read)
     change("/w/either", 999, 1003), // A or B: the pid changed hands in the window
     change("/w/b", 1001.5, 1003), // after A had ended: B
-  ];
+  ]);
   loop.batch([], true);
   loop.drained!();
   loop.drained!(); // the last two were read after the newest event: one drain more
@@ -419,11 +420,7 @@ Deno.test("processor: a file change names the process that held its pid then, or
 
 Deno.test("processor: file changes keep their order when one waits for its process's events", () => {
   const procs = world();
-  let queued: FileChange[] = [];
-  const h = harness(procs, {
-    lineStages: [new FileStage({ take: () => queued.splice(0), unnamed: () => 0, walksCut: 0 })],
-  });
-  const loop = h.processor.loopHandlers();
+  const { h, loop, read } = fileHarness(procs);
   const ms = 1e6;
   const change = (path: string, pid: number, beforeMs: number): FileChange => ({
     action: "create",
@@ -434,9 +431,9 @@ Deno.test("processor: file changes keep their order when one waits for its proce
     beforeNs: beforeMs * ms,
   });
   loop.batch([ev.fork(101, 100, 1000)], true);
-  queued = [change("/w/1", 101, 2000)]; // read after the newest event applied: waits
+  read([change("/w/1", 101, 2000)]); // read after the newest event applied: waits
   loop.batch([], true);
-  queued = [change("/w/2", 101, 500)]; // due by its time, but after /w/1
+  read([change("/w/2", 101, 500)]); // due by its time, but after /w/1
   loop.batch([], true);
   assertEquals(h.records.filter((r) => r.event === "file").length, 0);
   loop.drained!();

@@ -32,8 +32,8 @@ export interface BpfRecords {
  */
 export type ExeResolver = (path: string, id: string) => string | null;
 
-/** Whether `path` reaches, from here, the file `id` (device and inode) names. */
-export type ExeCheck = (path: string, id: string) => boolean;
+/** Whether `path` reaches, from here, the file `id` (device and inode) names (`sameFile`). */
+export type ExeCheck = (id: string, path: string) => boolean;
 
 /** Most records held waiting for their events; beyond, the oldest are dropped (counted). */
 export const MAX_PENDING_RECORDS = 65536;
@@ -218,7 +218,7 @@ export class BpfExecStage implements ExecStage {
     if (facts.exeNotHere || !rec.exeId) return {};
     let dropped: Partial<Pick<ExecInfo, "exe" | "script">> = {};
     if (facts.exe !== null) {
-      if (!this.#reaches || this.#reaches(facts.exe, rec.exeId)) return {};
+      if (!this.#reaches || this.#reaches(rec.exeId, facts.exe)) return {};
       this.#counts.execs_exe_corrected++;
       dropped = { exe: null, script: null };
     }

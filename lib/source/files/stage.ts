@@ -14,7 +14,7 @@ import type { FileChange } from "../../file_events.ts";
 /** What the stage takes from the file-change source. */
 export interface FileChanges {
   /** The changes read since the last call, in order. */
-  take(): FileChange[];
+  take(): readonly FileChange[];
   /** Changes whose directory could not be named so far. */
   unnamed(): number;
   /** Walks of a new directory stopped at their bound. */
