@@ -8,12 +8,14 @@ import { decodeBytes } from "../lib/text.ts";
 const ignore = noKernel !== null || !hasCommand("python3");
 
 /**
- * The workloads' environment. Without HOME, bash (pyenv's shims run under it) and Python's
- * `site` look the user up in the passwd database, and glibc first tries nscd's socket: a
- * real unix connect (`ENOENT`) of the same process that is not the test's own (CI runs
- * without HOME). With HOME set, no lookup; and `own` below keeps any that is left out.
+ * The workloads' environment. Without HOME or SHELL, bash (pyenv's shims run under it) looks
+ * the user up in the passwd database (SHELL's default comes from there), and so does
+ * Python's `site` without HOME; glibc first tries nscd's socket: a real unix connect
+ * (`ENOENT`) of the same process that is not the test's own. CI runs with neither set
+ * (`env -i PATH=… HOME=/tmp sh -c 'python3 …'` under strace: 32 such connects; with SHELL
+ * too: none). With both set, no lookup; and `own` below keeps any that is left out.
  */
-const ENV = { HOME: "/tmp" };
+const ENV = { HOME: "/tmp", SHELL: "/bin/sh" };
 
 /** Whether `l` is the test's own: an inet one, or a unix one under one of `paths`. */
 function own(l: WatchRecord, paths: string[]): boolean {
