@@ -25,16 +25,18 @@ function own(l: WatchRecord, paths: string[]): boolean {
 
 /**
  * Runs a Python program under `sh` (a named parent for the chain) beside `watch --net`;
- * its JSON output, its pid, and the net lines of that pid.
+ * its JSON output, its pid, and the net lines of that pid. `command`: how it is started,
+ * with the program as `$0`.
  */
 async function underNet(
   program: string,
   unixPaths: string[] = [],
+  command = ["sh", "-c", 'python3 -c "$0"; true'],
 ): Promise<{ out: Record<string, unknown>; pid: number; lines: WatchRecord[] }> {
   const w = await startProctree(["watch", "--net", "--events", "exec"]);
   assert(w.stderr().includes("net: connect, accept, bind"), w.stderr());
-  const r = await new Deno.Command("sh", {
-    args: ["-c", 'python3 -c "$0"; true', program],
+  const r = await new Deno.Command(command[0], {
+    args: [...command.slice(1), program],
     env: ENV,
     stdout: "piped",
     stderr: "piped",
@@ -83,6 +85,36 @@ print(json.dumps(out))
   assertEquals([connect.local_address, connect.local_port], ["127.0.0.1", out.local]);
   assertEquals([accept.address, accept.port], ["127.0.0.1", out.peer]);
   assertEquals([accept.local_address, accept.local_port], ["127.0.0.1", out.server]);
+});
+
+Deno.test({
+  name: "kernel: --net: a process in its own network namespace, as that namespace sees it",
+  ignore: ignore || !hasCommand("unshare"),
+}, async () => {
+  // A namespace of its own has a loopback of its own (down until raised, here by the
+  // SIOCSIFFLAGS ioctl): the connect is to the namespace's 127.0.0.1, which no process of
+  // the host's namespace could reach.
+  const { out, pid, lines } = await underNet(
+    PRELUDE + `
+import fcntl, struct
+out["netns"] = os.readlink("/proc/self/ns/net")
+fcntl.ioctl(socket.socket(socket.AF_INET, socket.SOCK_DGRAM), 0x8914, struct.pack("16sH", b"lo", 0x49))
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen()
+c = socket.socket(); c.connect(s.getsockname())
+out.update(server=s.getsockname()[1], local=c.getsockname()[1])
+print(json.dumps(out))
+`,
+    [],
+    ["unshare", "-n", "sh", "-c", 'python3 -c "$0"; true'],
+  );
+  const host = await new Deno.Command("readlink", { args: ["/proc/self/ns/net"], stdout: "piped" })
+    .output();
+  assert(out.netns !== new TextDecoder().decode(host.stdout).trim(), "a namespace of its own");
+  assertEquals(lines.map((l) => l.event), ["bind", "connect"]);
+  const connect = lines[1];
+  assertEquals([connect.address, connect.port, connect.result], ["127.0.0.1", out.server, "ok"]);
+  assertEquals(connect.local_port, out.local);
+  assert(String(connect.chain).startsWith(`${pid}|python3|root;`), connect.chain);
 });
 
 Deno.test(

@@ -224,7 +224,7 @@ Deno.test(
 const deno = Deno.execPath();
 
 /** Runs the bundle as another user or in new namespaces; deno and the bundle are copied where anyone may read them. */
-async function runIsolated(prefix: string[], seconds = 5) {
+async function runIsolated(prefix: string[], seconds = 5, args = ["watch"]) {
   const dir = await Deno.makeTempDir();
   await Deno.chmod(dir, 0o755);
   await Deno.copyFile(deno, `${dir}/deno`);
@@ -244,7 +244,7 @@ async function runIsolated(prefix: string[], seconds = 5) {
       "--allow-ffi",
       "--allow-read",
       `${dir}/proctree.js`,
-      "watch",
+      ...args,
     ],
     env: { DENO_DIR: `${dir}/cache`, HOME: dir, NO_COLOR: "1" },
     stdout: "piped",
@@ -327,6 +327,18 @@ Deno.test({
   seesRootsSleep(r);
   // No CAP_BPF: exec facts from /proc, and the listening line says why, in words.
   assertMatch(r.stderr, /exec facts: proc \(bpf\(BPF_\w+ \w+\): EPERM \(needs root, or CAP_BPF/);
+});
+
+Deno.test({
+  name: "kernel: as nobody with CAP_NET_ADMIN alone, watch --net fails with one line",
+  ignore: ignore || !haveBundle || asNetAdmin !== "allowed",
+}, async () => {
+  const r = await runIsolated([...NOBODY, ...NET_ADMIN], 5, ["watch", "--net"]);
+  assertEquals(r.code, 1, r.stderr);
+  assertMatch(
+    r.stderr,
+    /^proctree: --net: bpf\(BPF_\w+ \w+\): EPERM \(needs root, or CAP_BPF and CAP_PERFMON\)\n$/,
+  );
 });
 
 Deno.test({
