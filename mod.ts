@@ -118,6 +118,8 @@ export {
   type Image,
   netLine,
   type NetSummary,
+  type TouchedIndex,
+  type Toucher,
 } from "./lib/audit.ts";
 export { type Container, containerOfPath, parseContainer } from "./lib/container.ts";
 export {

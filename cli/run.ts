@@ -56,7 +56,8 @@ Options:
   --json               also print the subtree's events as JSON lines (on stdout, or -o)
   -o, --output FILE    write the JSON lines to FILE (mode 0600) instead of stdout
   --summary FILE       write a JSON document: the tree with argv, exe, user, times,
-                       exit statuses, and totals (processes, failed, killed, lost events)
+                       exit statuses, and totals (processes, failed, killed, lost events);
+                       with --files, who changed each path (files_touched)
   --html FILE          write a self-contained page: a timeline of every process (nested
                        by lineage, coloured by outcome) and a table to sort and filter
   --trace FILE         write the tree in Chrome's Trace Event Format (open it in
@@ -337,6 +338,7 @@ export async function runCommand(c: RunConfig): Promise<number> {
           complete: lost === 0 && !broken,
           totals,
           tree: audit.root,
+          ...(c.files.length ? { files_touched: audit.touched() } : {}),
         }) + "\n"],
       [c.html, () =>
         renderHtml({
@@ -345,6 +347,7 @@ export async function runCommand(c: RunConfig): Promise<number> {
           totals,
           note: lost || broken ? `incomplete: ${lost} events lost` : undefined,
           roots,
+          paths: audit.pathsByEntry(),
         }, pageNonce())],
       [c.trace, () => JSON.stringify(traceOf(roots)) + "\n"],
     ];

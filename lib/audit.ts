@@ -80,6 +80,32 @@ export interface FileSummary {
 /** Most paths listed per process in a summary. */
 export const MAX_FILE_PATHS = 20;
 
+/** Most paths the "who touched this file" index of a run keeps (beyond: counted). */
+export const MAX_TOUCHED_PATHS = 10_000;
+
+/** Most processes the index keeps for one path. */
+export const MAX_TOUCHERS = 10;
+
+/** A process in the index of who changed a path: enough to find it in the tree. */
+export interface Toucher {
+  /** Process id. */
+  pid: number;
+  /** The process id (`identity.ts`), when known. */
+  id: string | null;
+  /** How the tree names it. */
+  name: string;
+  /** What it did to the path, in order, each once (`create`, `write`, …). */
+  actions: string[];
+}
+
+/** Who changed each path of a run (`run --files`), for `--summary`. */
+export interface TouchedIndex {
+  /** Path → the processes that changed it, first first (at most {@linkcode MAX_TOUCHERS}). */
+  paths: Record<string, Toucher[]>;
+  /** Paths changed beyond the {@linkcode MAX_TOUCHED_PATHS} indexed. */
+  more: number;
+}
+
 /** The connections of one process (`run --net`). */
 export interface NetSummary {
   /** Calls by kind (`connect`, `accept`, `bind`), and `failed` of them. */
@@ -267,6 +293,9 @@ export class Audit {
   #byNode = new Map<ProcNode, AuditEntry>();
   #open = new Map<ProcNode, AuditEntry>();
   #nodes = new Map<AuditEntry, ProcNode>();
+  /** Path → the entries that changed it and what they did (see {@linkcode Audit.touched}). */
+  #touched = new Map<string, Map<AuditEntry, string[]>>();
+  #touchedMore = 0;
 
   /** Processes seen that have not exited yet. */
   get open(): ReadonlyMap<ProcNode, AuditEntry> {
@@ -307,7 +336,54 @@ export class Audit {
       else this.root.children.push(e);
     }
     applyRecord(e, rec);
+    if (rec.event === "file" && rec.action !== "found") this.#touch(e, rec);
     if (rec.event === "exit") this.#open.delete(node);
+  }
+
+  #touch(e: AuditEntry, rec: WatchRecord): void {
+    for (const p of rec.to === undefined ? [rec.path] : [rec.path, rec.to]) {
+      if (p === undefined) continue;
+      let by = this.#touched.get(p);
+      if (!by) {
+        if (this.#touched.size >= MAX_TOUCHED_PATHS) {
+          this.#touchedMore++;
+          continue;
+        }
+        this.#touched.set(p, by = new Map());
+      }
+      const actions = by.get(e) ?? (by.size < MAX_TOUCHERS ? [] : undefined);
+      if (!actions) continue;
+      by.set(e, actions);
+      if (rec.action && !actions.includes(rec.action)) actions.push(rec.action);
+    }
+  }
+
+  /** Who changed each path (`run --files`); null when nothing was changed. */
+  touched(): TouchedIndex | null {
+    if (this.#touched.size === 0) return null;
+    const paths: Record<string, Toucher[]> = {};
+    for (const [p, by] of this.#touched) {
+      paths[p] = [...by].map(([e, actions]) => ({
+        pid: e.pid,
+        id: e.id ?? null,
+        name: entryName(e),
+        actions,
+      }));
+    }
+    return { paths, more: this.#touchedMore };
+  }
+
+  /** The paths each entry changed, as indexed (for the page's filter). */
+  pathsByEntry(): Map<AuditEntry, string[]> {
+    const out = new Map<AuditEntry, string[]>();
+    for (const [p, by] of this.#touched) {
+      for (const e of by.keys()) {
+        const list = out.get(e);
+        if (list) list.push(p);
+        else out.set(e, [p]);
+      }
+    }
+    return out;
   }
 
   /** A process found gone without an exit event (lost events): closed with unknown status. */

@@ -33,6 +33,8 @@ export interface ReportDoc {
   note?: string;
   /** The processes: one tree per root. */
   roots: AuditEntry[];
+  /** The paths each process changed (`run --files`): the filter finds a process by them. */
+  paths?: ReadonlyMap<AuditEntry, readonly string[]>;
 }
 
 /** How a process ended, as the page colours it. */
@@ -65,6 +67,8 @@ export interface PageRow {
   fileCount: number;
   /** How many connect, accept and bind calls it made (0 without `--net`). */
   netCount: number;
+  /** The paths it changed, as the run's index kept them (`run --files`). */
+  paths: readonly string[];
 }
 
 /** µs since the epoch of an ISO time with microseconds (`2026-11-29T18:38:22.875220Z`). */
@@ -86,7 +90,10 @@ export function outcomeOf(e: AuditEntry): Outcome {
 }
 
 /** The rows of `roots`, depth first (lineage order), times relative to the earliest start. */
-export function pageRows(roots: readonly AuditEntry[]): PageRow[] {
+export function pageRows(
+  roots: readonly AuditEntry[],
+  paths?: ReadonlyMap<AuditEntry, readonly string[]>,
+): PageRow[] {
   const flat = flatten(roots);
   let t0 = Infinity;
   for (const { entry } of flat) t0 = Math.min(t0, isoToUs(entry.start));
@@ -111,6 +118,7 @@ export function pageRows(roots: readonly AuditEntry[]): PageRow[] {
     netCount: e.net
       ? ["connect", "accept", "bind"].reduce((a, k) => a + (e.net!.counts[k] ?? 0), 0)
       : 0,
+    paths: paths?.get(e) ?? [],
   }));
 }
 
@@ -188,7 +196,7 @@ function header(doc: ReportDoc, rows: PageRow[]): string {
 
 /** The whole page. `nonce`: a fresh random string for the Content-Security-Policy. */
 export function renderHtml(doc: ReportDoc, nonce: string): string {
-  const rows = pageRows(doc.roots);
+  const rows = pageRows(doc.roots, doc.paths);
   const csp = `default-src 'none'; script-src 'nonce-${nonce}'; style-src 'nonce-${nonce}'; ` +
     `img-src 'none'; connect-src 'none'; form-action 'none'; base-uri 'none'`;
   return `<!DOCTYPE html>
@@ -205,7 +213,7 @@ ${header(doc, rows)}
 <div id="tl-scroll"><div id="tl-space"></div><canvas id="tl"></canvas></div>
 <pre id="tip" hidden></pre></section>
 <section id="processes"><h2>Processes</h2>
-<p><input id="filter" type="search" placeholder="filter: pid, command, user…">
+<p><input id="filter" type="search" placeholder="filter: pid, command, user, a path it changed…">
 <button id="by-lineage">lineage</button><button id="by-slowest">slowest first</button><button id="by-failed">non-zero first</button></p>
 <div class="row head"><span>pid</span><span>command</span><span>exe</span><span>user</span><span>start</span><span>duration</span><span>files</span><span>net</span><span>outcome</span></div>
 <div id="rows">${tableBody(rows)}</div></section>
@@ -369,7 +377,9 @@ document.querySelectorAll(".row.head span").forEach((th, col) => th.addEventList
 }));
 document.getElementById("filter").addEventListener("input", (ev) => {
   const q = ev.target.value.toLowerCase();
-  for (const tr of trs) tr.hidden = q !== "" && !tr.textContent.toLowerCase().includes(q);
+  // A process is also found by a path it changed: "who touched this file".
+  const by = (tr) => rows[Number(tr.dataset.i)].paths.some((p) => p.toLowerCase().includes(q));
+  for (const tr of trs) tr.hidden = q !== "" && !tr.textContent.toLowerCase().includes(q) && !by(tr);
 });
 scroll.addEventListener("scroll", draw);
 window.addEventListener("resize", draw);

@@ -182,6 +182,13 @@ Deno.test({
     const files = (cmd: string) => kids.find((k) => k.argv?.[0] === cmd)?.files;
     assertEquals(files("touch")?.counts, { create: 1, attrib: 1, write: 1 });
     assertEquals(files("rm")?.counts, { delete: 1 });
+    // Who touched this file: the summary's index, by path.
+    const by = doc.files_touched.paths[`${later}/x`] as { name: string; actions: string[] }[];
+    assertEquals(by.map((t) => [t.name.split(" ")[0], t.actions]), [
+      ["touch", ["create", "attrib", "write"]],
+      ["rm", ["delete"]],
+    ]);
+    assertEquals(doc.files_touched.more, 0);
   } finally {
     await Deno.remove(base, { recursive: true });
   }

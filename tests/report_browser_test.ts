@@ -165,3 +165,31 @@ Deno.test({
   console.log(`10 000-process page: ready ${ms} ms after navigation`);
   assert(ms < BUDGET_MS, `${ms} ms`);
 });
+
+Deno.test({
+  name: "browser: the filter finds the process that changed a path (who touched this file)",
+  ignore: !chromium,
+}, async () => {
+  const root = bigTree(3);
+  const [, second, third] = [root, root.children[0], root.children[1]];
+  const file = await Deno.makeTempFile({ suffix: ".html" });
+  const html = renderHtml({
+    title: "sh -c …",
+    exitStatus: 0,
+    totals: { processes: 3, failed: 0, killed: 0, lost_events: 0 },
+    roots: [root],
+    paths: new Map([[second, ["/w/etc/secret.key", "/w/a"]], [third, ["/w/a"]]]),
+  }, "test");
+  await Deno.writeTextFile(
+    file,
+    html.replace(
+      "document.body.dataset.rendered = String(rows.length);",
+      'document.body.dataset.rendered = String(rows.length); const f = document.getElementById("filter"); f.value = "SECRET.key"; f.dispatchEvent(new Event("input"));',
+    ),
+  );
+  const { dom } = await dumpDom(file);
+  await Deno.remove(file);
+  const shown = [...dom.matchAll(/<div class="row [^"]*" data-pid="(\d+)"[^>]*>/g)]
+    .filter((m) => !/ hidden/.test(m[0])).map((m) => Number(m[1]));
+  assertEquals(shown, [2]);
+});
