@@ -46,6 +46,12 @@ const EMPTY_NAME = new Uint8Array(1);
  */
 export const MAX_WALK_DIRS = 20_000;
 
+/**
+ * Most entries a directory moved in lists as `found` lines (its rename line says
+ * `found_cut` past it): a bound on the lines one rename can print.
+ */
+export const MAX_LISTED = 100_000;
+
 /** The changes the group asks for. */
 export const FILE_EVENTS_MASK: number = FAN_EVENT.CREATE | FAN_EVENT.DELETE | FAN_EVENT.RENAME |
   FAN_EVENT.CLOSE_WRITE | FAN_EVENT.ATTRIB | FAN_EVENT.ONDIR;
@@ -107,7 +113,7 @@ export class FileSource implements Source {
     this.#onOverflow = onOverflow;
     this.events = new FileEvents(roots, {
       pathOf: (h) => this.#pathOf(h),
-      newDir: (p, self) => this.#walkNew(p, self),
+      newDir: (p, self, list) => this.#walkNew(p, self, list),
     }, Deno.pid);
   }
 
@@ -240,13 +246,13 @@ export class FileSource implements Source {
     if (fd < 0) return; // not there (yet): watched for its creation
     const dir = this.#handleAt(fd, EMPTY_NAME, AT_EMPTY_PATH);
     libc().close(fd);
-    if (dir) this.#walk(dir, path, Infinity);
+    if (dir) this.#walk(dir, path, Infinity, false);
   }
 
   /** A directory created or moved in: walked from the event's handle, the one it names. */
-  #walkNew(path: string, self: FanHandle): void {
+  #walkNew(path: string, self: FanHandle, list?: (path: string, dir: boolean) => void): boolean {
     const fsid = self.key.slice(0, self.key.indexOf(":"));
-    this.#walk({ key: self.key, bytes: self.bytes, fsid }, path, MAX_WALK_DIRS);
+    return this.#walk({ key: self.key, bytes: self.bytes, fsid }, path, MAX_WALK_DIRS, true, list);
   }
 
   /**
@@ -254,25 +260,40 @@ export class FileSource implements Source {
    * child named by its handle, relative to its parent's descriptor: never by a path, so a
    * name swapped for a symlink or another directory meanwhile leads nowhere. Does not cross
    * into another mount, nor into a directory already known at another path (its own
-   * events keep that one current); stops after `maxDirs` (counted).
+   * events keep that one current); stops after `maxDirs` (counted; then returns false).
+   * `whenRead`: a new directory's walk, while events made before it may still be queued —
+   * the paths below `top` are as they are now (see `FileEvents.settle`).
+   * With `list`, every entry below `top` is passed to it (a directory once it is opened),
+   * at most {@linkcode MAX_WALK_DIRS} directories and {@linkcode MAX_LISTED} entries.
    */
-  #walk(top: WalkDir, path: string, maxDirs: number): void {
+  #walk(
+    top: WalkDir,
+    path: string,
+    maxDirs: number,
+    whenRead: boolean,
+    list?: (path: string, dir: boolean) => void,
+  ): boolean {
     const c = libc();
     const mountFd = this.#mountFds.get(top.fsid);
-    if (mountFd === undefined) return; // a filesystem not marked (a kernel interface)
+    if (mountFd === undefined) return true; // a filesystem not marked (a kernel interface)
     const stack: [WalkDir, string][] = [[top, path]];
     let walked = 0;
+    let listed = 0;
+    const put = (p: string, dir: boolean) => {
+      if (list && listed++ < MAX_LISTED) list(p, dir);
+    };
     while (stack.length) {
       const [dir, dirPath] = stack.pop()!;
       const known = this.events.pathOfKey(dir.key);
       if (known !== undefined && known !== dirPath) continue;
       if (walked++ === maxDirs) {
         this.walksCut++;
-        return;
+        return false;
       }
       const fd = c.open_by_handle_at(mountFd, dir.bytes, O.RDONLY | O.DIRECTORY | O.CLOEXEC);
       if (fd < 0) continue; // gone since, or not a directory
-      this.events.addDir(dir.key, dirPath);
+      this.events.addDir(dir.key, dirPath, whenRead && dir !== top);
+      if (dir !== top) put(dirPath, true);
       const self = this.#handleAt(fd, EMPTY_NAME, AT_EMPTY_PATH);
       if (this.#inodeMarked.has(dir.fsid)) this.#markDir(fd);
       const d = self && c.fdopendir(fd);
@@ -281,17 +302,25 @@ export class FileSource implements Source {
         continue;
       }
       try {
-        for (const name of subdirNames(d)) {
+        for (const [name, type] of entries(d, list !== undefined)) {
+          const entry = (dirPath === "/" ? "" : dirPath) + "/" + decodeBytes(name.subarray(0, -1));
+          if (type !== DT.DIR && type !== DT.UNKNOWN) {
+            put(entry, false);
+            continue;
+          }
           const child = this.#handleAt(fd, name, 0);
           // On another mount (its root is walked on its own), or not a directory handle.
-          if (child === null || child.mountId !== self!.mountId) continue;
-          const entry = decodeBytes(name.subarray(0, -1)); // without its NUL
-          stack.push([child, (dirPath === "/" ? "" : dirPath) + "/" + entry]);
+          if (child === null || child.mountId !== self!.mountId) {
+            if (type === DT.UNKNOWN) put(entry, false);
+            continue;
+          }
+          stack.push([child, entry]);
         }
       } finally {
         c.closedir(d); // closes fd
       }
     }
+    return listed <= MAX_LISTED;
   }
 
   /** Directories whose walk stopped at {@linkcode MAX_WALK_DIRS}. */
@@ -380,14 +409,22 @@ export class FileSource implements Source {
    * later happened after it began) and the read that returned it.
    */
   drain(_sink: BatchSink, _max: number): number {
+    return this.#read();
+  }
+
+  #read(): number {
     const c = libc();
     const before = this.#changes.length;
+    let emptied = false;
     for (let reads = 0; reads < MAX_READS_PER_DRAIN; reads++) {
       const startNs = clockNs(Clock.MONOTONIC);
       const n = Number(c.read(this.fd, this.#buf, BigInt(this.#buf.length)));
       if (n < 0) {
         const e = errno();
-        if (e === Errno.EAGAIN) this.#emptyNs = startNs;
+        if (e === Errno.EAGAIN) {
+          this.#emptyNs = startNs;
+          emptied = true;
+        }
         if (e === Errno.EAGAIN || e === Errno.EINTR) break;
         throw new LibcError("read(fanotify files)", e);
       }
@@ -400,6 +437,8 @@ export class FileSource implements Source {
         else this.events.handle(ev, this.#changes);
       }
     }
+    // Read empty: every event made before the lookups so far is handled.
+    if (emptied) this.events.settle(this.#changes);
     return this.#changes.length - before;
   }
 
@@ -409,9 +448,15 @@ export class FileSource implements Source {
    */
   #overflowed(): void {
     this.#onOverflow();
+    this.events.settle(this.#changes, false); // the renames that would correct them may be lost
     this.events.forgetAll();
     for (const r of this.roots) this.#walkPath(r);
     for (const at of this.#mountsWalked) this.#walkPath(at);
+  }
+
+  /** Whether changes wait for the queue to be read empty (see `FileEvents.settle`). */
+  holding(): boolean {
+    return this.events.holding;
   }
 
   /** Changes whose directory could not be named so far. */
@@ -419,8 +464,12 @@ export class FileSource implements Source {
     return this.events.stats.unnamed;
   }
 
-  /** The changes drained since the last call (asked after every batch: no array when none). */
+  /**
+   * The changes drained since the last call (asked after every batch: no array when none).
+   * Changes held for a lookup are settled first, by reading the queue until it is empty.
+   */
   take(): readonly FileChange[] {
+    if (this.events.holding) this.#read();
     if (this.#changes.length === 0) return NO_CHANGES;
     const out = this.#changes;
     this.#changes = [];
@@ -490,15 +539,15 @@ interface WalkDir {
 }
 
 /**
- * The names (NUL-terminated) of the entries of the open directory `d` that are or may be
- * directories, without `.` and `..`.
+ * The names (NUL-terminated) and `d_type`s of the entries of the open directory `d`,
+ * without `.` and `..`; with `all` false, only those that are or may be directories.
  */
-function* subdirNames(d: Deno.PointerObject): Generator<Uint8Array> {
+function* entries(d: Deno.PointerObject, all: boolean): Generator<[Uint8Array, number]> {
   const c = libc();
   for (let e = c.readdir(d); e !== null; e = c.readdir(d)) {
     const v = new Deno.UnsafePointerView(e);
     const type = v.getUint8(DIRENT.type);
-    if (type !== DT.DIR && type !== DT.UNKNOWN) continue;
+    if (!all && type !== DT.DIR && type !== DT.UNKNOWN) continue;
     // The name ends at its NUL, within the record (never read past it).
     const size = Math.min(v.getUint16(DIRENT.reclen), 256 + DIRENT.name) - DIRENT.name;
     const raw = new Uint8Array(v.getArrayBuffer(size, DIRENT.name));
@@ -509,6 +558,6 @@ function* subdirNames(d: Deno.PointerObject): Generator<Uint8Array> {
     }
     const name = new Uint8Array(n.length + 1);
     name.set(n);
-    yield name;
+    yield [name, type];
   }
 }

@@ -42,6 +42,7 @@ const FILE_EVENT_TYPE: Record<string, string> = {
   attrib: "change",
   rename: "change",
   delete: "deletion",
+  found: "info", // an entry of a directory moved in, as found when the move was read
 };
 
 /** Keys of a watch line that the mapping places itself; any other goes under `proctree`. */

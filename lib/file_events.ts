@@ -12,14 +12,24 @@
  * event's own handle, never by its path (which may name another directory, or a symlink,
  * by the time the event is read).
  *
+ * A lookup gives a directory's path when it is read, not when the change was made: a
+ * directory made outside the watched paths, filled, then moved in, is looked up inside
+ * them. So a change named through a lookup is held, and every change after it, until the
+ * source has read the queue empty (every event made before the lookup is then handled):
+ * the renames handled after it are undone on its path, newest first — a change that was
+ * outside then is dropped — and the held changes go out in order ({@linkcode FileEvents.settle}).
+ *
  * @module
  */
 
 import { FAN_EVENT, type FanHandle, type FidEvent } from "./fanotify_wire.ts";
 import { decodeBytes } from "./text.ts";
 
-/** What happened to a file or directory. */
-export type FileAction = "create" | "write" | "delete" | "rename" | "attrib";
+/**
+ * What happened to a file or directory; `found`: an entry of a directory moved in from
+ * outside the watched paths, as the walk found it when the move was read.
+ */
+export type FileAction = "create" | "write" | "delete" | "rename" | "attrib" | "found";
 
 /** One change under a watched path. */
 export interface FileChange {
@@ -34,6 +44,19 @@ export interface FileChange {
    * first, and where among the other changes, is not known.
    */
   merged?: true;
+  /**
+   * A rename from or to outside the watched paths: the outside side (`path` or `to`) is
+   * named as it was when the line was read (a lookup of its directory then), not at the
+   * rename — it may have been renamed since.
+   */
+  namedAtRead?: "path" | "to";
+  /**
+   * A directory moved in from outside: how many `found` lines follow, listing what was in
+   * it when proctree walked it; `foundCut`, the walk stopped at its bound (more was there).
+   */
+  found?: number;
+  /** See {@linkcode FileChange.found}. */
+  foundCut?: true;
   /** The object is a directory. */
   dir: boolean;
   /** The process that made the change. */
@@ -74,9 +97,11 @@ export interface FileLookups {
   pathOf(h: FanHandle): string | null;
   /**
    * A directory appeared under a watched path (created or moved in) at `path`: walk the
-   * directory `self` names — that one, by its handle, whatever is at `path` by now.
+   * directory `self` names — that one, by its handle, whatever is at `path` by now. With
+   * `list`, every entry found below it is passed to it; returns false when the walk
+   * stopped at its bound.
    */
-  newDir(path: string, self: FanHandle): void;
+  newDir(path: string, self: FanHandle, list?: (path: string, dir: boolean) => void): boolean;
 }
 
 /** Counters. */
@@ -87,6 +112,11 @@ export interface FileEventStats {
   changes: number;
   /** Changes whose directory could not be named (reported with the name alone: never). */
   unnamed: number;
+  /**
+   * Changes named through a lookup that a later rename showed were made outside the
+   * watched paths (in a directory moved in since): not reported.
+   */
+  outsideThen: number;
   /** Directory lookups through the kernel. */
   lookups: number;
 }
@@ -101,7 +131,30 @@ export class FileEvents {
   #k: FileLookups;
   #selfPid: number;
   /** Running totals. */
-  readonly stats: FileEventStats = { events: 0, changes: 0, unnamed: 0, lookups: 0 };
+  readonly stats: FileEventStats = {
+    events: 0,
+    changes: 0,
+    unnamed: 0,
+    lookups: 0,
+    outsideThen: 0,
+  };
+  /** Changes held behind one named through a lookup (see the module doc), in order. */
+  #held: FileChange[] = [];
+  /** Which of `#held` were named through a lookup. */
+  #provisional = new Set<FileChange>();
+  /**
+   * Directories whose remembered path was taken when read (a lookup, or the walk of a new
+   * directory), or derived from one, since the last settle: a change named through one is
+   * held (see the module doc).
+   */
+  #lookedUp = new Set<string>();
+  /** The event at hand named a path through {@linkcode FileEvents.#lookedUp}. */
+  #fromLookup = false;
+  /**
+   * Directories known only from a lookup since the last settle — neither walked nor met in
+   * an event: a rename of one lists what is in it (a walk may have missed it, moving).
+   */
+  #byLookup = new Set<string>();
   /** When the events now handled happened, as the source bounds it (see `FileChange`). */
   seen: { afterNs: number; beforeNs: number } = { afterNs: 0, beforeNs: 0 };
 
@@ -117,11 +170,84 @@ export class FileEvents {
     return this.#roots.some((r) => path === r || path.startsWith(r === "/" ? r : r + "/"));
   }
 
-  /** Remembers a directory's path (the walk at start, and new directories). */
-  addDir(key: string, path: string): void {
+  /**
+   * The source read the queue empty: every event made before any lookup so far is handled.
+   * Hands the held changes on to `out`, each named through a lookup corrected by the
+   * renames handled after it (undone newest first; one that leads outside the watched
+   * paths was made outside: dropped). `sure` false (too much held, the queue never found
+   * empty): those are counted as unnamed instead.
+   */
+  settle(out: FileChange[], sure = true): void {
+    const held = this.#held;
+    if (held.length === 0) return;
+    this.#held = [];
+    const later: FileChange[] = []; // directory renames after the change at hand
+    const keep = new Array<boolean>(held.length).fill(true);
+    for (let i = held.length - 1; i >= 0; i--) {
+      const c = held[i];
+      if (this.#provisional.has(c)) keep[i] = sure && this.#undo(c, later);
+      if (this.#provisional.has(c) && !sure) this.stats.unnamed++;
+      if (c.action === "rename" && c.dir && c.to !== undefined) later.push(c);
+    }
+    for (let i = 0; i < held.length; i++) {
+      if (keep[i]) out.push(held[i]);
+      else this.stats.changes--;
+    }
+    this.#provisional.clear();
+    this.#lookedUp.clear();
+    this.#byLookup.clear();
+  }
+
+  /** Whether changes are held until the source reads its queue empty. */
+  get holding(): boolean {
+    return this.#held.length > 0;
+  }
+
+  /**
+   * Most changes held before they are settled as not sure: a full kernel queue (262 144
+   * events) behind a moved-in tree's listing (at most 100 000 entries) fits; at ~200 bytes
+   * a change, ~80 MB at worst.
+   */
+  static readonly MAX_HELD = 400_000;
+
+  /**
+   * Puts `c`'s paths back to where they were when it was made, undoing `later` (renames
+   * handled after it, newest first) on the directory each names (its name came with the
+   * event); false when it was made outside the watched paths.
+   */
+  #undo(c: FileChange, later: readonly FileChange[]): boolean {
+    // A found entry's name is the walk's too; a change's came with its event.
+    const back = (p: string) => {
+      const slash = c.action === "found" ? p.length : p.lastIndexOf("/");
+      let dir = p.slice(0, slash);
+      for (const r of later) {
+        if (dir === r.to || dir.startsWith(r.to + "/")) dir = r.path + dir.slice(r.to!.length);
+      }
+      return dir + p.slice(slash);
+    };
+    const path = back(c.path);
+    const to = c.to === undefined ? undefined : back(c.to);
+    if (!this.under(path) && (to === undefined || !this.under(to))) {
+      this.stats.outsideThen++;
+      return false;
+    }
+    c.path = path;
+    if (to !== undefined) c.to = to;
+    return true;
+  }
+
+  /**
+   * Remembers a directory's path (the walk at start, and new directories). `whenRead`: the
+   * path is as the directory is now, not as of the event at hand (a walk's).
+   */
+  addDir(key: string, path: string, whenRead = false): void {
+    const was = this.#paths.get(key);
+    if (was !== undefined && this.#keys.get(was) === key) this.#keys.delete(was);
     this.#paths.set(key, path);
     this.#keys.set(path, key);
     this.#outside.delete(key);
+    this.#byLookup.delete(key);
+    if (whenRead || this.#fromLookup) this.#lookedUp.add(key);
   }
 
   /**
@@ -134,9 +260,12 @@ export class FileEvents {
     this.#outside.clear();
   }
 
-  /** The path remembered for a directory handle's key. */
+  /**
+   * The path remembered for a directory handle's key — undefined as well when it was taken
+   * when read (see the module doc), so a walk takes it as it finds it.
+   */
   pathOfKey(key: string): string | undefined {
-    return this.#paths.get(key);
+    return this.#lookedUp.has(key) ? undefined : this.#paths.get(key);
   }
 
   /** How many directories are known. */
@@ -147,6 +276,7 @@ export class FileEvents {
   /** Appends the changes `ev` describes under the watched paths to `out`. */
   handle(ev: FidEvent, out: FileChange[]): void {
     this.stats.events++;
+    this.#fromLookup = false;
     const isDir = (ev.mask & FAN_EVENT.ONDIR) !== 0;
     const report = ev.pid !== this.#selfPid;
     if (ev.mask & FAN_EVENT.RENAME) {
@@ -183,29 +313,68 @@ export class FileEvents {
     let from = this.#path(ev.dir, ev.name);
     let to = this.#path(ev.newDir, ev.newName);
     // Moved in or out: the side outside the watched paths is named too, looked up now.
-    if (from === null && to !== null) from = this.#outsidePath(ev.dir, ev.name);
-    if (to === null && from !== null) to = this.#outsidePath(ev.newDir, ev.newName);
+    let namedAtRead: "path" | "to" | undefined;
+    if (from === null && to !== null) {
+      from = this.#outsidePath(ev.dir, ev.name);
+      namedAtRead = "path";
+    }
+    if (to === null && from !== null) {
+      to = this.#outsidePath(ev.newDir, ev.newName);
+      namedAtRead = "to";
+    }
+    let movedIn = false;
     if (isDir && to !== null) {
+      // Moved in from outside, or a directory never seen (a walk that met it mid-rename,
+      // or stopped at its bound): what is below it was never walked.
+      const unseen = ev.self !== null &&
+        (!this.#paths.has(ev.self.key) || this.#byLookup.has(ev.self.key));
       if (from !== null) this.#moveDir(from, to);
       if (ev.self) this.addDir(ev.self.key, to);
-      // Moved in from outside: what is below it was never walked.
-      if ((from === null || !this.under(from)) && this.under(to)) {
-        this.#outside.clear();
-        if (ev.self) this.#k.newDir(to, ev.self);
-      }
+      movedIn = ev.self !== null && this.under(to) &&
+        (from === null || !this.under(from) || unseen);
+      if (movedIn) this.#outside.clear();
     }
     const inside = (from !== null && this.under(from)) || (to !== null && this.under(to));
-    if (!report || !inside) return;
-    if (from === null || to === null) {
-      this.stats.unnamed++;
+    let line: FileChange | null = null;
+    if (report && inside) {
+      if (from === null || to === null) this.stats.unnamed++;
+      else {
+        line = { action: "rename", path: from, to, dir: isDir, pid: ev.pid, ...this.seen };
+        if (namedAtRead) line.namedAtRead = namedAtRead;
+        this.#push(out, line);
+      }
+    }
+    if (movedIn) this.#movedIn(to!, ev, line, out);
+  }
+
+  /**
+   * A directory moved in at `to` (or renamed, never seen before): walked from the event's
+   * handle, and with its rename line (`line`) printed, what the walk finds is listed after
+   * it as `found` lines — without them a replay of the lines could not know what came in.
+   * Found when the move is read: a change made in it between the move and then may also
+   * come as its own line.
+   */
+  #movedIn(to: string, ev: FidEvent, line: FileChange | null, out: FileChange[]): void {
+    if (line === null) {
+      this.#k.newDir(to, ev.self!);
       return;
     }
-    this.#push(out, { action: "rename", path: from, to, dir: isDir, pid: ev.pid, ...this.seen });
+    let found = 0;
+    const whole = this.#k.newDir(to, ev.self!, (path, dir) => {
+      found++;
+      this.#fromLookup = true; // as the walk finds them, when it runs
+      this.#push(out, { action: "found", path, dir, pid: ev.pid, ...this.seen });
+    });
+    line.found = found;
+    if (!whole) line.foundCut = true;
   }
 
   #push(out: FileChange[], c: FileChange): void {
     this.stats.changes++;
-    out.push(c);
+    if (this.#fromLookup) this.#provisional.add(c);
+    if (this.#fromLookup || this.#held.length > 0) this.#held.push(c);
+    else out.push(c);
+    if (this.#held.length > FileEvents.MAX_HELD) this.settle(out, false);
   }
 
   /**
@@ -239,13 +408,18 @@ export class FileEvents {
 
   #dirPath(h: FanHandle): string | null {
     const known = this.#paths.get(h.key);
-    if (known !== undefined) return known;
+    if (known !== undefined) {
+      if (this.#lookedUp.has(h.key)) this.#fromLookup = true;
+      return known;
+    }
     if (this.#outside.has(h.key)) return null;
     this.stats.lookups++;
     const path = this.#k.pathOf(h);
     if (path === PATH_TOO_LONG) return null; // not known to be outside: counted as unnamed
     if (path !== null && this.under(path)) {
-      this.addDir(h.key, path);
+      this.addDir(h.key, path, true);
+      this.#byLookup.add(h.key);
+      this.#fromLookup = true;
       return path;
     }
     if (this.#outside.size >= MAX_OUTSIDE) this.#outside.clear();
@@ -262,6 +436,7 @@ export class FileEvents {
       this.#paths.set(key, moved);
       this.#keys.delete(p);
       this.#keys.set(moved, key);
+      if (this.#fromLookup) this.#lookedUp.add(key); // a new path taken from a lookup
     }
   }
 

@@ -102,7 +102,7 @@ export interface WatchRecord {
   container_id?: string;
   /** The Kubernetes pod uid, when the cgroup names one. */
   pod_uid?: string;
-  /** file: `create`, `write`, `delete`, `rename` or `attrib`. */
+  /** file: `create`, `write`, `delete`, `rename`, `attrib` or `found`. */
   action?: string;
   /** file: the absolute path (a rename's old one), exact bytes as in `text.ts`. */
   path?: string;
@@ -112,6 +112,15 @@ export interface WatchRecord {
   dir?: boolean;
   /** file: a create and a delete the kernel merged into one event (their order is unknown). */
   merged?: boolean;
+  /**
+   * file: a rename from or to outside the watched paths: which side (`path` or `to`) is
+   * named as it was when the line was read, not at the rename.
+   */
+  named_at_read?: "path" | "to";
+  /** file: a directory moved in: how many `found` lines list what was in it. */
+  found?: number;
+  /** file: the listing of a directory moved in stopped at its bound. */
+  found_cut?: boolean;
   /** connect/accept/bind (`--net`): `inet`, `inet6` or `unix` (then `path`). */
   family?: string;
   /** connect/accept/bind: `tcp`, `udp`, or null when the kernel did not say. */

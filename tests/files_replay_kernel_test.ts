@@ -1,6 +1,7 @@
 // The --files stream is replayable (issue 27): the rename loop — trees built, renamed,
-// pruned, moved, files replaced atomically — 100 rounds; every create, delete and rename line
-// applied in order rebuilds exactly what `find` sees under PATH at the end.
+// pruned, moved, files replaced atomically, trees moved in from outside PATH (and changed at
+// once) and out again — 100 rounds; every create, delete, rename and found line applied in
+// order rebuilds exactly what `find` sees under PATH at the end.
 import { assertEquals } from "@std/assert";
 import { noKernel, sleep, startProctree } from "./kernel.ts";
 import { replayFiles } from "../lib/file_replay.ts";
@@ -11,9 +12,10 @@ Deno.test({
   ignore: noKernel !== null,
 }, async () => {
   const w = await Deno.makeTempDir({ prefix: "proctree-replay-" });
+  const outside = await Deno.makeTempDir({ prefix: "proctree-outside-" });
   try {
     const p = await startProctree(["watch", "--files", w, "--events", "exec"]);
-    const loop = renameLoop(w, 100);
+    const loop = renameLoop(w, 100, outside);
     await new Deno.Command("sh", { args: ["-c", loop] }).output();
     await sleep(1000);
     const { records } = await p.stop();
@@ -24,7 +26,13 @@ Deno.test({
     assertEquals(r.examples, [], "impossible operations");
     assertEquals([...r.paths].sort(), disk);
     assertEquals(records.filter((l) => l.event === "lost"), []);
+    assertEquals(r.cut, 0);
+    // Every tree moved in was listed: 100 moves in, each with x and x/h (y moved up later).
+    const moves = records.filter((l) => l.action === "rename" && l.found !== undefined);
+    assertEquals(moves.length, 100);
+    for (const m of moves) assertEquals(m.named_at_read, "path");
   } finally {
     await Deno.remove(w, { recursive: true });
+    await Deno.remove(outside, { recursive: true });
   }
 });

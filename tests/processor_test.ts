@@ -338,7 +338,14 @@ Deno.test("processor: the exit of a process whose fork was lost is still printed
 function fileHarness(procs: Map<number, FakeProc>) {
   let queued: FileChange[] = [];
   const h = harness(procs, {
-    lineStages: [new FileStage({ take: () => queued.splice(0), unnamed: () => 0, walksCut: 0 })],
+    lineStages: [
+      new FileStage({
+        take: () => queued.splice(0),
+        unnamed: () => 0,
+        holding: () => false,
+        walksCut: 0,
+      }),
+    ],
   });
   return { h, loop: h.processor.loopHandlers(), read: (c: FileChange[]) => (queued = c) };
 }

@@ -17,6 +17,8 @@ export interface FileChanges {
   take(): readonly FileChange[];
   /** Changes whose directory could not be named so far. */
   unnamed(): number;
+  /** Whether changes are held back in the source (the stage asks again soon). */
+  holding(): boolean;
   /** Walks of a new directory stopped at their bound. */
   readonly walksCut: number;
 }
@@ -27,6 +29,9 @@ function lead(c: FileChange): Record<string, unknown> {
   if (c.to !== undefined) f.to = c.to;
   if (c.dir) f.dir = true;
   if (c.merged) f.merged = true;
+  if (c.namedAtRead) f.named_at_read = c.namedAtRead;
+  if (c.found !== undefined) f.found = c.found;
+  if (c.foundCut) f.found_cut = true;
   return f;
 }
 
@@ -81,7 +86,7 @@ export class FileStage implements LineStage {
   }
 
   holding(): boolean {
-    return this.#queue.length > 0;
+    return this.#queue.length > 0 || this.#source.holding();
   }
 
   counters(): Readonly<Record<string, number>> {
