@@ -276,14 +276,15 @@ export class FileSource implements Source {
     const c = libc();
     const mountFd = this.#mountFds.get(top.fsid);
     if (mountFd === undefined) return true; // a filesystem not marked (a kernel interface)
-    const stack: [WalkDir, string][] = [[top, path]];
+    // Each with whether readdir left its type unknown (then it may be a file after all).
+    const stack: [WalkDir, string, boolean][] = [[top, path, false]];
     let walked = 0;
     let listed = 0;
     const put = (p: string, dir: boolean) => {
       if (list && listed++ < MAX_LISTED) list(p, dir);
     };
     while (stack.length) {
-      const [dir, dirPath] = stack.pop()!;
+      const [dir, dirPath, unknownType] = stack.pop()!;
       const known = this.events.pathOfKey(dir.key);
       if (known !== undefined && known !== dirPath) continue;
       if (walked++ === maxDirs) {
@@ -291,7 +292,10 @@ export class FileSource implements Source {
         return false;
       }
       const fd = c.open_by_handle_at(mountFd, dir.bytes, O.RDONLY | O.DIRECTORY | O.CLOEXEC);
-      if (fd < 0) continue; // gone since, or not a directory
+      if (fd < 0) { // gone since, or not a directory
+        if (unknownType && errno() === Errno.ENOTDIR) put(dirPath, false);
+        continue;
+      }
       this.events.addDir(dir.key, dirPath, whenRead && dir !== top);
       if (dir !== top) put(dirPath, true);
       const self = this.#handleAt(fd, EMPTY_NAME, AT_EMPTY_PATH);
@@ -309,12 +313,12 @@ export class FileSource implements Source {
             continue;
           }
           const child = this.#handleAt(fd, name, 0);
-          // On another mount (its root is walked on its own), or not a directory handle.
+          // Gone, or on another mount (whose root is walked on its own).
           if (child === null || child.mountId !== self!.mountId) {
-            if (type === DT.UNKNOWN) put(entry, false);
+            if (child !== null) put(entry, true);
             continue;
           }
-          stack.push([child, entry]);
+          stack.push([child, entry, type === DT.UNKNOWN]);
         }
       } finally {
         c.closedir(d); // closes fd

@@ -32,6 +32,7 @@ export const Errno = {
   ENOBUFS: 105,
   EXDEV: 18,
   ENODEV: 19,
+  ENOTDIR: 20,
   ENOSYS: 38,
   EOPNOTSUPP: 95,
   ECONNREFUSED: 111,

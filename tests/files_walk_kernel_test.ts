@@ -122,6 +122,11 @@ Deno.test({
     );
     assertEquals(made.size, n);
     for (let i = 1; i <= n; i++) assert(made.has(`${w}/in/${i}/f`), `${w}/in/${i}/f`);
+    // What was moved in is listed up to the walk's bound, and the rename line says so.
+    const moved = files(records).find((l) => l.action === "rename" && l.to === `${w}/in`);
+    assertEquals(moved?.found_cut, true);
+    const found = files(records).filter((l) => l.action === "found" && l.dir).length;
+    assert(found >= MAX_WALK_DIRS - 1, `${found} directories found`);
   } finally {
     await Deno.remove(base, { recursive: true });
   }
