@@ -101,6 +101,7 @@ export class FileSource implements Source {
   /** A descriptor on each marked filesystem, by fsid: where handles are opened. */
   #mountFds = new Map<string, number>();
   #devices = new Set<string>();
+  #inodeMarksOnly = false;
   /** Filesystems refused a filesystem mark: their directories are marked one by one. */
   #inodeMarked = new Set<string>();
   #onOverflow: () => void;
@@ -119,9 +120,15 @@ export class FileSource implements Source {
 
   /**
    * Opens the group, marks the filesystems under `paths`, walks them. `onOverflow`: the
-   * kernel dropped events. Throws {@linkcode FilesUnavailable}.
+   * kernel dropped events. `inodeMarks`: mark each directory instead of the filesystem, as
+   * where a filesystem mark is refused (for measuring the two; see BENCHMARKS.md). Throws
+   * {@linkcode FilesUnavailable}.
    */
-  static open(paths: readonly string[], onOverflow: () => void): FileSource {
+  static open(
+    paths: readonly string[],
+    onOverflow: () => void,
+    inodeMarks = false,
+  ): FileSource {
     const c = libc();
     // A bounded queue: a filesystem mark queues every change on the filesystem, inside PATH
     // or not, and unbounded a stalled proctree let a flood take kernel memory without
@@ -136,6 +143,7 @@ export class FileSource implements Source {
     const cwd = Deno.cwd();
     const roots = [...new Set(paths.map((p) => absolutePath(p, cwd)))];
     const s = new FileSource(fd, roots.map((r) => realPath(r) ?? r), onOverflow);
+    s.#inodeMarksOnly = inodeMarks;
     s.queueEvents = queueEvents;
     s.missing = s.roots.filter((r) => !s.#isDir(r));
     try {
@@ -218,13 +226,13 @@ export class FileSource implements Source {
     if (this.#mountFds.has(fsid)) return null; // marked already (another mount of it)
     const mountFd = c.open(cBytes(path), O.RDONLY | O.DIRECTORY | O.CLOEXEC);
     if (mountFd < 0) return `open: ${errnoName(errno())}`;
-    const ok = c.fanotify_mark(
-      this.fd,
-      FAN_MARK.ADD | FAN_MARK.FILESYSTEM,
-      BigInt(FILE_EVENTS_MASK),
-      mountFd,
-      null,
-    ) === 0;
+    const ok = !this.#inodeMarksOnly && c.fanotify_mark(
+          this.fd,
+          FAN_MARK.ADD | FAN_MARK.FILESYSTEM,
+          BigInt(FILE_EVENTS_MASK),
+          mountFd,
+          null,
+        ) === 0;
     const e = errno();
     if (ok) this.marks.filesystems++;
     else if (strict && (e === Errno.EPERM || e === Errno.EINVAL)) {

@@ -151,10 +151,11 @@ export class FileEvents {
   /** The event at hand named a path through {@linkcode FileEvents.#lookedUp}. */
   #fromLookup = false;
   /**
-   * Directories known only from a lookup since the last settle — neither walked nor met in
-   * an event: a rename of one lists what is in it (a walk may have missed it, moving).
+   * Directories known since the last settle only from a lookup, or from an event named
+   * through one — never walked: a rename of one lists what is in it (it may have been
+   * filled outside PATH, and a walk may have missed it, moving).
    */
-  #byLookup = new Set<string>();
+  #unwalked = new Set<string>();
   /** When the events now handled happened, as the source bounds it (see `FileChange`). */
   seen: { afterNs: number; beforeNs: number } = { afterNs: 0, beforeNs: 0 };
 
@@ -195,7 +196,7 @@ export class FileEvents {
     }
     this.#provisional.clear();
     this.#lookedUp.clear();
-    this.#byLookup.clear();
+    this.#unwalked.clear();
   }
 
   /** Whether changes are held until the source reads its queue empty. */
@@ -246,7 +247,8 @@ export class FileEvents {
     this.#paths.set(key, path);
     this.#keys.set(path, key);
     this.#outside.delete(key);
-    this.#byLookup.delete(key);
+    if (this.#fromLookup && !whenRead) this.#unwalked.add(key);
+    else this.#unwalked.delete(key);
     if (whenRead || this.#fromLookup) this.#lookedUp.add(key);
   }
 
@@ -327,7 +329,7 @@ export class FileEvents {
       // Moved in from outside, or a directory never seen (a walk that met it mid-rename,
       // or stopped at its bound): what is below it was never walked.
       const unseen = ev.self !== null &&
-        (!this.#paths.has(ev.self.key) || this.#byLookup.has(ev.self.key));
+        (!this.#paths.has(ev.self.key) || this.#unwalked.has(ev.self.key));
       if (from !== null) this.#moveDir(from, to);
       if (ev.self) this.addDir(ev.self.key, to);
       movedIn = ev.self !== null && this.under(to) &&
@@ -418,7 +420,7 @@ export class FileEvents {
     if (path === PATH_TOO_LONG) return null; // not known to be outside: counted as unnamed
     if (path !== null && this.under(path)) {
       this.addDir(h.key, path, true);
-      this.#byLookup.add(h.key);
+      this.#unwalked.add(h.key);
       this.#fromLookup = true;
       return path;
     }

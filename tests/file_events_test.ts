@@ -216,6 +216,30 @@ Deno.test("file events: a directory the walk missed while it moved is listed whe
     ["found", "/w/m/y/g", undefined, undefined],
   ]);
   assertEquals(fe.stats.outsideThen, 1); // g was made outside, before the move
+  // The same when y is known from its own mkdir, named through a lookup of x.
+  const { fe: fe2, out: out2, walked: walked2 } = setup({ xkey: "/w/m/x", other: "/elsewhere" }, {
+    "/w/m": [["/w/m/x", true]],
+    "/w/m/y": [["/w/m/y/g", false]],
+  });
+  fe2.handle({ ...ev(FAN_EVENT.CREATE | FAN_EVENT.ONDIR, "xkey", "y"), self: h("ykey") }, out2);
+  fe2.handle({
+    ...ev(FAN_EVENT.RENAME | FAN_EVENT.ONDIR, "other", "m"),
+    newDir: h("root"),
+    newName: enc.encode("m"),
+    self: h("mkey"),
+  }, out2);
+  fe2.handle({
+    ...ev(FAN_EVENT.RENAME | FAN_EVENT.ONDIR, "xkey", "y"),
+    newDir: h("mkey"),
+    newName: enc.encode("y"),
+    self: h("ykey"),
+  }, out2);
+  fe2.settle(out2);
+  assertEquals(walked2.slice(-1), ["/w/m/y ykey"]);
+  assertEquals(out2.map((c) => [c.action, c.path]).slice(-2), [
+    ["rename", "/w/m/x/y"],
+    ["found", "/w/m/y/g"],
+  ]);
 });
 
 Deno.test("file events: a change named through a lookup is put back by the renames after it", () => {
@@ -279,6 +303,12 @@ Deno.test("ECS: a file change is a file event, with the path after the change", 
     Record<string, unknown>
   >;
   assertEquals(merged.proctree.merged, true);
+  // A moved-in directory's listing: an entry found, not a change; the rename says how many.
+  type Doc = Record<string, Record<string, unknown>>;
+  const found = toEcs({ ...rec, action: "found", to: undefined }, null, "h") as Doc;
+  assertEquals([found.event.type, found.file.path], [["info"], "/w/a b"]);
+  const moved = toEcs({ ...rec, found: 3, named_at_read: "path" }, null, "h") as Doc;
+  assertEquals([moved.proctree.found, moved.proctree.named_at_read], [3, "path"]);
 });
 
 Deno.test("file events: a directory whose path is too long to spell is unnamed, not outside", () => {
