@@ -42,6 +42,7 @@ export {
   ProcConnector,
 } from "./ffi/connector.ts";
 export { WallClock } from "./lib/time.ts";
+export { SourceUnavailable } from "./lib/pipeline/unavailable.ts";
 export {
   type AckEvent,
   type CommEvent,

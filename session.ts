@@ -51,6 +51,7 @@ import { WHAT } from "./lib/event_kinds.ts";
 const BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id";
 
 export { AuditUnavailable, BpfUnavailable, ConnectorError, FanotifyUnavailable, FilesUnavailable };
+export { SourceUnavailable } from "./lib/pipeline/unavailable.ts";
 
 /**
  * Where an exec's argv, comm, ids and parent come from: `bpf` (a program inside `execve`:

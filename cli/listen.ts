@@ -8,18 +8,13 @@
 import {
   ARGV_MODES,
   type ArgvMode,
-  AuditUnavailable,
-  BpfUnavailable,
-  ConnectorError,
   EXEC_FACTS_MODES,
   EXEC_NAME_MODES,
   type ExecFactsMode,
   type ExecNameMode,
-  FanotifyUnavailable,
-  FilesUnavailable,
   type ListenOptions,
-  NetUnavailable,
   Session,
+  SourceUnavailable,
 } from "../session.ts";
 import { DEFAULT_RCVBUF_BYTES } from "../ffi/connector.ts";
 import { CliError, say } from "./errors.ts";
@@ -125,14 +120,7 @@ export function openSession(opts: ListenOptions): Session {
     if (s.audit) say(auditNote(s.audit.setup));
     return s;
   } catch (e) {
-    if (e instanceof ConnectorError) throw new CliError(e.message, 1);
-    if (e instanceof AuditUnavailable) throw new CliError(`--argv audit: ${e.message}`, 1);
-    if (e instanceof FilesUnavailable) throw new CliError(`--files: ${e.message}`, 1);
-    if (e instanceof NetUnavailable) throw new CliError(`--net: ${e.message}`, 1);
-    if (e instanceof BpfUnavailable) throw new CliError(`--exec-facts bpf: ${e.message}`, 1);
-    if (e instanceof FanotifyUnavailable) {
-      throw new CliError(`--exec-names fanotify: ${e.message}`, 1);
-    }
+    if (e instanceof SourceUnavailable) throw new CliError(e.line, 1);
     if (e instanceof Deno.errors.NotCapable || e instanceof Deno.errors.PermissionDenied) {
       throw new CliError(`needs --allow-ffi and --allow-read: ${(e as Error).message}`, 1);
     }

@@ -18,6 +18,7 @@
  * @module
  */
 
+import { SourceUnavailable } from "../lib/pipeline/unavailable.ts";
 import {
   Errno,
   errno,
@@ -71,13 +72,10 @@ const RECORDS_READ: ReadonlySet<number> = new Set([
 ]);
 
 /** Why `--argv audit` cannot start: the errno name and a sentence for the user. */
-export class AuditUnavailable extends Error {
-  /** The errno name, or `locked`. */
-  readonly code: string;
-  /** `code`: the errno name; `message`: what it means. */
+export class AuditUnavailable extends SourceUnavailable {
+  /** `code`: the errno name, or `locked`; `message`: what it means. */
   constructor(code: string, message: string) {
-    super(message);
-    this.code = code;
+    super("--argv audit", code, message);
   }
 }
 

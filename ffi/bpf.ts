@@ -9,6 +9,7 @@
  * @module
  */
 
+import { SourceUnavailable } from "../lib/pipeline/unavailable.ts";
 import { errno, libc, LibcError } from "./libc.ts";
 import { cBytes, readFileBytes } from "./procfs.ts";
 import { Btf, BtfError } from "../lib/bpf/btf.ts";
@@ -250,9 +251,11 @@ export class RingBuffer {
 export const VMLINUX_BTF_PATH = "/sys/kernel/btf/vmlinux";
 
 /** A BPF source cannot run here; `message` says why in a few words. */
-export class BpfUnavailable extends Error {
-  /** Always `BpfUnavailable`. */
-  override name = "BpfUnavailable";
+export class BpfUnavailable extends SourceUnavailable {
+  /** `message`: why, in a few words. */
+  constructor(message: string) {
+    super("--exec-facts bpf", "UNAVAILABLE", message);
+  }
 }
 
 /** Why a `bpf(2)` refusal means "not here", in words. */

@@ -9,6 +9,7 @@
  * @module
  */
 
+import { SourceUnavailable } from "../lib/pipeline/unavailable.ts";
 import { readFileText } from "./procfs.ts";
 import {
   Clock,
@@ -68,14 +69,10 @@ const SLOT_BYTES = 512;
 export const DEFAULT_RCVBUF_BYTES: number = 128 * 1024 * 1024;
 
 /** Why the connector could not be opened; `code` is stable for scripts and tests. */
-export class ConnectorError extends Error {
-  /** `EPERM`, `NO_ACK`, `NO_CONNECTOR`, `NACK` or an errno name. */
-  readonly code: string;
-  /** An error with a stable `code` and a one-line message. */
+export class ConnectorError extends SourceUnavailable {
+  /** `code`: `EPERM`, `NO_ACK`, `NO_CONNECTOR`, `NACK` or an errno name; a one-line message. */
   constructor(code: string, message: string) {
-    super(message);
-    this.name = "ConnectorError";
-    this.code = code;
+    super("", code, message);
   }
 }
 

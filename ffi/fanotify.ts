@@ -20,6 +20,7 @@
  * @module
  */
 
+import { SourceUnavailable } from "../lib/pipeline/unavailable.ts";
 import { AT_FDCWD, Errno, errno, errnoName, libc, LibcError, O, POLL, POLLFD } from "./libc.ts";
 import { cPath, fileId, listDir, readFileText, readLink, realPath, sameFile } from "./procfs.ts";
 import type { BatchSink, Source } from "../lib/loop.ts";
@@ -70,17 +71,16 @@ const SHORT_READ_MARGIN_BYTES = 4096;
 export const MOUNT_CHECK_MS = 5;
 
 /** Why the source could not start: the errno name, and what it means for the user. */
-export class FanotifyUnavailable extends Error {
-  /** The errno name (`EPERM` without CAP_SYS_ADMIN). */
-  readonly code: string;
-  /** `code`: the errno name of the failed call. */
+export class FanotifyUnavailable extends SourceUnavailable {
+  /** `code`: the errno name of the failed call (`EPERM` without CAP_SYS_ADMIN). */
   constructor(code: string) {
     super(
+      "--exec-names fanotify",
+      code,
       code === "EPERM"
         ? "fanotify needs CAP_SYS_ADMIN (EPERM)"
         : `fanotify is not available (${code})`,
     );
-    this.code = code;
   }
 }
 

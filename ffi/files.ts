@@ -11,6 +11,7 @@
  * @module
  */
 
+import { SourceUnavailable } from "../lib/pipeline/unavailable.ts";
 import { Clock, clockNs, Errno, errno, errnoName, libc, LibcError, O, STATFS } from "./libc.ts";
 import { MAX_READS_PER_DRAIN, OWN_MOUNTINFO } from "./fanotify.ts";
 import { cBytes, readFileText, readLink, realPath, writeKernelFile } from "./procfs.ts";
@@ -57,13 +58,10 @@ export const FILE_EVENTS_MASK: number = FAN_EVENT.CREATE | FAN_EVENT.DELETE | FA
   FAN_EVENT.CLOSE_WRITE | FAN_EVENT.ATTRIB | FAN_EVENT.ONDIR;
 
 /** Why `--files` cannot start: the errno name and what it means. */
-export class FilesUnavailable extends Error {
-  /** The errno name. */
-  readonly code: string;
+export class FilesUnavailable extends SourceUnavailable {
   /** `code`: the errno name; `message`: a sentence for the user. */
   constructor(code: string, message: string) {
-    super(message);
-    this.code = code;
+    super("--files", code, message);
   }
 }
 

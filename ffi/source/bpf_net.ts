@@ -10,6 +10,7 @@
  * @module
  */
 
+import { SourceUnavailable } from "../../lib/pipeline/unavailable.ts";
 import {
   NET_SYSCALLS,
   netOffsetsFrom,
@@ -40,9 +41,11 @@ export const OUTCOME_TRACEPOINT = "inet_sock_set_state";
 export const NET_RINGBUF_BYTES = 8 << 20;
 
 /** `--net` cannot run here; `message` says why in a few words. */
-export class NetUnavailable extends Error {
-  /** Always `NetUnavailable`. */
-  override name = "NetUnavailable";
+export class NetUnavailable extends SourceUnavailable {
+  /** `message`: why, in a few words. */
+  constructor(message: string) {
+    super("--net", "UNAVAILABLE", message);
+  }
 }
 
 /** The loaded and attached program, its ring buffer, and what it hands on. */
