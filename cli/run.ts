@@ -34,10 +34,10 @@ import { FdWriter } from "../ffi/fd_writer.ts";
 import { procfs } from "../ffi/procfs.ts";
 import { lostRecord, toJsonLine } from "../lib/record.ts";
 import { Audit } from "../lib/audit.ts";
-import { renderHtml } from "../lib/report_html.ts";
+import { pageNonce, renderHtml } from "../lib/report_html.ts";
 import { traceOf } from "../lib/trace.ts";
 import { stringifyDeep } from "../lib/json.ts";
-import { displayArg } from "../lib/text_view.ts";
+import { count, displayArg } from "../lib/text_view.ts";
 import type { ProcNode } from "../lib/tree.ts";
 import { shellStatus, signalNumber } from "../lib/wait_status.ts";
 import { DEFAULT_RCVBUF_BYTES } from "../ffi/connector.ts";
@@ -179,17 +179,6 @@ export async function run(args: string[]): Promise<number> {
     return 0;
   }
   return await runCommand(c);
-}
-
-/** A fresh nonce for a page's Content-Security-Policy. */
-export function pageNonce(): string {
-  const b = crypto.getRandomValues(new Uint8Array(16));
-  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
-}
-
-/** `1 process`, `2 processes`. */
-export function count(n: number, noun: string, plural = noun + "es"): string {
-  return `${n} ${n === 1 ? noun : plural}`;
 }
 
 /** Starts the command of a parsed config under a session and reports its subtree. */

@@ -15,7 +15,7 @@
 
 import { applyRecord, type AuditEntry, type AuditTotals, newEntry, totalsOf } from "./audit.ts";
 import type { WatchRecord } from "./record.ts";
-import { isoToUs } from "./report_html.ts";
+import { isoToUs } from "./time.ts";
 
 /** Most processes a report shows by default. */
 export const DEFAULT_MAX_REPORT_PROCESSES = 20_000;

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { isoToUs } from "./report_html.ts";
+import { isoToUs } from "./time.ts";
 import type { WatchRecord } from "./record.ts";
 
 /** What the history of a path is drawn from, and its window. */

@@ -20,6 +20,7 @@ import {
   flatten,
   netLine,
 } from "./audit.ts";
+import { isoToUs } from "./time.ts";
 
 /** What a page shows. */
 export interface ReportDoc {
@@ -69,13 +70,6 @@ export interface PageRow {
   netCount: number;
   /** The paths it changed, as the run's index kept them (`run --files`). */
   paths: readonly string[];
-}
-
-/** µs since the epoch of an ISO time with microseconds (`2026-11-29T18:38:22.875220Z`). */
-export function isoToUs(iso: string): number {
-  const ms = Date.parse(iso);
-  const frac = /\.(\d{3})(\d{3})Z$/.exec(iso);
-  return ms * 1000 + (frac ? Number(frac[2]) : 0);
 }
 
 /** How an entry ended. */
@@ -386,3 +380,9 @@ window.addEventListener("resize", draw);
 draw();
 document.body.dataset.rendered = String(rows.length);
 `;
+
+/** A fresh nonce for a page's Content-Security-Policy. */
+export function pageNonce(): string {
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+}

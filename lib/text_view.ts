@@ -107,3 +107,8 @@ export class TextFormatter {
     return `${head} ${pid} ${indent}${detail}`;
   }
 }
+
+/** `1 process`, `2 processes`. */
+export function count(n: number, noun: string, plural = noun + "es"): string {
+  return `${n} ${n === 1 ? noun : plural}`;
+}

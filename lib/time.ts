@@ -33,3 +33,10 @@ export class WallClock {
     return this.#prefix + String(us - second * 1e6).padStart(6, "0") + "Z";
   }
 }
+
+/** µs since the epoch of an ISO time with microseconds (`2026-11-29T18:38:22.875220Z`). */
+export function isoToUs(iso: string): number {
+  const ms = Date.parse(iso);
+  const frac = /\.(\d{3})(\d{3})Z$/.exec(iso);
+  return ms * 1000 + (frac ? Number(frac[2]) : 0);
+}

@@ -233,7 +233,7 @@ for (
 
 Deno.test("listening line: the buffer asked for, or what the kernel granted when less", async () => {
   const { rcvbufNote } = await import("../cli/listen.ts");
-  const { count } = await import("../cli/run.ts");
+  const { count } = await import("../lib/text_view.ts");
   const note = (asked: number, granted: number) =>
     rcvbufNote({ connector: { askedRcvbufBytes: asked, rcvbufBytes: granted } });
   assertEquals(note(16 * 2 ** 20, 32 * 2 ** 20), "rcvbuf 16M");

@@ -1,6 +1,7 @@
 import { assert, assertEquals } from "@std/assert";
 import type { AuditEntry } from "../lib/audit.ts";
-import { escapeHtml, isoToUs, outcomeOf, pageRows, renderHtml } from "../lib/report_html.ts";
+import { escapeHtml, outcomeOf, pageRows, renderHtml } from "../lib/report_html.ts";
+import { isoToUs } from "../lib/time.ts";
 import { traceOf } from "../lib/trace.ts";
 import { LogAuditor } from "../lib/log_audit.ts";
 import { parseReportConfig } from "../cli/report.ts";
