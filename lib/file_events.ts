@@ -214,7 +214,8 @@ export class FileEvents {
   /**
    * Puts `c`'s paths back to where they were when it was made, undoing `later` (renames
    * handled after it, newest first) on the directory each names (its name came with the
-   * event); false when it was made outside the watched paths.
+   * event); false when it was made outside the watched paths. Rewritten either way: a
+   * rename is itself undone on the changes before it with its paths as they were.
    */
   #undo(c: FileChange, later: readonly FileChange[]): boolean {
     // A found entry's name is the walk's too; a change's came with its event.
@@ -226,15 +227,11 @@ export class FileEvents {
       }
       return dir + p.slice(slash);
     };
-    const path = back(c.path);
-    const to = c.to === undefined ? undefined : back(c.to);
-    if (!this.under(path) && (to === undefined || !this.under(to))) {
-      this.stats.outsideThen++;
-      return false;
-    }
-    c.path = path;
-    if (to !== undefined) c.to = to;
-    return true;
+    c.path = back(c.path);
+    if (c.to !== undefined) c.to = back(c.to);
+    if (this.under(c.path) || (c.to !== undefined && this.under(c.to))) return true;
+    this.stats.outsideThen++;
+    return false;
   }
 
   /**
