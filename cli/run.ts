@@ -27,7 +27,7 @@ import {
   rcvbufFlag,
   rcvbufNote,
   sourceOptions,
-} from "./listen.ts";
+} from "./sources.ts";
 import type { ArgvMode, ExecFactsMode, ExecNameMode, Session } from "../session.ts";
 import { DRAIN_MS, drainNote, LineWriter } from "../lib/line_writer.ts";
 import { FdWriter } from "../ffi/fd_writer.ts";

@@ -30,7 +30,7 @@ import {
   rcvbufFlag,
   rcvbufNote,
   sourceOptions,
-} from "./listen.ts";
+} from "./sources.ts";
 import type { ArgvMode, ExecFactsMode, ExecNameMode } from "../session.ts";
 import { DRAIN_MS, drainNote, LineWriter, MAX_PENDING_BYTES } from "../lib/line_writer.ts";
 import type { ProcessFilter } from "../lib/processor.ts";

@@ -1,7 +1,7 @@
 import { assertEquals, assertThrows } from "@std/assert";
 import { CliError } from "../cli/errors.ts";
 import { parseWatchConfig, type WatchConfig } from "../cli/watch.ts";
-import { MIN_RCVBUF_BYTES } from "../cli/listen.ts";
+import { MIN_RCVBUF_BYTES } from "../cli/sources.ts";
 import { parseRunConfig } from "../cli/run.ts";
 import { formatBytes } from "../cli/flags.ts";
 import { DEFAULT_RCVBUF_BYTES } from "../ffi/connector.ts";
@@ -232,7 +232,7 @@ for (
 }
 
 Deno.test("listening line: the buffer asked for, or what the kernel granted when less", async () => {
-  const { rcvbufNote } = await import("../cli/listen.ts");
+  const { rcvbufNote } = await import("../cli/sources.ts");
   const { count } = await import("../lib/text_view.ts");
   const note = (asked: number, granted: number) =>
     rcvbufNote({ connector: { askedRcvbufBytes: asked, rcvbufBytes: granted } });

@@ -1,6 +1,9 @@
 /**
- * Opening a session for a command: the `--rcvbuf` option every command shares, the note on
- * the buffer the kernel granted, and subscription failures as one-line {@linkcode CliError}s.
+ * The sources' side of every command: the options `watch` and `run` share (`--rcvbuf`,
+ * `--exec-facts`, `--exec-names`, `--argv`, `--files`, `--net`: their help and parsing, and
+ * the session options they make), opening the session with subscription failures as
+ * one-line {@linkcode CliError}s, and the notes of the listening line on what each source
+ * could do.
  *
  * @module
  */
