@@ -233,7 +233,7 @@ export class FileSource implements Source {
         ) === 0;
     const e = errno();
     if (ok) this.marks.filesystems++;
-    else if (strict && (e === Errno.EPERM || e === Errno.EINVAL)) {
+    else if (strict && !this.#inodeMarksOnly && (e === Errno.EPERM || e === Errno.EINVAL)) {
       c.close(mountFd);
       throw unavailable(e);
     } else if (this.#markDir(mountFd)) {
