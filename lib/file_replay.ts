@@ -1,5 +1,5 @@
 /**
- * Replays `--files` lines: every `create`, `delete` and `rename` applied in order to a set of
+ * Replays `--files` lines: every `create`, `delete`, `rename` and `found` applied in order to a set of
  * paths, as a check that the stream can rebuild what is under PATH. Counts what the replay
  * finds impossible (a delete of what is not there, a create of what is, a rename of nothing):
  * a line out of order or at a wrong path shows up there.

@@ -33,3 +33,29 @@ Deno.test("file replay: what cannot have happened is counted", () => {
   assertEquals(r.impossible, 3);
   assertEquals(r.examples, lines.slice(1));
 });
+
+Deno.test("file replay: a directory moved in with what its walk found; changes it had seen are raced", () => {
+  const r = replayFiles([
+    { ...f("rename", "/elsewhere/m", "/w/m"), found: 3 },
+    f("found", "/w/m/x"),
+    f("found", "/w/m/x/h"), // the walk ran after h was made…
+    f("found", "/w/m/y"), // …and after y moved up
+    f("create", "/w/m/x/h"), // raced: already found
+    f("delete", "/w/m/x/f"), // raced: made and removed before the walk
+    f("rename", "/w/m/x/y", "/w/m/y"), // raced: the walk found it moved
+    f("create", "/w/m/y/g"),
+    { ...f("rename", "/elsewhere/n", "/w/n"), found: 1, found_cut: true },
+    f("create", "/w/other"),
+    f("create", "/w/other"), // impossible: not below a moved-in directory
+  ], "/w");
+  assertEquals([...r.paths].sort(), [
+    "/w/m",
+    "/w/m/x",
+    "/w/m/x/h",
+    "/w/m/y",
+    "/w/m/y/g",
+    "/w/n",
+    "/w/other",
+  ]);
+  assertEquals([r.raced, r.impossible, r.cut], [3, 1, 1]);
+});
