@@ -183,11 +183,12 @@ export class FileEvents {
     if (held.length === 0) return;
     this.#held = [];
     const later: FileChange[] = []; // directory renames after the change at hand
-    const keep = new Array<boolean>(held.length).fill(true);
+    const keep = new Array<boolean>(held.length).fill(false);
     for (let i = held.length - 1; i >= 0; i--) {
       const c = held[i];
-      if (this.#provisional.has(c)) keep[i] = sure && this.#undo(c, later);
-      if (this.#provisional.has(c) && !sure) this.stats.unnamed++;
+      if (!this.#provisional.has(c)) keep[i] = true;
+      else if (sure) keep[i] = this.#undo(c, later);
+      else this.stats.unnamed++;
       if (c.action === "rename" && c.dir && c.to !== undefined) later.push(c);
     }
     for (let i = 0; i < held.length; i++) {

@@ -83,6 +83,14 @@ const ev = (mask: number, dir: string | null, name: string | null, pid = 10): Fi
   self: null,
 });
 
+/** A directory's rename event: from `dir`/`name` to `newDir`/`newName`, its handle `self`. */
+const dirRename = (dir: string, name: string, newDir: string, newName: string, self?: string) => ({
+  ...ev(FAN_EVENT.RENAME | FAN_EVENT.ONDIR, dir, name),
+  newDir: h(newDir),
+  newName: enc.encode(newName),
+  self: self === undefined ? null : h(self),
+});
+
 /** `listing`: what a walk of a directory (by path) finds, as `[path, dir]`. */
 function setup(
   lookup: Record<string, string> = {},
@@ -127,11 +135,7 @@ Deno.test("file events: a directory renamed carries what is known below it", () 
   const { fe, out } = setup();
   fe.addDir("a", "/w/a");
   fe.addDir("ab", "/w/a/b");
-  fe.handle({
-    ...ev(FAN_EVENT.RENAME | FAN_EVENT.ONDIR, "root", "a"),
-    newDir: h("root"),
-    newName: enc.encode("z"),
-  }, out);
+  fe.handle(dirRename("root", "a", "root", "z"), out);
   fe.handle(ev(FAN_EVENT.CREATE, "ab", "f"), out);
   assertEquals(out.map((c) => [c.action, c.path, c.to]), [
     ["rename", "/w/a", "/w/z"],
@@ -151,12 +155,7 @@ Deno.test("file events: outside the watched paths nothing is reported, and looke
   // Moved in from outside: both sides named, the directory walked.
   const moved: FileChange[] = [];
   const { fe: fe2, walked } = setup({ other: "/elsewhere" });
-  fe2.handle({
-    ...ev(FAN_EVENT.RENAME | FAN_EVENT.ONDIR, "other", "d"),
-    newDir: h("root"),
-    newName: enc.encode("d"),
-    self: h("dkey"),
-  }, moved);
+  fe2.handle(dirRename("other", "d", "root", "d", "dkey"), moved);
   assertEquals(moved.map((c) => [c.path, c.to, c.namedAtRead]), [
     ["/elsewhere/d", "/w/d", "path"],
   ]);
@@ -170,12 +169,7 @@ Deno.test("file events: a directory filled outside, then moved in — its conten
   });
   fe.handle(ev(FAN_EVENT.CREATE | FAN_EVENT.ONDIR, "mkey", "sub"), out); // made outside
   fe.handle(ev(FAN_EVENT.CREATE, "subkey", "f"), out); // not known: looked up as outside
-  fe.handle({
-    ...ev(FAN_EVENT.RENAME | FAN_EVENT.ONDIR, "other", "m"),
-    newDir: h("root"),
-    newName: enc.encode("m"),
-    self: h("mkey"),
-  }, out);
+  fe.handle(dirRename("other", "m", "root", "m", "mkey"), out);
   fe.handle(ev(FAN_EVENT.CREATE, "mkey", "g"), out); // made inside, after the move
   fe.settle(out);
   assertEquals(out.map((c) => [c.action, c.path, c.to, c.found]), [
@@ -194,19 +188,9 @@ Deno.test("file events: a directory the walk missed while it moved is listed whe
     "/w/m/y": [["/w/m/y/g", false]],
   });
   fe.handle(ev(FAN_EVENT.CREATE, "ykey", "g"), out); // looked up inside: /w/m/x/y
-  fe.handle({
-    ...ev(FAN_EVENT.RENAME | FAN_EVENT.ONDIR, "other", "m"),
-    newDir: h("root"),
-    newName: enc.encode("m"),
-    self: h("mkey"),
-  }, out);
+  fe.handle(dirRename("other", "m", "root", "m", "mkey"), out);
   fe.addDir("xkey", "/w/m/x", true); // the walk's
-  fe.handle({
-    ...ev(FAN_EVENT.RENAME | FAN_EVENT.ONDIR, "xkey", "y"),
-    newDir: h("mkey"),
-    newName: enc.encode("y"),
-    self: h("ykey"),
-  }, out);
+  fe.handle(dirRename("xkey", "y", "mkey", "y", "ykey"), out);
   fe.settle(out);
   assertEquals(walked, ["/w/m mkey", "/w/m/y ykey"]);
   assertEquals(out.map((c) => [c.action, c.path, c.to, c.found]), [
@@ -222,18 +206,8 @@ Deno.test("file events: a directory the walk missed while it moved is listed whe
     "/w/m/y": [["/w/m/y/g", false]],
   });
   fe2.handle({ ...ev(FAN_EVENT.CREATE | FAN_EVENT.ONDIR, "xkey", "y"), self: h("ykey") }, out2);
-  fe2.handle({
-    ...ev(FAN_EVENT.RENAME | FAN_EVENT.ONDIR, "other", "m"),
-    newDir: h("root"),
-    newName: enc.encode("m"),
-    self: h("mkey"),
-  }, out2);
-  fe2.handle({
-    ...ev(FAN_EVENT.RENAME | FAN_EVENT.ONDIR, "xkey", "y"),
-    newDir: h("mkey"),
-    newName: enc.encode("y"),
-    self: h("ykey"),
-  }, out2);
+  fe2.handle(dirRename("other", "m", "root", "m", "mkey"), out2);
+  fe2.handle(dirRename("xkey", "y", "mkey", "y", "ykey"), out2);
   fe2.settle(out2);
   assertEquals(walked2.slice(-1), ["/w/m/y ykey"]);
   assertEquals(out2.map((c) => [c.action, c.path]).slice(-2), [
@@ -246,12 +220,7 @@ Deno.test("file events: a change named through a lookup is put back by the renam
   const { fe, out } = setup({ ukey: "/w/b/u" });
   fe.addDir("akey", "/w/a");
   fe.handle(ev(FAN_EVENT.CREATE, "ukey", "f"), out); // made in /w/a/u; read after a → b
-  fe.handle({
-    ...ev(FAN_EVENT.RENAME | FAN_EVENT.ONDIR, "root", "a"),
-    newDir: h("root"),
-    newName: enc.encode("b"),
-    self: h("akey"),
-  }, out);
+  fe.handle(dirRename("root", "a", "root", "b", "akey"), out);
   fe.handle(ev(FAN_EVENT.CREATE, "ukey", "g"), out); // made after the rename
   fe.settle(out);
   assertEquals(out.map((c) => [c.action, c.path, c.to]), [
