@@ -7,14 +7,20 @@
  * @module
  */
 
-import { ProcConnector } from "./ffi/connector.ts";
+import { ProcConnector } from "./ffi/source/connector.ts";
 import { Poller } from "./ffi/poller.ts";
-import type { ProcessFilter } from "./lib/processor.ts";
-import type { WatchRecord } from "./lib/record.ts";
-import type { ProcessTree, ProcNode } from "./lib/tree.ts";
-import { type Decoded, decodeDatagram, EVENT_BITS, eventMask, TREE_EVENTS } from "./lib/wire.ts";
-import type { EventKind } from "./lib/event_kinds.ts";
-import type { ProcEvent } from "./lib/wire.ts";
+import type { ProcessFilter } from "./lib/pipeline/processor.ts";
+import type { WatchRecord } from "./lib/record/record.ts";
+import type { ProcessTree, ProcNode } from "./lib/tree/tree.ts";
+import {
+  type Decoded,
+  decodeDatagram,
+  EVENT_BITS,
+  eventMask,
+  TREE_EVENTS,
+} from "./lib/event/wire.ts";
+import type { EventKind } from "./lib/event/kinds.ts";
+import type { ProcEvent } from "./lib/event/wire.ts";
 import {
   type ArgvMode,
   type ExecFactsMode,

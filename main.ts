@@ -5,7 +5,7 @@
  */
 
 import { CliError, say } from "./cli/errors.ts";
-import { OutputError } from "./ffi/output.ts";
+import { OutputError } from "./ffi/sink/output.ts";
 import { LibcError } from "./ffi/libc.ts";
 import { watch } from "./cli/watch.ts";
 import { chain } from "./cli/chain.ts";

@@ -40,7 +40,7 @@ export {
   type ConnectorStats,
   type DatagramSink,
   ProcConnector,
-} from "./ffi/connector.ts";
+} from "./ffi/source/connector.ts";
 export { WallClock } from "./lib/time.ts";
 export { SourceUnavailable } from "./lib/pipeline/unavailable.ts";
 export {
@@ -62,7 +62,7 @@ export {
   type SidEvent,
   type UnknownEvent,
   WHAT,
-} from "./lib/wire.ts";
+} from "./lib/event/wire.ts";
 export {
   EVENT_KINDS,
   type Field,
@@ -71,7 +71,7 @@ export {
   type KindSpec,
   type Layout,
   type Payloads,
-} from "./lib/event_kinds.ts";
+} from "./lib/event/kinds.ts";
 export {
   type BatchSink,
   EventLoop,
@@ -79,7 +79,7 @@ export {
   type Source,
   type Waiter,
   type WaitOutcome,
-} from "./lib/loop.ts";
+} from "./lib/pipeline/loop.ts";
 export { Poller } from "./ffi/poller.ts";
 export {
   EventProcessor,
@@ -87,8 +87,8 @@ export {
   type ProcessorCounters,
   type ProcessorOptions,
   type RecordSink,
-} from "./lib/processor.ts";
-export { encodeEvent } from "./lib/encode.ts";
+} from "./lib/pipeline/processor.ts";
+export { encodeEvent } from "./lib/event/encode.ts";
 export {
   type ExecInfo,
   PidTree,
@@ -98,18 +98,18 @@ export {
   type SeedEntry,
   type TreeOptions,
   type TreeStats,
-} from "./lib/tree.ts";
+} from "./lib/tree/tree.ts";
 export {
   chainObjects,
   formatChain,
   type RecordKind,
   toJsonLine,
   type WatchRecord,
-} from "./lib/record.ts";
-export type { ProcReader, StatInfo, StatusInfo } from "./lib/procfs.ts";
-export { decodeWaitStatus, type WaitStatus } from "./lib/wait_status.ts";
-export { byComm, byExe, byName, byNode, byUser, type NodeMatcher } from "./lib/lineage.ts";
-export { Users } from "./lib/users.ts";
+} from "./lib/record/record.ts";
+export type { ProcReader, StatInfo, StatusInfo } from "./lib/tree/proc_parse.ts";
+export { decodeWaitStatus, type WaitStatus } from "./lib/event/wait_status.ts";
+export { byComm, byExe, byName, byNode, byUser, type NodeMatcher } from "./lib/tree/lineage.ts";
+export { Users } from "./lib/tree/users.ts";
 export { hostUsers } from "./ffi/passwd.ts";
 export {
   Audit,
@@ -121,8 +121,8 @@ export {
   type NetSummary,
   type TouchedIndex,
   type Toucher,
-} from "./lib/audit.ts";
-export { type Container, containerOfPath, parseContainer } from "./lib/container.ts";
+} from "./lib/report/subtree.ts";
+export { type Container, containerOfPath, parseContainer } from "./lib/tree/container.ts";
 export {
   ECS_VERSION,
   type EcsDocument,
@@ -130,19 +130,19 @@ export {
   type OsRelease,
   parseOsRelease,
   toEcs,
-} from "./lib/ecs.ts";
-export { type ExecName, ExecNames, type ExecNameStats } from "./lib/exec_names.ts";
-export { type ExecHeader, parseExecHeader, type ReadAt } from "./lib/exec_header.ts";
-export { FanotifySource, type MarkStats, MountWatch } from "./ffi/fanotify.ts";
-export { type AuditSetup, AuditSource, type AuditSourceOptions } from "./ffi/audit.ts";
+} from "./lib/sink/ecs.ts";
+export { type ExecName, ExecNames, type ExecNameStats } from "./lib/source/exec_names/names.ts";
+export { type ExecHeader, parseExecHeader, type ReadAt } from "./lib/source/exec_names/header.ts";
+export { FanotifySource, type MarkStats, MountWatch } from "./ffi/source/exec_names.ts";
+export { type AuditSetup, AuditSource, type AuditSourceOptions } from "./ffi/source/audit.ts";
 export {
   AUDIT_WAIT_MS,
   AuditJoin,
   type AuditJoinStats,
   type AuditMatch,
-} from "./lib/audit_join.ts";
-export { type AssemblerStats, AuditAssembler, type AuditExec } from "./lib/audit_records.ts";
-export { absolutePath, FileSource, FilesUnavailable } from "./ffi/files.ts";
+} from "./lib/source/audit/join.ts";
+export { type AssemblerStats, AuditAssembler, type AuditExec } from "./lib/source/audit/records.ts";
+export { absolutePath, FileSource, FilesUnavailable } from "./ffi/source/files.ts";
 export { type BpfExecOptions, BpfExecSource } from "./ffi/source/bpf_exec.ts";
 export type { ExecStage, LineStage, StageLine, StageLoss } from "./lib/pipeline/stage.ts";
 export { BpfNetSource, NetUnavailable } from "./ffi/source/bpf_net.ts";
@@ -163,5 +163,5 @@ export {
   FileEvents,
   type FileEventStats,
   type FileLookups,
-} from "./lib/file_events.ts";
-export { type FanHandle, type FidEvent } from "./lib/fanotify_wire.ts";
+} from "./lib/source/files/events.ts";
+export { type FanHandle, type FidEvent } from "./lib/source/fanotify_wire.ts";

@@ -5,19 +5,19 @@
  * do with the records.
  *
  * ```
- * sources (ffi/connector.ts) → decode (lib/wire.ts) → EventLoop (lib/loop.ts)
- *   → EventProcessor (lib/processor.ts: loss, exec reads, tree, filter, records) → sink
+ * sources (ffi/source/connector.ts) → decode (lib/event/wire.ts) → EventLoop (lib/pipeline/loop.ts)
+ *   → EventProcessor (lib/pipeline/processor.ts: loss, exec reads, tree, filter, records) → sink
  * ```
  *
  * @module
  */
 
-import { ConnectorError, ProcConnector } from "./ffi/connector.ts";
+import { ConnectorError, ProcConnector } from "./ffi/source/connector.ts";
 import { Clock, clockNs } from "./ffi/libc.ts";
 import { exePathOf, procfs, sameFile } from "./ffi/procfs.ts";
 import { hostUsers } from "./ffi/passwd.ts";
 import { Poller } from "./ffi/poller.ts";
-import { EventProcessor, type ProcessorOptions } from "./lib/processor.ts";
+import { EventProcessor, type ProcessorOptions } from "./lib/pipeline/processor.ts";
 import {
   EventLoop,
   type LoopHandlers,
@@ -25,18 +25,23 @@ import {
   PROC_STORM_UNITS,
   type Source,
   STORM_UNITS,
-} from "./lib/loop.ts";
-import { snapshot } from "./lib/procfs.ts";
+} from "./lib/pipeline/loop.ts";
+import { snapshot } from "./lib/tree/proc_parse.ts";
 import { WallClock } from "./lib/time.ts";
-import { PidTree } from "./lib/tree.ts";
-import type { Users } from "./lib/users.ts";
-import { warmUp } from "./lib/warm_up.ts";
+import { PidTree } from "./lib/tree/tree.ts";
+import type { Users } from "./lib/tree/users.ts";
+import { warmUp } from "./lib/pipeline/warm_up.ts";
 import { realtime } from "./ffi/sched.ts";
 import { readFileText } from "./ffi/procfs.ts";
-import { bootTag } from "./lib/identity.ts";
-import { FanotifySource, FanotifyUnavailable, MountWatch, OWN_MOUNTINFO } from "./ffi/fanotify.ts";
-import { AuditSource, AuditUnavailable } from "./ffi/audit.ts";
-import { FileSource, FilesUnavailable } from "./ffi/files.ts";
+import { bootTag } from "./lib/tree/identity.ts";
+import {
+  FanotifySource,
+  FanotifyUnavailable,
+  MountWatch,
+  OWN_MOUNTINFO,
+} from "./ffi/source/exec_names.ts";
+import { AuditSource, AuditUnavailable } from "./ffi/source/audit.ts";
+import { FileSource, FilesUnavailable } from "./ffi/source/files.ts";
 import { BpfExecSource, BpfUnavailable } from "./ffi/source/bpf_exec.ts";
 import { BpfExecStage } from "./lib/source/bpf_exec/stage.ts";
 import { BpfNetSource } from "./ffi/source/bpf_net.ts";
@@ -45,7 +50,7 @@ import { NetStage } from "./lib/source/bpf_net/stage.ts";
 import { NET_SYSCALLS } from "./lib/source/bpf_net/program.ts";
 import type { ExecStage, LineStage } from "./lib/pipeline/stage.ts";
 import { FileStage } from "./lib/source/files/stage.ts";
-import { WHAT } from "./lib/event_kinds.ts";
+import { WHAT } from "./lib/event/kinds.ts";
 
 /** The kernel's random id of this boot. */
 const BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id";

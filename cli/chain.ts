@@ -9,8 +9,8 @@ import { parseFlags } from "./flags.ts";
 import { procfs } from "../ffi/procfs.ts";
 import { hostUsers } from "../ffi/passwd.ts";
 import { terminalSafe } from "../lib/text.ts";
-import { chainObjects, formatChain } from "../lib/record.ts";
-import { PidTree, type ProcNode, type SeedEntry } from "../lib/tree.ts";
+import { chainObjects, formatChain } from "../lib/record/record.ts";
+import { PidTree, type ProcNode, type SeedEntry } from "../lib/tree/tree.ts";
 
 export const CHAIN_HELP = `proctree chain — the ancestors of a live process
 

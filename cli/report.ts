@@ -9,13 +9,13 @@
 
 import { CliError, say } from "./errors.ts";
 import { intFlag, parseFlags } from "./flags.ts";
-import { checkWritable, writeAtomic } from "../ffi/output.ts";
-import { DEFAULT_MAX_REPORT_PROCESSES, LogIndex } from "../lib/log_audit.ts";
-import { pageNonce, renderHtml } from "../lib/report_html.ts";
-import { count } from "../lib/text_view.ts";
-import { PathHistory } from "../lib/path_history.ts";
-import { absolutePath } from "../ffi/files.ts";
-import { traceOf } from "../lib/trace.ts";
+import { checkWritable, writeAtomic } from "../ffi/sink/output.ts";
+import { DEFAULT_MAX_REPORT_PROCESSES, LogIndex } from "../lib/report/log_subtree.ts";
+import { pageNonce, renderHtml } from "../lib/report/html.ts";
+import { count } from "../lib/sink/text_view.ts";
+import { PathHistory } from "../lib/report/path_history.ts";
+import { absolutePath } from "../ffi/source/files.ts";
+import { traceOf } from "../lib/report/trace.ts";
 
 export const REPORT_HELP = `proctree report — a page (or trace) of the processes in a watch log,
 or the history of a path

@@ -9,7 +9,7 @@
 import { CliError, say } from "./errors.ts";
 import { holdSignals } from "./signals.ts";
 import { formatBytes, parseFlags } from "./flags.ts";
-import { checkWritable, LogFile, writeAtomic } from "../ffi/output.ts";
+import { checkWritable, LogFile, writeAtomic } from "../ffi/sink/output.ts";
 import {
   ARGV_HELP,
   argvFlag,
@@ -29,18 +29,18 @@ import {
   sourceOptions,
 } from "./sources.ts";
 import type { ArgvMode, ExecFactsMode, ExecNameMode, Session } from "../session.ts";
-import { DRAIN_MS, drainNote, LineWriter } from "../lib/line_writer.ts";
-import { FdWriter } from "../ffi/fd_writer.ts";
+import { DRAIN_MS, drainNote, LineWriter } from "../lib/sink/line_writer.ts";
+import { FdWriter } from "../ffi/sink/fd_writer.ts";
 import { procfs } from "../ffi/procfs.ts";
-import { lostRecord, toJsonLine } from "../lib/record.ts";
-import { Audit } from "../lib/audit.ts";
-import { pageNonce, renderHtml } from "../lib/report_html.ts";
-import { traceOf } from "../lib/trace.ts";
-import { stringifyDeep } from "../lib/json.ts";
-import { count, displayArg } from "../lib/text_view.ts";
-import type { ProcNode } from "../lib/tree.ts";
-import { shellStatus, signalNumber } from "../lib/wait_status.ts";
-import { DEFAULT_RCVBUF_BYTES } from "../ffi/connector.ts";
+import { lostRecord, toJsonLine } from "../lib/record/record.ts";
+import { Audit } from "../lib/report/subtree.ts";
+import { pageNonce, renderHtml } from "../lib/report/html.ts";
+import { traceOf } from "../lib/report/trace.ts";
+import { stringifyDeep } from "../lib/sink/json.ts";
+import { count, displayArg } from "../lib/sink/text_view.ts";
+import type { ProcNode } from "../lib/tree/tree.ts";
+import { shellStatus, signalNumber } from "../lib/event/wait_status.ts";
+import { DEFAULT_RCVBUF_BYTES } from "../ffi/source/connector.ts";
 import { monotonicNs } from "../session.ts";
 
 export const RUN_HELP = `proctree run — run a command and record every process it starts

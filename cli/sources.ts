@@ -19,7 +19,7 @@ import {
   Session,
   SourceUnavailable,
 } from "../session.ts";
-import { DEFAULT_RCVBUF_BYTES } from "../ffi/connector.ts";
+import { DEFAULT_RCVBUF_BYTES } from "../ffi/source/connector.ts";
 import { CliError, say } from "./errors.ts";
 import { bytesFlag, formatBytes } from "./flags.ts";
 

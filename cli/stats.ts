@@ -6,11 +6,11 @@
  * @module
  */
 
-import { ARGV_KEEP_CHARS, type ProcessorCounters } from "../lib/processor.ts";
-import type { WatchRecord } from "../lib/record.ts";
+import { ARGV_KEEP_CHARS, type ProcessorCounters } from "../lib/pipeline/processor.ts";
+import type { WatchRecord } from "../lib/record/record.ts";
 import type { WallClock } from "../lib/time.ts";
-import type { TreeStats } from "../lib/tree.ts";
-import type { ConnectorStats } from "../ffi/connector.ts";
+import type { TreeStats } from "../lib/tree/tree.ts";
+import type { ConnectorStats } from "../ffi/source/connector.ts";
 
 /** Decides when a stats line is due and builds it. */
 export class StatsClock {

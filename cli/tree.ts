@@ -6,10 +6,10 @@
 
 import { CliError } from "./errors.ts";
 import { parseFlags } from "./flags.ts";
-import { snapshot } from "../lib/procfs.ts";
+import { snapshot } from "../lib/tree/proc_parse.ts";
 import { procfs } from "../ffi/procfs.ts";
 import { hostUsers } from "../ffi/passwd.ts";
-import { buildForest, findEntry, formatForest } from "../lib/snapshot_tree.ts";
+import { buildForest, findEntry, formatForest } from "../lib/tree/snapshot_tree.ts";
 import { terminalSafe } from "../lib/text.ts";
 
 export const TREE_HELP = `proctree tree — the live process tree

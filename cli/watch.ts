@@ -7,11 +7,11 @@
  */
 
 import { StatsClock } from "./stats.ts";
-import { byName, byNode } from "../lib/lineage.ts";
+import { byName, byNode } from "../lib/tree/lineage.ts";
 import { CliError, say } from "./errors.ts";
 import { holdSignals } from "./signals.ts";
 import { bytesFlag, formatBytes, intFlag, parseFlags } from "./flags.ts";
-import { LogFile } from "../ffi/output.ts";
+import { LogFile } from "../ffi/sink/output.ts";
 import {
   ARGV_HELP,
   argvFlag,
@@ -32,8 +32,8 @@ import {
   sourceOptions,
 } from "./sources.ts";
 import type { ArgvMode, ExecFactsMode, ExecNameMode } from "../session.ts";
-import { DRAIN_MS, drainNote, LineWriter, MAX_PENDING_BYTES } from "../lib/line_writer.ts";
-import type { ProcessFilter } from "../lib/processor.ts";
+import { DRAIN_MS, drainNote, LineWriter, MAX_PENDING_BYTES } from "../lib/sink/line_writer.ts";
+import type { ProcessFilter } from "../lib/pipeline/processor.ts";
 import {
   EVENT_KINDS,
   type EventKind,
@@ -41,16 +41,16 @@ import {
   eventsHelp,
   isEventKind,
   TREE_EVENTS,
-} from "../lib/event_kinds.ts";
-import type { Users } from "../lib/users.ts";
-import { lostRecord, restartRecord, toJsonLine, type WatchRecord } from "../lib/record.ts";
-import { TextFormatter } from "../lib/text_view.ts";
-import type { ProcessTree, ProcNode } from "../lib/tree.ts";
-import { isProcessId } from "../lib/identity.ts";
-import { DEFAULT_GRACE_MS, DEFAULT_MAX_EXITED } from "../lib/tree.ts";
-import { DEFAULT_RCVBUF_BYTES } from "../ffi/connector.ts";
-import { FdWriter } from "../ffi/fd_writer.ts";
-import { ECS_VERSION, toEcs } from "../lib/ecs.ts";
+} from "../lib/event/kinds.ts";
+import type { Users } from "../lib/tree/users.ts";
+import { lostRecord, restartRecord, toJsonLine, type WatchRecord } from "../lib/record/record.ts";
+import { TextFormatter } from "../lib/sink/text_view.ts";
+import type { ProcessTree, ProcNode } from "../lib/tree/tree.ts";
+import { isProcessId } from "../lib/tree/identity.ts";
+import { DEFAULT_GRACE_MS, DEFAULT_MAX_EXITED } from "../lib/tree/tree.ts";
+import { DEFAULT_RCVBUF_BYTES } from "../ffi/source/connector.ts";
+import { FdWriter } from "../ffi/sink/fd_writer.ts";
+import { ECS_VERSION, toEcs } from "../lib/sink/ecs.ts";
 import { hostFacts } from "../ffi/procfs.ts";
 import { monotonicNs, type Session } from "../session.ts";
 

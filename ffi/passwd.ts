@@ -4,7 +4,7 @@
  * @module
  */
 
-import { Users } from "../lib/users.ts";
+import { Users } from "../lib/tree/users.ts";
 
 /** Where the host's users are listed. */
 export const PASSWD_PATH = "/etc/passwd";

@@ -7,7 +7,7 @@
  */
 
 import { errno, libc, LibcError, POLL, POLLFD } from "./libc.ts";
-import type { Waiter, WaitOutcome } from "../lib/loop.ts";
+import type { Waiter, WaitOutcome } from "../lib/pipeline/loop.ts";
 
 const EFD_CLOEXEC = 0x80000;
 const EFD_NONBLOCK = 0x800;

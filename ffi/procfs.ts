@@ -8,7 +8,7 @@
 
 import { AT_FDCWD, Errno, errno, libc, O, STATX } from "./libc.ts";
 import { bytesOf, decodeBytes } from "../lib/text.ts";
-import { type EcsHost, parseOsRelease } from "../lib/ecs.ts";
+import { type EcsHost, parseOsRelease } from "../lib/sink/ecs.ts";
 import {
   NOT_HERE,
   parseCmdline,
@@ -16,7 +16,7 @@ import {
   parseStat,
   parseStatus,
   type ProcReader,
-} from "../lib/procfs.ts";
+} from "../lib/tree/proc_parse.ts";
 
 const encoder = new TextEncoder();
 const latin1 = new TextDecoder("latin1");
@@ -192,7 +192,7 @@ export function hostName(): string {
   return readFileText("/proc/sys/kernel/hostname")?.trim() ?? "";
 }
 
-/** The machine as ECS's `host.*` describes it, read once (see `lib/ecs.ts`). */
+/** The machine as ECS's `host.*` describes it, read once (see `lib/sink/ecs.ts`). */
 export function hostFacts(): EcsHost {
   const osRelease = readFileText("/etc/os-release") ?? readFileText("/usr/lib/os-release");
   const arch: Record<string, string> = { x86_64: "x86_64", aarch64: "aarch64" };

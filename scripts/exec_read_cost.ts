@@ -8,7 +8,7 @@
  */
 
 import { procfs } from "../ffi/procfs.ts";
-import { parseContainer } from "../lib/container.ts";
+import { parseContainer } from "../lib/tree/container.ts";
 
 const rounds = Number(Deno.args[0] ?? 20_000);
 const child = new Deno.Command("sleep", { args: ["60"] }).spawn();

@@ -16,7 +16,7 @@
  */
 
 import { parseArgs } from "@std/cli";
-import { FileSource } from "../ffi/files.ts";
+import { FileSource } from "../ffi/source/files.ts";
 import { Poller } from "../ffi/poller.ts";
 
 type Mode = "none" | "filesystem" | "inode";

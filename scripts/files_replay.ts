@@ -21,7 +21,7 @@
 
 import { parseArgs } from "@std/cli";
 import { PROCTREE } from "./command.ts";
-import { replayFiles } from "../lib/file_replay.ts";
+import { replayFiles } from "../lib/source/files/replay.ts";
 
 const repo = new URL("..", import.meta.url).pathname;
 

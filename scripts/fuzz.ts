@@ -9,14 +9,14 @@
  * @module
  */
 
-import { type Decoded, decodeDatagram, type ProcEvent } from "../lib/wire.ts";
-import { type EventName, KINDS, type KindSpec } from "../lib/event_kinds.ts";
-import { DATAGRAM_BYTES, encodeEvent } from "../lib/encode.ts";
-import { EventProcessor } from "../lib/processor.ts";
-import { PidTree } from "../lib/tree.ts";
-import { Users } from "../lib/users.ts";
+import { type Decoded, decodeDatagram, type ProcEvent } from "../lib/event/wire.ts";
+import { type EventName, KINDS, type KindSpec } from "../lib/event/kinds.ts";
+import { DATAGRAM_BYTES, encodeEvent } from "../lib/event/encode.ts";
+import { EventProcessor } from "../lib/pipeline/processor.ts";
+import { PidTree } from "../lib/tree/tree.ts";
+import { Users } from "../lib/tree/users.ts";
 import { WallClock } from "../lib/time.ts";
-import type { ProcReader } from "../lib/procfs.ts";
+import type { ProcReader } from "../lib/tree/proc_parse.ts";
 import { isDeepStrictEqual } from "node:util";
 
 /** mulberry32: small, fast, deterministic. */

@@ -10,11 +10,11 @@
  * @module
  */
 
-import { type Decoded, decodeDatagram, type ProcEvent } from "../lib/wire.ts";
-import { DATAGRAM_BYTES, encodeEventInto } from "../lib/encode.ts";
-import { PidTree } from "../lib/tree.ts";
-import { formatChain, toJsonLine, type WatchRecord } from "../lib/record.ts";
-import { Users } from "../lib/users.ts";
+import { type Decoded, decodeDatagram, type ProcEvent } from "../lib/event/wire.ts";
+import { DATAGRAM_BYTES, encodeEventInto } from "../lib/event/encode.ts";
+import { PidTree } from "../lib/tree/tree.ts";
+import { formatChain, toJsonLine, type WatchRecord } from "../lib/record/record.ts";
+import { Users } from "../lib/tree/users.ts";
 import { WallClock } from "../lib/time.ts";
 
 const N = 4096;

@@ -12,7 +12,7 @@
  */
 
 import { PROCTREE } from "./command.ts";
-import { DEFAULT_MAX_EXITED } from "../lib/tree.ts";
+import { DEFAULT_MAX_EXITED } from "../lib/tree/tree.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 const total = Number(Deno.args[0] ?? 1_000_000);

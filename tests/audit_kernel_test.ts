@@ -12,7 +12,7 @@ import {
   sleep,
   startProctree,
 } from "./kernel.ts";
-import type { WatchRecord } from "../lib/record.ts";
+import type { WatchRecord } from "../lib/record/record.ts";
 
 const hasAuditctl = hasCommand("auditctl");
 if (!hasAuditctl) console.log("audit kernel tests ignored: no auditctl (apt-get install auditd)");

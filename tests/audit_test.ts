@@ -1,5 +1,5 @@
 // The audit stream, without root: rule bytes, record text, argv decoding, event assembly and
-// the pairing with exec events (lib/audit_wire.ts, audit_records.ts, audit_join.ts).
+// the pairing with exec events (lib/source/audit/wire.ts, audit_records.ts, audit_join.ts).
 import { assert, assertEquals } from "@std/assert";
 import {
   AUDIT_MSG,
@@ -13,9 +13,13 @@ import {
   parseKey,
   ruleKey,
   untrustedBytes,
-} from "../lib/audit_wire.ts";
-import { AuditAssembler, type AuditExec, INCOMPLETE_AFTER_MS } from "../lib/audit_records.ts";
-import { AUDIT_BLIND_MS, AUDIT_TICK_MS, AuditJoin } from "../lib/audit_join.ts";
+} from "../lib/source/audit/wire.ts";
+import {
+  AuditAssembler,
+  type AuditExec,
+  INCOMPLETE_AFTER_MS,
+} from "../lib/source/audit/records.ts";
+import { AUDIT_BLIND_MS, AUDIT_TICK_MS, AuditJoin } from "../lib/source/audit/join.ts";
 
 const hex = (s: string) =>
   Array.from(new TextEncoder().encode(s), (b) => b.toString(16).padStart(2, "0").toUpperCase())

@@ -2,7 +2,7 @@
 // new image got it, whatever the process does next and however briefly it lives.
 import { assert, assertEquals, assertMatch } from "@std/assert";
 import { compileHelper, noKernel, of, sleep, startProctree } from "./kernel.ts";
-import type { WatchRecord } from "../lib/record.ts";
+import type { WatchRecord } from "../lib/record/record.ts";
 import { programIds } from "../ffi/bpf.ts";
 import { listDir, readFileBytes, readFileText } from "../ffi/procfs.ts";
 import { VMLINUX_BTF_PATH } from "../ffi/source/bpf_exec.ts";

@@ -21,7 +21,7 @@ import {
   MAX_PENDING_RECORDS,
   STALE_RECORD_NS,
 } from "../lib/source/bpf_exec/stage.ts";
-import { NULL_INFO } from "../lib/exec_reads.ts";
+import { NULL_INFO } from "../lib/pipeline/exec_reads.ts";
 import { parseCpuList } from "../ffi/bpf.ts";
 import { readFileBytes } from "../ffi/procfs.ts";
 

@@ -4,9 +4,9 @@ import { parseWatchConfig, type WatchConfig } from "../cli/watch.ts";
 import { MIN_RCVBUF_BYTES } from "../cli/sources.ts";
 import { parseRunConfig } from "../cli/run.ts";
 import { formatBytes } from "../cli/flags.ts";
-import { DEFAULT_RCVBUF_BYTES } from "../ffi/connector.ts";
-import { MAX_PENDING_BYTES } from "../lib/line_writer.ts";
-import { DEFAULT_GRACE_MS, DEFAULT_MAX_EXITED } from "../lib/tree.ts";
+import { DEFAULT_RCVBUF_BYTES } from "../ffi/source/connector.ts";
+import { MAX_PENDING_BYTES } from "../lib/sink/line_writer.ts";
+import { DEFAULT_GRACE_MS, DEFAULT_MAX_EXITED } from "../lib/tree/tree.ts";
 
 const DEFAULTS: WatchConfig = {
   help: false,
@@ -233,7 +233,7 @@ for (
 
 Deno.test("listening line: the buffer asked for, or what the kernel granted when less", async () => {
   const { rcvbufNote } = await import("../cli/sources.ts");
-  const { count } = await import("../lib/text_view.ts");
+  const { count } = await import("../lib/sink/text_view.ts");
   const note = (asked: number, granted: number) =>
     rcvbufNote({ connector: { askedRcvbufBytes: asked, rcvbufBytes: granted } });
   assertEquals(note(16 * 2 ** 20, 32 * 2 ** 20), "rcvbuf 16M");

@@ -1,6 +1,6 @@
 import { assertEquals } from "@std/assert";
-import { containerOfPath, parseContainer } from "../lib/container.ts";
-import { parseLoginUid } from "../lib/procfs.ts";
+import { containerOfPath, parseContainer } from "../lib/tree/container.ts";
+import { parseLoginUid } from "../lib/tree/proc_parse.ts";
 import { ev, type FakeProc, harness } from "./fixtures.ts";
 
 const ID = "0123456789abcdef".repeat(4);

@@ -1,7 +1,7 @@
 // No escape by depth (issue 17): lineage, run's membership and its summary at any depth.
 import { assert, assertEquals } from "@std/assert";
 import { compileHelper, noKernel, runWithSummary, sleep, startProctree } from "./kernel.ts";
-import { CHAIN_CUT, MAX_CHAIN_ENTRIES } from "../lib/record.ts";
+import { CHAIN_CUT, MAX_CHAIN_ENTRIES } from "../lib/record/record.ts";
 
 const helper = await compileHelper("deep");
 const ignore = noKernel !== null || helper === null;

@@ -1,7 +1,7 @@
 import { assertEquals } from "@std/assert";
-import { type EcsHost, parseOsRelease, toEcs } from "../lib/ecs.ts";
-import type { WatchRecord } from "../lib/record.ts";
-import type { ProcNode } from "../lib/tree.ts";
+import { type EcsHost, parseOsRelease, toEcs } from "../lib/sink/ecs.ts";
+import type { WatchRecord } from "../lib/record/record.ts";
+import type { ProcNode } from "../lib/tree/tree.ts";
 
 const HOST: EcsHost = {
   hostname: "box",

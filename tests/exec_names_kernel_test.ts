@@ -2,9 +2,9 @@
 // workload's own list of what it ran.
 import { assert, assertEquals } from "@std/assert";
 import { compileHelper, noKernel, of, sleep, spawnAndWait, startProctree } from "./kernel.ts";
-import type { WatchRecord } from "../lib/record.ts";
+import type { WatchRecord } from "../lib/record/record.ts";
 import { listDir, readFileText } from "../ffi/procfs.ts";
-import { FAN_INIT } from "../lib/fanotify_wire.ts";
+import { FAN_INIT } from "../lib/source/fanotify_wire.ts";
 
 const ignore = noKernel !== null;
 const tiny = ignore ? null : await compileHelper("../../scripts/storm/tiny", ["-static"]);

@@ -1,8 +1,13 @@
 import { assertEquals } from "@std/assert";
-import { type ExecHeader, parseExecHeader } from "../lib/exec_header.ts";
-import { ExecNames } from "../lib/exec_names.ts";
-import { decodeFanEvents, FAN_EVENT, FAN_METADATA, type FanEvent } from "../lib/fanotify_wire.ts";
-import { parseMountinfo } from "../lib/mountinfo.ts";
+import { type ExecHeader, parseExecHeader } from "../lib/source/exec_names/header.ts";
+import { ExecNames } from "../lib/source/exec_names/names.ts";
+import {
+  decodeFanEvents,
+  FAN_EVENT,
+  FAN_METADATA,
+  type FanEvent,
+} from "../lib/source/fanotify_wire.ts";
+import { parseMountinfo } from "../lib/source/mountinfo.ts";
 import { ev, type FakeProc, harness } from "./fixtures.ts";
 
 const enc = new TextEncoder();

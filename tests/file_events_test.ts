@@ -1,4 +1,4 @@
-// File changes without root (lib/fanotify_wire.ts FID records, lib/file_events.ts): byte
+// File changes without root (lib/source/fanotify_wire.ts FID records, lib/source/files/events.ts): byte
 // fixtures for the info records, synthetic events for the directory cache.
 import { assertEquals } from "@std/assert";
 import {
@@ -7,10 +7,10 @@ import {
   FAN_INFO,
   type FanHandle,
   type FidEvent,
-} from "../lib/fanotify_wire.ts";
-import { type FileChange, FileEvents, PATH_TOO_LONG } from "../lib/file_events.ts";
-import { toEcs } from "../lib/ecs.ts";
-import type { WatchRecord } from "../lib/record.ts";
+} from "../lib/source/fanotify_wire.ts";
+import { type FileChange, FileEvents, PATH_TOO_LONG } from "../lib/source/files/events.ts";
+import { toEcs } from "../lib/sink/ecs.ts";
+import type { WatchRecord } from "../lib/record/record.ts";
 
 const enc = new TextEncoder();
 

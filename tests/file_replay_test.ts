@@ -1,6 +1,6 @@
 import { assertEquals } from "@std/assert";
-import { replayFiles } from "../lib/file_replay.ts";
-import type { WatchRecord } from "../lib/record.ts";
+import { replayFiles } from "../lib/source/files/replay.ts";
+import type { WatchRecord } from "../lib/record/record.ts";
 
 const f = (action: string, path: string, to?: string): WatchRecord =>
   ({ event: "file", time: "t", action, path, to }) as WatchRecord;

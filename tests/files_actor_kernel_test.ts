@@ -3,7 +3,7 @@
 // and a change is printed after the exec line of the process that made it.
 import { assert, assertEquals } from "@std/assert";
 import { noKernel, sleep, startProctree } from "./kernel.ts";
-import type { WatchRecord } from "../lib/record.ts";
+import type { WatchRecord } from "../lib/record/record.ts";
 
 const ignore = noKernel !== null;
 

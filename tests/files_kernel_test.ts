@@ -4,7 +4,7 @@
 // output is never reported; without CAP_SYS_ADMIN, one clear line.
 import { assert, assertEquals, assertMatch } from "@std/assert";
 import { hasCommand, noKernel, PROCTREE, sleep, startProctree } from "./kernel.ts";
-import type { WatchRecord } from "../lib/record.ts";
+import type { WatchRecord } from "../lib/record/record.ts";
 
 const ignore = noKernel !== null;
 

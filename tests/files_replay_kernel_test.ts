@@ -4,7 +4,7 @@
 // order rebuilds exactly what `find` sees under PATH at the end.
 import { assertEquals } from "@std/assert";
 import { noKernel, sleep, startProctree } from "./kernel.ts";
-import { replayFiles } from "../lib/file_replay.ts";
+import { replayFiles } from "../lib/source/files/replay.ts";
 import { renameLoop } from "../scripts/files_replay.ts";
 
 Deno.test({

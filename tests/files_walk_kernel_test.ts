@@ -3,8 +3,8 @@
 // directories deeper than PATH_MAX are named whole. Checked against the paths the test made.
 import { assert, assertEquals } from "@std/assert";
 import { hasCommand, noKernel, sleep, startProctree } from "./kernel.ts";
-import type { WatchRecord } from "../lib/record.ts";
-import { MAX_WALK_DIRS } from "../ffi/files.ts";
+import type { WatchRecord } from "../lib/record/record.ts";
+import { MAX_WALK_DIRS } from "../ffi/source/files.ts";
 
 const ignore = noKernel !== null || !hasCommand("setpriv");
 

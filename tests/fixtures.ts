@@ -4,14 +4,14 @@
  * @module
  */
 
-import type { ProcReader, StatInfo } from "../lib/procfs.ts";
-import type { Decoded, ExecEvent, ExitEvent, ForkEvent } from "../lib/wire.ts";
-import { EventProcessor, type ProcessorOptions } from "../lib/processor.ts";
-import { PidTree } from "../lib/tree.ts";
-import { Users } from "../lib/users.ts";
+import type { ProcReader, StatInfo } from "../lib/tree/proc_parse.ts";
+import type { Decoded, ExecEvent, ExitEvent, ForkEvent } from "../lib/event/wire.ts";
+import { EventProcessor, type ProcessorOptions } from "../lib/pipeline/processor.ts";
+import { PidTree } from "../lib/tree/tree.ts";
+import { Users } from "../lib/tree/users.ts";
 import { WallClock } from "../lib/time.ts";
-import { containerOf } from "../lib/container.ts";
-import type { WatchRecord } from "../lib/record.ts";
+import { containerOf } from "../lib/tree/container.ts";
+import type { WatchRecord } from "../lib/record/record.ts";
 
 /** A process in the fake /proc. */
 export interface FakeProc {

@@ -1,5 +1,11 @@
 import { assert, assertEquals } from "@std/assert";
-import { bootTag, isProcessId, monotonicOfTicks, processId, ticksOf } from "../lib/identity.ts";
+import {
+  bootTag,
+  isProcessId,
+  monotonicOfTicks,
+  processId,
+  ticksOf,
+} from "../lib/tree/identity.ts";
 import { ev, type FakeProc, harness } from "./fixtures.ts";
 
 Deno.test("identity: boot tag, id form, tick conversions", () => {

@@ -37,7 +37,7 @@ Deno.test({ name: "kernel: --under ID follows that process", ignore }, async () 
   const ticks = Number(new TextDecoder().decode(idOut.stdout).trim());
   // Deno's file API needs --allow-all for /proc: read it as proctree does, through libc.
   const bootId = readFileText("/proc/sys/kernel/random/boot_id") ?? "";
-  const { bootTag, processId } = await import("../lib/identity.ts");
+  const { bootTag, processId } = await import("../lib/tree/identity.ts");
   const id = processId(bootTag(bootId), ticks, holder.pid);
   const w = await startProctree(["watch", "--events", "exec", "--under", id]);
   await holder.status;

@@ -3,7 +3,7 @@
 // printed with the next image's argv or exe.
 import { assert, assertEquals } from "@std/assert";
 import { compileHelper, noKernel, sleep, startProctree, underLoad } from "./kernel.ts";
-import type { WatchRecord } from "../lib/record.ts";
+import type { WatchRecord } from "../lib/record/record.ts";
 
 const tracer = await compileHelper("tracer");
 const reexec = await compileHelper("reexec");

@@ -1,5 +1,5 @@
 import { assertEquals } from "@std/assert";
-import { stringifyDeep } from "../lib/json.ts";
+import { stringifyDeep } from "../lib/sink/json.ts";
 
 Deno.test("json: same bytes as JSON.stringify for plain data", () => {
   const doc = {

@@ -6,8 +6,8 @@
  * @module
  */
 
-import { ProcConnector } from "../ffi/connector.ts";
-import type { WatchRecord } from "../lib/record.ts";
+import { ProcConnector } from "../ffi/source/connector.ts";
+import type { WatchRecord } from "../lib/record/record.ts";
 
 export { PROCTREE } from "../scripts/command.ts";
 import { PROCTREE } from "../scripts/command.ts";
@@ -151,7 +151,7 @@ export interface RunSummary {
   exit_status: number;
   complete: boolean;
   totals: { processes: number; failed: number; killed: number; lost_events: number };
-  tree: import("../lib/audit.ts").AuditEntry;
+  tree: import("../lib/report/subtree.ts").AuditEntry;
 }
 
 /** Runs `proctree run -q --no-tree --summary TMP -- CMD…`; its status, stderr and summary. */

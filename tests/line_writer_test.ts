@@ -1,6 +1,6 @@
 import { assert, assertEquals } from "@std/assert";
-import { drainNote, LineWriter } from "../lib/line_writer.ts";
-import { FdWriter } from "../ffi/fd_writer.ts";
+import { drainNote, LineWriter } from "../lib/sink/line_writer.ts";
+import { FdWriter } from "../ffi/sink/fd_writer.ts";
 import { libc } from "../ffi/libc.ts";
 
 /** A sink that takes `room` bytes, then nothing until more room is given. */

@@ -1,6 +1,6 @@
 import { assert, assertEquals, assertMatch } from "@std/assert";
 import { noKernel, of, PROCTREE, sleep, spawnAndWait, startProctree } from "./kernel.ts";
-import type { WatchRecord } from "../lib/record.ts";
+import type { WatchRecord } from "../lib/record/record.ts";
 
 const ignore = noKernel !== null;
 

@@ -10,8 +10,8 @@ import {
   STORM_WINDOW_MS,
   type Waiter,
   type WaitOutcome,
-} from "../lib/loop.ts";
-import type { Decoded } from "../lib/wire.ts";
+} from "../lib/pipeline/loop.ts";
+import type { Decoded } from "../lib/event/wire.ts";
 import { ev, type FakeProc, harness } from "./fixtures.ts";
 
 /** A test-only source: hands out queued events, one unit each, like a socket would. */

@@ -2,7 +2,7 @@
 // sockets say (getsockname, the server's accept), with local servers only.
 import { assert, assertEquals } from "@std/assert";
 import { hasCommand, noKernel, PROCTREE, sleep, startProctree } from "./kernel.ts";
-import type { WatchRecord } from "../lib/record.ts";
+import type { WatchRecord } from "../lib/record/record.ts";
 import { decodeBytes } from "../lib/text.ts";
 
 const ignore = noKernel !== null || !hasCommand("python3");

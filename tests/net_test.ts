@@ -19,11 +19,11 @@ import {
 } from "../lib/source/bpf_net/record.ts";
 import { NetStage } from "../lib/source/bpf_net/stage.ts";
 import { readFileBytes } from "../ffi/procfs.ts";
-import { applyRecord, netLine, newEntry } from "../lib/audit.ts";
-import { pageRows } from "../lib/report_html.ts";
-import { toEcs } from "../lib/ecs.ts";
-import { traceOf } from "../lib/trace.ts";
-import type { WatchRecord } from "../lib/record.ts";
+import { applyRecord, netLine, newEntry } from "../lib/report/subtree.ts";
+import { pageRows } from "../lib/report/html.ts";
+import { toEcs } from "../lib/sink/ecs.ts";
+import { traceOf } from "../lib/report/trace.ts";
+import type { WatchRecord } from "../lib/record/record.ts";
 import { decodeBytes } from "../lib/text.ts";
 
 const CALLS = NET_SYSCALLS.x86_64;

@@ -1,14 +1,14 @@
 // The processor's parts, each on its own (the processor tests cover them composed).
 import { assert, assertEquals } from "@std/assert";
-import { LossAccounting } from "../lib/loss.ts";
-import { ExecReads, NULL_INFO, READ_MARGIN_NS } from "../lib/exec_reads.ts";
-import { RecordFilter } from "../lib/filter.ts";
-import { resyncTree } from "../lib/resync.ts";
-import { processRecord } from "../lib/record.ts";
-import { PidTree } from "../lib/tree.ts";
-import { Users } from "../lib/users.ts";
+import { LossAccounting } from "../lib/event/loss.ts";
+import { ExecReads, NULL_INFO, READ_MARGIN_NS } from "../lib/pipeline/exec_reads.ts";
+import { RecordFilter } from "../lib/pipeline/filter.ts";
+import { resyncTree } from "../lib/tree/resync.ts";
+import { processRecord } from "../lib/record/record.ts";
+import { PidTree } from "../lib/tree/tree.ts";
+import { Users } from "../lib/tree/users.ts";
 import { WallClock } from "../lib/time.ts";
-import { byName } from "../lib/lineage.ts";
+import { byName } from "../lib/tree/lineage.ts";
 import {
   EVENT_BITS,
   EVENT_KINDS,
@@ -18,7 +18,7 @@ import {
   TREE_EVENTS,
   WHAT,
   WHAT_ALL,
-} from "../lib/event_kinds.ts";
+} from "../lib/event/kinds.ts";
 import { ev, FakeProc } from "./fixtures.ts";
 
 Deno.test("event kinds: lists, bits and help derive from the one table", () => {

@@ -1,6 +1,6 @@
 import { assertEquals } from "@std/assert";
-import { changeText, PathHistory, touches } from "../lib/path_history.ts";
-import type { WatchRecord } from "../lib/record.ts";
+import { changeText, PathHistory, touches } from "../lib/report/path_history.ts";
+import type { WatchRecord } from "../lib/record/record.ts";
 
 const line = (r: Partial<WatchRecord>) =>
   JSON.stringify({ event: "file", time: "2026-12-04T10:00:00.000000Z", pid: 7, ...r });

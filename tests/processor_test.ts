@@ -1,10 +1,10 @@
 import { assert, assertEquals, assertMatch } from "@std/assert";
 import { ev, FakeProc, harness } from "./fixtures.ts";
-import type { ProcReader } from "../lib/procfs.ts";
-import type { WatchRecord } from "../lib/record.ts";
-import type { FileChange } from "../lib/file_events.ts";
+import type { ProcReader } from "../lib/tree/proc_parse.ts";
+import type { WatchRecord } from "../lib/record/record.ts";
+import type { FileChange } from "../lib/source/files/events.ts";
 import { FileStage } from "../lib/source/files/stage.ts";
-import { byName } from "../lib/lineage.ts";
+import { byName } from "../lib/tree/lineage.ts";
 
 function world(): Map<number, FakeProc> {
   return new Map<number, FakeProc>([

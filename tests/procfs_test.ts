@@ -1,5 +1,5 @@
 import { assertEquals } from "@std/assert";
-import { parseCmdline, parseStat, parseStatus } from "../lib/procfs.ts";
+import { parseCmdline, parseStat, parseStatus } from "../lib/tree/proc_parse.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 

@@ -1,8 +1,8 @@
 // Records that travel (issue 14): cwd, login uid, container id from real cgroups, ECS lines.
 import { assert, assertEquals } from "@std/assert";
 import { noKernel, of, sleep, spawnAndWait, startProctree } from "./kernel.ts";
-import type { WatchRecord } from "../lib/record.ts";
-import { ECS_VERSION } from "../lib/ecs.ts";
+import type { WatchRecord } from "../lib/record/record.ts";
+import { ECS_VERSION } from "../lib/sink/ecs.ts";
 
 const ignore = noKernel !== null;
 

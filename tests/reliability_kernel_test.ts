@@ -9,7 +9,7 @@ import {
   startProctree,
 } from "./kernel.ts";
 import { listDir } from "../ffi/procfs.ts";
-import type { WatchRecord } from "../lib/record.ts";
+import type { WatchRecord } from "../lib/record/record.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 const tmp = await Deno.makeTempDir();

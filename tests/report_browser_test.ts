@@ -2,8 +2,8 @@
 // real browser (Debian's chromium, headless).
 import { assert, assertEquals } from "@std/assert";
 import { hasCommand, noKernel, PROCTREE } from "./kernel.ts";
-import { renderHtml } from "../lib/report_html.ts";
-import type { AuditEntry } from "../lib/audit.ts";
+import { renderHtml } from "../lib/report/html.ts";
+import type { AuditEntry } from "../lib/report/subtree.ts";
 import { HOSTILE } from "./fixtures.ts";
 
 const chromium = ["chromium", "chromium-browser"].find(hasCommand) ?? null;

@@ -1,9 +1,9 @@
 import { assert, assertEquals } from "@std/assert";
-import type { AuditEntry } from "../lib/audit.ts";
-import { escapeHtml, outcomeOf, pageRows, renderHtml } from "../lib/report_html.ts";
+import type { AuditEntry } from "../lib/report/subtree.ts";
+import { escapeHtml, outcomeOf, pageRows, renderHtml } from "../lib/report/html.ts";
 import { isoToUs } from "../lib/time.ts";
-import { traceOf } from "../lib/trace.ts";
-import { LogAuditor } from "../lib/log_audit.ts";
+import { traceOf } from "../lib/report/trace.ts";
+import { LogAuditor } from "../lib/report/log_subtree.ts";
 import { parseReportConfig } from "../cli/report.ts";
 import { CliError } from "../cli/errors.ts";
 import { HOSTILE } from "./fixtures.ts";

@@ -1,6 +1,6 @@
 import { assert, assertEquals, assertMatch } from "@std/assert";
 import { noKernel, PROCTREE, runWithSummary } from "./kernel.ts";
-import type { AuditEntry } from "../lib/audit.ts";
+import type { AuditEntry } from "../lib/report/subtree.ts";
 
 const ignore = noKernel !== null;
 const decoder = new TextDecoder();
@@ -133,7 +133,7 @@ Deno.test(
     // exe comes from fanotify for every exec; argv when /proc was read in time.
     assertEquals(root.exe, "/usr/bin/sleep");
     assertEquals(root.earlier_images?.map((i) => i.exe), ["/usr/bin/bash"]);
-    const { entryName } = await import("../lib/audit.ts");
+    const { entryName } = await import("../lib/report/subtree.ts");
     assertMatch(
       entryName(root),
       // Deno passes the resolved path as argv[0].

@@ -1,5 +1,5 @@
 import { assertEquals } from "@std/assert";
-import { SeqTracker } from "../lib/seq.ts";
+import { SeqTracker } from "../lib/event/seq.ts";
 
 Deno.test("seq: gaps are counted per CPU", () => {
   const t = new SeqTracker();

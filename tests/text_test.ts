@@ -22,7 +22,7 @@ Deno.test("text: terminalSafe escapes control bytes and backslashes", () => {
 });
 
 Deno.test("displayName: argv, else [comm], else [the executable's name], else <unknown>", async () => {
-  const { displayName } = await import("../lib/text_view.ts");
+  const { displayName } = await import("../lib/sink/text_view.ts");
   assertEquals(displayName(["ls", "-l", "a b"], "ls", "/usr/bin/ls"), 'ls -l "a b"');
   assertEquals(displayName(null, "ls", "/usr/bin/ls"), "[ls]");
   assertEquals(displayName(null, null, "/usr/bin/netcat.traditional"), "[netcat.traditional]");

@@ -1,7 +1,7 @@
 // A process ends when its last thread ends (issue 17, false exits), against the real kernel.
 import { assert, assertEquals } from "@std/assert";
 import { compileHelper, noKernel, of, runWithSummary, sleep, startProctree } from "./kernel.ts";
-import type { AuditEntry } from "../lib/audit.ts";
+import type { AuditEntry } from "../lib/report/subtree.ts";
 
 const helper = await compileHelper("threads", ["-pthread"]);
 const ignore = noKernel !== null || helper === null;

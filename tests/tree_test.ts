@@ -1,7 +1,7 @@
 import { assert, assertEquals } from "@std/assert";
-import { PidTree } from "../lib/tree.ts";
-import { formatChain } from "../lib/record.ts";
-import { Users } from "../lib/users.ts";
+import { PidTree } from "../lib/tree/tree.ts";
+import { formatChain } from "../lib/record/record.ts";
+import { Users } from "../lib/tree/users.ts";
 
 const users = new Users(() => "root:x:0:0::/:/bin/sh\nalice:x:1000:1000::/:/bin/sh\n");
 const info = (comm: string | null, ppid: number | null = null) => ({
@@ -159,7 +159,7 @@ Deno.test("tree: descendants and isUnder", () => {
 });
 
 Deno.test("lineage: is-descendant by comm, exe, user and pinned pid", async () => {
-  const { byComm, byExe, byName, byNode, byUser } = await import("../lib/lineage.ts");
+  const { byComm, byExe, byName, byNode, byUser } = await import("../lib/tree/lineage.ts");
   const t = seeded();
   t.fork(101, 100, 1e9);
   t.exec(101, { ...info("npm"), exe: "/usr/bin/npm", uid: 1000 });

@@ -1,5 +1,5 @@
 import { assertEquals } from "@std/assert";
-import { decodeWaitStatus, shellStatus } from "../lib/wait_status.ts";
+import { decodeWaitStatus, shellStatus } from "../lib/event/wait_status.ts";
 
 Deno.test("wait status: normal exit 3", () => {
   const ws = decodeWaitStatus(3 << 8);

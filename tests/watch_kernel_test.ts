@@ -1,7 +1,7 @@
 import { assert, assertEquals, assertMatch } from "@std/assert";
-import { ProcConnector } from "../ffi/connector.ts";
-import { type Decoded, decodeDatagram } from "../lib/wire.ts";
-import { WHAT } from "../lib/event_kinds.ts";
+import { ProcConnector } from "../ffi/source/connector.ts";
+import { type Decoded, decodeDatagram } from "../lib/event/wire.ts";
+import { WHAT } from "../lib/event/kinds.ts";
 import { noKernel, of, PROCTREE, sleep, spawnAndWait, startProctree } from "./kernel.ts";
 
 const ignore = noKernel !== null;

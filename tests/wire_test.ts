@@ -7,8 +7,8 @@ import {
   NLMSG,
   PROC_EVENT_OFFSET,
   type ProcEvent,
-} from "../lib/wire.ts";
-import { DATAGRAM_BYTES, encodeEvent } from "../lib/encode.ts";
+} from "../lib/event/wire.ts";
+import { DATAGRAM_BYTES, encodeEvent } from "../lib/event/encode.ts";
 
 const base = { seq: 7, ack: 0, cpu: 1, timestampNs: 123_456_789_012 };
 const EVENTS: ProcEvent[] = [
@@ -132,7 +132,7 @@ Deno.test("wire: a bad second message keeps the first", () => {
 });
 
 Deno.test("wire: event masks for the kernel filter", async () => {
-  const { eventMask, TREE_EVENTS, WHAT } = await import("../lib/wire.ts");
+  const { eventMask, TREE_EVENTS, WHAT } = await import("../lib/event/wire.ts");
   assertEquals(eventMask(undefined), undefined);
   assertEquals(eventMask(["exec"]), WHAT.EXEC);
   assertEquals(

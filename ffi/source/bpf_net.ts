@@ -17,7 +17,7 @@ import {
   netProgram,
   outcomeProgram,
 } from "../../lib/source/bpf_net/program.ts";
-import type { BatchSink, Source } from "../../lib/loop.ts";
+import type { BatchSink, Source } from "../../lib/pipeline/loop.ts";
 import {
   Attached,
   BpfUnavailable,

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { ExecInfo } from "../tree.ts";
+import type { ExecInfo } from "../tree/tree.ts";
 
 /** Events a source lost, said as a `lost` line: why, and how many when it knows. */
 export interface StageLoss {

@@ -6,7 +6,7 @@
  */
 
 import { decodeBytes } from "../../text.ts";
-import { parseCmdline, UNSET_LOGIN_UID } from "../../procfs.ts";
+import { parseCmdline, UNSET_LOGIN_UID } from "../../tree/proc_parse.ts";
 import { ARGV_CAP_BYTES, FILENAME_BYTES, Rec } from "./program.ts";
 
 /** The facts of one exec, as the kernel held them inside `execve`. */

@@ -15,7 +15,7 @@
  */
 
 import type { ExecStage, StageLoss } from "../../pipeline/stage.ts";
-import type { ExecInfo } from "../../tree.ts";
+import type { ExecInfo } from "../../tree/tree.ts";
 import { type BpfExec, decodeBpfExec } from "./record.ts";
 
 /** What the stage reads: the ring buffer's records and the program's drop count. */

@@ -9,7 +9,7 @@
  */
 
 import type { LineStage, StageLine, StageLoss } from "../../pipeline/stage.ts";
-import type { FileChange } from "../../file_events.ts";
+import type { FileChange } from "./events.ts";
 
 /** What the stage takes from the file-change source. */
 export interface FileChanges {

@@ -1,0 +1,234 @@
+/**
+ * `/proc` reads for exec events, and the proof that each read describes its exec.
+ *
+ * An exec's `/proc/<pid>` is read the moment its datagram is decoded ({@linkcode
+ * ExecReads.readNew}), because a process that lives a millisecond is gone by the end of a
+ * large batch. A read is kept only when it provably describes that exec: the batch must
+ * contain every event up to the read (the drain ended on an empty socket, or later events
+ * were already queued), and none of them may be another exec or a new process on the same
+ * pid before the read (a rename before the read voids the name and argv read, a uid change
+ * the uid read), and the process may not be traced (a tracer can hold it at its next
+ * exec, with the next image installed and not yet reported). Otherwise the exec's fields
+ * are null.
+ *
+ * @module
+ */
+
+import type { Decoded } from "../event/wire.ts";
+import { NOT_HERE, type ProcReader } from "../tree/proc_parse.ts";
+import type { ExecInfo } from "../tree/tree.ts";
+import { containerOf } from "../tree/container.ts";
+
+/** Slack for the enqueue of an event after its timestamp was taken on another CPU. */
+export const READ_MARGIN_NS = 200_000;
+
+/**
+ * argv, cwd, login uid and cgroup change without an event (a title rewritten in memory,
+ * `cd`, pam_loginuid, a move into a container's cgroup): they are kept only from a read
+ * that began within this long after the exec. A later read (a host too busy to run
+ * proctree) takes only what events guard: the name, the uid and the executable. Outside a
+ * storm a read usually begins within 0.3 ms, but a shared 2-CPU host delayed one by more
+ * than 5 ms now and then (a CI run lost a shell's argv that way).
+ */
+export const FRESH_READ_NS = 50_000_000;
+
+/**
+ * What {@linkcode FRESH_READ_NS} is while the loop paces a storm: its reads are late by
+ * proctree's own choice (up to `PACE_MS`), and a full read of every exec would cost the
+ * storm's CPU back (six files instead of two).
+ */
+export const STORM_FRESH_READ_NS = 5_000_000;
+
+/** Every fact unknown: what an exec gets when no read can vouch for it. */
+export const NULL_INFO: ExecInfo = Object.freeze({
+  comm: null,
+  argv: null,
+  exe: null,
+  uid: null,
+  ppid: null,
+  startTicks: null,
+  cwd: null,
+  loginUid: null,
+});
+
+/**
+ * What an event changes of what `/proc` shows: everything (a new image, or a new process
+ * on the pid), the name and the arguments (a rename, as `setproctitle` and perl's `$0` do
+ * with a rewrite of argv), or the uid.
+ */
+const CHANGE = { ALL: 0, NAME: 1, UID: 2, NONE: -1 } as const;
+
+/** The change an event makes to what a read of its process shows ({@linkcode CHANGE}). */
+function changeOf(ev: Decoded): number {
+  switch (ev.what) {
+    case "exec":
+      return CHANGE.ALL;
+    case "fork":
+      return ev.pid === ev.tgid ? CHANGE.ALL : CHANGE.NONE;
+    case "comm":
+      // status shows the main thread's name: another thread's rename changes nothing read.
+      return ev.pid === ev.tgid ? CHANGE.NAME : CHANGE.NONE;
+    case "uid":
+      return CHANGE.UID;
+    default:
+      return CHANGE.NONE;
+  }
+}
+
+interface Read {
+  info: ExecInfo;
+  /** CLOCK_MONOTONIC time of the read. */
+  readNs: number;
+}
+
+/** Reads taken during one drain, validated when the drain ends. */
+export class ExecReads {
+  #reader: ProcReader;
+  #now: () => number;
+  /** Reads of this batch's execs, by batch index. */
+  #reads: (Read | undefined)[] = [];
+  /** Per pid: the batch's events that change what a read shows, with their times. */
+  /** Flat pairs `[timestampNs, CHANGE, …]`: no object per event. */
+  #changes = new Map<number, number[]>();
+  #complete = true;
+  #lastNs = 0;
+  #vouched: ((pid: number, execNs: number) => boolean) | null;
+  #exeElsewhere: boolean;
+
+  /**
+   * `now`: CLOCK_MONOTONIC in ns, to date each read. `vouched`: whether another source gives
+   * an exec its argv, comm, uid, login uid and parent exactly (then only what it cannot say
+   * is read: the directory, the cgroup, and the executable unless `exeElsewhere`, another
+   * source naming every exec's program).
+   */
+  constructor(
+    reader: ProcReader,
+    now: () => number,
+    vouched?: (pid: number, execNs: number) => boolean,
+    exeElsewhere = false,
+  ) {
+    this.#reader = reader;
+    this.#now = now;
+    this.#vouched = vouched ?? null;
+    this.#exeElsewhere = exeElsewhere;
+  }
+
+  /**
+   * Reads `/proc` for the execs among `batch[from…]`, just decoded; `storm`: the loop is
+   * pacing a storm ({@linkcode STORM_FRESH_READ_NS}).
+   */
+  readNew(batch: readonly Decoded[], from: number, storm = false): void {
+    const freshNs = storm ? STORM_FRESH_READ_NS : FRESH_READ_NS;
+    for (let i = from; i < batch.length; i++) {
+      const ev = batch[i];
+      if (ev.what !== "exec") continue;
+      const fresh = this.#now() - ev.timestampNs <= freshNs;
+      const info = this.#vouched?.(ev.tgid, ev.timestampNs)
+        ? this.#readRest(ev.tgid, fresh)
+        : this.#read(ev.tgid, fresh);
+      this.#reads[i] = { info, readNs: this.#now() };
+    }
+  }
+
+  /**
+   * Starts validating a drained batch. `complete`: the drain stopped because the socket
+   * was empty (not at a size cap).
+   */
+  begin(batch: readonly Decoded[], complete: boolean): void {
+    this.#complete = complete;
+    this.#changes.clear();
+    let lastNs = 0;
+    for (const ev of batch) {
+      if (ev.what === "error") continue;
+      if (ev.timestampNs > lastNs) lastNs = ev.timestampNs;
+      const kind = changeOf(ev);
+      if (kind !== CHANGE.NONE && ev.what !== "unknown") {
+        const list = this.#changes.get(ev.tgid);
+        if (list) list.push(ev.timestampNs, kind);
+        else this.#changes.set(ev.tgid, [ev.timestampNs, kind]);
+      }
+    }
+    this.#lastNs = lastNs;
+  }
+
+  /** What the exec at `batch[index]` may claim: its read, or {@linkcode NULL_INFO}. */
+  take(index: number, pid: number, execNs: number): ExecInfo {
+    const read = this.#reads[index];
+    if (!read) return NULL_INFO;
+    // Every event up to the read must be in this batch…
+    if (!this.#complete && this.#lastNs < read.readNs + READ_MARGIN_NS) return NULL_INFO;
+    // …and what any of them changed before the read is not the exec's: null, never the
+    // changed value.
+    let info = read.info;
+    const changes = this.#changes.get(pid);
+    if (!changes) return info;
+    for (let i = 0; i < changes.length; i += 2) {
+      const ts = changes[i], kind = changes[i + 1];
+      if (ts <= execNs || ts > read.readNs + READ_MARGIN_NS) continue;
+      if (kind === CHANGE.ALL) return NULL_INFO;
+      info = kind === CHANGE.NAME ? { ...info, comm: null, argv: null } : { ...info, uid: null };
+    }
+    return info;
+  }
+
+  /** Forgets the batch's reads. */
+  end(): void {
+    this.#reads.length = 0;
+  }
+
+  /**
+   * What no other source says of a vouched-for exec: cwd and cgroup (kept only fresh, as in
+   * {@linkcode #read}), and the executable when nothing else names it. In a storm, often
+   * nothing: the exec costs no `/proc` read at all.
+   */
+  #readRest(pid: number, fresh: boolean): ExecInfo {
+    const r = this.#reader;
+    let exe: string | null = null, notHere = false;
+    if (!this.#exeElsewhere) {
+      const link = r.exe(pid);
+      notHere = link === NOT_HERE;
+      exe = notHere ? null : link;
+    }
+    if (!fresh && exe === null && !notHere) return NULL_INFO;
+    return {
+      ...NULL_INFO,
+      exe,
+      exeNotHere: notHere || undefined,
+      cwd: fresh ? r.cwd(pid) : null,
+      container: fresh ? containerOf(r.cgroup(pid)) : undefined,
+    };
+  }
+
+  #read(pid: number, fresh: boolean): ExecInfo {
+    // status gives name, parent and uid in one read; stat (for the start time) is not
+    // needed: validation against the batch already rules out a reused pid.
+    const r = this.#reader;
+    const st = r.status(pid);
+    // A tracer can hold a process between installing its next image and reporting that
+    // exec, so what /proc shows of a traced process may be a later program: not kept.
+    if (!st || st.tracerPid !== 0) return NULL_INFO;
+    const comm = st.comm, uid = st.euid, ppid = st.ppid;
+    // An exited process has no memory, executable or directory left to read; its login
+    // uid and cgroup (there until it is reaped) are not worth a storm's reads. One object
+    // per read: this runs for every exec of a storm.
+    if (st.exited) return { ...NULL_INFO, comm, uid, ppid };
+    const link = r.exe(pid);
+    // A path that reaches another file from here names nothing, and no other source may;
+    // the process's other facts stand.
+    const notHere = link === NOT_HERE;
+    const exe = notHere ? null : link;
+    if (!fresh) return { ...NULL_INFO, comm, uid, ppid, exe, exeNotHere: notHere || undefined };
+    return {
+      comm,
+      argv: r.cmdline(pid),
+      exe,
+      uid,
+      ppid,
+      startTicks: null,
+      cwd: r.cwd(pid),
+      loginUid: r.loginUid(pid) ?? null,
+      container: containerOf(r.cgroup(pid)),
+      exeNotHere: notHere || undefined,
+    };
+  }
+}
