@@ -144,7 +144,16 @@ export {
 export { type AssemblerStats, AuditAssembler, type AuditExec } from "./lib/source/audit/records.ts";
 export { absolutePath, FileSource, FilesUnavailable } from "./ffi/source/files.ts";
 export { type BpfExecOptions, BpfExecSource } from "./ffi/source/bpf_exec.ts";
-export type { ExecStage, LineStage, StageLine, StageLoss } from "./lib/pipeline/stage.ts";
+export {
+  type ExecStage,
+  type LineStage,
+  LossQueue,
+  type StageLine,
+  type StageLoss,
+  WAIT,
+} from "./lib/pipeline/stage.ts";
+export { ExecNamesStage } from "./lib/source/exec_names/stage.ts";
+export { type AuditLossReason, AuditStage } from "./lib/source/audit/stage.ts";
 export { BpfNetSource, NetUnavailable } from "./ffi/source/bpf_net.ts";
 export { NetStage } from "./lib/source/bpf_net/stage.ts";
 export {

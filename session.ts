@@ -44,6 +44,8 @@ import { AuditSource, AuditUnavailable } from "./ffi/source/audit.ts";
 import { FileSource, FilesUnavailable } from "./ffi/source/files.ts";
 import { BpfExecSource, BpfUnavailable } from "./ffi/source/bpf_exec.ts";
 import { BpfExecStage } from "./lib/source/bpf_exec/stage.ts";
+import { ExecNamesStage } from "./lib/source/exec_names/stage.ts";
+import { AuditStage } from "./lib/source/audit/stage.ts";
 import { BpfNetSource } from "./ffi/source/bpf_net.ts";
 export { NetUnavailable } from "./ffi/source/bpf_net.ts";
 import { NetStage } from "./lib/source/bpf_net/stage.ts";
@@ -123,21 +125,35 @@ export function monotonicNs(): number {
   return clockNs(Clock.MONOTONIC);
 }
 
+/** The exec-name source and its stage, or why there is none. */
+interface ExecNamesOpened {
+  source: FanotifySource | null;
+  stage: ExecNamesStage | null;
+  note: string | null;
+}
+
+/** The audit source and its stage (`--argv audit`). */
+interface AuditOpened {
+  source: AuditSource;
+  stage: AuditStage;
+}
+
 /**
  * Opens the exec-name source for `mode`. `auto` falls back to `/proc` with a note; `fanotify`
  * throws {@linkcode FanotifyUnavailable}; `proc` opens nothing.
  */
-function openExecNames(
-  mode: ExecNameMode,
-  onOverflow: () => void,
-): { source: FanotifySource | null; note: string | null } {
-  if (mode === "proc") return { source: null, note: null };
+function openExecNames(mode: ExecNameMode): ExecNamesOpened {
+  if (mode === "proc") return { source: null, stage: null, note: null };
   try {
-    return { source: FanotifySource.open(onOverflow, () => monotonicNs() / 1e6), note: null };
+    let stage: ExecNamesStage | null = null;
+    const source = FanotifySource.open(() => stage?.overflowed(), () => monotonicNs() / 1e6);
+    stage = new ExecNamesStage(source.names);
+    return { source, stage, note: null };
   } catch (e) {
     if (mode === "fanotify" || !(e instanceof FanotifyUnavailable)) throw e;
     return {
       source: null,
+      stage: null,
       note: `proctree: exec names from /proc only: ${e.message}; ` +
         "processes that exit within a millisecond may be unnamed",
     };
@@ -162,6 +178,20 @@ function openExecFacts(
     if (mode === "bpf" || !(e instanceof BpfUnavailable)) throw e;
     return { source: null, why: e.message };
   }
+}
+
+/**
+ * Opens the audit source and its stage (which dates exec events by `clock`); throws
+ * `AuditUnavailable`.
+ */
+function openAudit(clock: WallClock): AuditOpened {
+  let stage: AuditStage | null = null;
+  const source = AuditSource.open({
+    onLost: (reason, count) => stage?.recordsLost(reason, count),
+    nowMs: () => monotonicNs() / 1e6,
+  });
+  stage = new AuditStage(source.join, clock, monotonicNs);
+  return { source, stage };
 }
 
 /** Opens the file-change source and its stage; throws `FilesUnavailable`. */
@@ -234,41 +264,41 @@ export class Session {
   readonly execFactsWhy: string | null;
   /** The network source (`net`); else null. */
   readonly net: BpfNetSource | null;
-  /** The stage pairing BPF records with exec events: given to the first processor made. */
-  #execStage: ExecStage | null;
+  /** The stages refining exec facts (names, BPF records, audit records), in order: given to the first processor made. */
+  #execStages: ExecStage[];
   /** The file-change and network stages: given to the first processor made, like the exec stage. */
   #lineStages: LineStage[];
   #closers: { close(): void }[];
   #offsetCheckedNs = 0;
   #realtime = false;
-  #processors: EventProcessor[];
+  #processors: EventProcessor[] = [];
 
   private constructor(
     connector: ProcConnector,
     tree: PidTree,
     seeded: number,
-    fanotify: { source: FanotifySource | null; note: string | null },
-    audit: AuditSource | null,
+    clock: WallClock,
+    fanotify: ExecNamesOpened,
+    audit: AuditOpened | null,
     files: { source: FileSource; stage: FileStage } | null,
     facts: { source: BpfExecSource | null; why: string | null },
     net: { source: BpfNetSource; stage: NetStage } | null,
-    processors: EventProcessor[],
   ) {
     this.net = net?.source ?? null;
     this.#lineStages = [files?.stage, net?.stage].filter((s) => s !== undefined);
-    this.#processors = processors;
     this.bpfExec = facts.source;
     this.execFactsWhy = facts.why;
-    this.#execStage = facts.source ? new BpfExecStage(facts.source, exePathOf, sameFile) : null;
+    const bpfStage = facts.source ? new BpfExecStage(facts.source, exePathOf, sameFile) : null;
+    this.#execStages = [fanotify.stage, bpfStage, audit?.stage ?? null].filter((s) => s !== null);
     this.connector = connector;
     this.fanotify = fanotify.source;
     this.execNamesNote = fanotify.note;
-    this.audit = audit;
+    this.audit = audit?.source ?? null;
     this.files = files?.source ?? null;
     const f = this.fanotify;
     const sources: Source[] = f ? [connector, f] : [connector];
     sources.push(...mountWatches(f, files?.source ?? null));
-    if (audit) sources.push(audit);
+    if (audit) sources.push(audit.source);
     if (files) sources.push(files.source);
     if (net) sources.push(net.source);
     this.sources = sources;
@@ -276,7 +306,7 @@ export class Session {
     this.#closers = facts.source ? [facts.source] : [];
     this.tree = tree;
     this.seeded = seeded;
-    this.clock = new WallClock(wallOffsetNs());
+    this.clock = clock;
     this.users = hostUsers();
     this.poller = new Poller(this.sources);
   }
@@ -290,29 +320,18 @@ export class Session {
       rcvbufBytes: opts.rcvbufBytes,
       eventMask: opts.eventMask,
     });
-    let fan: { source: FanotifySource | null; note: string | null } = { source: null, note: null };
-    let audit: AuditSource | null = null;
+    let fan: ExecNamesOpened = { source: null, stage: null, note: null };
+    let audit: AuditOpened | null = null;
     let files: { source: FileSource; stage: FileStage } | null = null;
     let facts: { source: BpfExecSource | null; why: string | null } = { source: null, why: null };
     let net: { source: BpfNetSource; stage: NetStage } | null = null;
-    // The processors are made later, by the caller: the overflow reaches whichever exist.
-    const processors: EventProcessor[] = [];
-    const toProcessors = () => {
-      for (const p of processors) p.execNamesOverflow();
-    };
+    const clock = new WallClock(wallOffsetNs());
     try {
       // Marked before the snapshot, like the subscription: no exec after it goes unnamed.
-      fan = openExecNames(opts.execNames ?? "auto", toProcessors);
+      fan = openExecNames(opts.execNames ?? "auto");
       // Attached before the snapshot, like the subscription: no exec after it goes unseen.
       facts = openExecFacts(opts.execFacts ?? "auto", opts);
-      if (opts.argv === "audit") {
-        audit = AuditSource.open({
-          onLost: (reason, count) => {
-            for (const p of processors) p.auditLost(reason, count);
-          },
-          nowMs: () => monotonicNs() / 1e6,
-        });
-      }
+      if (opts.argv === "audit") audit = openAudit(clock);
       if (opts.files?.length) files = openFiles(opts.files);
       if (opts.net) net = openNet(opts.btfPath);
       const tree = new PidTree({
@@ -328,18 +347,18 @@ export class Session {
         connector,
         tree,
         entries.length,
+        clock,
         fan,
         audit,
         files,
         facts,
         net,
-        processors,
       );
     } catch (e) {
       connector.close();
       facts.source?.close();
       fan.source?.close();
-      audit?.close();
+      audit?.source.close();
       files?.source.close();
       net?.source.close();
       throw e;
@@ -356,13 +375,11 @@ export class Session {
       clock: this.clock,
       now: monotonicNs,
       kernelFilter: this.connector.kernelFilter,
-      execNames: this.fanotify?.names,
-      audit: this.audit?.join,
-      stages: this.#execStage ? [this.#execStage] : [],
+      stages: this.#execStages,
       lineStages: this.#lineStages,
     });
     // Their records are consumed by one processor.
-    this.#execStage = null;
+    this.#execStages = [];
     this.#lineStages = [];
     this.#processors.push(p);
     return p;
@@ -397,8 +414,7 @@ export class Session {
    */
   tick(nowNs: number = monotonicNs()): void {
     this.tree.sweep(nowNs);
-    this.fanotify?.names.sweep(nowNs / 1e6);
-    this.audit?.join.sweep(nowNs / 1e6);
+    for (const p of this.#processors) p.tick(nowNs);
     if (nowNs - this.#offsetCheckedNs > 1e9) {
       this.#offsetCheckedNs = nowNs;
       this.clock.offsetNs = wallOffsetNs();

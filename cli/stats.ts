@@ -6,7 +6,8 @@
  * @module
  */
 
-import { ARGV_KEEP_CHARS, type ProcessorCounters } from "../lib/pipeline/processor.ts";
+import type { ProcessorCounters } from "../lib/pipeline/processor.ts";
+import { ARGV_KEEP_CHARS } from "../lib/pipeline/apply.ts";
 import type { WatchRecord } from "../lib/record/record.ts";
 import type { WallClock } from "../lib/time.ts";
 import type { TreeStats } from "../lib/tree/tree.ts";
@@ -54,10 +55,6 @@ export class StatsClock {
       resyncs: c.resyncs,
       malformed: c.malformed,
       execs_unreadable: c.execsUnreadable,
-      execs_named_by_fanotify: c.execsNamedByFanotify,
-      exec_name_conflicts: c.execNameConflicts,
-      execs_not_reachable: c.execsNotReachable,
-      execs_argv_from_audit: c.execsArgvFromAudit,
       ...c.stages,
       argv_keep_chars: ARGV_KEEP_CHARS,
       tree_live: t.live,

@@ -1,6 +1,7 @@
 import { assertEquals } from "@std/assert";
 import { type ExecHeader, parseExecHeader } from "../lib/source/exec_names/header.ts";
 import { ExecNames } from "../lib/source/exec_names/names.ts";
+import { ExecNamesStage } from "../lib/source/exec_names/stage.ts";
 import {
   decodeFanEvents,
   FAN_EVENT,
@@ -192,7 +193,7 @@ Deno.test("mountinfo: fields, escapes, optional fields", () => {
 Deno.test("processor: fanotify names what /proc could not read; a disagreement is null", () => {
   const procs = new Map<number, FakeProc>([[1, { comm: "init", ppid: 0, startTicks: 1 }]]);
   const n = names();
-  const h = harness(procs, { execNames: n });
+  const h = harness(procs, { stages: [new ExecNamesStage(n)] });
   // 70 is gone before /proc could be read; fanotify saw its open.
   open(n, 70, "/opt/tinybin", STATIC);
   // 71 is readable and agrees; 72 is readable and does not (one of the two is wrong).
@@ -215,14 +216,17 @@ Deno.test("processor: fanotify names what /proc could not read; a disagreement i
     ["/usr/bin/true", ["true"]],
     [null, null],
   ]);
-  assertEquals(h.processor.counters.execsNamedByFanotify, 1);
-  assertEquals(h.processor.counters.execNameConflicts, 1);
+  assertEquals(h.processor.counters.stages?.execs_named_by_fanotify, 1);
+  assertEquals(h.processor.counters.stages?.exec_name_conflicts, 1);
 });
 
-Deno.test("processor: a fanotify overflow is a lost line with its own reason", () => {
-  const h = harness(new Map([[1, { comm: "init", ppid: 0, startTicks: 1 }]]));
+Deno.test("processor: a fanotify overflow is a lost line with its own reason, before the next batch", () => {
+  const stage = new ExecNamesStage(names());
+  const h = harness(new Map([[1, { comm: "init", ppid: 0, startTicks: 1 }]]), { stages: [stage] });
   h.run([ev.fork(80, 1, 1000)]);
-  h.processor.execNamesOverflow();
-  const lost = h.records[h.records.length - 1];
+  stage.overflowed();
+  h.run([ev.fork(81, 1, 1001)]);
+  const [lost, fork] = h.records.slice(-2);
   assertEquals([lost.event, lost.count, lost.reason], ["lost", null, "fanotify_overflow"]);
+  assertEquals([fork.event, fork.pid], ["fork", 81]);
 });

@@ -1,11 +1,13 @@
 /**
- * What a source that refines exec facts plugs into the processor as: a stage. The processor
- * calls every stage for every exec of a batch, in kernel order, after the `/proc` reads;
- * it names no stage and knows nothing of the source behind one.
+ * What a source plugs into the processor as: a stage. An {@linkcode ExecStage} refines the
+ * facts of each exec (fanotify's program names, the BPF record, the audit record); a
+ * {@linkcode LineStage} adds lines of its own (file changes, connections). The processor
+ * calls every stage in kernel order, names none and knows nothing of the source behind one.
  *
  * @module
  */
 
+import type { Decoded } from "../event/wire.ts";
 import type { ExecInfo } from "../tree/tree.ts";
 
 /** Events a source lost, said as a `lost` line: why, and how many when it knows. */
@@ -16,7 +18,17 @@ export interface StageLoss {
   count: number | null;
 }
 
-/** A source that refines the facts of each exec. */
+/**
+ * What {@linkcode ExecStage.settle} answers while the fact it waits for has not arrived:
+ * the exec's batch, and every batch after it, wait (at most the stage's `waitMs`).
+ */
+export const WAIT: unique symbol = Symbol("wait");
+
+/**
+ * A source that refines the facts of each exec. The processor calls its stages in order:
+ * `exec` when a batch is drained (right after the `/proc` reads), `settle` when the exec
+ * is about to be applied — where a stage may make the batch wait for its fact.
+ */
 export interface ExecStage {
   /** Short name, for the listening line (`exec facts: bpf`). */
   readonly name: string;
@@ -24,7 +36,7 @@ export interface ExecStage {
    * Takes what the stage's source has queued: called as datagrams are decoded (so the
    * source's own buffer does not fill while a backlog is read) and before each batch.
    */
-  poll(): void;
+  poll?(): void;
   /** Losses found since the last call, said before the batch that follows them. */
   losses(): StageLoss[];
   /**
@@ -32,14 +44,58 @@ export interface ExecStage {
    * and parent, exactly: `/proc` need not be read for them.
    */
   vouches?(pid: number, execNs: number): boolean;
-  /** The facts of the exec of `pid` reported at `execNs` (CLOCK_MONOTONIC), refined. */
-  exec(pid: number, execNs: number, facts: ExecInfo): ExecInfo;
+  /** The stage names every exec's program: `/proc/<pid>/exe` is read only if it is cheap. */
+  readonly namesPrograms?: boolean;
+  /**
+   * A drained batch, before its execs' {@linkcode ExecStage.exec} calls (their `index` is
+   * into this batch); `nowMs`: CLOCK_MONOTONIC now.
+   */
+  begin?(batch: readonly Decoded[], nowMs: number): void;
+  /**
+   * The facts of the exec of `pid` reported at `execNs` (CLOCK_MONOTONIC), refined, when
+   * its batch is drained; `index`: the event's place in the batch given to `begin`.
+   */
+  exec?(pid: number, execNs: number, facts: ExecInfo, index: number): ExecInfo;
+  /** Longest a batch waits for {@linkcode ExecStage.settle}, in ms (0: never waits). */
+  readonly waitMs?: number;
+  /**
+   * The facts of the exec of `pid` at `execNs`, by the process that started at `startNs`
+   * (null: unknown), when it is about to be applied; {@linkcode WAIT} while its fact may
+   * still come — never once `waitedOut`.
+   */
+  settle?(
+    pid: number,
+    execNs: number,
+    startNs: number | null,
+    facts: ExecInfo,
+    waitedOut: boolean,
+  ): ExecInfo | typeof WAIT;
   /** Connector events were lost: anything paired by order must not pair across the gap. */
   lost(): void;
-  /** Upkeep, once per tick: the newest kernel time applied, in ns. */
+  /** Upkeep after each drain: the newest kernel time applied, in ns. */
   sweep(appliedNs: number): void;
+  /** Upkeep on every tick of the session, drained or not (CLOCK_MONOTONIC ms). */
+  tick?(nowMs: number): void;
   /** Running totals, named as the stats line prints them (snake_case). */
   counters(): Readonly<Record<string, number>>;
+}
+
+/** Losses said by a stage's source as they happen, queued until the stage is asked. */
+export class LossQueue {
+  #queued: StageLoss[] = [];
+
+  /** The source lost events: `count` when it knows, else null. */
+  add(reason: string, count: number | null): void {
+    this.#queued.push({ reason, count });
+  }
+
+  /** What was queued since the last call. */
+  take(): StageLoss[] {
+    if (this.#queued.length === 0) return [];
+    const out = this.#queued;
+    this.#queued = [];
+    return out;
+  }
 }
 
 /**
