@@ -21,13 +21,7 @@ import {
 } from "./lib/event/wire.ts";
 import type { EventKind } from "./lib/event/kinds.ts";
 import type { ProcEvent } from "./lib/event/wire.ts";
-import {
-  type ArgvMode,
-  type ExecFactsMode,
-  type ExecNameMode,
-  type ListenOptions,
-  Session,
-} from "./session.ts";
+import { type ListenOptions, Session } from "./session.ts";
 
 export {
   type ArgvMode,
@@ -38,6 +32,7 @@ export {
   type ExecNameMode,
   FanotifyUnavailable,
   type ListenOptions,
+  type LoopHooks,
   type ProcessorConfig,
   Session,
 } from "./session.ts";
@@ -103,10 +98,12 @@ export async function* rawEvents(options: RawEventsOptions = {}): AsyncGenerator
   }
 }
 
-/** Options of {@linkcode watchEvents}. */
-export interface WatchOptions {
-  /** Receive buffer to ask for, in bytes (default 128 MiB). */
-  rcvbufBytes?: number;
+/**
+ * Options of {@linkcode watchEvents}: the session's sources as {@linkcode ListenOptions}
+ * has them (receive buffer, tree bounds, exec names and facts, `argv`, `files`, `net`), and
+ * what is yielded.
+ */
+export interface WatchOptions extends Omit<ListenOptions, "eventMask" | "btfPath"> {
   /** Only these events are yielded (lost, resync, malformed and unknown always are). */
   events?: EventKind[];
   /** Only processes that are, or descend from, a process matching one of these. */
@@ -117,32 +114,6 @@ export interface WatchOptions {
   signal?: AbortSignal;
   /** Called once the subscription is confirmed, with the live tree (for lineage queries). */
   onListening?: (tree: ProcessTree) => void;
-  /** How long exited processes stay in the tree, in ms (default 60 000). */
-  graceMs?: number;
-  /** Most exited processes kept (default 10 000). */
-  maxExited?: number;
-  /**
-   * Where exec names come from (default `auto`: fanotify when permitted, silently `/proc`
-   * otherwise; `session.execNamesNote` of {@linkcode listen} says why).
-   */
-  execNames?: ExecNameMode;
-  /**
-   * Where exec facts (argv, comm, ids, parent) come from (default `auto`: the BPF program
-   * where it can run, else `/proc`; `session.execFactsWhy` of {@linkcode listen} says why).
-   */
-  execFacts?: ExecFactsMode;
-  /**
-   * Where argv comes from (default `proc`); `audit` installs an audit rule until the
-   * iteration ends (see the README: what it needs, changes and costs).
-   */
-  argv?: ArgvMode;
-  /** Report changes to files under these paths, as `file` records (`--files`). */
-  files?: readonly string[];
-  /**
-   * Report network connections as `connect`, `accept` and `bind` records (`--net`); throws
-   * `NetUnavailable` where the BPF network source cannot run.
-   */
-  net?: boolean;
 }
 
 /**
@@ -151,36 +122,21 @@ export interface WatchOptions {
  * about any process the records name.
  */
 export async function* watchEvents(options: WatchOptions = {}): AsyncGenerator<WatchRecord> {
-  const session = Session.open({
-    rcvbufBytes: options.rcvbufBytes,
-    eventMask: eventMask(options.events, TREE_EVENTS),
-    graceMs: options.graceMs,
-    maxExited: options.maxExited,
-    execNames: options.execNames,
-    execFacts: options.execFacts,
-    argv: options.argv,
-    files: options.files,
-    net: options.net,
-  });
+  const { events, under, threads, signal, onListening, ...sources } = options;
+  const session = Session.open({ ...sources, eventMask: eventMask(events, TREE_EVENTS) });
   const queue: WatchRecord[] = [];
-  const filter: ProcessFilter = {};
-  if (options.under) filter.under = options.under;
+  const filter: ProcessFilter = under ? { under } : {};
   const processor = session.processor({
-    events: options.events ? new Set(options.events) : undefined,
-    threads: options.threads,
+    events: events ? new Set(events) : undefined,
+    threads,
     filter,
     sink: (rec) => queue.push(rec),
   });
-  const signal = options.signal;
-  const loop = session.loop({
-    ...processor.loopHandlers(),
-    tick: () => session.tick(),
-    stopped: () => signal?.aborted ?? false,
-  });
+  const loop = session.loop(processor, { stopped: () => signal?.aborted ?? false });
   const onAbort = () => session.poller.wake();
   signal?.addEventListener("abort", onAbort);
   try {
-    options.onListening?.(session.tree);
+    onListening?.(session.tree);
     while (!signal?.aborted) {
       const drained = loop.drainOnce();
       for (let i = 0; i < queue.length; i++) {

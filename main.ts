@@ -26,7 +26,7 @@ Commands:
   watch   stream process events as JSON lines, each with its ancestor chain
             proctree watch --events exec | jq -c '{pid, argv, chain}'
   run     run a command and record every process it starts
-            proctree run --summary audit.json --html audit.html -- npm install
+            proctree run --summary run.json --html run.html -- npm install
   report  a page (or Perfetto trace) of the processes in a watch log, or a path's history
             proctree report events.jsonl --under sshd --html ssh.html
   chain   print the ancestors of a live process (pid|comm|user;…)

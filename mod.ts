@@ -27,6 +27,7 @@ export {
   listen,
   type Listening,
   type ListenOptions,
+  type LoopHooks,
   type ProcessorConfig,
   rawEvents,
   type RawEventsOptions,
@@ -119,6 +120,9 @@ export {
   type Image,
   netLine,
   type NetSummary,
+  Subtree,
+  type SubtreeEntry,
+  type SubtreeTotals,
   type TouchedIndex,
   type Toucher,
 } from "./lib/report/subtree.ts";

@@ -109,6 +109,19 @@ export interface ListenOptions {
   net?: boolean;
 }
 
+/** What a caller adds to a session's loop ({@linkcode Session.loop}). */
+export interface LoopHooks {
+  /**
+   * After the session's upkeep, on every tick (`LoopHandlers.tick`); `nowNs`:
+   * CLOCK_MONOTONIC then.
+   */
+  tick?(idle: boolean, nowNs: number): void;
+  /** Checked after every wake-up; true ends the loop. */
+  stopped(): boolean;
+  /** The watched output went away. */
+  hangup?(): void;
+}
+
 /** What a processor needs beyond what the session provides. */
 export type ProcessorConfig = Omit<
   ProcessorOptions,
@@ -386,10 +399,22 @@ export class Session {
   }
 
   /**
-   * The read loop over this session's sources: paced ({@linkcode PACE_MS}) unless reading
-   * at real-time priority, whose point is to read each process before it can exit.
+   * The read loop of `processor` over this session's sources, the one assembly `watch`,
+   * `run` and the library share: the session's upkeep ({@linkcode Session.tick}) on every
+   * tick before `hooks.tick`. Paced ({@linkcode PACE_MS}) unless reading at real-time
+   * priority, whose point is to read each process before it can exit.
    */
-  loop(handlers: LoopHandlers, tickMs?: number): EventLoop {
+  loop(processor: EventProcessor, hooks: LoopHooks, tickMs?: number): EventLoop {
+    const handlers: LoopHandlers = {
+      ...processor.loopHandlers(),
+      tick: (idle) => {
+        const nowNs = monotonicNs();
+        this.tick(nowNs);
+        hooks.tick?.(idle, nowNs);
+      },
+      stopped: hooks.stopped,
+      hangup: hooks.hangup,
+    };
     // Without BPF exec facts a paced drain costs short-lived execs their argv: pace only
     // true storms then.
     const stormUnits = this.bpfExec ? STORM_UNITS : PROC_STORM_UNITS;

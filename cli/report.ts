@@ -37,7 +37,8 @@ Options:
   --path PATH          print the changes to PATH and under it (a rename: either side)
   --json               with --path: print the log's own lines, for jq
   --under NAME|PATH|PID|ID  only processes that are, or descend from, one with this comm or
-                       program name, executable path, pid or id; repeatable
+                       program name (executable, script or argv[0]), executable or script
+                       path, pid or id, as watch means them; repeatable
   --since TIME         only events at or after TIME (ISO 8601, e.g. 2026-11-29T18:00:00Z)
   --until TIME         only events at or before TIME
   --max-processes N    show at most N processes, the first in lineage order (default ${DEFAULT_MAX_REPORT_PROCESSES});
@@ -216,7 +217,7 @@ export function runReport(c: ReportConfig): number {
     maxProcesses: c.maxProcesses,
   });
   readLines(c.log, (l) => index.line(l));
-  const builder = index.auditor();
+  const builder = index.builder();
   if (builder.needed) readLines(c.log, (l) => builder.line(l));
   const r = builder.finish();
   if (r.records === 0) {

@@ -33,7 +33,7 @@ import { DRAIN_MS, drainNote, LineWriter } from "../lib/sink/line_writer.ts";
 import { FdWriter } from "../ffi/sink/fd_writer.ts";
 import { procfs } from "../ffi/procfs.ts";
 import { lostRecord, toJsonLine } from "../lib/record/record.ts";
-import { Audit } from "../lib/report/subtree.ts";
+import { Subtree } from "../lib/report/subtree.ts";
 import { pageNonce, renderHtml } from "../lib/report/html.ts";
 import { traceOf } from "../lib/report/trace.ts";
 import { stringifyDeep } from "../lib/sink/json.ts";
@@ -79,7 +79,7 @@ ${NET_HELP}
   -h, --help           this help
 
 Example:
-  proctree run --summary audit.json -- sh -c 'npm install'`;
+  proctree run --summary run.json -- sh -c 'npm install'`;
 
 /** How often descendants still open after CMD ended are checked against `/proc`. */
 const ORPHAN_CHECK_NS = 200e6;
@@ -215,7 +215,7 @@ export async function runCommand(c: RunConfig): Promise<number> {
     const dropLine = (n: number) => toJsonLine(lostRecord(clock.iso(monotonicNs()), n, "output"));
     const out = outFile || c.json ? new LineWriter(outFile ?? stdout, dropLine) : null;
 
-    const audit = new Audit();
+    const subtree = new Subtree();
     const self = Deno.pid;
     let rootPid = 0;
     let root: ProcNode | null = null;
@@ -225,9 +225,9 @@ export async function runCommand(c: RunConfig): Promise<number> {
     };
     const processor = session.processor({
       filter: { under: [isRoot] },
-      chains: out !== null, // the audit needs no chain strings; only JSON lines carry them
+      chains: out !== null, // the subtree needs no chain strings; only JSON lines carry them
       sink: (rec, node) => {
-        audit.add(rec, node);
+        subtree.add(rec, node);
         out?.push(toJsonLine(rec));
       },
     });
@@ -263,28 +263,26 @@ export async function runCommand(c: RunConfig): Promise<number> {
     let lastCheckNs = 0;
     const done = (): boolean => {
       if (status === null) return false;
-      if (!c.waitOrphans || audit.open.size === 0) return true;
+      if (!c.waitOrphans || subtree.open.size === 0) return true;
       // Descendants still open after CMD ended: confirm each against /proc now and then,
       // so a lost exit event cannot keep the run waiting forever.
       const now = monotonicNs();
       if (now - lastCheckNs < ORPHAN_CHECK_NS) return false;
       lastCheckNs = now;
-      for (const node of [...audit.open.keys()]) {
+      for (const node of [...subtree.open.keys()]) {
         // Gone, or the pid now belongs to another process. (A zombie has exited: its exit
         // event, if lost, is not coming back, but its reaping soon makes it gone.)
         const st = procfs.stat(node.pid);
-        if (!st || !tree.sameStart(node, st.startTicks)) audit.markGone(node, clock.iso(now));
+        if (!st || !tree.sameStart(node, st.startTicks)) subtree.markGone(node, clock.iso(now));
       }
-      return audit.open.size === 0;
+      return subtree.open.size === 0;
     };
     let broken = false;
     try {
-      await session.loop({
-        ...processor.loopHandlers(),
+      await session.loop(processor, {
         tick: (idle) => {
           if (idle) out?.flush();
           else out?.flushIfDue();
-          session.tick();
         },
         stopped: done,
       }, 100).run();
@@ -309,16 +307,16 @@ export async function runCommand(c: RunConfig): Promise<number> {
       : st.code;
     const counters = processor.counters;
     const lost = counters.lost + counters.overrunsUncounted;
-    const totals = audit.totals(lost);
+    const totals = subtree.totals(lost);
     if (c.tree) {
       say(
         `proctree: ${count(totals.processes, "process")}, ${totals.failed} exited non-zero, ` +
           `${totals.killed} killed` + (lost ? `; INCOMPLETE: ${lost} events lost` : ""),
       );
-      const text = audit.format();
+      const text = subtree.format();
       if (text) say(text);
     }
-    const roots = audit.root ? [audit.root] : [];
+    const roots = subtree.root ? [subtree.root] : [];
     const reports: [string | undefined, () => string][] = [
       [c.summary, () =>
         stringifyDeep({
@@ -326,8 +324,8 @@ export async function runCommand(c: RunConfig): Promise<number> {
           exit_status: exitStatus,
           complete: lost === 0 && !broken,
           totals,
-          tree: audit.root,
-          ...(c.files.length ? { files_touched: audit.touched() } : {}),
+          tree: subtree.root,
+          ...(c.files.length ? { files_touched: subtree.touched() } : {}),
         }) + "\n"],
       [c.html, () =>
         renderHtml({
@@ -336,7 +334,7 @@ export async function runCommand(c: RunConfig): Promise<number> {
           totals,
           note: lost || broken ? `incomplete: ${lost} events lost` : undefined,
           roots,
-          paths: audit.pathsByEntry(),
+          paths: subtree.pathsByEntry(),
         }, pageNonce())],
       [c.trace, () => JSON.stringify(traceOf(roots)) + "\n"],
     ];

@@ -63,8 +63,8 @@ Options:
                        unknown always print. The events:
 ${eventsHelp("                         ")}
   --under NAME|PATH|PID|ID  only processes that are, or descend from, a process with this
-                       comm or executable name, this executable path, this pid or this id;
-                       repeatable
+                       comm or program name (executable, script or argv[0]), this executable
+                       or script path, this pid or this id; repeatable
   --user NAME|UID      only processes of this user; repeatable
   --comm NAME          only processes with this comm; repeatable
   --threads            also report thread creation and exit (tid differs from pid)
@@ -388,13 +388,10 @@ export async function runWatch(c: WatchConfig): Promise<number> {
     const stats = new StatsClock(c.statsMs);
     if (!c.quiet) say(listeningLine(session));
     try {
-      await session.loop({
-        ...processor.loopHandlers(),
-        tick: (idle) => {
-          const now = monotonicNs();
-          // Swept first, so a stats line shows the tree within its bounds, not a batch's
-          // exits still waiting for the sweep.
-          session.tick(now);
+      // The session sweeps before this tick: a stats line shows the tree within its bounds,
+      // not a batch's exits still waiting for the sweep.
+      await session.loop(processor, {
+        tick: (idle, now) => {
           if (stats.due(now)) {
             out.push(format(
               stats.record(now, clock, processor.counters, tree.stats, session.connector.stats),

@@ -151,7 +151,7 @@ export interface RunSummary {
   exit_status: number;
   complete: boolean;
   totals: { processes: number; failed: number; killed: number; lost_events: number };
-  tree: import("../lib/report/subtree.ts").AuditEntry;
+  tree: import("../lib/report/subtree.ts").SubtreeEntry;
 }
 
 /** Runs `proctree run -q --no-tree --summary TMP -- CMD…`; its status, stderr and summary. */

@@ -8,7 +8,7 @@ import { processRecord } from "../lib/record/record.ts";
 import { PidTree } from "../lib/tree/tree.ts";
 import { Users } from "../lib/tree/users.ts";
 import { WallClock } from "../lib/time.ts";
-import { byName } from "../lib/tree/lineage.ts";
+import { byName, nameMatches } from "../lib/tree/lineage.ts";
 import {
   EVENT_BITS,
   EVENT_KINDS,
@@ -259,4 +259,23 @@ Deno.test("exec reads: what another source vouches for is not read from /proc", 
   const unnamed = new ExecReads(spy, () => 1e9, () => true, false);
   unnamed.readNew(batch, 0);
   assertEquals(asked, ["exe"]);
+});
+
+Deno.test("lineage: --under means one thing live and in a log: comm cut to 15, program, script, argv[0]", () => {
+  const live = {
+    comm: "very-long-name-".slice(0, 15),
+    exe: "/usr/bin/python3.11",
+    script: null,
+    argv: ["/opt/tools/very-long-name-tool", "x"],
+  };
+  // The same facts as a tree node and as a watch line's fields.
+  for (const p of [live, { ...live, argv: [...live.argv] }]) {
+    assertEquals(nameMatches("very-long-name-tool", p), true); // argv[0]'s basename
+    assertEquals(nameMatches("very-long-name-", p), true); // the comm
+    assertEquals(nameMatches("very-long-name-xyz", p), true); // cut to 15 like the kernel
+    assertEquals(nameMatches("python3.11", p), true);
+    assertEquals(nameMatches("/usr/bin/python3.11", p), true);
+    assertEquals(nameMatches("/opt/tools/very-long-name-tool", p), false); // a path is the program's
+    assertEquals(nameMatches("python3", p), false);
+  }
 });

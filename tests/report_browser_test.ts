@@ -3,7 +3,7 @@
 import { assert, assertEquals } from "@std/assert";
 import { hasCommand, noKernel, PROCTREE } from "./kernel.ts";
 import { renderHtml } from "../lib/report/html.ts";
-import type { AuditEntry } from "../lib/report/subtree.ts";
+import type { SubtreeEntry } from "../lib/report/subtree.ts";
 import { HOSTILE } from "./fixtures.ts";
 
 const chromium = ["chromium", "chromium-browser"].find(hasCommand) ?? null;
@@ -107,12 +107,12 @@ Deno.test({
 });
 
 /** A synthetic build of `n` processes: a make with children of children. */
-function bigTree(n: number): AuditEntry {
+function bigTree(n: number): SubtreeEntry {
   const iso = (us: number) => {
     const d = new Date(Date.UTC(2026, 10, 29) + Math.floor(us / 1000)).toISOString();
     return `${d.slice(0, 23)}${String(us % 1000).padStart(3, "0")}Z`;
   };
-  const mk = (pid: number, t: number): AuditEntry => ({
+  const mk = (pid: number, t: number): SubtreeEntry => ({
     pid,
     ppid: null,
     comm: "cc",

@@ -1,9 +1,9 @@
 import { assert, assertEquals } from "@std/assert";
-import type { AuditEntry } from "../lib/report/subtree.ts";
+import type { SubtreeEntry } from "../lib/report/subtree.ts";
 import { escapeHtml, outcomeOf, pageRows, renderHtml } from "../lib/report/html.ts";
 import { isoToUs } from "../lib/time.ts";
 import { traceOf } from "../lib/report/trace.ts";
-import { LogAuditor } from "../lib/report/log_subtree.ts";
+import { LogSubtrees } from "../lib/report/log_subtree.ts";
 import { parseReportConfig } from "../cli/report.ts";
 import { CliError } from "../cli/errors.ts";
 import { HOSTILE } from "./fixtures.ts";
@@ -14,8 +14,8 @@ function entry(
   startMs: number,
   endMs: number | null,
   exit: number | null,
-  children: AuditEntry[] = [],
-): AuditEntry {
+  children: SubtreeEntry[] = [],
+): SubtreeEntry {
   const iso = (ms: number) =>
     new Date(Date.UTC(2026, 10, 29, 12) + ms).toISOString().replace("Z", "000Z");
   return {
@@ -34,7 +34,7 @@ function entry(
 }
 
 /** A tree: make → (cc ok, cc failed, <hostile> killed, unknown). */
-export function sampleTree(): AuditEntry {
+export function sampleTree(): SubtreeEntry {
   const killed = entry(13, [HOSTILE], 30, 40, null);
   killed.signal = "SIGKILL";
   return entry(10, ["make", "-j2"], 0, 100, 2, [
@@ -166,7 +166,7 @@ function logLines(): string[] {
 }
 
 Deno.test("report from a log: joined by id, windowed, under a name, bounded", () => {
-  const all = new LogAuditor();
+  const all = new LogSubtrees();
   for (const l of logLines()) all.line(l);
   const r = all.finish();
   assertEquals(r.roots.map((e) => e.pid), [10, 11]);
@@ -178,15 +178,15 @@ Deno.test("report from a log: joined by id, windowed, under a name, bounded", ()
   assertEquals(r.totals, { processes: 3, failed: 1, killed: 0, lost_events: 3 });
   assertEquals([r.malformed, r.withoutId], [1, 1]);
 
-  const under = new LogAuditor({ under: ["sshd"] });
+  const under = new LogSubtrees({ under: ["sshd"] });
   for (const l of logLines()) under.line(l);
   assertEquals(under.finish().totals.processes, 2);
 
-  const window = new LogAuditor({ sinceUs: isoToUs("2026-11-29T12:00:02.500000Z") });
+  const window = new LogSubtrees({ sinceUs: isoToUs("2026-11-29T12:00:02.500000Z") });
   for (const l of logLines()) window.line(l);
   assertEquals(window.finish().roots.map((e) => e.comm), ["cron"]);
 
-  const bounded = new LogAuditor({ maxProcesses: 2 });
+  const bounded = new LogSubtrees({ maxProcesses: 2 });
   for (const l of logLines()) bounded.line(l);
   const b = bounded.finish();
   assertEquals([b.totals.processes, b.leftOut], [2, 1]);
@@ -232,7 +232,7 @@ Deno.test("report config: the log, at least one output, times checked", () => {
 });
 
 Deno.test("report from a log: a parent_id loop is cut and said, no process lost", () => {
-  const a = new LogAuditor();
+  const a = new LogSubtrees();
   const fork = (pid: number, id: string, parent: string) =>
     JSON.stringify({
       event: "fork",

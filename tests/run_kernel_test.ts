@@ -1,6 +1,6 @@
 import { assert, assertEquals, assertMatch } from "@std/assert";
 import { noKernel, PROCTREE, runWithSummary } from "./kernel.ts";
-import type { AuditEntry } from "../lib/report/subtree.ts";
+import type { SubtreeEntry } from "../lib/report/subtree.ts";
 
 const ignore = noKernel !== null;
 const decoder = new TextDecoder();
@@ -22,9 +22,9 @@ async function proctreeRun(args: string[], stdin?: string) {
 }
 
 function flatten(
-  e: AuditEntry,
-  parent: AuditEntry | null = null,
-  out: [AuditEntry, AuditEntry | null][] = [],
+  e: SubtreeEntry,
+  parent: SubtreeEntry | null = null,
+  out: [SubtreeEntry, SubtreeEntry | null][] = [],
 ) {
   out.push([e, parent]);
   for (const c of e.children) flatten(c, e, out);
@@ -42,7 +42,7 @@ Deno.test(
     await Deno.remove(summary);
     assertEquals(doc.exit_status, 3);
     const all = flatten(doc.tree);
-    const root = doc.tree as AuditEntry;
+    const root = doc.tree as SubtreeEntry;
     assertEquals(root.argv?.slice(1), ["-c", script]);
     assertEquals(root.exit_code, 3);
     // ls lives about a millisecond: it may be gone before /proc is read. Then its names
@@ -81,7 +81,7 @@ Deno.test(
     assertEquals(r.code, 0, r.stderr);
     const doc = JSON.parse(await Deno.readTextFile(summary));
     await Deno.remove(summary);
-    const children = (doc.tree as AuditEntry).children;
+    const children = (doc.tree as SubtreeEntry).children;
     if (doc.totals.lost_events === 0) {
       assertEquals(children.length, 2001, "2000 × true and one seq");
       assert(children.every((c) => c.exit_code === 0));

@@ -1,7 +1,7 @@
 // A process ends when its last thread ends (issue 17, false exits), against the real kernel.
 import { assert, assertEquals } from "@std/assert";
 import { compileHelper, noKernel, of, runWithSummary, sleep, startProctree } from "./kernel.ts";
-import type { AuditEntry } from "../lib/report/subtree.ts";
+import type { SubtreeEntry } from "../lib/report/subtree.ts";
 
 const helper = await compileHelper("threads", ["-pthread"]);
 const ignore = noKernel !== null || helper === null;
@@ -30,8 +30,8 @@ Deno.test(
     const r = await runWithSummary(["sh", "-c", `${helper} mainexit & exit 0`]);
     const doc = r.doc;
     assertEquals(r.code, 0, r.stderr);
-    const all: AuditEntry[] = [];
-    const walk = (e: AuditEntry) => (all.push(e), e.children.forEach(walk));
+    const all: SubtreeEntry[] = [];
+    const walk = (e: SubtreeEntry) => (all.push(e), e.children.forEach(walk));
     walk(doc.tree);
     const prog = all.find((e) => e.argv?.[1] === "mainexit");
     assert(prog, "the threaded program was recorded");

@@ -15,16 +15,17 @@
 import type { Decoded } from "../event/wire.ts";
 import type { ProcReader } from "../tree/proc_parse.ts";
 import type { ExecInfo, PidTree } from "../tree/tree.ts";
-import { lostRecord } from "../record/record.ts";
+import { lostRecord, resyncRecord } from "../record/record.ts";
 import type { Users } from "../tree/users.ts";
 import type { WallClock } from "../time.ts";
 import type { LoopHandlers } from "./loop.ts";
 import { LossAccounting } from "../event/loss.ts";
 import { type ProcessFilter, RecordFilter } from "./filter.ts";
-import { resyncTree } from "../tree/resync.ts";
+import { Resyncs } from "../tree/resync.ts";
 import type { ExecStage, LineStage, StageLoss } from "./stage.ts";
 import { EventApply, type RecordSink } from "./apply.ts";
-import { ExecFacts, type FactBatch } from "./exec_facts.ts";
+import { ExecFacts } from "./exec_facts.ts";
+import { BatchHold, type PendingBatch } from "./hold.ts";
 import { StageLines } from "./stage_lines.ts";
 
 export type { ProcessFilter } from "./filter.ts";
@@ -64,14 +65,6 @@ export interface ProcessorOptions {
   lineStages?: readonly LineStage[];
 }
 
-/** A drained batch that waits for a stage to settle an exec, or is being applied. */
-interface PendingBatch extends FactBatch {
-  /** When it was drained (CLOCK_MONOTONIC ms). */
-  drainedMs: number;
-  /** An overrun came before this batch. */
-  overrun: boolean;
-}
-
 /** Running totals. */
 export interface ProcessorCounters {
   /** Process events handled. */
@@ -92,14 +85,11 @@ export interface ProcessorCounters {
   stages?: Readonly<Record<string, number>>;
 }
 
-/** Least time between two resyncs with `/proc`, in ms. */
-export const RESYNC_INTERVAL_MS = 1000;
-
 /** The event pipeline shared by `watch`, `run` and the library. */
 export class EventProcessor {
-  readonly #counts = { events: 0, malformed: 0, unknown: 0, resyncs: 0 };
-  /** Batches waiting for a stage to settle an exec, oldest first. */
-  #pending: PendingBatch[] = [];
+  readonly #counts = { events: 0, malformed: 0, unknown: 0 };
+  /** Batches waiting for a stage to settle an exec. */
+  #hold: BatchHold;
   /** A batch of this drain left a source with more to read. */
   #drainIncomplete = false;
   #overrunPending = false;
@@ -109,7 +99,7 @@ export class EventProcessor {
   #apply: EventApply;
   /** Newest kernel timestamp seen: the time of lines that have none of their own. */
   #lastNs = 0;
-  #lastResyncMs = -Infinity;
+  #resyncs: Resyncs;
   readonly #stages: readonly (ExecStage | LineStage)[];
   readonly #lines: StageLines;
 
@@ -120,6 +110,8 @@ export class EventProcessor {
     this.#stages = [...options.stages ?? [], ...options.lineStages ?? []];
     this.#loss = new LossAccounting(options.kernelFilter ?? false);
     this.#facts = new ExecFacts(reader, options.now, options.stages ?? []);
+    this.#hold = new BatchHold(this.#facts.waitMs);
+    this.#resyncs = new Resyncs(tree, reader);
     const filter = new RecordFilter(tree, options.events, options.filter);
     const chains = options.chains ?? true ? tree : null;
     const ctx = { clock: options.clock, users: options.users, chains, ids: tree };
@@ -134,6 +126,7 @@ export class EventProcessor {
       ...this.#counts,
       lost: this.#loss.lost,
       overrunsUncounted: this.#loss.uncounted,
+      resyncs: this.#resyncs.count,
       execsUnreadable: this.#apply.execsUnreadable,
       stages: Object.assign({}, ...this.#stages.map((s) => s.counters())),
     };
@@ -169,9 +162,7 @@ export class EventProcessor {
    */
   dueInMs(): number | null {
     if (this.#lines.holding()) return 0; // the same
-    const h = this.#pending[0];
-    if (!h) return null;
-    return Math.max(0, h.drainedMs + this.#facts.waitMs - this.#o.now() / 1e6);
+    return this.#hold.dueInMs(this.#o.now() / 1e6);
   }
 
   /** Applies every pending batch now: execs whose stages could not settle keep their facts. */
@@ -186,19 +177,10 @@ export class EventProcessor {
     this.#facts.tick(nowNs / 1e6);
   }
 
-  /**
-   * A resync reads every process in `/proc`: on a host with tens of thousands of them that
-   * takes long enough for more events to be lost, and a resync after every loss would
-   * never catch up. So resyncs are at least {@linkcode RESYNC_INTERVAL_MS} apart; losses in
-   * between wait for the next one.
-   */
+  /** A resync after losses, when one may run (`Resyncs`) and no batch is held. */
   #resyncIfDue(): void {
-    // Not while batches are pending: they describe the time before what /proc shows now.
-    if (!this.#loss.needResync || this.#pending.length > 0) return;
-    const nowMs = this.#o.now() / 1e6;
-    if (nowMs - this.#lastResyncMs < RESYNC_INTERVAL_MS) return;
-    this.#lastResyncMs = nowMs;
-    this.resync();
+    if (!this.#loss.needResync || this.#hold.holding) return;
+    if (this.#resyncs.due(this.#o.now() / 1e6)) this.resync();
   }
 
   /**
@@ -214,21 +196,15 @@ export class EventProcessor {
   overrun(): void {
     this.#o.tree.lost(this.#o.now());
     this.#facts.lost();
-    if (this.#pending.length > 0) this.#overrunPending = true; // it belongs after them
+    if (this.#hold.holding) this.#overrunPending = true; // it belongs after them
     else if (this.#loss.overrun()) this.#uncountedLoss();
   }
 
   /** Reconciles the tree with `/proc` and prints a `resync` line. */
   resync(): void {
     this.#loss.resynced();
-    const r = resyncTree(this.#o.tree, this.#o.reader, this.#lastNs);
-    this.#counts.resyncs++;
-    this.#o.sink({
-      event: "resync",
-      time: this.#o.clock.iso(this.#lastNs),
-      added: r.added,
-      removed: r.removed,
-    }, null);
+    const r = this.#resyncs.run(this.#lastNs);
+    this.#o.sink(resyncRecord(this.#o.clock.iso(this.#lastNs), r), null);
   }
 
   /** A `lost` line for each loss, dated by the newest event seen. */
@@ -253,18 +229,14 @@ export class EventProcessor {
       this.#applyFrom(h, true);
       return;
     }
-    this.#pending.push({ ...h, events: batch.slice() }); // the loop reuses its batch array
+    this.#hold.push({ ...h, events: batch.slice() }); // the loop reuses its batch array
     this.#release(false);
   }
 
   /** Applies pending batches in order, as far as their stages allow (all: `force`). */
   #release(force: boolean): void {
-    const nowMs = this.#o.now() / 1e6;
-    while (this.#pending.length > 0) {
-      const h = this.#pending[0];
-      if (!this.#applyFrom(h, force || nowMs - h.drainedMs >= this.#facts.waitMs)) return;
-      this.#pending.shift();
-    }
+    this.#hold.release(this.#o.now() / 1e6, force, (h, waitedOut) => this.#applyFrom(h, waitedOut));
+    if (this.#hold.holding) return;
     if (this.#overrunPending) {
       this.#overrunPending = false;
       if (this.#loss.overrun()) this.#uncountedLoss();
@@ -293,7 +265,7 @@ export class EventProcessor {
 
   /** The line stages' lines that are due (`StageLines.print`); not before pending batches. */
   #stageLines(drained: boolean, emptied: boolean): void {
-    if (drained && this.#pending.length > 0) return; // their batch is not applied yet
+    if (drained && this.#hold.holding) return; // their batch is not applied yet
     this.#lines.print(this.#lastNs, drained, emptied);
   }
 

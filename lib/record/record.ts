@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { ProcessTree, ProcNode } from "../tree/tree.ts";
+import type { ProcessTree, ProcNode, ResyncResult } from "../tree/tree.ts";
 import type { Users } from "../tree/users.ts";
 import type { EventKind } from "../event/kinds.ts";
 import type { ProcEvent } from "../event/wire.ts";
@@ -343,6 +343,11 @@ function identify(
       ? null
       : Math.round((node.exitNs - startNs) / 1e3) / 1e3;
   }
+}
+
+/** A `resync` line: what reconciling the tree with `/proc` added and marked gone. */
+export function resyncRecord(time: string, r: ResyncResult): WatchRecord {
+  return { event: "resync", time, added: r.added, removed: r.removed };
 }
 
 /** A `lost` line: `count` events (null: at least one) dropped for `reason`. */

@@ -13,12 +13,12 @@
  */
 
 import {
-  type AuditEntry,
-  type AuditTotals,
   entryName,
   fileLine,
   flatten,
   netLine,
+  type SubtreeEntry,
+  type SubtreeTotals,
 } from "./subtree.ts";
 import { isoToUs } from "../time.ts";
 
@@ -29,13 +29,13 @@ export interface ReportDoc {
   /** The command's exit status (null: not a run, or unknown). */
   exitStatus: number | null;
   /** Totals over the processes shown. */
-  totals: AuditTotals;
+  totals: SubtreeTotals;
   /** A note shown under the header (what was left out), if any. */
   note?: string;
   /** The processes: one tree per root. */
-  roots: AuditEntry[];
+  roots: SubtreeEntry[];
   /** The paths each process changed (`run --files`): the filter finds a process by them. */
-  paths?: ReadonlyMap<AuditEntry, readonly string[]>;
+  paths?: ReadonlyMap<SubtreeEntry, readonly string[]>;
 }
 
 /** How a process ended, as the page colours it. */
@@ -73,7 +73,7 @@ export interface PageRow {
 }
 
 /** How an entry ended. */
-export function outcomeOf(e: AuditEntry): Outcome {
+export function outcomeOf(e: SubtreeEntry): Outcome {
   if (e.signal !== null) return "killed";
   // A non-zero exit is an answer, not always a failure (`dpkg --compare-versions` says "no"
   // with 1): shown with its code, in a colour of its own, never as red as a kill.
@@ -85,8 +85,8 @@ export function outcomeOf(e: AuditEntry): Outcome {
 
 /** The rows of `roots`, depth first (lineage order), times relative to the earliest start. */
 export function pageRows(
-  roots: readonly AuditEntry[],
-  paths?: ReadonlyMap<AuditEntry, readonly string[]>,
+  roots: readonly SubtreeEntry[],
+  paths?: ReadonlyMap<SubtreeEntry, readonly string[]>,
 ): PageRow[] {
   const flat = flatten(roots);
   let t0 = Infinity;

@@ -7,15 +7,22 @@
  *
  * Memory is bounded by reading the log twice: {@linkcode LogIndex} keeps only the shape (who
  * created whom, who matches `--under`: an id string and a few numbers a process), decides
- * which processes the page keeps, and {@linkcode LogIndex.auditor} builds entries for those
- * alone. {@linkcode LogAuditor} does both in one pass, for logs that fit in memory.
+ * which processes the page keeps, and {@linkcode LogIndex.builder} builds entries for those
+ * alone. {@linkcode LogSubtrees} does both in one pass, for logs that fit in memory.
  *
  * @module
  */
 
-import { applyRecord, type AuditEntry, type AuditTotals, newEntry, totalsOf } from "./subtree.ts";
+import {
+  applyRecord,
+  newEntry,
+  type SubtreeEntry,
+  type SubtreeTotals,
+  totalsOf,
+} from "./subtree.ts";
 import type { WatchRecord } from "../record/record.ts";
 import { isoToUs } from "../time.ts";
+import { nameMatches } from "../tree/lineage.ts";
 
 /** Most processes a report shows by default. */
 export const DEFAULT_MAX_REPORT_PROCESSES = 20_000;
@@ -36,11 +43,11 @@ export interface LogSelection {
 }
 
 /** The trees of a log. */
-export interface LogAudit {
+export interface LogSubtree {
   /** One tree per process whose creator is not in the window. */
-  roots: AuditEntry[];
+  roots: SubtreeEntry[];
   /** Totals over the processes kept. */
-  totals: AuditTotals;
+  totals: SubtreeTotals;
   /** Processes of the window (and selection) beyond the limit. */
   leftOut: number;
   /** Lines that were not JSON objects. */
@@ -65,14 +72,14 @@ const PROCESS_EVENTS = new Set([
   "coredump",
 ]);
 
-const base = (s: string | null | undefined) => s ? s.slice(s.lastIndexOf("/") + 1) : null;
-
-/** Whether a line names its process by `v`: id, pid, executable or script path, or a name. */
+/**
+ * Whether a line names its process by `v`: its id, its pid (any process that had it in the
+ * log's window: a log has no live process to pin it to), or a name or path as `--under`
+ * means it live (`nameMatches`).
+ */
 function recordMatches(rec: WatchRecord, v: string): boolean {
   if (v === rec.id || v === String(rec.pid)) return true;
-  if (v.includes("/")) return v === rec.exe || v === rec.script;
-  return v === rec.comm || v === base(rec.exe) || v === base(rec.argv?.[0]) ||
-    v === base(rec.script);
+  return nameMatches(v, rec);
 }
 
 /** A log line as a record, or why not: `malformed` (not a record), `none` (blank). */
@@ -258,7 +265,7 @@ export class LogIndex {
   }
 
   /** Pass two: a builder of the kept processes' entries (feed it the same log again). */
-  auditor(plan: LogPlan = this.plan()): EntryBuilder {
+  builder(plan: LogPlan = this.plan()): EntryBuilder {
     return new EntryBuilder(this, plan);
   }
 
@@ -303,7 +310,7 @@ export class EntryBuilder {
   readonly #index: LogIndex;
   readonly #plan: LogPlan;
   readonly #kept: Set<number>;
-  readonly #entries = new Map<number, AuditEntry>();
+  readonly #entries = new Map<number, SubtreeEntry>();
 
   /** A builder for `plan` over `index`. */
   constructor(index: LogIndex, plan: LogPlan) {
@@ -337,9 +344,9 @@ export class EntryBuilder {
   }
 
   /** The trees, in lineage order, with the totals and what was left out. */
-  finish(): LogAudit {
-    const roots: AuditEntry[] = [];
-    const all: AuditEntry[] = [];
+  finish(): LogSubtree {
+    const roots: SubtreeEntry[] = [];
+    const all: SubtreeEntry[] = [];
     const { kept, cycleRoots } = this.#plan;
     for (const i of kept) {
       const e = this.#entries.get(i);
@@ -379,11 +386,11 @@ function idOf(text: string): string | null {
  * Both passes at once, for a log that fits in memory (tests, the library): every process
  * gets an entry; {@linkcode finish} keeps what the page shows.
  */
-export class LogAuditor {
+export class LogSubtrees {
   #index: LogIndex;
   #lines: [WatchRecord, number][] = [];
 
-  /** An auditor for `selection`. */
+  /** The subtrees of a log for `selection`. */
   constructor(selection: LogSelection = {}) {
     this.#index = new LogIndex(selection);
   }
@@ -395,8 +402,8 @@ export class LogAuditor {
   }
 
   /** Links the entries into trees and applies the selection and the bound. */
-  finish(): LogAudit {
-    const b = this.#index.auditor();
+  finish(): LogSubtree {
+    const b = this.#index.builder();
     for (const [rec, i] of this.#lines) b.take(rec, i);
     return b.finish();
   }

@@ -13,8 +13,8 @@ import type { ProcNode } from "../tree/tree.ts";
 import { displayArg, displayName, MAX_INDENT } from "../sink/text_view.ts";
 import { terminalSafe } from "../text.ts";
 
-/** One process of the audited subtree. */
-export interface AuditEntry {
+/** One process of the subtree. */
+export interface SubtreeEntry {
   /** Process id. */
   pid: number;
   /** Parent process id. */
@@ -54,7 +54,7 @@ export interface AuditEntry {
   /** `report`: its `parent_id` chain loops back to itself (a damaged or forged log); shown as a root. */
   parent_cycle?: true;
   /** Processes it started. */
-  children: AuditEntry[];
+  children: SubtreeEntry[];
 }
 
 /** One program a process ran: what an exec line said of it. */
@@ -119,8 +119,8 @@ export interface NetSummary {
   more: number;
 }
 
-/** Totals of an audit. */
-export interface AuditTotals {
+/** Totals of a subtree. */
+export interface SubtreeTotals {
   /** Processes recorded. */
   processes: number;
   /** Processes that exited non-zero. */
@@ -134,7 +134,7 @@ export interface AuditTotals {
 /** One entry of {@linkcode flatten}: where it sits in the trees. */
 export interface FlatEntry {
   /** The entry. */
-  entry: AuditEntry;
+  entry: SubtreeEntry;
   /** Generations below its root (0: a root). */
   depth: number;
   /** Index of its creator in the flat list; -1 for a root. */
@@ -145,7 +145,7 @@ export interface FlatEntry {
  * The entries of the trees under `roots` in lineage order (depth first, each before its
  * children), at most `max` of them. Iterative: any depth works.
  */
-export function flatten(roots: readonly AuditEntry[], max = Infinity): FlatEntry[] {
+export function flatten(roots: readonly SubtreeEntry[], max = Infinity): FlatEntry[] {
   const out: FlatEntry[] = [];
   const stack: FlatEntry[] = [];
   for (let i = roots.length - 1; i >= 0; i--) stack.push({ entry: roots[i], depth: 0, parent: -1 });
@@ -162,7 +162,7 @@ export function flatten(roots: readonly AuditEntry[], max = Infinity): FlatEntry
 }
 
 /** A new entry for the process a record is about (name and argv come with its exec). */
-export function newEntry(rec: WatchRecord, pid: number): AuditEntry {
+export function newEntry(rec: WatchRecord, pid: number): SubtreeEntry {
   return {
     pid,
     ppid: rec.ppid ?? null,
@@ -181,16 +181,16 @@ export function newEntry(rec: WatchRecord, pid: number): AuditEntry {
 
 /** What a record says of its process: a new image, a new name, or its end. */
 /** Entries whose current image came from an exec line (a fork's is its creator's). */
-const EXECUTED = new WeakSet<AuditEntry>();
+const EXECUTED = new WeakSet<SubtreeEntry>();
 
 /** How an entry is named in the tree, the page and the trace: every image it ran, in order. */
-export function entryName(e: AuditEntry): string {
+export function entryName(e: SubtreeEntry): string {
   const now = displayName(e.argv, e.comm, e.exe);
   if (!e.earlier_images) return now;
   return [...e.earlier_images.map((i) => displayName(i.argv, i.comm, i.exe)), now].join(" → ");
 }
 
-export function applyRecord(e: AuditEntry, rec: WatchRecord): void {
+export function applyRecord(e: SubtreeEntry, rec: WatchRecord): void {
   if (rec.container_id) e.container_id = rec.container_id;
   switch (rec.event) {
     case "exec":
@@ -228,7 +228,7 @@ export function applyRecord(e: AuditEntry, rec: WatchRecord): void {
   }
 }
 
-function addFile(e: AuditEntry, rec: WatchRecord): void {
+function addFile(e: SubtreeEntry, rec: WatchRecord): void {
   const f = e.files ??= { counts: {}, paths: [], more: 0 };
   const action = rec.action ?? "?";
   f.counts[action] = (f.counts[action] ?? 0) + 1;
@@ -244,7 +244,7 @@ function addFile(e: AuditEntry, rec: WatchRecord): void {
  * destination listed (with its errno when it failed). A connect in progress that then
  * failed (`connect_result`) counts as failed and lists its destination with the errno.
  */
-function addNet(e: AuditEntry, rec: WatchRecord): void {
+function addNet(e: SubtreeEntry, rec: WatchRecord): void {
   const n = e.net ??= { counts: {}, destinations: [], more: 0 };
   const failed = rec.result !== "ok" && rec.result !== "in_progress";
   if (rec.event !== "connect_result") n.counts[rec.event] = (n.counts[rec.event] ?? 0) + 1;
@@ -277,7 +277,7 @@ export function fileLine(f: FileSummary): string {
 }
 
 /** Totals over `entries`, with `lostEvents` kernel events lost meanwhile. */
-export function totalsOf(entries: readonly AuditEntry[], lostEvents: number): AuditTotals {
+export function totalsOf(entries: readonly SubtreeEntry[], lostEvents: number): SubtreeTotals {
   return {
     processes: entries.length,
     failed: entries.filter((e) => e.exit_code !== null && e.exit_code !== 0).length,
@@ -287,32 +287,32 @@ export function totalsOf(entries: readonly AuditEntry[], lostEvents: number): Au
 }
 
 /** Builds the subtree from records that passed an `--under` filter on the root. */
-export class Audit {
-  /** The audited command's process; null until its fork was seen. */
-  root: AuditEntry | null = null;
-  #byNode = new Map<ProcNode, AuditEntry>();
-  #open = new Map<ProcNode, AuditEntry>();
-  #nodes = new Map<AuditEntry, ProcNode>();
-  /** Path → the entries that changed it and what they did (see {@linkcode Audit.touched}). */
-  #touched = new Map<string, Map<AuditEntry, string[]>>();
+export class Subtree {
+  /** The command's process; null until its fork was seen. */
+  root: SubtreeEntry | null = null;
+  #byNode = new Map<ProcNode, SubtreeEntry>();
+  #open = new Map<ProcNode, SubtreeEntry>();
+  #nodes = new Map<SubtreeEntry, ProcNode>();
+  /** Path → the entries that changed it and what they did (see {@linkcode Subtree.touched}). */
+  #touched = new Map<string, Map<SubtreeEntry, string[]>>();
   #touchedMore = 0;
 
   /** Processes seen that have not exited yet. */
-  get open(): ReadonlyMap<ProcNode, AuditEntry> {
+  get open(): ReadonlyMap<ProcNode, SubtreeEntry> {
     return this.#open;
   }
 
   /** Every entry, root first, depth first. */
-  entries(): AuditEntry[] {
+  entries(): SubtreeEntry[] {
     return flatten(this.#roots()).map((f) => f.entry);
   }
 
-  #roots(): AuditEntry[] {
+  #roots(): SubtreeEntry[] {
     return this.root ? [this.root] : [];
   }
 
   /** Milliseconds between a process's fork and exit, when both were seen (kernel times). */
-  durationMs(e: AuditEntry): number | null {
+  durationMs(e: SubtreeEntry): number | null {
     const n = this.#nodes.get(e);
     if (!n || n.startNs === null || n.exitNs === null || n.exitStatus === null) return null;
     return (n.exitNs - n.startNs) / 1e6;
@@ -340,7 +340,7 @@ export class Audit {
     if (rec.event === "exit") this.#open.delete(node);
   }
 
-  #touch(e: AuditEntry, rec: WatchRecord): void {
+  #touch(e: SubtreeEntry, rec: WatchRecord): void {
     for (const p of rec.to === undefined ? [rec.path] : [rec.path, rec.to]) {
       if (p === undefined) continue;
       let by = this.#touched.get(p);
@@ -374,8 +374,8 @@ export class Audit {
   }
 
   /** The paths each entry changed, as indexed (for the page's filter). */
-  pathsByEntry(): Map<AuditEntry, string[]> {
-    const out = new Map<AuditEntry, string[]>();
+  pathsByEntry(): Map<SubtreeEntry, string[]> {
+    const out = new Map<SubtreeEntry, string[]>();
     for (const [p, by] of this.#touched) {
       for (const e of by.keys()) {
         const list = out.get(e);
@@ -396,7 +396,7 @@ export class Audit {
   }
 
   /** Totals over every entry. */
-  totals(lostEvents: number): AuditTotals {
+  totals(lostEvents: number): SubtreeTotals {
     return totalsOf(this.entries(), lostEvents);
   }
 
@@ -423,3 +423,12 @@ export class Audit {
     return lines.join("\n");
   }
 }
+
+/** @deprecated The `run` subtree was called an audit; use {@linkcode Subtree}. */
+export const Audit: typeof Subtree = Subtree;
+/** @deprecated Use {@linkcode Subtree}. */
+export type Audit = Subtree;
+/** @deprecated Use {@linkcode SubtreeEntry}. */
+export type AuditEntry = SubtreeEntry;
+/** @deprecated Use {@linkcode SubtreeTotals}. */
+export type AuditTotals = SubtreeTotals;

@@ -9,7 +9,7 @@
  * @module
  */
 
-import type { AuditEntry } from "./subtree.ts";
+import type { SubtreeEntry } from "./subtree.ts";
 import { pageRows } from "./html.ts";
 
 /** One event of the Trace Event Format (only the fields proctree writes). */
@@ -49,7 +49,7 @@ export interface TraceDoc {
  * last event of the trace. Pids repeat across a long run: each process gets its own track
  * number (its row), and its pid is in `args`.
  */
-export function traceOf(roots: readonly AuditEntry[]): TraceDoc {
+export function traceOf(roots: readonly SubtreeEntry[]): TraceDoc {
   const rows = pageRows(roots);
   let last = 0;
   for (const r of rows) last = Math.max(last, r.end ?? r.start);

@@ -44,13 +44,31 @@ export function byNode(node: ProcNode): NodeMatcher {
   return (n) => n === node;
 }
 
+/** What {@linkcode nameMatches} looks at: a tree node and a `watch` line both have it. */
+export interface NamedProcess {
+  readonly comm?: string | null;
+  readonly exe?: string | null;
+  readonly script?: string | null;
+  readonly argv?: readonly string[] | null;
+}
+
+/** The part of `path` after its last slash; null for null. */
+function baseName(path: string | null | undefined): string | null {
+  return path == null ? null : path.slice(path.lastIndexOf("/") + 1);
+}
+
 /**
- * Matches as `--under` does: a path (with a slash) is the executable's path; a name is the
- * comm or the executable's basename.
+ * What a `--under` name or path means, for `watch`, `run` and `report` alike: a path (with a
+ * slash) is the executable's or the `#!` script's path; a name is the comm (cut to the
+ * kernel's 15 bytes) or the basename of the executable, the script or argv[0].
  */
+export function nameMatches(name: string, p: NamedProcess): boolean {
+  if (name.includes("/")) return p.exe === name || p.script === name;
+  return p.comm === name.slice(0, 15) || baseName(p.exe) === name ||
+    baseName(p.script) === name || baseName(p.argv?.[0]) === name;
+}
+
+/** Matches as `--under NAME|PATH` does ({@linkcode nameMatches}). */
 export function byName(name: string): NodeMatcher {
-  if (name.includes("/")) return byExe(name);
-  const comm = byComm(name);
-  const exe = byExe(name);
-  return (n) => comm(n) || exe(n);
+  return (n) => nameMatches(name, n);
 }
