@@ -1,12 +1,13 @@
 /**
  * One listening session, as `watch`, `run` and the library all assemble it: the sources
- * subscribed, the tree seeded from `/proc` right after, the pipeline warmed up, and the
- * processor and read loop wired to them. The CLI and the library differ only in what they
- * do with the records.
+ * subscribed, the tree seeded from `/proc` right after, the pipeline warmed up, each source's
+ * stage handed to the processor, and the read loop wired to them ({@linkcode Session.loop}).
+ * The CLI and the library differ only in what they do with the records.
  *
  * ```
- * sources (ffi/source/connector.ts) → decode (lib/event/wire.ts) → EventLoop (lib/pipeline/loop.ts)
- *   → EventProcessor (lib/pipeline/processor.ts: loss, exec reads, tree, filter, records) → sink
+ * sources (ffi/source/*.ts) → decode (lib/event/wire.ts) → EventLoop (lib/pipeline/loop.ts)
+ *   → EventProcessor (lib/pipeline/processor.ts: loss, exec facts and their stages, tree,
+ *     filter, records, line stages) → sink
  * ```
  *
  * @module

@@ -34,7 +34,7 @@ import {
 import { procfs } from "../procfs.ts";
 import { PF_EXITING } from "../../lib/tree/proc_parse.ts";
 import type { BatchSink, Source } from "../../lib/pipeline/loop.ts";
-import { NLMSG, NLMSG_TYPE } from "../../lib/event/wire.ts";
+import { NLMSG, NLMSG_TYPE } from "../../lib/netlink.ts";
 import {
   AUDIT_LOCKED,
   AUDIT_MSG,

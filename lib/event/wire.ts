@@ -2,8 +2,9 @@
  * The proc connector's wire format: `nlmsghdr` + `cn_msg` + `proc_event`, as in
  * `linux/netlink.h`, `linux/connector.h` and `linux/cn_proc.h` (x86_64 and aarch64 agree).
  *
- * This file holds the header layouts and the decoder; the per-kind payloads (codes, sizes,
- * field offsets) are rows of `event_kinds.ts`. The decoder and the encoder (`encode.ts`)
+ * This file holds the header layouts (the netlink header itself is `../netlink.ts`, shared
+ * with audit) and the decoder; the per-kind payloads (codes, sizes, field offsets) are rows
+ * of `kinds.ts`. The decoder and the encoder (`encode.ts`)
  * both read every offset from these two files.
  *
  * ```
@@ -15,10 +16,9 @@
  * @module
  */
 
-/** `struct nlmsghdr` field offsets and size. */
-export const NLMSG = { size: 16, len: 0, type: 4, flags: 6, seq: 8, pid: 12 } as const;
-/** Netlink message types (`linux/netlink.h`). */
-export const NLMSG_TYPE = { NOOP: 1, ERROR: 2, DONE: 3, OVERRUN: 4 } as const;
+import { NLMSG, NLMSG_TYPE } from "../netlink.ts";
+
+export { NLMSG, NLMSG_TYPE };
 /** `struct cn_msg` field offsets (relative to its start) and size. */
 export const CN_MSG = { size: 20, idx: 0, val: 4, seq: 8, ack: 12, len: 16, flags: 18 } as const;
 /** Where `cn_msg` starts in a datagram. */

@@ -2,9 +2,10 @@
  * The read loop shared by `watch`, `run` and the library: drain every source (in bounded
  * batches), process, flush, and only then park until a source is readable again.
  *
- * A **source** is one kernel channel (the proc connector today). It drains what it holds,
- * decoded, into the loop's batch without blocking. The loop never knows what a source is
- * made of, and the same loop runs over test sources.
+ * A **source** is one kernel channel: the proc connector drains what it holds, decoded, into
+ * the loop's batch without blocking; the others (exec names, audit, files, network, mount
+ * changes) feed their stages. The loop never knows what a source is made of, and the same
+ * loop runs over test sources.
  *
  * @module
  */
@@ -25,9 +26,9 @@ export interface BatchSink {
 }
 
 /**
- * One kernel channel. `ffi/source/connector.ts` is one; `ffi/source/exec_names.ts` holds two more (exec
- * names, mount changes) that append nothing to the batch: they feed the processor's parts.
- * Sources are drained in order, the connector first. Tests make their own.
+ * One kernel channel. `ffi/source/connector.ts` fills the batch; the others append nothing
+ * to it: they feed their stages (`stage.ts`). Sources are drained in order, the connector
+ * first. Tests make their own.
  */
 export interface Source {
   /** A short name for messages and stats (`connector`). */
