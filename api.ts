@@ -38,7 +38,7 @@ export {
 } from "./session.ts";
 export type { EventKind };
 
-/** A subscribed session: connector, seeded tree, clock (see {@linkcode Session}). */
+/** @deprecated A subscribed session is a {@linkcode Session}: use that name. */
 export type Listening = Session;
 
 /**

@@ -94,6 +94,7 @@ export {
   type ExecInfo,
   PidTree,
   type ProcessTree,
+  type ProcFacts,
   type ProcNode,
   type ResyncResult,
   type SeedEntry,

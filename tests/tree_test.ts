@@ -210,3 +210,47 @@ Deno.test("tree: the holder of a pid in a window, across reuse, eviction and los
   assertEquals(t.holder(10, 9500 * ms, 9700 * ms), null);
   assertEquals(t.holder(10, 9650 * ms, 9700 * ms), b);
 });
+
+Deno.test("tree: a child has its creator's facts until it execs; a change to either stays its own", () => {
+  const t = new PidTree();
+  t.seed([{ pid: 1, ppid: 0, comm: "init", euid: 0, startTicks: 1 }]);
+  const sh = t.exec(1, {
+    comm: "sh",
+    argv: ["sh", "-c", "x"],
+    exe: "/bin/sh",
+    uid: 0,
+    ppid: 0,
+    startTicks: 1,
+    cwd: "/root",
+    loginUid: 1000,
+  });
+  const child = t.fork(2, 1, 1e6);
+  assertEquals([child.comm, child.argv, child.exe, child.cwd, child.loginUid], [
+    "sh",
+    ["sh", "-c", "x"],
+    "/bin/sh",
+    "/root",
+    1000,
+  ]);
+  t.rename(2, "worker");
+  t.setUid(1, 33);
+  assertEquals([sh.comm, sh.uid, child.comm, child.uid], ["sh", 33, "worker", 0]);
+  // An exec that could not read the uid keeps the one the process had.
+  const ls = t.exec(2, {
+    comm: "ls",
+    argv: ["ls"],
+    exe: "/bin/ls",
+    uid: null,
+    ppid: null,
+    startTicks: null,
+    cwd: null,
+    loginUid: null,
+  });
+  assertEquals([ls.comm, ls.uid, ls.cwd, sh.comm, sh.argv], ["ls", 0, null, "sh", [
+    "sh",
+    "-c",
+    "x",
+  ]]);
+  t.forgetArgv(ls);
+  assertEquals([ls.argv, sh.argv], [null, ["sh", "-c", "x"]]);
+});

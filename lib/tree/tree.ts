@@ -18,23 +18,12 @@ import { monotonicOfTicks, processId, ticksOf } from "./identity.ts";
 import type { Container } from "./container.ts";
 
 /**
- * One process incarnation, as the tree shows it to its consumers (records, audits, the
- * library): read-only. Only the tree changes nodes, from kernel events.
+ * What a process runs as: the facts of its last exec, or its creator's until it execs (the
+ * kernel copies them into the child). The tree keeps them as one immutable object, shared
+ * by a process and the children it forks until they exec: a new fact is one field here, set
+ * in {@linkcode PidTree.exec} and read through a node.
  */
-export interface ProcNode {
-  /** Process id. */
-  readonly pid: number;
-  /** Current parent pid as last reported by the kernel (0: unknown or none). */
-  readonly ppid: number;
-  /** The creator, for lineage; null for a root or when unknown. */
-  readonly parent: ProcNode | null;
-  /** Children created by this process and still held by the tree (null: none yet; most
-   * processes never fork, and an empty Set per node costs more than the node). */
-  readonly children: ReadonlySet<ProcNode> | null;
-  /** Start: fork event time (CLOCK_MONOTONIC ns), when the fork was seen. */
-  readonly startNs: number | null;
-  /** Start from `/proc/<pid>/stat` (ticks after boot), when it was read. */
-  readonly startTicks: number | null;
+export interface ProcFacts {
   /** Kernel name; null when not known (an exec whose process could not be read). */
   readonly comm: string | null;
   /** Arguments from `/proc/<pid>/cmdline`; null when not readable. */
@@ -54,6 +43,38 @@ export interface ProcNode {
    * (a child starts in its parent's cgroup); null: none; undefined: never known.
    */
   readonly container: Container | null | undefined;
+}
+
+/** Facts of a process the tree knows nothing of yet. */
+const NO_FACTS: ProcFacts = Object.freeze({
+  comm: null,
+  argv: null,
+  exe: null,
+  script: null,
+  uid: null,
+  cwd: null,
+  loginUid: null,
+  container: undefined,
+});
+
+/**
+ * One process incarnation, as the tree shows it to its consumers (records, subtrees, the
+ * library): read-only. Only the tree changes nodes, from kernel events.
+ */
+export interface ProcNode extends ProcFacts {
+  /** Process id. */
+  readonly pid: number;
+  /** Current parent pid as last reported by the kernel (0: unknown or none). */
+  readonly ppid: number;
+  /** The creator, for lineage; null for a root or when unknown. */
+  readonly parent: ProcNode | null;
+  /** Children created by this process and still held by the tree (null: none yet; most
+   * processes never fork, and an empty Set per node costs more than the node). */
+  readonly children: ReadonlySet<ProcNode> | null;
+  /** Start: fork event time (CLOCK_MONOTONIC ns), when the fork was seen. */
+  readonly startNs: number | null;
+  /** Start from `/proc/<pid>/stat` (ticks after boot), when it was read. */
+  readonly startTicks: number | null;
   /** False once the exit was seen (or the process was found gone). */
   readonly alive: boolean;
   /** Raw wait status; null while alive or when the exit was not seen. */
@@ -64,42 +85,72 @@ export interface ProcNode {
   readonly expired: boolean;
 }
 
-/** The tree's own, writable node. */
-interface Node extends ProcNode {
+/** The tree's own, writable node; its facts are read through {@linkcode ProcFacts}. */
+class Node implements ProcNode {
+  readonly pid: number;
   ppid: number;
   parent: Node | null;
-  children: Set<Node> | null;
-  startNs: number | null;
-  startTicks: number | null;
-  comm: string | null;
-  argv: string[] | null;
-  exe: string | null;
-  script: string | null;
-  uid: number | null;
-  cwd: string | null;
-  loginUid: number | null;
-  container: Container | null | undefined;
-  alive: boolean;
-  exitStatus: number | null;
-  exitNs: number | null;
-  expired: boolean;
+  children: Set<Node> | null = null;
+  startNs: number | null = null;
+  startTicks: number | null = null;
+  facts: ProcFacts = NO_FACTS;
+  alive = true;
+  exitStatus: number | null = null;
+  exitNs: number | null = null;
+  expired = false;
   /**
    * Live threads besides the main one (null: none known). A process ends when its last
    * thread does: its main thread may end first (`pthread_exit`), and an `execve` from
    * another thread ends the main thread and makes the caller the main one.
    */
-  tids: Set<number> | null;
+  tids: Set<number> | null = null;
   /** The main thread has ended while other threads run. */
-  mainExited: boolean;
+  mainExited = false;
   /** The id, once asked for (see `identity.ts`). */
   id?: string;
   /** The process that held this pid before (one level: its own `previous` is cut). */
-  previous: Node | null;
+  previous: Node | null = null;
   /**
    * When the pid's earlier holders had all ended, CLOCK_MONOTONIC ns, as an upper bound
    * (-Infinity: none since proctree started; Infinity: not known).
    */
-  prevExitNs: number;
+  prevExitNs = -Infinity;
+
+  constructor(pid: number, parent: Node | null) {
+    this.pid = pid;
+    this.ppid = parent?.pid ?? 0;
+    this.parent = parent;
+  }
+
+  get comm(): string | null {
+    return this.facts.comm;
+  }
+  get argv(): readonly string[] | null {
+    return this.facts.argv;
+  }
+  get exe(): string | null {
+    return this.facts.exe;
+  }
+  get script(): string | null {
+    return this.facts.script;
+  }
+  get uid(): number | null {
+    return this.facts.uid;
+  }
+  get cwd(): string | null {
+    return this.facts.cwd;
+  }
+  get loginUid(): number | null {
+    return this.facts.loginUid;
+  }
+  get container(): Container | null | undefined {
+    return this.facts.container;
+  }
+
+  /** Replaces some of its facts (a new object: the old one may be shared). */
+  change(changed: Partial<ProcFacts>): void {
+    this.facts = { ...this.facts, ...changed };
+  }
 }
 
 /** What exec enrichment learned from `/proc`; null fields were not readable. */
@@ -187,30 +238,7 @@ export const DEFAULT_GRACE_MS = 60_000;
 export const DEFAULT_MAX_EXITED = 10_000;
 
 function newNode(pid: number, parent: Node | null): Node {
-  return {
-    pid,
-    ppid: parent?.pid ?? 0,
-    parent,
-    children: null,
-    startNs: null,
-    startTicks: null,
-    comm: null,
-    argv: null,
-    exe: null,
-    script: null,
-    uid: null,
-    cwd: null,
-    loginUid: null,
-    container: undefined,
-    alive: true,
-    exitStatus: null,
-    exitNs: null,
-    expired: false,
-    tids: null,
-    mainExited: false,
-    previous: null,
-    prevExitNs: -Infinity,
-  };
+  return new Node(pid, parent);
 }
 
 /**
@@ -299,11 +327,9 @@ export class PidTree implements ProcessTree {
       if (old?.alive) continue;
       const n = newNode(e.pid, null);
       this.#handOver(n, old);
-      n.comm = e.comm;
-      n.uid = e.euid;
+      n.change({ comm: e.comm, uid: e.euid, container: e.container });
       n.startTicks = e.startTicks;
       n.ppid = e.ppid;
-      n.container = e.container;
       if (e.tids?.length) n.tids = new Set(e.tids);
       this.#put(n);
       added.push([n, e.ppid]);
@@ -321,7 +347,7 @@ export class PidTree implements ProcessTree {
     const old = this.#byPid.get(pid);
     if (old?.alive && old.startNs === null && old.startTicks !== null) {
       old.startNs = timestampNs;
-      if (this.sameStart({ ...old, startTicks: null }, old.startTicks)) {
+      if (this.sameStart({ startNs: old.startNs, startTicks: null }, old.startTicks)) {
         // A fork that raced the start-up snapshot: the same process, now with its creator.
         old.ppid = parentTgid;
         if (parent && !old.parent && !this.descendsFrom(parent, old)) this.#link(old, parent);
@@ -336,14 +362,7 @@ export class PidTree implements ProcessTree {
     if (parent) {
       this.#link(n, parent);
       // The kernel copies the creator's name and credentials into the child.
-      n.comm = parent.comm;
-      n.uid = parent.uid;
-      n.argv = parent.argv;
-      n.exe = parent.exe;
-      n.script = parent.script;
-      n.cwd = parent.cwd;
-      n.loginUid = parent.loginUid;
-      n.container = parent.container;
+      n.facts = parent.facts;
     }
     n.ppid = parentTgid;
     this.#put(n);
@@ -365,18 +384,20 @@ export class PidTree implements ProcessTree {
       }
       this.#put(n);
     }
-    n.comm = info.comm;
-    n.argv = info.argv;
-    n.exe = info.exe;
-    n.script = info.script ?? null;
-    if (info.uid !== null) n.uid = info.uid;
-    if (info.ppid !== null) n.ppid = info.ppid; // read with the exec: its current parent
     // cwd and login uid may change between fork and exec (`cd dir && cmd`, a login's
     // pam_loginuid): unread means unknown. A cgroup move before an exec is rare, and a
     // child starts in its creator's cgroup: an unread container stays inherited.
-    n.cwd = info.cwd;
-    n.loginUid = info.loginUid;
-    if (info.container !== undefined) n.container = info.container;
+    n.facts = {
+      comm: info.comm,
+      argv: info.argv,
+      exe: info.exe,
+      script: info.script ?? null,
+      uid: info.uid ?? n.uid,
+      cwd: info.cwd,
+      loginUid: info.loginUid,
+      container: info.container !== undefined ? info.container : n.container,
+    };
+    if (info.ppid !== null) n.ppid = info.ppid; // read with the exec: its current parent
     // execve leaves one thread: the one that called it, which becomes the main thread.
     n.tids = null;
     n.mainExited = false;
@@ -387,14 +408,14 @@ export class PidTree implements ProcessTree {
   /** A rename reported by the kernel. */
   rename(pid: number, comm: string): ProcNode | undefined {
     const n = this.#byPid.get(pid);
-    if (n?.alive) n.comm = comm;
+    if (n?.alive) n.change({ comm });
     return n;
   }
 
   /** A change of effective uid reported by the kernel. */
   setUid(pid: number, euid: number): ProcNode | undefined {
     const n = this.#byPid.get(pid);
-    if (n?.alive) n.uid = euid;
+    if (n?.alive) n.change({ uid: euid });
     return n;
   }
 
@@ -495,7 +516,7 @@ export class PidTree implements ProcessTree {
 
   /** Stops holding a process's argv (it was printed; it is too long to keep). */
   forgetArgv(node: ProcNode): void {
-    (node as Node).argv = null;
+    (node as Node).change({ argv: null });
   }
 
   /** Thread `tid` started in process `tgid`. */
@@ -539,7 +560,7 @@ export class PidTree implements ProcessTree {
    * Whether a `/proc` start time (ticks) can belong to `node`: equal ticks, or a fork time
    * within one tick of it. Unknown start times are taken as matching.
    */
-  sameStart(node: ProcNode, startTicks: number): boolean {
+  sameStart(node: Pick<ProcNode, "startTicks" | "startNs">, startTicks: number): boolean {
     if (node.startTicks !== null) return node.startTicks === startTicks;
     if (node.startNs === null) return true;
     const expected = Math.floor((node.startNs + this.#bootOffsetNs) / (1e9 / TICKS_PER_SECOND));
