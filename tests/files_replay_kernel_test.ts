@@ -27,10 +27,13 @@ Deno.test({
     assertEquals([...r.paths].sort(), disk);
     assertEquals(records.filter((l) => l.event === "lost"), []);
     assertEquals(r.cut, 0);
-    // Every tree moved in was listed: 100 moves in, each with x and x/h (y moved up later).
-    const moves = records.filter((l) => l.action === "rename" && l.found !== undefined);
+    // Every tree moved in was listed: 100 moves in (the outside side named at read), each
+    // with its found lines. A rename inside PATH of a directory proctree knew only through a
+    // lookup is listed too, now and then (2 to 3 runs in 8, before and after issue 24's
+    // rework): the replay above takes those as well.
+    const moves = records.filter((l) => l.action === "rename" && l.named_at_read === "path");
     assertEquals(moves.length, 100);
-    for (const m of moves) assertEquals(m.named_at_read, "path");
+    for (const m of moves) assertEquals(typeof m.found, "number");
   } finally {
     await Deno.remove(w, { recursive: true });
     await Deno.remove(outside, { recursive: true });
