@@ -278,9 +278,12 @@ export class Session {
   readonly execFactsWhy: string | null;
   /** The network source (`net`); else null. */
   readonly net: BpfNetSource | null;
-  /** The stages refining exec facts (names, BPF records, audit records), in order: given to the first processor made. */
+  /**
+   * The stages refining exec facts, in order (fanotify's names, BPF records, audit records):
+   * given to the first processor made.
+   */
   #execStages: ExecStage[];
-  /** The file-change and network stages: given to the first processor made, like the exec stage. */
+  /** The file-change and network stages: given to the first processor made, like those. */
   #lineStages: LineStage[];
   #closers: { close(): void }[];
   #offsetCheckedNs = 0;

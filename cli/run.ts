@@ -8,6 +8,7 @@
 
 import { CliError, say } from "./errors.ts";
 import { holdSignals } from "./signals.ts";
+import { lineOutput } from "./output.ts";
 import { formatBytes, parseFlags } from "./flags.ts";
 import { checkWritable, LogFile, writeAtomic } from "../ffi/sink/output.ts";
 import {
@@ -29,10 +30,8 @@ import {
   sourceOptions,
 } from "./sources.ts";
 import type { ArgvMode, ExecFactsMode, ExecNameMode, Session } from "../session.ts";
-import { DRAIN_MS, drainNote, LineWriter } from "../lib/sink/line_writer.ts";
-import { FdWriter } from "../ffi/sink/fd_writer.ts";
 import { procfs } from "../ffi/procfs.ts";
-import { lostRecord, toJsonLine } from "../lib/record/record.ts";
+import { toJsonLine } from "../lib/record/record.ts";
 import { Subtree } from "../lib/report/subtree.ts";
 import { pageNonce, renderHtml } from "../lib/report/html.ts";
 import { traceOf } from "../lib/report/trace.ts";
@@ -211,9 +210,8 @@ export async function runCommand(c: RunConfig): Promise<number> {
   }
   const { tree, clock } = session;
   try {
-    const stdout = new FdWriter(1);
-    const dropLine = (n: number) => toJsonLine(lostRecord(clock.iso(monotonicNs()), n, "output"));
-    const out = outFile || c.json ? new LineWriter(outFile ?? stdout, dropLine) : null;
+    const output = outFile || c.json ? lineOutput(outFile, toJsonLine, clock) : null;
+    const out = output?.out ?? null;
 
     const subtree = new Subtree();
     const self = Deno.pid;
@@ -293,7 +291,7 @@ export async function runCommand(c: RunConfig): Promise<number> {
       await child.status;
     }
     try {
-      const left = out && drainNote(out.drain(DRAIN_MS, (ms) => stdout.writable(ms)), DRAIN_MS);
+      const left = output?.finish();
       if (left) say(left);
     } catch (e) {
       say(`proctree: ${(e as Error).message}`);

@@ -7,6 +7,7 @@
  */
 
 import { StatsClock } from "./stats.ts";
+import { lineOutput } from "./output.ts";
 import { byName, byNode } from "../lib/tree/lineage.ts";
 import { CliError, say } from "./errors.ts";
 import { holdSignals } from "./signals.ts";
@@ -32,7 +33,7 @@ import {
   sourceOptions,
 } from "./sources.ts";
 import type { ArgvMode, ExecFactsMode, ExecNameMode } from "../session.ts";
-import { DRAIN_MS, drainNote, LineWriter, MAX_PENDING_BYTES } from "../lib/sink/line_writer.ts";
+import { MAX_PENDING_BYTES } from "../lib/sink/line_writer.ts";
 import type { ProcessFilter } from "../lib/pipeline/processor.ts";
 import {
   EVENT_KINDS,
@@ -43,13 +44,12 @@ import {
   TREE_EVENTS,
 } from "../lib/event/kinds.ts";
 import type { Users } from "../lib/tree/users.ts";
-import { lostRecord, restartRecord, toJsonLine, type WatchRecord } from "../lib/record/record.ts";
+import { restartRecord, toJsonLine, type WatchRecord } from "../lib/record/record.ts";
 import { TextFormatter } from "../lib/sink/text_view.ts";
 import type { ProcessTree, ProcNode } from "../lib/tree/tree.ts";
 import { isProcessId } from "../lib/tree/identity.ts";
 import { DEFAULT_GRACE_MS, DEFAULT_MAX_EXITED } from "../lib/tree/tree.ts";
 import { DEFAULT_RCVBUF_BYTES } from "../ffi/source/connector.ts";
-import { FdWriter } from "../ffi/sink/fd_writer.ts";
 import { ECS_VERSION, toEcs } from "../lib/sink/ecs.ts";
 import { hostFacts } from "../ffi/procfs.ts";
 import { monotonicNs, type Session } from "../session.ts";
@@ -355,7 +355,6 @@ export async function runWatch(c: WatchConfig): Promise<number> {
       say(`proctree: ${c.output} had mode ${log.opened.modeWas.toString(8)}; it is now 0600`);
     }
     const text = c.format === "text" ? new TextFormatter(tree, filter.under) : null;
-    const stdout = new FdWriter(1);
     // Every line, stats and output-drop reports included, in the one chosen format.
     const host = c.format === "ecs" ? hostFacts() : null;
     const format = text
@@ -364,9 +363,7 @@ export async function runWatch(c: WatchConfig): Promise<number> {
       ? (rec: WatchRecord, node: ProcNode | null) =>
         JSON.stringify(toEcs(rec, node, host, parentOf(tree, node, rec.ppid)))
       : (rec: WatchRecord) => toJsonLine(rec);
-    const dropLine = (count: number) =>
-      format(lostRecord(clock.iso(monotonicNs()), count, "output"), null);
-    const out = new LineWriter(log ?? stdout, dropLine, c.outputBufferBytes);
+    const { out, finish } = lineOutput(log, (rec) => format(rec, null), clock, c.outputBufferBytes);
     if (log?.opened.appending) {
       out.push(format(restartRecord(clock.iso(monotonicNs()), log.opened.repairedTornLine), null));
     }
@@ -414,7 +411,7 @@ export async function runWatch(c: WatchConfig): Promise<number> {
       // From here a signal only asks for what is already under way: the end.
       stop = true;
     }
-    const left = drainNote(out.drain(DRAIN_MS, (ms) => stdout.writable(ms)), DRAIN_MS);
+    const left = finish();
     if (left) say(left);
     log?.close();
     if (out.droppedAtOutput > 0) {

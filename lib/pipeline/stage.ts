@@ -80,6 +80,9 @@ export interface ExecStage {
   counters(): Readonly<Record<string, number>>;
 }
 
+/** Nothing lost: one array for every batch that finds no loss (never written to). */
+const NO_LOSSES: StageLoss[] = [];
+
 /** Losses said by a stage's source as they happen, queued until the stage is asked. */
 export class LossQueue {
   #queued: StageLoss[] = [];
@@ -91,7 +94,7 @@ export class LossQueue {
 
   /** What was queued since the last call. */
   take(): StageLoss[] {
-    if (this.#queued.length === 0) return [];
+    if (this.#queued.length === 0) return NO_LOSSES;
     const out = this.#queued;
     this.#queued = [];
     return out;
