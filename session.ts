@@ -129,9 +129,28 @@ export type ProcessorConfig = Omit<
   "tree" | "reader" | "users" | "clock" | "now" | "kernelFilter"
 >;
 
-/** CLOCK_REALTIME − CLOCK_MONOTONIC now, in ns. */
+/** Tries at {@linkcode wallOffsetNs}: the tightest bracket of the three is kept. */
+const OFFSET_TRIES = 3;
+
+/**
+ * CLOCK_REALTIME − CLOCK_MONOTONIC now, in ns. The wall clock is read between two monotonic
+ * reads and taken at their middle, from the tightest of three brackets: a thread preempted
+ * between two reads (a busy host) would otherwise date every line by the length of that
+ * preemption (measured: 1.5 ms between two proctrees on one event).
+ */
 export function wallOffsetNs(): number {
-  return clockNs(Clock.REALTIME) - clockNs(Clock.MONOTONIC);
+  let bracketNs = Infinity;
+  let offsetNs = 0;
+  for (let i = 0; i < OFFSET_TRIES; i++) {
+    const before = clockNs(Clock.MONOTONIC);
+    const wall = clockNs(Clock.REALTIME);
+    const after = clockNs(Clock.MONOTONIC);
+    if (after - before < bracketNs) {
+      bracketNs = after - before;
+      offsetNs = wall - (before + after) / 2;
+    }
+  }
+  return offsetNs;
 }
 
 /** CLOCK_MONOTONIC now, in ns: the clock of kernel event timestamps. */

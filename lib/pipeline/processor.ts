@@ -1,10 +1,9 @@
 /**
  * Turns batches of decoded events into output records. It composes the parts, each in its
- * own module: loss accounting (`event/loss.ts`), validated `/proc` reads of execs
- * (`exec_reads.ts`), the stages that refine exec facts or add lines of their own
- * (`stage.ts`, `stage_lines.ts`), the tree (`apply.ts`, `tree/tree.ts`), selection
- * (`filter.ts`), record building (`record/record.ts`) and resync after losses
- * (`tree/resync.ts`). It names no source: each is a stage.
+ * own module: loss accounting (`event/loss.ts`), each exec's facts from `/proc` and the
+ * stages (`exec_facts.ts`), batches held for a stage that settles late (`hold.ts`), the
+ * tree, selection and record (`apply.ts`), the line stages' lines (`stage_lines.ts`) and
+ * resync after losses (`tree/resync.ts`). It names no source: each is a stage (`stage.ts`).
  *
  * The read loop (`loop.ts`) drives it through {@linkcode EventProcessor.loopHandlers};
  * {@linkcode EventProcessor.processBatch} does the same for a batch already in hand.
