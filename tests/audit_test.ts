@@ -1,5 +1,5 @@
 // The audit stream, without root: rule bytes, record text, argv decoding, event assembly and
-// the pairing with exec events (lib/source/audit/wire.ts, audit_records.ts, audit_join.ts).
+// the pairing with exec events (lib/source/audit/wire.ts, records.ts, join.ts).
 import { assert, assertEquals } from "@std/assert";
 import {
   AUDIT_MSG,

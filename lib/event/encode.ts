@@ -1,6 +1,6 @@
 /**
  * Encodes proc connector datagrams exactly as the kernel lays them out, from the header
- * layouts in `wire.ts` and the rows of `event_kinds.ts`. The start-up warm-up
+ * layouts in `wire.ts` and the rows of `kinds.ts`. The start-up warm-up
  * (`warm_up.ts`) runs the pipeline on datagrams made here; tests, the fuzzer and the
  * benchmarks build their byte fixtures with it.
  *

@@ -3,7 +3,7 @@
  * by pid and order — never by guess.
  *
  * One `execve` opens its file, then whatever that file names: a `#!` script its
- * interpreter, an ELF its dynamic loader (`exec_header.ts`). The opens of one pid are
+ * interpreter, an ELF its dynamic loader (`header.ts`). The opens of one pid are
  * split into such **attempts**; an attempt still waiting for its interpreter when the
  * pid's next open is a different file failed (the interpreter was missing, or `execve`
  * failed after opening). A file that is neither script nor ELF fails with ENOEXEC (or,
