@@ -56,8 +56,8 @@ export interface ProcessorOptions {
   kernelFilter?: boolean;
   /**
    * Stages that refine each exec's facts, in order, after the `/proc` reads. One that
-   * settles an exec late (the audit record) holds its batch, and every batch after it, so
-   * the output stays in kernel order.
+   * settles an exec late (its record comes after the event) holds its batch, and every
+   * batch after it, so the output stays in kernel order.
    */
   stages?: readonly ExecStage[];
   /** Stages with lines of their own (`--net`, `--files`), printed after the events before them. */
