@@ -35,6 +35,7 @@ import { procfs } from "../procfs.ts";
 import { PF_EXITING } from "../../lib/tree/proc_parse.ts";
 import type { BatchSink, Source } from "../../lib/pipeline/loop.ts";
 import { NLMSG, NLMSG_TYPE } from "../../lib/netlink.ts";
+import type { AuditLossReason } from "../../lib/source/audit/stage.ts";
 import {
   AUDIT_LOCKED,
   AUDIT_MSG,
@@ -210,7 +211,7 @@ export interface AuditSetup {
 /** Options of {@linkcode AuditSource.open}. */
 export interface AuditSourceOptions {
   /** Records may have been lost (`reason`, and a count when the kernel knows it). */
-  onLost: (reason: "audit_lost" | "audit_overrun", count: number | null) => void;
+  onLost: (reason: AuditLossReason, count: number | null) => void;
   /** CLOCK_MONOTONIC now, in ms. */
   nowMs: () => number;
 }
@@ -349,7 +350,7 @@ export class AuditSource implements Source {
     }
   }
 
-  #lose(nowMs: number, reason: "audit_lost" | "audit_overrun", count: number | null): void {
+  #lose(nowMs: number, reason: AuditLossReason, count: number | null): void {
     this.assembler.clear();
     this.join.lost(nowMs);
     this.#o.onLost(reason, count);
