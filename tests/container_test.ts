@@ -104,3 +104,17 @@ Deno.test("records: cwd and login uid on exec; container on every line, inherite
   const plain = h.records[h.records.length - 1];
   assertEquals([plain.container_id, plain.login_uid, plain.cwd], [undefined, null, "/"]);
 });
+
+Deno.test("records: a cgroup read after the process left its cgroups is not kept; the creator's container stands", () => {
+  const procs = new Map<number, FakeProc>([
+    [1, { comm: "systemd", ppid: 0, startTicks: 1 }],
+    [100, { comm: "shim", ppid: 1, startTicks: 50, cgroup: `0::/docker/${ID}\n` }],
+  ]);
+  const h = harness(procs);
+  // Exiting while read: status still says running, but its directory is gone and its v1
+  // hierarchies already show the root (measured on a zombie in a pids cgroup).
+  procs.set(101, { comm: "true", ppid: 100, startTicks: 100, cgroup: "8:pids:/\n0::/\n" });
+  h.run([ev.fork(101, 100, 1000), ev.exec(101, 1000.5)]);
+  const exec = h.records.find((r) => r.event === "exec")!;
+  assertEquals([exec.cwd, exec.container_id], [null, ID]);
+});

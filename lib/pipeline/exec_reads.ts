@@ -17,7 +17,7 @@
 import type { Decoded } from "../event/wire.ts";
 import { NOT_HERE, type ProcReader } from "../tree/proc_parse.ts";
 import type { ExecInfo } from "../tree/tree.ts";
-import { containerOf } from "../tree/container.ts";
+import { type Container, containerOf } from "../tree/container.ts";
 
 /** Slack for the enqueue of an event after its timestamp was taken on another CPU. */
 export const READ_MARGIN_NS = 200_000;
@@ -38,6 +38,16 @@ export const FRESH_READ_NS = 50_000_000;
  * storm's CPU back (six files instead of two).
  */
 export const STORM_FRESH_READ_NS = 5_000_000;
+
+/**
+ * The container of a process whose cgroup was read before its directory: kept only if the
+ * directory could still be read. An exiting process drops its directory (`exit_fs`) before
+ * it leaves its cgroups (`cgroup_exit`), after which a v1 hierarchy shows its root — a wrong
+ * "no container" for a process that ran in one. Unkept, the container stays its creator's.
+ */
+function placedBefore(cgroup: string | null, cwd: string | null): Container | null | undefined {
+  return cwd === null ? undefined : containerOf(cgroup);
+}
 
 /** Every fact unknown: what an exec gets when no read can vouch for it. */
 export const NULL_INFO: ExecInfo = Object.freeze({
@@ -190,12 +200,14 @@ export class ExecReads {
       exe = notHere ? null : link;
     }
     if (!fresh && exe === null && !notHere) return NULL_INFO;
+    const cgroup = fresh ? r.cgroup(pid) : null;
+    const cwd = fresh ? r.cwd(pid) : null;
     return {
       ...NULL_INFO,
       exe,
       exeNotHere: notHere || undefined,
-      cwd: fresh ? r.cwd(pid) : null,
-      container: fresh ? containerOf(r.cgroup(pid)) : undefined,
+      cwd,
+      container: placedBefore(cgroup, cwd),
     };
   }
 
@@ -218,6 +230,8 @@ export class ExecReads {
     const notHere = link === NOT_HERE;
     const exe = notHere ? null : link;
     if (!fresh) return { ...NULL_INFO, comm, uid, ppid, exe, exeNotHere: notHere || undefined };
+    const cgroup = r.cgroup(pid);
+    const cwd = r.cwd(pid);
     return {
       comm,
       argv: r.cmdline(pid),
@@ -225,9 +239,9 @@ export class ExecReads {
       uid,
       ppid,
       startTicks: null,
-      cwd: r.cwd(pid),
+      cwd,
       loginUid: r.loginUid(pid) ?? null,
-      container: containerOf(r.cgroup(pid)),
+      container: placedBefore(cgroup, cwd),
       exeNotHere: notHere || undefined,
     };
   }
