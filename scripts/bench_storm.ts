@@ -130,6 +130,15 @@ const basename = (s: string) => s.slice(s.lastIndexOf("/") + 1);
 
 const PROCTREE_WATCH = [...PROCTREE, "watch"];
 
+/** A tool of the list by name; any other `proctree --flag value…` is proctree with those flags. */
+function toolNamed(name: string): Tool {
+  const known = TOOLS.find((t) => t.name === name);
+  if (known) return known;
+  const [first, ...flags] = name.split(" ");
+  if (first !== "proctree") throw new Error(`bench_storm: no tool ${name}`);
+  return { ...TOOLS[0], name, cmd: () => [...PROCTREE_WATCH, ...flags] };
+}
+
 const TOOLS: Tool[] = [
   {
     name: "proctree",
@@ -523,9 +532,9 @@ if (import.meta.main) {
   const storms = STORMS.filter((_, i) => !f.storms || f.storms.split(",").includes(String(i + 1)))
     .filter((s) => !s.fast || SHARED_STORM !== undefined)
     .map((s) => ({ ...s, n: Math.max(1, Math.round(s.n * scale)) }));
-  const tools = TOOLS.filter((t) =>
-    (!f.tools || f.tools.split(",").includes(t.name)) && t.available()
-  );
+  const tools = f.tools
+    ? String(f.tools).split(",").map(toolNamed).filter((t: Tool) => t.available())
+    : TOOLS.filter((t) => t.available());
   const results: { storm: Storm; tool: string; s: Score }[] = [];
   const pidMaxPath = "/proc/sys/kernel/pid_max";
   const pidMax = Deno.readTextFileSync(pidMaxPath).trim();
@@ -537,19 +546,22 @@ if (import.meta.main) {
   Deno.writeTextFileSync(pidMaxPath, String(BENCH_PID_MAX));
   try {
     for (const storm of storms) {
-      for (const tool of tools) {
-        const scores: Score[] = [];
-        for (let r = 0; r < Number(f.runs); r++) {
+      // Runs interleave the tools (run 1 of each, then run 2…): a machine that slows down
+      // for a while then weighs on every tool alike.
+      const scores: Score[][] = tools.map(() => []);
+      for (let r = 0; r < Number(f.runs); r++) {
+        for (const [t, tool] of tools.entries()) {
           const one = await runOnce(tool, storm, stormBin, tiny);
           console.error(
-            `  run ${r + 1}: missing ${one.missing}, lost counted ${one.lostCounted}, ` +
-              `CPU ${one.cpuUsPerEvent.toFixed(1)} µs/event, peak RSS ${
-                one.peakRssMb.toFixed(1)
-              } MB`,
+            `  ${storm.name} · ${tool.name} · run ${r + 1}: missing ${one.missing}, ` +
+              `lost counted ${one.lostCounted}, CPU ${one.cpuUsPerEvent.toFixed(1)} µs/event, ` +
+              `peak RSS ${one.peakRssMb.toFixed(1)} MB`,
           );
-          scores.push(one);
+          scores[t].push(one);
         }
-        const s = medianScore(scores);
+      }
+      for (const [t, tool] of tools.entries()) {
+        const s = medianScore(scores[t]);
         results.push({ storm, tool: tool.name, s });
         console.error(`${storm.name} · ${tool.name}: ${JSON.stringify(s)}`);
       }
