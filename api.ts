@@ -73,7 +73,13 @@ export interface RawEventsOptions {
  */
 export async function* rawEvents(options: RawEventsOptions = {}): AsyncGenerator<ProcEvent> {
   const mask = eventMask(options.events);
-  const connector = ProcConnector.open({ rcvbufBytes: options.rcvbufBytes, eventMask: mask });
+  // No reader thread: nothing here paces or falls behind on its own (the caller's loop
+  // decides how fast events are taken).
+  const connector = ProcConnector.open({
+    rcvbufBytes: options.rcvbufBytes,
+    eventMask: mask,
+    backlogBytes: 0,
+  });
   const poller = new Poller([connector.fd]);
   const onAbort = () => poller.wake();
   options.signal?.addEventListener("abort", onAbort);

@@ -42,6 +42,12 @@ export {
   type DatagramSink,
   ProcConnector,
 } from "./ffi/source/connector.ts";
+export {
+  DEFAULT_BACKLOG_BYTES,
+  type ReaderCounters,
+  ReaderThread,
+} from "./ffi/source/connector_reader.ts";
+export type { BacklogVisitor } from "./lib/event/backlog.ts";
 export { WallClock } from "./lib/time.ts";
 export { SourceUnavailable } from "./lib/pipeline/unavailable.ts";
 export {

@@ -87,6 +87,11 @@ export const EXEC_NAME_MODES: readonly ExecNameMode[] = ["auto", "fanotify", "pr
 export interface ListenOptions {
   /** Receive buffer to ask for, in bytes (default `DEFAULT_RCVBUF_BYTES`, 128 MiB). */
   rcvbufBytes?: number;
+  /**
+   * The reader thread's backlog, in bytes (default `DEFAULT_BACKLOG_BYTES`, 32 MiB); 0: no
+   * reader thread, the socket is read by the loop as it drains.
+   */
+  backlogBytes?: number;
   /** Kernel event filter (WHAT bits); applied where the kernel takes it (asked at subscription). */
   eventMask?: number;
   /** How long exited processes stay in the tree, in ms (default 60 000). */
@@ -355,6 +360,7 @@ export class Session {
     const connector = ProcConnector.open({
       rcvbufBytes: opts.rcvbufBytes,
       eventMask: opts.eventMask,
+      backlogBytes: opts.backlogBytes,
     });
     let fan: ExecNamesOpened = { source: null, stage: null, note: null };
     let audit: AuditOpened | null = null;

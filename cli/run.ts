@@ -9,11 +9,13 @@
 import { CliError, say } from "./errors.ts";
 import { holdSignals } from "./signals.ts";
 import { lineOutput } from "./output.ts";
-import { formatBytes, parseFlags } from "./flags.ts";
+import { parseFlags } from "./flags.ts";
 import { checkWritable, LogFile, writeAtomic } from "../ffi/sink/output.ts";
 import {
   ARGV_HELP,
   argvFlag,
+  backlogFlag,
+  BUFFER_HELP,
   EXEC_FACTS_HELP,
   EXEC_NAMES_HELP,
   execFactsFlag,
@@ -39,7 +41,6 @@ import { stringifyDeep } from "../lib/sink/json.ts";
 import { count, displayArg } from "../lib/sink/text_view.ts";
 import type { ProcNode } from "../lib/tree/tree.ts";
 import { shellStatus, signalNumber } from "../lib/event/wait_status.ts";
-import { DEFAULT_RCVBUF_BYTES } from "../ffi/source/connector.ts";
 import { monotonicNs } from "../session.ts";
 
 export const RUN_HELP = `proctree run — run a command and record every process it starts
@@ -66,9 +67,7 @@ Options:
   --no-realtime        read at normal priority (default: SCHED_FIFO 1 for proctree's own
                        threads when permitted, so short-lived processes are read in time;
                        CMD and its children keep normal priority)
-  --rcvbuf SIZE        socket receive buffer to ask for (default ${
-  formatBytes(DEFAULT_RCVBUF_BYTES)
-})
+${BUFFER_HELP}
 ${EXEC_FACTS_HELP}
 ${EXEC_NAMES_HELP}
 ${ARGV_HELP}
@@ -107,6 +106,8 @@ export interface RunConfig {
   realtime: boolean;
   /** Receive buffer to ask for. */
   rcvbufBytes: number;
+  /** The reader thread's backlog (0: none). */
+  backlogBytes: number;
   /** Where exec names come from. */
   execNames: ExecNameMode;
   /** `--exec-facts`. */
@@ -131,6 +132,7 @@ export function parseRunConfig(args: string[]): RunConfig {
       "summary",
       "output",
       "rcvbuf",
+      "backlog",
       "exec-names",
       "exec-facts",
       "btf",
@@ -160,6 +162,7 @@ export function parseRunConfig(args: string[]): RunConfig {
     tree: f.tree,
     realtime: f.realtime,
     rcvbufBytes: rcvbufFlag(f.rcvbuf),
+    backlogBytes: backlogFlag(f.backlog),
     execNames: execNamesFlag(f["exec-names"]),
     execFacts: execFactsFlag(f["exec-facts"]),
     btfPath: f.btf,

@@ -1,6 +1,6 @@
 /**
  * The sources' side of every command: the options `watch` and `run` share (`--rcvbuf`,
- * `--exec-facts`, `--exec-names`, `--argv`, `--files`, `--net`: their help and parsing, and
+ * `--backlog`, `--exec-facts`, `--exec-names`, `--argv`, `--files`, `--net`: their help and parsing, and
  * the session options they make), opening the session with subscription failures as
  * one-line {@linkcode CliError}s, and the notes of the listening line on what each source
  * could do.
@@ -19,7 +19,8 @@ import {
   Session,
   SourceUnavailable,
 } from "../session.ts";
-import { DEFAULT_RCVBUF_BYTES } from "../ffi/source/connector.ts";
+import { DEFAULT_RCVBUF_BYTES, type ProcConnector } from "../ffi/source/connector.ts";
+import { DEFAULT_BACKLOG_BYTES, type ReaderThread } from "../ffi/source/connector_reader.ts";
 import { CliError, say } from "./errors.ts";
 import { bytesFlag, formatBytes } from "./flags.ts";
 
@@ -30,6 +31,37 @@ export const MIN_RCVBUF_BYTES = 4096;
 export function rcvbufFlag(value: string | undefined): number {
   return value === undefined ? DEFAULT_RCVBUF_BYTES : bytesFlag(value, "rcvbuf", MIN_RCVBUF_BYTES);
 }
+
+/** The `--backlog` value of any command (undefined: the default; 0: no reader thread). */
+export function backlogFlag(value: string | undefined): number {
+  const bytes = value === undefined ? DEFAULT_BACKLOG_BYTES : bytesFlag(value, "backlog");
+  if (bytes > 0 && bytes < MIN_BACKLOG_BYTES) {
+    throw new CliError(
+      `--backlog expects 0 or at least ${formatBytes(MIN_BACKLOG_BYTES)}, got ${
+        JSON.stringify(value)
+      }`,
+      2,
+    );
+  }
+  return bytes;
+}
+
+/** Smallest backlog `--backlog` accepts besides 0: a few bursts' worth. */
+export const MIN_BACKLOG_BYTES = 64 * 1024;
+
+/** The `--rcvbuf` and `--backlog` help text, shared by `watch` and `run`. */
+export const BUFFER_HELP =
+  `  --rcvbuf SIZE        the kernel's queue for proctree: socket receive buffer to ask for
+                       (default ${formatBytes(DEFAULT_RCVBUF_BYTES)}, at least ${
+    formatBytes(MIN_RCVBUF_BYTES)
+  }); kernel memory is charged only while
+                       events wait in it (~500 B each; worst case twice SIZE)
+  --backlog SIZE       proctree's own queue: a reader thread empties the socket into
+                       SIZE bytes of memory (default ${
+    formatBytes(DEFAULT_BACKLOG_BYTES)
+  }, 80 B an event) while the rest of
+                       proctree is busy; when full, events are dropped and reported as
+                       {"event":"lost","reason":"overrun",…}; 0: no reader thread`;
 
 /** The `--exec-names` help text, shared by `watch` and `run`. */
 export const EXEC_NAMES_HELP = `  --exec-names auto|fanotify|proc
@@ -94,7 +126,10 @@ export function execNamesFlag(value: string | undefined): ExecNameMode {
 /** The source options every command parses, as its config holds them. */
 export type SourceConfig =
   & Required<
-    Pick<ListenOptions, "rcvbufBytes" | "execNames" | "execFacts" | "argv" | "files">
+    Pick<
+      ListenOptions,
+      "rcvbufBytes" | "backlogBytes" | "execNames" | "execFacts" | "argv" | "files"
+    >
   >
   & { btfPath: string | undefined; net?: boolean };
 
@@ -102,6 +137,7 @@ export type SourceConfig =
 export function sourceOptions(c: SourceConfig): ListenOptions {
   return {
     rcvbufBytes: c.rcvbufBytes,
+    backlogBytes: c.backlogBytes,
     execNames: c.execNames,
     execFacts: c.execFacts,
     btfPath: c.btfPath,
@@ -131,17 +167,30 @@ export function openSession(opts: ListenOptions): Session {
   }
 }
 
-/** `rcvbuf 16M`, or what was granted when it is less than was asked. */
-export function rcvbufNote(
-  s: { connector: { rcvbufBytes: number; askedRcvbufBytes: number } },
-): string {
+/**
+ * `rcvbuf 16M`, or what was granted when it is less than was asked; then the reader thread:
+ * `reader thread (backlog 32M, nice -10)`, or why there is none.
+ */
+export function rcvbufNote(s: {
+  connector: Pick<ProcConnector, "rcvbufBytes" | "askedRcvbufBytes" | "readerNote"> & {
+    reader: Pick<ReaderThread, "backlogBytes" | "nice"> | null;
+  };
+}): string {
   // Linux doubles a requested buffer for its bookkeeping and reports the doubled size.
   const usable = Math.floor(s.connector.rcvbufBytes / 2);
   const asked = s.connector.askedRcvbufBytes;
-  return usable < asked
+  const rcvbuf = usable < asked
     ? `rcvbuf ${formatBytes(usable)}, less than the ${formatBytes(asked)} asked: ` +
       `net.core.rmem_max caps it without CAP_NET_ADMIN`
     : `rcvbuf ${formatBytes(asked)}`;
+  const r = s.connector.reader;
+  if (r !== null) {
+    return `${rcvbuf}, reader thread (backlog ${formatBytes(r.backlogBytes)}` +
+      `${r.nice !== 0 ? `, nice ${r.nice}` : ""})`;
+  }
+  return s.connector.readerNote === null
+    ? rcvbuf
+    : `${rcvbuf}, no reader thread (${s.connector.readerNote})`;
 }
 
 /** What `--argv audit` changed on the host, said once on stderr. */

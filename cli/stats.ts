@@ -63,6 +63,7 @@ export class StatsClock {
       overruns: socket.overruns,
       foreign_datagrams: socket.foreign,
       truncated_datagrams: socket.truncated,
+      ...(socket.backlogDropped === undefined ? {} : { backlog_dropped: socket.backlogDropped }),
       rss_bytes: mem.rss,
       heap_used_bytes: mem.heapUsed,
     };

@@ -16,6 +16,8 @@ import { LogFile } from "../ffi/sink/output.ts";
 import {
   ARGV_HELP,
   argvFlag,
+  backlogFlag,
+  BUFFER_HELP,
   EXEC_FACTS_HELP,
   EXEC_NAMES_HELP,
   execFactsFlag,
@@ -24,7 +26,6 @@ import {
   execNamesNote,
   FILES_HELP,
   filesNote,
-  MIN_RCVBUF_BYTES,
   NET_HELP,
   netNote,
   openSession,
@@ -49,7 +50,6 @@ import { TextFormatter } from "../lib/sink/text_view.ts";
 import type { ProcessTree, ProcNode } from "../lib/tree/tree.ts";
 import { isProcessId } from "../lib/tree/identity.ts";
 import { DEFAULT_GRACE_MS, DEFAULT_MAX_EXITED } from "../lib/tree/tree.ts";
-import { DEFAULT_RCVBUF_BYTES } from "../ffi/source/connector.ts";
 import { ECS_VERSION, toEcs } from "../lib/sink/ecs.ts";
 import { hostFacts } from "../ffi/procfs.ts";
 import { monotonicNs, type Session } from "../session.ts";
@@ -81,9 +81,7 @@ ${eventsHelp("                         ")}
                        are dropped and reported as {"event":"lost","reason":"output",…}
   --stats SECONDS      every SECONDS, a {"event":"stats",…} line: events/s, lost, tree size,
                        exited processes held, RSS
-  --rcvbuf SIZE        socket receive buffer to ask for (default ${
-  formatBytes(DEFAULT_RCVBUF_BYTES)
-}; at least ${formatBytes(MIN_RCVBUF_BYTES)})
+${BUFFER_HELP}
 ${EXEC_FACTS_HELP}
 ${EXEC_NAMES_HELP}
 ${ARGV_HELP}
@@ -134,6 +132,8 @@ export interface WatchConfig {
   statsMs: number;
   /** Receive buffer to ask for. */
   rcvbufBytes: number;
+  /** The reader thread's backlog (0: none). */
+  backlogBytes: number;
   /** Read at SCHED_FIFO. */
   realtime: boolean;
   /** Where exec names come from. */
@@ -177,6 +177,7 @@ export function parseWatchConfig(args: string[]): WatchConfig {
       "events",
       "format",
       "rcvbuf",
+      "backlog",
       "grace",
       "max-exited",
       "output",
@@ -231,6 +232,7 @@ export function parseWatchConfig(args: string[]): WatchConfig {
     ),
     statsMs: opt("stats", (v) => intFlag(v, "stats", 1) * 1000, 0),
     rcvbufBytes: rcvbufFlag(f.rcvbuf),
+    backlogBytes: backlogFlag(f.backlog),
     realtime: f.realtime,
     execNames: execNamesFlag(f["exec-names"]),
     execFacts: execFactsFlag(f["exec-facts"]),

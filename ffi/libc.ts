@@ -1,5 +1,6 @@
 /**
- * The libc symbol table: the only `Deno.dlopen` in proctree.
+ * The libc symbol table: the only `Deno.dlopen` in proctree (the connector's reader thread
+ * opens part of this same table in its own thread: `ffi/source/connector_reader.ts`).
  *
  * Every call here is synchronous except `pollAsync`, which parks on a worker thread so that
  * the event loop stays free while the socket is idle. errno is thread-local, so it is read
@@ -52,12 +53,23 @@ const SYMBOLS = {
   fstatfs: { parameters: ["i32", "buffer"], result: "i32" },
   clock_gettime: { parameters: ["i32", "buffer"], result: "i32" },
   sched_setscheduler: { parameters: ["i32", "i32", "buffer"], result: "i32" },
+  setpriority: { parameters: ["i32", "u32", "i32"], result: "i32" },
   __errno_location: { parameters: [], result: "pointer" },
   // bpf(2) has no libc wrapper: syscall(SYS_bpf, cmd, attr, size).
   syscall: { parameters: ["i64", "i64", "buffer", "u64"], result: "i64" },
   mmap: { parameters: ["pointer", "usize", "i32", "i32", "i32", "i64"], result: "pointer" },
   munmap: { parameters: ["pointer", "usize"], result: "i32" },
 } as const;
+
+/**
+ * Part of the table, for a thread that opens libc itself (the connector's reader thread:
+ * a worker has its own symbol bindings).
+ */
+export function libcSymbols<K extends keyof typeof SYMBOLS>(
+  names: readonly K[],
+): Pick<typeof SYMBOLS, K> {
+  return Object.fromEntries(names.map((n) => [n, SYMBOLS[n]])) as Pick<typeof SYMBOLS, K>;
+}
 
 /** The loaded libc. */
 export type Libc = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];

@@ -1,7 +1,8 @@
 import { assertEquals, assertThrows } from "@std/assert";
 import { CliError } from "../cli/errors.ts";
 import { parseWatchConfig, type WatchConfig } from "../cli/watch.ts";
-import { MIN_RCVBUF_BYTES } from "../cli/sources.ts";
+import { MIN_BACKLOG_BYTES, MIN_RCVBUF_BYTES } from "../cli/sources.ts";
+import { DEFAULT_BACKLOG_BYTES } from "../ffi/source/connector_reader.ts";
 import { parseRunConfig } from "../cli/run.ts";
 import { formatBytes } from "../cli/flags.ts";
 import { DEFAULT_RCVBUF_BYTES } from "../ffi/source/connector.ts";
@@ -23,6 +24,7 @@ const DEFAULTS: WatchConfig = {
   outputBufferBytes: MAX_PENDING_BYTES,
   statsMs: 0,
   rcvbufBytes: DEFAULT_RCVBUF_BYTES,
+  backlogBytes: DEFAULT_BACKLOG_BYTES,
   realtime: false,
   execNames: "auto",
   execFacts: "auto",
@@ -67,6 +69,8 @@ Deno.test("watch config: every flag", () => {
     "60",
     "--rcvbuf",
     "32M",
+    "--backlog",
+    "0",
     "--realtime",
     "--exec-names",
     "proc",
@@ -102,6 +106,7 @@ Deno.test("watch config: every flag", () => {
     outputBufferBytes: 8 * 2 ** 20,
     statsMs: 60_000,
     rcvbufBytes: 32 * 2 ** 20,
+    backlogBytes: 0,
     realtime: true,
     execNames: "proc",
     execFacts: "proc",
@@ -134,6 +139,8 @@ const usage: [string[], string][] = [
   [["--rotate-bytes", "1M"], "go with --output"],
   [["--rcvbuf", "0"], `at least ${formatBytes(MIN_RCVBUF_BYTES)}`],
   [["--rcvbuf", "lots"], "expects a size"],
+  [["--backlog", "1k"], `0 or at least ${formatBytes(MIN_BACKLOG_BYTES)}`],
+  [["--backlog", "lots"], "--backlog expects a size"],
   [["--stats", "0"], "--stats expects a whole number ≥ 1"],
   [["--grace", "-1"], "--grace expects a whole number"],
   [["--max-exited", "0"], "--max-exited expects a whole number ≥ 1"],
@@ -160,6 +167,7 @@ Deno.test("run config: defaults and every flag", () => {
     tree: true,
     realtime: true,
     rcvbufBytes: DEFAULT_RCVBUF_BYTES,
+    backlogBytes: DEFAULT_BACKLOG_BYTES,
     execNames: "auto",
     execFacts: "auto",
     btfPath: undefined,
@@ -183,6 +191,7 @@ Deno.test("run config: defaults and every flag", () => {
       "--no-realtime",
       "--rcvbuf",
       "1M",
+      "--backlog=8M",
       "--exec-names=fanotify",
       "--exec-facts=bpf",
       "--argv=audit",
@@ -205,6 +214,7 @@ Deno.test("run config: defaults and every flag", () => {
       tree: false,
       realtime: false,
       rcvbufBytes: 2 ** 20,
+      backlogBytes: 8 * 2 ** 20,
       execNames: "fanotify",
       execFacts: "bpf",
       btfPath: undefined,
@@ -234,12 +244,31 @@ for (
 Deno.test("listening line: the buffer asked for, or what the kernel granted when less", async () => {
   const { rcvbufNote } = await import("../cli/sources.ts");
   const { count } = await import("../lib/sink/text_view.ts");
-  const note = (asked: number, granted: number) =>
-    rcvbufNote({ connector: { askedRcvbufBytes: asked, rcvbufBytes: granted } });
+  const note = (
+    asked: number,
+    granted: number,
+    reader: { backlogBytes: number; nice: number } | null = null,
+    readerNote: string | null = null,
+  ) =>
+    rcvbufNote({
+      connector: { askedRcvbufBytes: asked, rcvbufBytes: granted, reader, readerNote },
+    });
   assertEquals(note(16 * 2 ** 20, 32 * 2 ** 20), "rcvbuf 16M");
   assertEquals(
     note(16 * 2 ** 20, 425984),
     "rcvbuf 208k, less than the 16M asked: net.core.rmem_max caps it without CAP_NET_ADMIN",
+  );
+  assertEquals(
+    note(2 ** 27, 2 ** 28, { backlogBytes: 2 ** 25, nice: -10 }),
+    "rcvbuf 128M, reader thread (backlog 32M, nice -10)",
+  );
+  assertEquals(
+    note(2 ** 27, 2 ** 28, { backlogBytes: 2 ** 25, nice: 0 }),
+    "rcvbuf 128M, reader thread (backlog 32M)",
+  );
+  assertEquals(
+    note(2 ** 27, 2 ** 28, null, "eventfd: EMFILE"),
+    "rcvbuf 128M, no reader thread (eventfd: EMFILE)",
   );
   assertEquals([count(1, "process"), count(4, "process")], ["1 process", "4 processes"]);
 });

@@ -192,3 +192,87 @@ Deno.test("loop: with a higher storm threshold, a burst below it is not paced", 
   await loop.park(loop.drainOnce());
   assertEquals(waiter.sleeps.length, 1);
 });
+
+/** A source with input its descriptor does not show (a backlog filled by another thread). */
+class BacklogSource implements Source {
+  readonly name = "backlog";
+  readonly fd = -1;
+  #inner = new QueueSource();
+  queue: Decoded[] = this.#inner.queue;
+  told: boolean[] = [];
+  get pending(): boolean {
+    return this.queue.length > 0;
+  }
+  drain(sink: BatchSink, max: number): number {
+    return this.#inner.drain(sink, max);
+  }
+  readAhead(on: boolean): void {
+    this.told.push(on);
+  }
+  close(): void {}
+}
+
+Deno.test("loop: a source is told to read ahead once a window's drains are behind, and told to stop", async () => {
+  const src = new BacklogSource();
+  const loop = new EventLoop(
+    [src],
+    new RecordingWaiter(),
+    {
+      batch: () => {},
+      overrun: () => {},
+      tick: () => {},
+      stopped: () => false,
+    },
+    1000,
+    PACE_MS,
+  );
+  loop.drainOnce(); // the first drain is a backlog, never behind
+  for (let i = 0; i < STORM_UNITS; i++) src.queue.push(ev.exec(100 + i, i));
+  loop.drainOnce();
+  assertEquals(src.told, [true], "at once, not at the window's end");
+  // Starved: the next drain comes long after, and takes a storm's worth again: still behind.
+  await new Promise((r) => setTimeout(r, 3 * STORM_WINDOW_MS));
+  for (let i = 0; i < STORM_UNITS; i++) src.queue.push(ev.exec(200 + i, i));
+  loop.drainOnce();
+  assertEquals(src.told, [true]);
+  // A window that takes less: no longer behind.
+  await new Promise((r) => setTimeout(r, STORM_WINDOW_MS + 1));
+  loop.drainOnce();
+  await new Promise((r) => setTimeout(r, STORM_WINDOW_MS + 1));
+  loop.drainOnce();
+  assertEquals(src.told, [true, false]);
+});
+
+Deno.test("loop: input a source holds is drained at once, but at the pace in a storm", async () => {
+  const src = new BacklogSource();
+  const waiter = new RecordingWaiter();
+  waiter.more = false;
+  const loop = new EventLoop(
+    [src],
+    waiter,
+    {
+      batch: () => {},
+      overrun: () => {},
+      tick: () => {},
+      stopped: () => false,
+    },
+    1000,
+    PACE_MS,
+  );
+  loop.drainOnce();
+  src.queue.push(ev.exec(1, 0));
+  await loop.park(0);
+  assertEquals(waiter.sleeps, [], "outside a storm: no wait at all");
+  // A storm: what the source holds waits out the pace, then is drained.
+  for (let i = 0; i < STORM_UNITS; i++) src.queue.push(ev.exec(100 + i, i));
+  loop.drainOnce();
+  await new Promise((r) => setTimeout(r, STORM_WINDOW_MS + 1));
+  await loop.park(0);
+  src.queue.push(ev.exec(300, 1));
+  loop.drainOnce();
+  src.queue.push(ev.exec(301, 1)); // arrived in the backlog meanwhile
+  await loop.park(1);
+  assertEquals(waiter.sleeps.length, 1, String(waiter.sleeps));
+  assert(waiter.sleeps[0] >= 1 && waiter.sleeps[0] <= PACE_MS);
+  assertEquals(src.queue.length, 1, "left for the next drain, after the pace");
+});

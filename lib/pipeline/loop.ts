@@ -44,6 +44,13 @@ export interface Source {
   readonly pending: boolean;
   /** Appends up to `max` units without blocking; returns how many were taken. */
   drain(sink: BatchSink, max: number): number;
+  /**
+   * The loop is behind (true: its drains within a {@linkcode STORM_WINDOW_MS} window, or a
+   * longer one while it was starved of CPU, took a storm's worth of units) or no longer
+   * (false: a window took less): a source may read ahead meanwhile, on a thread of its own
+   * (the connector's reader thread).
+   */
+  readAhead?(on: boolean): void;
   /** Releases the channel. */
   close(): void | Promise<void>;
 }
@@ -149,6 +156,8 @@ export class EventLoop implements BatchSink {
   #windowUnits = 0;
   #windowStartMs = -Infinity;
   #storm = false;
+  /** Told to the sources (`Source.readAhead`). */
+  #behind = false;
 
   /**
    * A loop over `sources`, parked by `waiter`, ticking at least every `tickMs` when idle,
@@ -188,6 +197,7 @@ export class EventLoop implements BatchSink {
     if (startMs - this.#windowStartMs >= STORM_WINDOW_MS) {
       this.#storm = this.#windowUnits >= this.#stormUnits &&
         startMs - this.#windowStartMs < 2 * STORM_WINDOW_MS;
+      if (this.#behind && this.#windowUnits < this.#stormUnits) this.#setBehind(false);
       this.#windowStartMs = startMs;
       this.#windowUnits = 0;
     }
@@ -195,6 +205,9 @@ export class EventLoop implements BatchSink {
     let most = 0;
     for (const s of this.#sources) most = Math.max(most, s.drain(this, MAX_BATCH));
     if (!first) this.#windowUnits += most;
+    // Behind at once, not at the window's end: a loop starved of CPU drains rarely, and the
+    // kernel's queue may be full before its next drain.
+    if (!this.#behind && this.#windowUnits >= this.#stormUnits) this.#setBehind(true);
     // A source may feed a part instead of the batch (file changes): the batch still runs.
     if (this.batch.length || most > 0) this.#h.batch(this.batch, most < MAX_BATCH);
     this.#h.drained?.();
@@ -207,12 +220,19 @@ export class EventLoop implements BatchSink {
    * or the tick period.
    */
   async park(drained: number): Promise<void> {
-    if (this.#sources.some((s) => s.pending)) return;
+    // A source holding input its descriptor does not show is drained at once — but still
+    // at the pace in a storm (the connector's reader thread fills its backlog all along).
+    const pending = this.#sources.some((s) => s.pending);
+    if (pending && !this.#storm) return;
     let outcome: WaitOutcome | undefined;
     const waitSync = this.#waiter.waitSync;
-    if (drained > 0 && waitSync && performance.now() - this.#syncSince < MAX_SYNC_SPAN_MS) {
+    if (
+      (drained > 0 || pending) && waitSync &&
+      performance.now() - this.#syncSince < MAX_SYNC_SPAN_MS
+    ) {
       this.#h.tick(false);
       outcome = this.#paceSync();
+      if (outcome === "timeout" && pending) return;
       if (outcome === "timeout") outcome = waitSync.call(this.#waiter, SYNC_WAIT_MS);
       if (outcome === "readable") return;
     }
@@ -220,11 +240,16 @@ export class EventLoop implements BatchSink {
     if (outcome !== "woken" && outcome !== "hangup") {
       const due = this.#h.dueInMs?.() ?? null;
       outcome = await this.#waiter.wait(
-        due === null ? this.#tickMs : Math.min(this.#tickMs, Math.ceil(due)),
+        pending ? 0 : due === null ? this.#tickMs : Math.min(this.#tickMs, Math.ceil(due)),
       );
     }
     this.#syncSince = performance.now();
     if (outcome === "hangup") this.#h.hangup?.();
+  }
+
+  #setBehind(on: boolean): void {
+    this.#behind = on;
+    for (const s of this.#sources) s.readAhead?.(on);
   }
 
   /** In a storm, sleeps out the rest of the pace since the last drain began; `"timeout"` when it did. */
