@@ -86,9 +86,9 @@ export interface ConnectorOptions {
   /** How long to wait for the kernel to confirm the subscription, in ms. */
   ackTimeoutMs?: number;
   /**
-   * Datagrams are read by a thread of their own into a backlog of this many bytes
-   * (`connector_reader.ts`; default {@linkcode DEFAULT_BACKLOG_BYTES}); 0: read on the
-   * loop's thread, as it drains.
+   * While the loop is behind, datagrams are read by a thread of their own into a backlog
+   * of this many bytes (`connector_reader.ts`; default {@linkcode DEFAULT_BACKLOG_BYTES});
+   * 0: no such thread, the socket is read by the loop alone, as it drains.
    */
   backlogBytes?: number;
 }
@@ -300,7 +300,7 @@ export class ProcConnector implements Source {
 
   /**
    * True while datagrams wait that the polled descriptor does not show: read during the
-   * subscription, or left in the backlog by a drain that reached its `max`.
+   * subscription, or in the reader thread's backlog.
    */
   get pending(): boolean {
     return this.#pending.length > 0 || (this.#reader?.pending ?? false);
