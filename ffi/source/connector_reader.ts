@@ -1,8 +1,8 @@
 /**
  * The connector's reader thread: a worker that does nothing but move datagrams from the
- * kernel's socket queue into proctree's own memory (`lib/event/backlog.ts`) while the loop
- * is behind — so the queue is emptied even while the processing side is behind (reading
- * `/proc`, writing JSON, or starved of CPU on a busy host). It polls the socket, reads with
+ * kernel's socket queue into proctree's own memory (`lib/event/backlog.ts`), so the queue
+ * is emptied even while the processing side is behind (reading `/proc`, writing JSON, or
+ * starved of CPU on a busy host). It polls the socket, reads with
  * `recvmmsg(MSG_DONTWAIT)` until it is empty, copies, pauses, and polls again. Nothing else
  * runs in it: no `/proc`, no decoding, no JSON. The loop takes the backlog first, then the
  * socket itself (`connector.ts`), in the kernel's order.
