@@ -29,17 +29,26 @@ async function readAll(c: ProcConnector, into: Decoded[], settleMs = 200): Promi
   return lossReports;
 }
 
+/** A few processes on every CPU: each CPU sends again, so its earlier losses show as gaps. */
+async function everyCpuSends(): Promise<void> {
+  for (let cpu = 0; cpu < navigator.hardwareConcurrency; cpu++) {
+    await new Deno.Command("taskset", {
+      args: ["-c", String(cpu), "sh", "-c", "/bin/true; /bin/true; /bin/true"],
+    }).output();
+  }
+}
+
 /**
  * `n` children while this thread reads nothing (it only awaits the shell), then everything
  * read: the shell's children's execs, the losses the sequence numbers show, how many times
- * a loss was reported. A second, short burst after the first was read makes every CPU send
- * again, so each earlier loss shows as a gap.
+ * a loss was reported. Then every CPU sends again, so each earlier loss shows as a gap (a
+ * CPU's last losses show only once it sends again).
  */
 async function burstUnread(c: ProcConnector, n: number) {
   const sh = await children(n);
   const decoded: Decoded[] = [];
   let lossReports = await readAll(c, decoded);
-  await children(20);
+  await everyCpuSends();
   lossReports += await readAll(c, decoded);
   const loss = new LossAccounting(false);
   let execs = 0;
