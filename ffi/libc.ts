@@ -260,6 +260,9 @@ export function setRcvbuf(fd: number, bytes: number): number {
 
 /** `struct pollfd` layout and the `poll(2)` event bits proctree uses. */
 export const POLLFD = { size: 8, fd: 0, events: 4, revents: 6 } as const;
+/** `eventfd(2)` flags. */
+export const EFD = { CLOEXEC: 0x80000, NONBLOCK: 0x800 } as const;
+
 /** `poll(2)` event bits. */
 export const POLL = { IN: 0x1, PRI: 0x2, OUT: 0x4, ERR: 0x8, HUP: 0x10 } as const;
 

@@ -6,11 +6,8 @@
  * @module
  */
 
-import { errno, libc, LibcError, POLL, POLLFD } from "./libc.ts";
+import { EFD, errno, libc, LibcError, POLL, POLLFD } from "./libc.ts";
 import type { Waiter, WaitOutcome } from "../lib/pipeline/loop.ts";
-
-const EFD_CLOEXEC = 0x80000;
-const EFD_NONBLOCK = 0x800;
 
 /** Waits on several descriptors at once; see the module doc. */
 export class Poller implements Waiter {
@@ -28,7 +25,7 @@ export class Poller implements Waiter {
 
   /** Polls `readFds` for input (`POLLIN`, or the events given with a descriptor). */
   constructor(readFds: readonly (number | { fd: number; pollEvents?: number })[]) {
-    const efd = libc().eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    const efd = libc().eventfd(0, EFD.CLOEXEC | EFD.NONBLOCK);
     if (efd < 0) throw new LibcError("eventfd", errno());
     this.#efd = efd;
     this.#count = readFds.length + 2;

@@ -40,6 +40,7 @@ import {
   READER_STATE,
 } from "../../lib/event/backlog.ts";
 import {
+  EFD,
   Errno,
   errno,
   errnoName,
@@ -178,7 +179,7 @@ interface ReaderInit {
   errnos: { EAGAIN: number; EINTR: number; ENOBUFS: number };
   pollfd: typeof POLLFD;
   pollIn: number;
-  /** `SYS_gettid` on x86-64. */
+  /** `SYS_gettid`. */
   gettid: number;
 }
 
@@ -319,10 +320,8 @@ function workerSource(): string {
   ].join("\n");
 }
 
-const EFD_CLOEXEC = 0x80000;
-const EFD_NONBLOCK = 0x800;
-/** `gettid(2)` on x86-64 (no libc wrapper in older glibc). */
-const SYS_GETTID = 186;
+/** `gettid(2)`'s number (no libc wrapper in older glibc). */
+const SYS_GETTID = Deno.build.arch === "aarch64" ? 178 : 186;
 
 /** Counters of the reader thread (see {@linkcode CTL}). */
 export interface ReaderCounters {
@@ -372,7 +371,7 @@ export class ReaderThread {
     backlogBytes: number = DEFAULT_BACKLOG_BYTES,
   ): ReaderThread | string {
     const c = libc();
-    const stopFd = c.eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    const stopFd = c.eventfd(0, EFD.CLOEXEC | EFD.NONBLOCK);
     if (stopFd < 0) return `eventfd: ${errnoName(errno())}`;
     const ctl = new SharedArrayBuffer(CTL.words * 4);
     const ring = new SharedArrayBuffer(backlogBytes & ~3);
