@@ -333,6 +333,9 @@ export class Session {
     this.#execStages = [fanotify.stage, bpfStage, audit?.stage ?? null].filter((s) => s !== null);
     this.connector = connector;
     this.fanotify = fanotify.source;
+    if (this.fanotify && bpfStage) {
+      this.fanotify.namedElsewhere = (pid) => bpfStage.namesExactly(pid);
+    }
     this.execNamesNote = fanotify.note;
     this.audit = audit?.source ?? null;
     this.files = files?.source ?? null;

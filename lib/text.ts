@@ -19,8 +19,12 @@ export function decodeBytes(bytes: Uint8Array): string {
     }
   }
   if (ascii) {
-    // String.fromCharCode on short arrays is several times faster than TextDecoder.
-    return bytes.length <= 64 ? String.fromCharCode(...bytes) : utf8.decode(bytes);
+    // String.fromCharCode on short arrays is several times faster than TextDecoder, and
+    // `apply` several times faster than a spread (which walks the iterator): 0.09 against
+    // 0.55 µs for a 24-byte path, and an exec decodes several.
+    return bytes.length <= 64
+      ? String.fromCharCode.apply(null, bytes as unknown as number[])
+      : utf8.decode(bytes);
   }
   try {
     return utf8.decode(bytes);

@@ -189,3 +189,39 @@ Deno.test({
   assertEquals(r.code, 1);
   assertEquals(err, "proctree: --exec-facts bpf: no BTF at /nonexistent/x");
 });
+
+Deno.test({
+  name:
+    "kernel: bpf names the program by the path walked inside execve; fanotify reads only the rest",
+  ignore,
+}, async () => {
+  // A directory name with a newline and a byte that is not UTF-8, reached through a symlink;
+  // a program deeper than the walk goes (fanotify names it); a #! script (fanotify names it).
+  const dir = await Deno.makeTempDir();
+  const deep = Array(40).fill("d").join("/");
+  const setup = `cd ${dir} && odd="$(printf 'a\\nb\\377')" && mkdir "$odd" && ` +
+    `cp /usr/bin/true "$odd/prog" && ln -s "$odd" link && mkdir -p ${deep} && ` +
+    `cp /usr/bin/true ${deep}/prog && printf '#!/bin/sh\\n' > s.sh && chmod +x s.sh`;
+  assert((await new Deno.Command("sh", { args: ["-c", setup] }).output()).success, setup);
+  try {
+    const w = await startProctree(["watch", "--events", "exec", "--stats", "1"]);
+    const sh = new Deno.Command("sh", {
+      args: ["-c", `${dir}/link/prog; ${dir}/${deep}/prog; ${dir}/s.sh; ${dir}/link/prog`],
+    }).spawn();
+    await sh.status;
+    await sleep(1300);
+    const { records } = await w.stop();
+    const execs = records.filter((r) => r.event === "exec" && r.ppid === sh.pid);
+    const odd = `${dir}/a\nb\udcff/prog`;
+    assertEquals(execs.map((e) => [e.exe, e.script ?? null]), [
+      [odd, null],
+      [`${dir}/${deep}/prog`, null],
+      ["/usr/bin/dash", `${dir}/s.sh`],
+      [odd, null],
+    ]);
+    const stats = records.filter((r) => r.event === "stats").pop() as Record<string, unknown>;
+    assert(Number(stats?.exec_opens_unread) >= 1, "some opens were not read");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

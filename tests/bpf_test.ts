@@ -10,6 +10,7 @@ import {
   MEMBERS,
   type Offsets,
   offsetsFrom,
+  PathWalk,
   Rec,
 } from "../lib/source/bpf_exec/program.ts";
 import { decodeBpfExec } from "../lib/source/bpf_exec/record.ts";
@@ -180,10 +181,16 @@ function record(o: {
   readErr?: number;
   comm?: string;
   login?: number;
+  /** The walked path's names, last first, each with its NUL; with `walk` how it ended. */
+  names?: string;
+  walk?: number;
+  interp?: string;
 }): Uint8Array {
   const argv = new TextEncoder().encode(o.argv ?? "prog\0");
   const trueLen = o.argvBytes ?? argv.length;
-  const r = new Uint8Array(Rec.header + Math.min(argv.length, ARGV_CAP_BYTES));
+  const names = Uint8Array.from(o.names ?? "", (c) => c.charCodeAt(0));
+  const carried = Math.min(argv.length, ARGV_CAP_BYTES);
+  const r = new Uint8Array(Rec.header + carried + names.length);
   const v = new DataView(r.buffer);
   v.setBigUint64(Rec.ktimeNs, BigInt(o.ns), true);
   v.setUint32(Rec.tgid, o.tgid, true);
@@ -195,13 +202,70 @@ function record(o: {
   v.setBigUint64(Rec.startBoottimeNs, 12_345_678_901n, true);
   r.set(new TextEncoder().encode(o.comm ?? "prog"), Rec.comm);
   r.set(new TextEncoder().encode("/usr/bin/prog"), Rec.filename);
-  r.set(new TextEncoder().encode("/usr/bin/prog"), Rec.interp);
+  r.set(new TextEncoder().encode(o.interp ?? "/usr/bin/prog"), Rec.interp);
   v.setBigUint64(Rec.exeIno, 77n, true);
   v.setUint32(Rec.exeDev, (8 << 20) | 1, true);
   v.setBigUint64(Rec.argvBytes, BigInt(trueLen), true);
   r.set(argv.subarray(0, ARGV_CAP_BYTES), Rec.header);
+  v.setUint32(Rec.pathBytes, names.length, true);
+  v.setUint32(Rec.pathWalk, o.walk ?? (names.length ? PathWalk.ROOT : PathWalk.NONE), true);
+  r.set(names, Rec.header + carried);
   return r;
 }
+
+Deno.test("record: the walked path is its names in the kernel's order, reversed, exact bytes", () => {
+  const path = (names: string, walk?: number) =>
+    decodeBpfExec(record({ ns: 1, tgid: 1, names, walk }))!.exePath;
+  assertEquals(path("prog\0bin\0usr\0"), "/usr/bin/prog");
+  assertEquals(path("x\n\xff\0tmp\0"), "/tmp/x\n\udcff", "bytes as text.ts keeps them");
+  assertEquals(path("prog\0bin\0", PathWalk.CUT), null, "not up to the root: no path");
+  assertEquals(path("prog\0bin\0", PathWalk.DETACHED), null);
+  assertEquals(path("prog\0\0usr\0"), null, "an empty name: not a dentry's");
+  assertEquals(path("a/b\0usr\0"), null, "a name with a slash: not a dentry's");
+  assertEquals(path("prog\0bin"), null, "no NUL at the end");
+  assertEquals(path(""), null);
+  const r = decodeBpfExec(record({ ns: 1, tgid: 1, argv: "a\0b\0", names: "p\0" }))!;
+  assertEquals([r.argv, r.exePath], [["a", "b"], "/p"], "argv ends where the path begins");
+  const long = record({ ns: 1, tgid: 1, names: "p\0" });
+  new DataView(long.buffer).setUint32(Rec.pathBytes, 5000, true);
+  assertEquals(decodeBpfExec(long), null, "a length the record does not have");
+});
+
+Deno.test("stage: the walked path names the exec when it reaches the file that ran", () => {
+  const src = new FakeRecords();
+  const resolved: string[] = [];
+  const reached: string[] = [];
+  const st = new BpfExecStage(src, (path) => {
+    resolved.push(path);
+    return "/resolved";
+  }, (id, path) => {
+    reached.push(path);
+    return id === "8:1:77" && path === "/opt/prog";
+  });
+  src.queue.push(record({ ns: 1, tgid: 3, names: "prog\0opt\0" }));
+  src.queue.push(record({ ns: 1, tgid: 4, names: "prog\0elsewhere\0" }));
+  st.poll();
+  assertEquals(st.exec(3, 2, NULL_INFO).exe, "/opt/prog");
+  assertEquals(resolved, [], "no realpath for a walked path that reaches the file");
+  assertEquals(st.exec(4, 2, NULL_INFO).exe, "/resolved", "else the path as given, resolved");
+  assertEquals(reached, ["/opt/prog", "/elsewhere/prog"]);
+});
+
+Deno.test("stage: says it names an exec exactly only for a program run as given, with its path", () => {
+  const src = new FakeRecords();
+  const st = new BpfExecStage(src, () => null, (_id, path) => path === "/opt/prog");
+  src.queue.push(record({ ns: 1, tgid: 3, names: "prog\0opt\0" }));
+  src.queue.push(record({ ns: 1, tgid: 4, names: "prog\0opt\0", interp: "/bin/sh" }));
+  src.queue.push(record({ ns: 1, tgid: 5, names: "prog\0other\0" }));
+  src.queue.push(record({ ns: 1, tgid: 6, names: "prog\0opt\0", walk: PathWalk.CUT }));
+  assertEquals(st.namesExactly(3), true, "new records are taken first");
+  assertEquals(st.namesExactly(4), false, "a #! script: fanotify names the script");
+  assertEquals(st.namesExactly(5), false, "a path that does not reach the file");
+  assertEquals(st.namesExactly(6), false, "a walk that did not reach the root");
+  assertEquals(st.namesExactly(7), false, "no record");
+  src.queue.push(record({ ns: 2, tgid: 3, names: "prog\0opt\0", interp: "/bin/sh" }));
+  assertEquals(st.namesExactly(3), false, "the newest record of the pid decides");
+});
 
 Deno.test("record: fields, exact argv bytes, truncation and refusals", () => {
   const r = decodeBpfExec(record({ ns: 5, tgid: 42, argv: "a b\0x\ny\0\xff\0", login: 1000 }))!;

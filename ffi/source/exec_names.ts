@@ -12,6 +12,9 @@
  *   proctree let a 500 000-exec storm queue 130 MB of them. Past the bound the kernel drops
  *   opens and queues an overflow event (a `lost` line; exec facts from BPF still name
  *   those execs by the file's identity).
+ * - With the BPF exec facts, the opens of an exec they name exactly (a program run as
+ *   given, its path walked inside `execve` and checked: {@linkcode FanotifySource.namedElsewhere})
+ *   are closed unread; fanotify still names scripts and what the walk could not.
  * - A filesystem mark (`FAN_MARK_FILESYSTEM`) per mounted filesystem, a mount mark where a
  *   filesystem mark is refused (a btrfs subvolume); kernel interfaces (`proc`, `sysfs`, …)
  *   are skipped. Mounts that appear later are marked when `/proc/self/mountinfo` says so
@@ -127,6 +130,11 @@ export class FanotifySource implements Source {
   #view = new DataView(this.#buf.buffer);
   #head = new Uint8Array(HEADER_BYTES);
   #events: FanEvent[] = [];
+  /**
+   * Whether another source names `pid`'s newest exec exactly (the BPF exec facts' walked
+   * path): its opens are then closed unread — no path, no header, no pairing.
+   */
+  namedElsewhere: ((pid: number) => boolean) | null = null;
   #onOverflow: () => void;
   #now: () => number;
 
@@ -229,6 +237,11 @@ export class FanotifySource implements Source {
     }
     if (ev.fd === FAN_NOFD || ev.fd < 0) return;
     const c = libc();
+    if (this.namedElsewhere?.(ev.pid)) {
+      this.names.stats.unread++;
+      c.close(ev.fd);
+      return;
+    }
     try {
       const linked = readLink(`/proc/self/fd/${ev.fd}`);
       if (linked === null) return;

@@ -55,6 +55,7 @@ export const Jmp = {
   JLT: 0xa0,
   JLE: 0xb0,
   JSLT: 0xc0,
+  JSLE: 0xd0,
 } as const;
 
 /** Operand source: the immediate (K) or the source register (X). */

@@ -5,7 +5,9 @@
  * It runs on the `sched_process_exec` raw tracepoint: inside `execve`, after the new image
  * is installed (new mm, new credentials, new comm) and before it runs one instruction, and
  * just before the proc connector's exec event is sent from the same call. So argv read
- * there is exactly what the program was given: nothing it does later can change it.
+ * there is exactly what the program was given: nothing it does later can change it. The
+ * path of the file that runs is taken there too, by walking its dentries and mounts (a
+ * path proctree keeps only when it reaches that file's device and inode from here).
  *
  * The record is built in a per-CPU slot of an array map (the BPF stack is 512 bytes) and
  * copied into the ring buffer with its true length; the ring buffer is not asked to wake
@@ -61,12 +63,49 @@ export const Rec = {
   exeIno: 584,
   /** u32 its filesystem's device, kernel encoding (major << 20 | minor). */
   exeDev: 592,
-  /** Length of the fixed part; argv's bytes (at most {@linkcode ARGV_CAP_BYTES}) follow. */
-  header: 600,
+  /** u32 bytes of the path of the file that runs, after argv (see {@linkcode PATH_CAP_BYTES}). */
+  pathBytes: 596,
+  /** u32 how the walk of that path ended ({@linkcode PathWalk}). */
+  pathWalk: 600,
+  /**
+   * Length of the fixed part; argv's bytes (at most {@linkcode ARGV_CAP_BYTES}) follow, then
+   * the path's.
+   */
+  header: 608,
 } as const;
 
+/**
+ * How the program's walk from the file that runs up to its mount namespace's root ended:
+ * only a walk that reached the root is a whole path.
+ */
+export const PathWalk = {
+  /** Never written by the program (a zeroed field): no path. */
+  NONE: 0,
+  /** Reached the root of the mount namespace the file's mount is in: the path is whole. */
+  ROOT: 1,
+  /** Deeper than {@linkcode PATH_MAX_STEPS}, longer than {@linkcode PATH_CAP_BYTES}, or unreadable. */
+  CUT: 2,
+  /** A directory that is its own parent but not its mount's root (a detached or lazily unmounted tree). */
+  DETACHED: 3,
+} as const;
+
+/**
+ * Most bytes of the path of the file that runs: its names, last first, each with its NUL
+ * (`PATH_MAX`). A name is at most 255 bytes (`NAME_MAX`).
+ */
+export const PATH_CAP_BYTES = 4096;
+
+/** Bytes a name may take, with its NUL. */
+const NAME_BYTES = 256;
+
+/**
+ * Most steps of the walk: one per name, and one per mount crossed (the verifier sees the
+ * walk unrolled, so this bounds the program's size: about 55 instructions a step).
+ */
+export const PATH_MAX_STEPS = 32;
+
 /** Bytes of one scratch slot: the largest record. */
-export const SLOT_BYTES: number = Rec.header + ARGV_CAP_BYTES;
+export const SLOT_BYTES: number = Rec.header + ARGV_CAP_BYTES + PATH_CAP_BYTES;
 
 /** `BPF_RB_NO_WAKEUP`. */
 const RB_NO_WAKEUP = 1;
@@ -86,6 +125,16 @@ export const MEMBERS = {
   bprmInterp: ["linux_binprm", "interp", 8],
   bprmFile: ["linux_binprm", "file", 8],
   fileInode: ["file", "f_inode", 8],
+  filePath: ["file", "f_path", 16],
+  pathMnt: ["path", "mnt", 8],
+  pathDentry: ["path", "dentry", 8],
+  dentryParent: ["dentry", "d_parent", 8],
+  dentryName: ["dentry", "d_name", 16],
+  qstrName: ["qstr", "name", 8],
+  vfsmountRoot: ["vfsmount", "mnt_root", 8],
+  mountMnt: ["mount", "mnt", 32],
+  mountParent: ["mount", "mnt_parent", 8],
+  mountMountpoint: ["mount", "mnt_mountpoint", 8],
   inodeIno: ["inode", "i_ino", 8],
   inodeSb: ["inode", "i_sb", 8],
   sbDev: ["super_block", "s_dev", 4],
@@ -118,6 +167,11 @@ const TMP = -16;
 const ARG_START = -24;
 const ARG_END = -32;
 const INODE = -40;
+const DENTRY = -48;
+const MOUNT = -56;
+const PARENT = -64;
+const PATH_OFF = -72;
+const FILE = -80;
 
 /**
  * The program. Registers kept across calls: r6 the tracepoint's arguments (`task`,
@@ -176,7 +230,10 @@ export function execProgram(off: Offsets, maps: ProgramMaps): Uint8Array {
   a.mov(1, 7).aluImm(Alu.ADD, 1, Rec.header).mov(2, 8).load(8, 3, 10, ARG_START);
   a.call(Helper.probe_read_user).store(4, 7, Rec.argvRead, 0);
 
-  a.loadMap(1, maps.ringFd).mov(2, 7).mov(3, 8).aluImm(Alu.ADD, 3, Rec.header);
+  walkPath(a, off);
+  a.load(8, 3, 10, PATH_OFF).alu(Alu.ADD, 3, 8); // argv's bytes, then the path's
+
+  a.loadMap(1, maps.ringFd).mov(2, 7).aluImm(Alu.ADD, 3, Rec.header);
   a.movImm(4, RB_NO_WAKEUP).call(Helper.ringbuf_output);
   a.jumpImm(Jmp.JEQ, 0, 0, "out");
 
@@ -187,4 +244,55 @@ export function execProgram(off: Offsets, maps: ProgramMaps): Uint8Array {
 
   a.label("out").movImm(0, 0).exit();
   return a.bytes();
+}
+
+/**
+ * The path of the file that runs, taken inside `execve` by walking its dentries up to the
+ * root of the mount namespace its mount is in — what `d_path` would say from that root,
+ * without `d_path`'s lock (a rename during the walk can give a path that never was:
+ * proctree keeps a path only when it reaches the file's device and inode). Names are
+ * written last first after argv (r7 + header + r8), each with its NUL; `Rec.pathBytes` and
+ * `Rec.pathWalk` say how much and whether it is whole. Unrolled
+ * {@linkcode PATH_MAX_STEPS} times; each step crosses a mount or takes one name. Uses r6
+ * (the tracepoint's arguments) for `bprm` and r9 for where the names go; keeps r7, r8.
+ */
+function walkPath(a: Asm, off: Offsets): void {
+  a.storeImm(4, 7, Rec.pathBytes, 0).storeImm(4, 7, Rec.pathWalk, PathWalk.CUT);
+  a.storeImm(8, 10, PATH_OFF, 0);
+  a.mov(9, 7).aluImm(Alu.ADD, 9, Rec.header).alu(Alu.ADD, 9, 8);
+  a.load(8, 3, 6, 16); // args[2]: the linux_binprm
+  readKernel(a, 10, FILE, 8, 3, off.bprmFile);
+  a.load(8, 3, 10, FILE);
+  readKernel(a, 10, DENTRY, 8, 3, off.filePath + off.pathDentry);
+  a.load(8, 3, 10, FILE);
+  readKernel(a, 10, TMP, 8, 3, off.filePath + off.pathMnt);
+  a.load(8, 1, 10, TMP).aluImm(Alu.SUB, 1, off.mountMnt).store(8, 10, MOUNT, 1);
+  for (let step = 0; step < PATH_MAX_STEPS; step++) {
+    const name = `name${step}`, next = `step${step + 1}`;
+    // At the root of its mount: cross to the mount it is mounted on, or stop at the top.
+    a.load(8, 3, 10, MOUNT).aluImm(Alu.ADD, 3, off.mountMnt);
+    readKernel(a, 10, TMP, 8, 3, off.vfsmountRoot);
+    a.load(8, 1, 10, TMP).load(8, 2, 10, DENTRY).jumpReg(Jmp.JNE, 1, 2, name);
+    a.load(8, 3, 10, MOUNT);
+    readKernel(a, 10, PARENT, 8, 3, off.mountParent);
+    a.load(8, 1, 10, PARENT).load(8, 3, 10, MOUNT).jumpReg(Jmp.JEQ, 1, 3, "walked");
+    readKernel(a, 10, DENTRY, 8, 3, off.mountMountpoint);
+    a.load(8, 1, 10, PARENT).store(8, 10, MOUNT, 1).jump(next);
+    // Else one name, and up to its parent.
+    a.label(name);
+    a.load(8, 3, 10, DENTRY);
+    readKernel(a, 10, PARENT, 8, 3, off.dentryParent);
+    a.load(8, 1, 10, PARENT).load(8, 3, 10, DENTRY).jumpReg(Jmp.JEQ, 1, 3, "detached");
+    readKernel(a, 10, TMP, 8, 3, off.dentryName + off.qstrName);
+    a.load(8, 1, 10, PATH_OFF).jumpImm(Jmp.JGT, 1, PATH_CAP_BYTES - NAME_BYTES, "cut");
+    a.alu(Alu.ADD, 1, 9).movImm(2, NAME_BYTES).load(8, 3, 10, TMP);
+    a.call(Helper.probe_read_kernel_str).jumpImm(Jmp.JSLE, 0, 0, "cut");
+    a.load(8, 1, 10, PATH_OFF).alu(Alu.ADD, 1, 0).store(8, 10, PATH_OFF, 1);
+    a.load(8, 1, 10, PARENT).store(8, 10, DENTRY, 1);
+    a.label(next);
+  }
+  a.jump("cut");
+  a.label("detached").storeImm(4, 7, Rec.pathWalk, PathWalk.DETACHED).jump("cut");
+  a.label("walked").storeImm(4, 7, Rec.pathWalk, PathWalk.ROOT);
+  a.label("cut").load(8, 1, 10, PATH_OFF).store(4, 7, Rec.pathBytes, 1);
 }

@@ -7,7 +7,7 @@
 
 import { decodeBytes } from "../../text.ts";
 import { parseCmdline, UNSET_LOGIN_UID } from "../../tree/proc_parse.ts";
-import { ARGV_CAP_BYTES, FILENAME_BYTES, Rec } from "./program.ts";
+import { ARGV_CAP_BYTES, FILENAME_BYTES, PATH_CAP_BYTES, PathWalk, Rec } from "./program.ts";
 
 /** The facts of one exec, as the kernel held them inside `execve`. */
 export interface BpfExec {
@@ -35,6 +35,12 @@ export interface BpfExec {
   interp: string;
   /** That file's identity, `major:minor:inode` (as `fileId` in `ffi/procfs.ts`); null: unread. */
   exeId: string | null;
+  /**
+   * That file's path from the root of its mount namespace, walked inside `execve` (`/` and
+   * its names, exact bytes as in `text.ts`); null when the walk did not reach the root. Only
+   * a name until checked against `exeId`.
+   */
+  exePath: string | null;
   /** argv; null when the new image's memory could not be read. */
   argv: string[] | null;
   /** argv's true length in bytes. */
@@ -57,7 +63,9 @@ export function decodeBpfExec(r: Uint8Array): BpfExec | null {
   const v = new DataView(r.buffer, r.byteOffset, r.byteLength);
   const argvBytes = Number(v.getBigUint64(Rec.argvBytes, true));
   const carried = Math.min(argvBytes, ARGV_CAP_BYTES);
-  if (r.length !== Rec.header + carried) return null;
+  const pathBytes = v.getUint32(Rec.pathBytes, true);
+  if (pathBytes > PATH_CAP_BYTES || r.length !== Rec.header + carried + pathBytes) return null;
+  const pathAt = Rec.header + carried;
   const login = v.getUint32(Rec.loginUid, true);
   const argvOk = v.getInt32(Rec.argvRead, true) === 0;
   const ino = v.getBigUint64(Rec.exeIno, true);
@@ -75,8 +83,30 @@ export function decodeBpfExec(r: Uint8Array): BpfExec | null {
     filename: cString(r.subarray(Rec.filename, Rec.filename + FILENAME_BYTES)),
     interp: cString(r.subarray(Rec.interp, Rec.interp + FILENAME_BYTES)),
     exeId: ino === 0n ? null : `${dev >>> 20}:${dev & 0xfffff}:${ino}`,
-    argv: argvOk ? parseCmdline(r.subarray(Rec.header)) ?? [] : null,
+    exePath: v.getUint32(Rec.pathWalk, true) === PathWalk.ROOT
+      ? walkedPath(r.subarray(pathAt, pathAt + pathBytes))
+      : null,
+    argv: argvOk ? parseCmdline(r.subarray(Rec.header, pathAt)) ?? [] : null,
     argvBytes,
     argvTruncated: argvBytes > ARGV_CAP_BYTES,
   };
+}
+
+/**
+ * The path the program's walk wrote: names from the file up, each ending in NUL. Null when
+ * a name is empty or holds a `/` (never from a real dentry: the record is not trusted).
+ */
+export function walkedPath(names: Uint8Array): string | null {
+  if (names.length === 0) return null; // the file is the namespace's root: not a program
+  if (names[names.length - 1] !== 0) return null;
+  const parts: string[] = [];
+  let end = names.length - 1;
+  for (let i = end - 1; i >= -1; i--) {
+    if (i >= 0 && names[i] !== 0) continue;
+    const name = names.subarray(i + 1, end);
+    if (name.length === 0 || name.indexOf(0x2f) >= 0) return null;
+    parts.push(decodeBytes(name));
+    end = i;
+  }
+  return "/" + parts.join("/");
 }

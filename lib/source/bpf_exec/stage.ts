@@ -205,11 +205,12 @@ export class BpfExecStage implements ExecStage {
    * that ran (the record's device and inode); one that does not is dropped (counted): a
    * name matched by pid alone can be a later exec's — fanotify's opens of the process that
    * took the pid next, read while the connector lags behind a storm. Where no name is left:
-   * the record's path, when it reaches that file (a `#!` script's is its interpreter's, as
-   * `/proc` says). When it does not (a path that names another file from here, e.g. a bind
-   * mount in the process's own mount namespace, or a relative one), the exec is marked so
-   * that no later source names it by that path either (audit's `exe=` is the same path,
-   * unchecked).
+   * the path the program walked inside `execve`, when it reaches that file from here; else
+   * the record's path as the kernel was given it, resolved (a `#!` script's is its
+   * interpreter's, as `/proc` says). When neither does (a path that names another file from
+   * here, e.g. a bind mount in the process's own mount namespace, or a relative one), the
+   * exec is marked so that no later source names it by that path either (audit's `exe=` is
+   * the same path, unchecked).
    */
   #exe(
     facts: ExecInfo,
@@ -223,13 +224,36 @@ export class BpfExecStage implements ExecStage {
       dropped = { exe: null, script: null };
     }
     if (!this.#resolveExe) return dropped;
-    const exe = rec.interp.startsWith("/") ? this.#resolveExe(rec.interp, rec.exeId) : null;
+    const exe = this.#walked(rec) ??
+      (rec.interp.startsWith("/") ? this.#resolveExe(rec.interp, rec.exeId) : null);
     if (exe === null) {
       this.#counts.execs_exe_unverified++;
       return { ...dropped, exeNotHere: true };
     }
     this.#counts.execs_named_by_bpf++;
     return { ...dropped, exe };
+  }
+
+  /** The record's walked path, when it reaches the file that ran from here; else null. */
+  #walked(rec: BpfExec): string | null {
+    const path = rec.exePath;
+    return path !== null && rec.exeId !== null && this.#reaches?.(rec.exeId, path) ? path : null;
+  }
+
+  /**
+   * Whether this stage names the newest exec of `pid` exactly: its record (the ring's new
+   * records taken first) is of a program the kernel ran as given (not a `#!` script or a
+   * binfmt_misc file), with a walked path that reaches it. fanotify's opens of such an exec
+   * need not be read (`ffi/source/exec_names.ts`). One race is left: opens of a second exec
+   * of `pid` read before its record is written are taken for the first's — that exec then
+   * has no `script` (its `exe` is still named, from its own record).
+   */
+  namesExactly(pid: number): boolean {
+    this.poll();
+    const list = this.#pending.get(pid);
+    const rec = list?.[list.length - 1].rec;
+    return rec !== undefined && rec.interp === rec.filename && this.#usable(rec) &&
+      this.#walked(rec) !== null;
   }
 
   lost(): void {

@@ -64,6 +64,8 @@ export interface ExecNameStats {
   ambiguous: number;
   /** Attempts recognised as failed `execve`s. */
   failed: number;
+  /** Opens closed unread: another source named their exec exactly (the source counts them). */
+  unread: number;
 }
 
 /** Most interpreter paths whose resolution is cached. */
@@ -86,7 +88,7 @@ export class ExecNames {
   /** Until when (ms, the callers' clock) no exec is named: opens may be missing since an overflow. */
   #blindUntilMs = -Infinity;
   /** Running totals. */
-  readonly stats: ExecNameStats = { opens: 0, named: 0, ambiguous: 0, failed: 0 };
+  readonly stats: ExecNameStats = { opens: 0, named: 0, ambiguous: 0, failed: 0, unread: 0 };
 
   /**
    * `resolve`: a path with its symlinks resolved (`realpath`), to recognise the

@@ -94,6 +94,6 @@ export class ExecNamesStage implements ExecStage {
   }
 
   counters(): Readonly<Record<string, number>> {
-    return this.#counts;
+    return { ...this.#counts, exec_opens_unread: this.#names.stats.unread };
   }
 }
