@@ -66,14 +66,17 @@ export const BUFFER_HELP =
 /** The `--exec-names` help text, shared by `watch` and `run`. */
 export const EXEC_NAMES_HELP = `  --exec-names auto|fanotify|proc
                        where exec names come from: fanotify names every executable
-                       (needs CAP_SYS_ADMIN), /proc only what is still running when read;
-                       auto (default) uses fanotify when permitted and says so otherwise`;
+                       (needs CAP_SYS_ADMIN; with bpf exec facts, only the scripts and
+                       what their walked path did not name), /proc only what is still
+                       running when read; auto (default) uses fanotify when permitted
+                       and says so otherwise`;
 
 /** The `--exec-facts` help text, shared by `watch` and `run`. */
 export const EXEC_FACTS_HELP = `  --exec-facts auto|bpf|proc
                        where each exec's argv, comm, uid, login uid and parent come from:
-                       bpf reads them inside execve (exact for every exec, even one that
-                       exits at once; needs root or CAP_BPF+CAP_PERFMON and kernel BTF),
+                       bpf reads them, and the path of the program, inside execve
+                       (exact for every exec, even one that exits at once; needs root
+                       or CAP_BPF+CAP_PERFMON and kernel BTF),
                        proc reads /proc when the event arrives (null for a process already
                        gone); auto (default) uses bpf where it can run and says why not
   --btf FILE           where the bpf exec facts read the kernel's types (default
