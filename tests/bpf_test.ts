@@ -12,6 +12,8 @@ import {
   offsetsFrom,
   PathWalk,
   Rec,
+  WALK_MEMBERS,
+  type WalkOffsets,
 } from "../lib/source/bpf_exec/program.ts";
 import { decodeBpfExec } from "../lib/source/bpf_exec/record.ts";
 import {
@@ -149,9 +151,11 @@ Deno.test({
   fn() {
     const off = offsetsFrom(new Btf(vmlinux!));
     assert(typeof off !== "string", String(off));
-    for (const k of Object.keys(MEMBERS)) assert((off as Offsets)[k as keyof Offsets] >= 0, k);
+    for (const k of Object.keys(MEMBERS)) assert(off[k as keyof typeof MEMBERS] >= 0, k);
     // mm_struct's argument area: two adjacent longs, in an anonymous struct on 6.x.
     assertEquals(off.mmArgEnd - off.mmArgStart, 8);
+    assert(off.walk, "the path walk's members");
+    for (const k of Object.keys(WALK_MEMBERS)) assert(off.walk[k as keyof WalkOffsets] >= 0, k);
   },
 });
 
@@ -159,17 +163,41 @@ Deno.test("btf: a kernel without a member the program needs is named", () => {
   assertEquals(offsetsFrom(new Btf(FIXTURE)), "no task_struct.mm in the kernel's BTF");
 });
 
-Deno.test("program: assembles for any offsets; the map fds are in its 64-bit loads", () => {
-  const off = Object.fromEntries(Object.keys(MEMBERS).map((k, i) => [k, 8 * i])) as Offsets;
-  const prog = execProgram(off, { scratchFd: 7, ringFd: 8, dropsFd: 9 });
-  assertEquals(prog.length % 8, 0);
-  const fds: number[] = [];
-  const v = new DataView(prog.buffer);
-  for (let i = 0; i < prog.length; i += 8) {
-    if (prog[i] === 0x18) fds.push(v.getInt32(i + 4, true)), i += 8;
+Deno.test("btf: a kernel without a member the path walk reads gets the program without it", () => {
+  // Types with every member the program needs and none of the walk's (no `struct mount`).
+  const places = new Map(
+    Object.values(MEMBERS).map((
+      [s, m, bytes],
+      i,
+    ) => [`${s}.${m}`, { offsetBytes: 8 * i, sizeBytes: bytes }]),
+  );
+  const btf = {
+    member: (s: string, m: string) => places.get(`${s}.${m}`) ?? null,
+  } as unknown as Btf;
+  const off = offsetsFrom(btf);
+  assert(typeof off !== "string", String(off));
+  assertEquals([off.taskMm, off.walk], [0, null]);
+});
+
+Deno.test("program: assembles for any offsets, with the walk and without; the map fds are in its 64-bit loads", () => {
+  const base = Object.fromEntries(Object.keys(MEMBERS).map((k, i) => [k, 8 * i]));
+  const walk = Object.fromEntries(
+    Object.keys(WALK_MEMBERS).map((k, i) => [k, 8 * i]),
+  ) as WalkOffsets;
+  const lengths: number[] = [];
+  for (const off of [{ ...base, walk }, { ...base, walk: null }] as Offsets[]) {
+    const prog = execProgram(off, { scratchFd: 7, ringFd: 8, dropsFd: 9 });
+    assertEquals(prog.length % 8, 0);
+    const fds: number[] = [];
+    const v = new DataView(prog.buffer);
+    for (let i = 0; i < prog.length; i += 8) {
+      if (prog[i] === 0x18) fds.push(v.getInt32(i + 4, true)), i += 8;
+    }
+    assertEquals(fds, [7, 8, 9]);
+    assertEquals(prog[prog.length - 8], 0x95, "ends with exit");
+    lengths.push(prog.length);
   }
-  assertEquals(fds, [7, 8, 9]);
-  assertEquals(prog[prog.length - 8], 0x95, "ends with exit");
+  assert(lengths[0] > lengths[1], "the walk is in the first only");
 });
 
 /** A record as the program writes it. */

@@ -232,8 +232,11 @@ export class Btf {
   }
 }
 
-/** Kernel struct members a program reads: its name for each, and `[struct, member, bytes]`. */
-export type MemberTable = Readonly<Record<string, readonly [string, string, number]>>;
+/**
+ * Kernel struct members a program reads: its name for each, and `[struct, member, bytes]`;
+ * `bytes` null for an embedded struct the program only steps into (its size is not read).
+ */
+export type MemberTable = Readonly<Record<string, readonly [string, string, number | null]>>;
 
 /** The byte offset of each member of a {@linkcode MemberTable}. */
 export type OffsetsOf<T extends MemberTable> = { -readonly [K in keyof T]: number };
@@ -247,7 +250,7 @@ export function memberOffsets<T extends MemberTable>(btf: Btf, members: T): Offs
   for (const [key, [struct, member, bytes]] of Object.entries(members)) {
     const place = btf.member(struct, member);
     if (!place) return `no ${struct}.${member} in the kernel's BTF`;
-    if (place.sizeBytes !== bytes) {
+    if (bytes !== null && place.sizeBytes !== bytes) {
       return `${struct}.${member} is ${place.sizeBytes} bytes, not ${bytes}`;
     }
     out[key as keyof T] = place.offsetBytes;

@@ -79,7 +79,7 @@ export const Rec = {
  * only a walk that reached the root is a whole path.
  */
 export const PathWalk = {
-  /** Never written by the program (a zeroed field): no path. */
+  /** Not walked: the kernel's BTF lacks a member the walk reads ({@linkcode WALK_MEMBERS}). */
   NONE: 0,
   /** Reached the root of the mount namespace the file's mount is in: the path is whole. */
   ROOT: 1,
@@ -125,30 +125,44 @@ export const MEMBERS = {
   bprmInterp: ["linux_binprm", "interp", 8],
   bprmFile: ["linux_binprm", "file", 8],
   fileInode: ["file", "f_inode", 8],
-  filePath: ["file", "f_path", 16],
-  pathMnt: ["path", "mnt", 8],
-  pathDentry: ["path", "dentry", 8],
-  dentryParent: ["dentry", "d_parent", 8],
-  dentryName: ["dentry", "d_name", 16],
-  qstrName: ["qstr", "name", 8],
-  vfsmountRoot: ["vfsmount", "mnt_root", 8],
-  mountMnt: ["mount", "mnt", 32],
-  mountParent: ["mount", "mnt_parent", 8],
-  mountMountpoint: ["mount", "mnt_mountpoint", 8],
   inodeIno: ["inode", "i_ino", 8],
   inodeSb: ["inode", "i_sb", 8],
   sbDev: ["super_block", "s_dev", 4],
 } as const satisfies MemberTable;
 
-/** Byte offsets of {@linkcode MEMBERS} in the running kernel. */
-export type Offsets = OffsetsOf<typeof MEMBERS>;
+/**
+ * The members the path walk reads (`struct mount` is the kernel's own, not an ABI): without
+ * them the program is built without the walk, and fanotify names every program as before.
+ */
+export const WALK_MEMBERS = {
+  filePath: ["file", "f_path", null],
+  pathMnt: ["path", "mnt", 8],
+  pathDentry: ["path", "dentry", 8],
+  dentryParent: ["dentry", "d_parent", 8],
+  dentryName: ["dentry", "d_name", null],
+  qstrName: ["qstr", "name", 8],
+  vfsmountRoot: ["vfsmount", "mnt_root", 8],
+  mountMnt: ["mount", "mnt", null],
+  mountParent: ["mount", "mnt_parent", 8],
+  mountMountpoint: ["mount", "mnt_mountpoint", 8],
+} as const satisfies MemberTable;
+
+/** Byte offsets of {@linkcode WALK_MEMBERS} in the running kernel. */
+export type WalkOffsets = OffsetsOf<typeof WALK_MEMBERS>;
+
+/** Byte offsets of {@linkcode MEMBERS} in the running kernel, and of the walk's (null: no walk). */
+export type Offsets = OffsetsOf<typeof MEMBERS> & { walk: WalkOffsets | null };
 
 /**
  * The offsets of {@linkcode MEMBERS} from `btf`; a string saying which one is missing (or of
- * an unexpected size) when the kernel's types are not what the program reads.
+ * an unexpected size) when the kernel's types are not what the program reads. The walk's
+ * are null when any of {@linkcode WALK_MEMBERS} is.
  */
 export function offsetsFrom(btf: Btf): Offsets | string {
-  return memberOffsets(btf, MEMBERS);
+  const off = memberOffsets(btf, MEMBERS);
+  if (typeof off === "string") return off;
+  const walk = memberOffsets(btf, WALK_MEMBERS);
+  return { ...off, walk: typeof walk === "string" ? null : walk };
 }
 
 /** The maps the program uses, by file descriptor. */
@@ -172,6 +186,7 @@ const MOUNT = -56;
 const PARENT = -64;
 const PATH_OFF = -72;
 const FILE = -80;
+const ROOT = -88;
 
 /**
  * The program. Registers kept across calls: r6 the tracepoint's arguments (`task`,
@@ -230,7 +245,9 @@ export function execProgram(off: Offsets, maps: ProgramMaps): Uint8Array {
   a.mov(1, 7).aluImm(Alu.ADD, 1, Rec.header).mov(2, 8).load(8, 3, 10, ARG_START);
   a.call(Helper.probe_read_user).store(4, 7, Rec.argvRead, 0);
 
-  walkPath(a, off);
+  a.storeImm(4, 7, Rec.pathBytes, 0).storeImm(4, 7, Rec.pathWalk, PathWalk.NONE);
+  a.storeImm(8, 10, PATH_OFF, 0);
+  if (off.walk) walkPath(a, off.bprmFile, off.walk);
   a.load(8, 3, 10, PATH_OFF).alu(Alu.ADD, 3, 8); // argv's bytes, then the path's
 
   a.loadMap(1, maps.ringFd).mov(2, 7).aluImm(Alu.ADD, 3, Rec.header);
@@ -256,28 +273,29 @@ export function execProgram(off: Offsets, maps: ProgramMaps): Uint8Array {
  * {@linkcode PATH_MAX_STEPS} times; each step crosses a mount or takes one name. Uses r6
  * (the tracepoint's arguments) for `bprm` and r9 for where the names go; keeps r7, r8.
  */
-function walkPath(a: Asm, off: Offsets): void {
-  a.storeImm(4, 7, Rec.pathBytes, 0).storeImm(4, 7, Rec.pathWalk, PathWalk.CUT);
-  a.storeImm(8, 10, PATH_OFF, 0);
+function walkPath(a: Asm, bprmFile: number, off: WalkOffsets): void {
+  a.storeImm(4, 7, Rec.pathWalk, PathWalk.CUT);
   a.mov(9, 7).aluImm(Alu.ADD, 9, Rec.header).alu(Alu.ADD, 9, 8);
   a.load(8, 3, 6, 16); // args[2]: the linux_binprm
-  readKernel(a, 10, FILE, 8, 3, off.bprmFile);
+  readKernel(a, 10, FILE, 8, 3, bprmFile);
   a.load(8, 3, 10, FILE);
   readKernel(a, 10, DENTRY, 8, 3, off.filePath + off.pathDentry);
   a.load(8, 3, 10, FILE);
   readKernel(a, 10, TMP, 8, 3, off.filePath + off.pathMnt);
+  a.load(8, 3, 10, TMP);
+  readKernel(a, 10, ROOT, 8, 3, off.vfsmountRoot);
   a.load(8, 1, 10, TMP).aluImm(Alu.SUB, 1, off.mountMnt).store(8, 10, MOUNT, 1);
   for (let step = 0; step < PATH_MAX_STEPS; step++) {
     const name = `name${step}`, next = `step${step + 1}`;
     // At the root of its mount: cross to the mount it is mounted on, or stop at the top.
-    a.load(8, 3, 10, MOUNT).aluImm(Alu.ADD, 3, off.mountMnt);
-    readKernel(a, 10, TMP, 8, 3, off.vfsmountRoot);
-    a.load(8, 1, 10, TMP).load(8, 2, 10, DENTRY).jumpReg(Jmp.JNE, 1, 2, name);
+    a.load(8, 1, 10, ROOT).load(8, 2, 10, DENTRY).jumpReg(Jmp.JNE, 1, 2, name);
     a.load(8, 3, 10, MOUNT);
     readKernel(a, 10, PARENT, 8, 3, off.mountParent);
     a.load(8, 1, 10, PARENT).load(8, 3, 10, MOUNT).jumpReg(Jmp.JEQ, 1, 3, "walked");
     readKernel(a, 10, DENTRY, 8, 3, off.mountMountpoint);
-    a.load(8, 1, 10, PARENT).store(8, 10, MOUNT, 1).jump(next);
+    a.load(8, 3, 10, PARENT).store(8, 10, MOUNT, 3).aluImm(Alu.ADD, 3, off.mountMnt);
+    readKernel(a, 10, ROOT, 8, 3, off.vfsmountRoot);
+    a.jump(next);
     // Else one name, and up to its parent.
     a.label(name);
     a.load(8, 3, 10, DENTRY);
