@@ -101,6 +101,27 @@ export class VerifierError extends LibcError {
   }
 }
 
+// `sigset_t` as glibc defines it (1024 bits); SIG_BLOCK and SIG_SETMASK from `signal.h`.
+const SIGSET_BYTES = 128;
+const SIG_BLOCK = 0;
+const SIG_SETMASK = 2;
+
+/**
+ * Runs `f` with every signal blocked on this thread. The verifier gives up with EAGAIN as
+ * soon as a signal is pending for the loading thread (measured: a SIGHUP sent in a loop, or a
+ * profiler's SIGPROF, made every load fail); blocked, the signal waits until `f` returns.
+ */
+function withSignalsBlocked<T>(f: () => T): T {
+  const all = new Uint8Array(SIGSET_BYTES).fill(0xff);
+  const old = new Uint8Array(SIGSET_BYTES);
+  if (libc().pthread_sigmask(SIG_BLOCK, all, old) !== 0) return f();
+  try {
+    return f();
+  } finally {
+    libc().pthread_sigmask(SIG_SETMASK, old, null);
+  }
+}
+
 /** Loads a program of `type`; returns its fd or throws {@linkcode VerifierError}. */
 export function loadProgram(type: number, insns: Uint8Array, name: string): number {
   const log = new Uint8Array(1 << 20);
@@ -116,9 +137,11 @@ export function loadProgram(type: number, insns: Uint8Array, name: string): numb
   v.setUint32(28, log.length, true);
   v.setBigUint64(32, address(log), true);
   attr.set(new TextEncoder().encode(name.slice(0, 15)), 48); // prog_name
-  const r = sysBpf(BpfCmd.PROG_LOAD, attr);
+  const { r, e } = withSignalsBlocked(() => {
+    const r = sysBpf(BpfCmd.PROG_LOAD, attr);
+    return { r, e: r < 0 ? errno() : 0 };
+  });
   if (r >= 0) return r;
-  const e = errno();
   const end = log.indexOf(0);
   const text = new TextDecoder().decode(log.subarray(0, end < 0 ? log.length : end));
   throw new VerifierError(e, text.slice(-4096));

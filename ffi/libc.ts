@@ -54,6 +54,7 @@ const SYMBOLS = {
   clock_gettime: { parameters: ["i32", "buffer"], result: "i32" },
   sched_setscheduler: { parameters: ["i32", "i32", "buffer"], result: "i32" },
   setpriority: { parameters: ["i32", "u32", "i32"], result: "i32" },
+  pthread_sigmask: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
   __errno_location: { parameters: [], result: "pointer" },
   // bpf(2) has no libc wrapper: syscall(SYS_bpf, cmd, attr, size).
   syscall: { parameters: ["i64", "i64", "buffer", "u64"], result: "i64" },
@@ -124,11 +125,19 @@ export const STATX = {
   ino: 32,
   devMajor: 136,
   devMinor: 140,
+  /** `stx_mode` (u16): the file type and permissions. */
+  mode: 28,
+  /** Ask for the file type (`STATX_TYPE`). */
+  maskType: 0x1,
   /** Ask for the inode number (`STATX_INO`). */
   maskIno: 0x100,
   /** `AT_EMPTY_PATH`: the descriptor itself. */
   emptyPath: 0x1000,
 } as const;
+
+/** `S_IFMT` and `S_IFREG` (`linux/stat.h`): the type bits of a mode, and a regular file's. */
+export const S_IFMT = 0o170000;
+export const S_IFREG = 0o100000;
 
 /** `AT_FDCWD`: a path relative to the working directory, for the `*at` calls. */
 export const AT_FDCWD = -100;

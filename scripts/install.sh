@@ -38,7 +38,7 @@ else
   install -m 0644 dist/proctree.js "$prefix/lib/proctree/proctree.js"
   cat > "$prefix/bin/proctree" <<WRAP
 #!/bin/sh
-exec "$prefix/lib/proctree/deno" run --quiet --no-prompt --v8-flags=--max-semi-space-size=1 --allow-ffi --allow-read --allow-run --allow-write "$prefix/lib/proctree/proctree.js" "\$@"
+exec "$prefix/lib/proctree/deno" run --quiet --no-prompt --v8-flags=--max-semi-space-size=8 --allow-ffi --allow-read --allow-run --allow-write "$prefix/lib/proctree/proctree.js" "\$@"
 WRAP
   chmod 0755 "$prefix/bin/proctree"
 fi

@@ -7,7 +7,7 @@
  */
 
 const SHEBANG =
-  "#!/usr/bin/env -S deno run --v8-flags=--max-semi-space-size=1 --allow-ffi --allow-read --allow-run --allow-write\n";
+  "#!/usr/bin/env -S deno run --v8-flags=--max-semi-space-size=8 --allow-ffi --allow-read --allow-run --allow-write\n";
 
 const [path] = Deno.args;
 if (!path) {

@@ -225,3 +225,24 @@ Deno.test({
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test({
+  name: "kernel: signals arriving while the verifier runs do not cost the bpf exec facts",
+  ignore,
+}, async () => {
+  // The verifier gives up with EAGAIN on a pending signal; SIGHUP (proctree reopens its log)
+  // is sent without pause from before proctree starts until it has gone.
+  const dir = await Deno.makeTempDir();
+  try {
+    // `$$` is the shell's pid, which is proctree's once the shell execs it.
+    // It starts once proctree handles SIGHUP (bit 0 of SigCgt), which is before it loads.
+    const loop = "until grep -q '^SigCgt:.*[13579bdf]$' /proc/$$/status; do :; done; " +
+      "while kill -HUP $$ 2>/dev/null; do :; done";
+    const hup = ["sh", "-c", `(${loop}) & exec "$@"`, "sh"];
+    const w = await startProctree(["watch", "-o", `${dir}/log`], 30000, hup);
+    const { stderr } = await w.stop();
+    assertMatch(stderr, /exec facts: bpf/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -120,3 +120,30 @@ function readAll(fd: number): string {
     s += d.decode(buf.subarray(0, n), { stream: true });
   }
 }
+
+Deno.test("FdWriter: a regular file takes each buffer whole; a pipe is written by PIPE_BUF", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = `${dir}/out`;
+    const O_WRONLY_CREAT = 0o1 | 0o100;
+    const fd = libc().openMode(new TextEncoder().encode(path + "\0"), O_WRONLY_CREAT, 0o600);
+    assert(fd >= 0);
+    const out = new FdWriter(fd);
+    assert(out.regularFile);
+    const lines = Array.from(
+      { length: 2000 },
+      (_, i) => JSON.stringify({ i, pad: "y".repeat(i % 300) }),
+    );
+    const bytes = new TextEncoder().encode(lines.join("\n") + "\n");
+    assertEquals(out.writeNow(bytes), bytes.length);
+    libc().close(fd);
+    assertEquals(await Deno.readTextFile(path), lines.join("\n") + "\n");
+    const fifo = `${dir}/pipe`;
+    assert((await new Deno.Command("mkfifo", { args: [fifo] }).output()).success);
+    const pipeFd = libc().open(new TextEncoder().encode(fifo + "\0"), 0o2 | 0o4000);
+    assert(!new FdWriter(pipeFd).regularFile);
+    libc().close(pipeFd);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -4,10 +4,14 @@
  * side); so writes go out only as far as the pipe takes them now — at most PIPE_BUF bytes
  * per write(2) after poll(2) reported room, which the kernel promises not to block.
  *
+ * A regular file has no reader to wait for: it takes each buffer in one write(2), without
+ * the poll (measured on the fast storm, 4 KiB writes each after a poll were ~19 000 of each
+ * syscall for 75 MB of lines).
+ *
  * @module
  */
 
-import { Errno, errno, libc, LibcError } from "../libc.ts";
+import { Errno, errno, libc, LibcError, S_IFMT, S_IFREG, STATX } from "../libc.ts";
 
 const POLLOUT = 4;
 const POLLERR = 8;
@@ -23,10 +27,14 @@ export class FdWriter {
   #pollfd = new Uint8Array(8);
   #view = new DataView(this.#pollfd.buffer);
 
+  /** The descriptor is a regular file: writes never wait for a reader. */
+  readonly regularFile: boolean;
+
   constructor(fd: number) {
     this.fd = fd;
     this.#view.setInt32(0, fd, true);
     this.#view.setInt16(4, POLLOUT, true);
+    this.regularFile = isRegularFile(fd);
   }
 
   /** Waits up to `timeoutMs` for room (0: just asks). */
@@ -39,8 +47,8 @@ export class FdWriter {
   /** Writes as much of `bytes` as goes without blocking. */
   writeNow(bytes: Uint8Array): WriteResult {
     let at = 0;
-    while (at < bytes.length && this.writable(0)) {
-      let end = Math.min(bytes.length, at + PIPE_BUF);
+    while (at < bytes.length && (this.regularFile || this.writable(0))) {
+      let end = this.regularFile ? bytes.length : Math.min(bytes.length, at + PIPE_BUF);
       // Each write ends at a line end where one fits: a write this small goes in whole, so
       // a reader that stops reading holds whole lines, not half of one.
       const lineEnd = end < bytes.length ? bytes.lastIndexOf(NEWLINE, end - 1) : -1;
@@ -57,4 +65,10 @@ export class FdWriter {
     }
     return at;
   }
+}
+
+function isRegularFile(fd: number): boolean {
+  const buf = new Uint8Array(STATX.size);
+  const at = libc().statx(fd, new Uint8Array(1), STATX.emptyPath, STATX.maskType, buf);
+  return at === 0 && (new DataView(buf.buffer).getUint16(STATX.mode, true) & S_IFMT) === S_IFREG;
 }
