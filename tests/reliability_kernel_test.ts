@@ -352,3 +352,19 @@ Deno.test({
   assertEquals(lines.length, 1, r.stderr);
   assert(/^proctree: .*(namespace|EPERM|no reply)/.test(lines[0]), lines[0]);
 });
+
+Deno.test(
+  { name: "kernel: an exec storm leaves no descriptor open (fanotify's closed in runs)", ignore },
+  async () => {
+    const w = await startProctree(["watch", "--events", "exec"]);
+    const fdsBefore = listDir(`/proc/${w.child.pid}/fd`).length;
+    const { children } = await runStorm("fork-exec", 5000, 2);
+    await sleep(1500);
+    const fdsAfter = listDir(`/proc/${w.child.pid}/fd`).length;
+    const { records } = await w.stop();
+    assertEquals(fdsAfter, fdsBefore, "every open fanotify gave was closed");
+    const kids = new Set(children);
+    const named = records.filter((r) => r.event === "exec" && kids.has(r.pid!) && r.exe);
+    assertEquals(named.length, children.length, "every exec of the storm named");
+  },
+);

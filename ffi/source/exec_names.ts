@@ -222,13 +222,21 @@ export class FanotifySource implements Source {
       this.#events.length = 0;
       decodeFanEvents(this.#view, n, this.#events);
       const nowMs = this.#now();
-      for (const ev of this.#events) this.#handle(ev, nowMs);
+      try {
+        for (const ev of this.#events) this.#handle(ev, nowMs);
+      } finally {
+        closeAll(this.#opened);
+        this.#opened.length = 0;
+      }
       // The kernel fills the buffer while events fit: a short read emptied the queue, and
       // the read that would say EAGAIN is skipped (a syscall per wake-up).
       if (n <= this.#buf.length - SHORT_READ_MARGIN_BYTES) return 0;
     }
     return 0;
   }
+
+  /** The descriptors the kernel opened for the events of one read, closed after it. */
+  #opened: number[] = [];
 
   #handle(ev: FanEvent, nowMs: number): void {
     if (ev.mask & FAN_EVENT.Q_OVERFLOW) {
@@ -237,35 +245,49 @@ export class FanotifySource implements Source {
     }
     if (ev.fd === FAN_NOFD || ev.fd < 0) return;
     const c = libc();
+    this.#opened.push(ev.fd);
     if (this.namedElsewhere?.(ev.pid)) {
       this.names.stats.unread++;
-      c.close(ev.fd);
       return;
     }
-    try {
-      const linked = readLink(`/proc/self/fd/${ev.fd}`);
-      if (linked === null) return;
-      // Opened through another mount namespace's mount, a path can name here a file other
-      // than the one that runs (`mount --bind ./payload /usr/bin/ls` in a private namespace).
-      const path = sameFile(fileId(ev.fd, ""), linked) ? linked : NOT_HERE;
-      let header = null;
-      if (this.names.needsHeader(ev.pid, path)) {
-        const got = Number(c.pread(ev.fd, this.#head, BigInt(HEADER_BYTES), 0n));
-        header = got < 0 ? null : parseExecHeader(this.#head.subarray(0, got), (off, len) => {
-          const more = new Uint8Array(len);
-          const r = Number(c.pread(ev.fd, more, BigInt(len), BigInt(off)));
-          return r < 0 ? null : more.subarray(0, r);
-        });
-      }
-      this.names.open(ev.pid, path, header, nowMs);
-    } finally {
-      c.close(ev.fd);
+    const linked = readLink(`/proc/self/fd/${ev.fd}`);
+    if (linked === null) return;
+    // Opened through another mount namespace's mount, a path can name here a file other
+    // than the one that runs (`mount --bind ./payload /usr/bin/ls` in a private namespace).
+    const path = sameFile(fileId(ev.fd, ""), linked) ? linked : NOT_HERE;
+    let header = null;
+    if (this.names.needsHeader(ev.pid, path)) {
+      const got = Number(c.pread(ev.fd, this.#head, BigInt(HEADER_BYTES), 0n));
+      header = got < 0 ? null : parseExecHeader(this.#head.subarray(0, got), (off, len) => {
+        const more = new Uint8Array(len);
+        const r = Number(c.pread(ev.fd, more, BigInt(len), BigInt(off)));
+        return r < 0 ? null : more.subarray(0, r);
+      });
     }
+    this.names.open(ev.pid, path, header, nowMs);
   }
 
   /** Closes the group (its marks go with it). */
   close(): void {
     libc().close(this.fd);
+  }
+}
+
+/**
+ * Closes `fds`: a run of consecutive descriptors with one `close_range` (one read of a storm's
+ * events gives hundreds, numbered in a row: one syscall instead of one per exec). Only
+ * descriptors of the list are closed: a gap ends a run.
+ */
+function closeAll(fds: number[]): void {
+  const c = libc();
+  fds.sort((a, b) => a - b);
+  for (let i = 0; i < fds.length;) {
+    let j = i;
+    while (j + 1 < fds.length && fds[j + 1] === fds[j] + 1) j++;
+    if (j === i || c.close_range(fds[i], fds[j], 0) !== 0) {
+      for (let k = i; k <= j; k++) c.close(fds[k]); // ENOSYS before Linux 5.9
+    }
+    i = j + 1;
   }
 }
 
