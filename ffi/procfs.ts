@@ -6,7 +6,7 @@
  * @module
  */
 
-import { AT_FDCWD, Errno, errno, libc, O, STATX } from "./libc.ts";
+import { AT_FDCWD, Errno, errno, libc, O, S_IFMT, S_IFREG, STATX } from "./libc.ts";
 import { bytesOf, decodeBytes } from "../lib/text.ts";
 import { type EcsHost, parseOsRelease } from "../lib/sink/ecs.ts";
 import {
@@ -55,6 +55,12 @@ export function realPath(path: string): string | null {
 
 const statxBuf = new Uint8Array(STATX.size);
 const statxView = new DataView(statxBuf.buffer);
+
+/** Whether `fd` is open on a regular file (not a pipe, socket, terminal or device). */
+export function isRegularFile(fd: number): boolean {
+  if (libc().statx(fd, cBytes(""), STATX.emptyPath, STATX.maskType, statxBuf) !== 0) return false;
+  return (statxView.getUint16(STATX.mode, true) & S_IFMT) === S_IFREG;
+}
 
 /**
  * Device and inode of the file `fd` has open (`path` ""), or of what `path` names (links

@@ -11,7 +11,8 @@
  * @module
  */
 
-import { Errno, errno, libc, LibcError, S_IFMT, S_IFREG, STATX } from "../libc.ts";
+import { Errno, errno, libc, LibcError } from "../libc.ts";
+import { isRegularFile } from "../procfs.ts";
 
 const POLLOUT = 4;
 const POLLERR = 8;
@@ -65,10 +66,4 @@ export class FdWriter {
     }
     return at;
   }
-}
-
-function isRegularFile(fd: number): boolean {
-  const buf = new Uint8Array(STATX.size);
-  const at = libc().statx(fd, new Uint8Array(1), STATX.emptyPath, STATX.maskType, buf);
-  return at === 0 && (new DataView(buf.buffer).getUint16(STATX.mode, true) & S_IFMT) === S_IFREG;
 }
