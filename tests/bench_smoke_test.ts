@@ -37,3 +37,21 @@ Deno.test({
   );
   assertEquals(readFileText(PID_MAX), pidMaxBefore, "pid_max is restored");
 });
+
+Deno.test("bench: the pipeline benchmark runs and prints every event's line", async () => {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      new URL("../scripts/pipeline_bench.ts", import.meta.url).pathname,
+      "--processes",
+      "300",
+      "--rounds",
+      "1",
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert(out.success, new TextDecoder().decode(out.stderr));
+  assertMatch(new TextDecoder().decode(out.stdout), /median [\d.]+ µs\/event \(900 events/);
+});
