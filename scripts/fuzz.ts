@@ -16,7 +16,7 @@ import { EventProcessor } from "../lib/pipeline/processor.ts";
 import { PidTree } from "../lib/tree/tree.ts";
 import { Users } from "../lib/tree/users.ts";
 import { WallClock } from "../lib/time.ts";
-import type { ProcReader } from "../lib/tree/proc_parse.ts";
+import { GONE_PROC } from "../lib/tree/proc_parse.ts";
 import { isDeepStrictEqual } from "node:util";
 
 /** mulberry32: small, fast, deterministic. */
@@ -90,18 +90,6 @@ export function fuzzCase(r: () => number): { bytes: Uint8Array; intact: ProcEven
   return { bytes, intact: null };
 }
 
-const emptyProc: ProcReader = {
-  stat: () => null,
-  status: () => null,
-  cmdline: () => null,
-  exe: () => null,
-  cwd: () => null,
-  loginUid: () => undefined,
-  cgroup: () => null,
-  tasks: () => [],
-  pids: () => [],
-};
-
 /** Runs `cases` cases from `seed`; throws on the first property violation. */
 export function fuzz(cases: number, seed = 1): { events: number; errors: number; unknown: number } {
   const r = prng(seed);
@@ -109,7 +97,7 @@ export function fuzz(cases: number, seed = 1): { events: number; errors: number;
   const tree = new PidTree({ graceMs: 0, maxExited: 1000 });
   const processor = new EventProcessor({
     tree,
-    reader: emptyProc,
+    reader: GONE_PROC,
     users: new Users(() => ""),
     clock: new WallClock(0),
     now: () => 0,

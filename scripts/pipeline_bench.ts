@@ -28,7 +28,7 @@ import { toJsonLine } from "../lib/record/record.ts";
 import { LineWriter } from "../lib/sink/line_writer.ts";
 import { BpfExecStage } from "../lib/source/bpf_exec/stage.ts";
 import { ARGV_CAP_BYTES, PathWalk, Rec } from "../lib/source/bpf_exec/program.ts";
-import type { ProcReader } from "../lib/tree/proc_parse.ts";
+import { GONE_PROC } from "../lib/tree/proc_parse.ts";
 
 const f = parseArgs(Deno.args, { string: ["processes", "rounds", "batch"] });
 const PROCESSES = Number(f.processes ?? 50_000);
@@ -36,19 +36,6 @@ const ROUNDS = Number(f.rounds ?? 5);
 const BATCH = Number(f.batch ?? 512);
 const WORKERS = 8;
 const PROGRAM = "/tmp/storm/zzstorm_true";
-
-/** Every process is gone before `/proc` is read: the storm's case. */
-const GONE: ProcReader = {
-  stat: () => null,
-  status: () => null,
-  cmdline: () => null,
-  exe: () => null,
-  cwd: () => null,
-  loginUid: () => undefined,
-  cgroup: () => null,
-  tasks: () => [],
-  pids: () => [],
-};
 
 const text = new TextEncoder();
 
@@ -144,7 +131,7 @@ function round(events: ProcEvent[], view: DataView, records: Map<number, Uint8Ar
   const out = new LineWriter({ writeNow: (b) => b.length });
   const processor = new EventProcessor({
     tree,
-    reader: GONE,
+    reader: GONE_PROC,
     users: new Users(() => "root:x:0:0::/root:/bin/sh\n"),
     clock: new WallClock(1.7e18),
     sink: (rec) => {

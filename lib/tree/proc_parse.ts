@@ -200,6 +200,22 @@ export interface ProcReader {
   pids(): number[];
 }
 
+/**
+ * A `/proc` in which every process is already gone: what a storm's short-lived processes
+ * show, for the fuzzer and the pipeline benchmark.
+ */
+export const GONE_PROC: ProcReader = Object.freeze({
+  stat: () => null,
+  status: () => null,
+  cmdline: () => null,
+  exe: () => null,
+  cwd: () => null,
+  loginUid: () => undefined,
+  cgroup: () => null,
+  tasks: () => [],
+  pids: () => [],
+});
+
 /** One process as a `/proc` snapshot sees it. */
 export interface SnapshotEntry extends StatInfo {
   /** Effective uid; null when not readable. */
