@@ -216,6 +216,20 @@ Deno.test("NetStage: lines wait for the events before them, one drain at most", 
   assertEquals(line, []);
 });
 
+Deno.test("NetStage: a held line goes out before a later one, drained or not", () => {
+  const stage = new NetStage(CALLS, () => 0);
+  const rec = (ns: number) =>
+    record({ nr: CALLS.connect, ktimeNs: ns, user: inet(80, [1, 2, 3, 4]) });
+  // The first connect comes after every connector event so far: held across the drain.
+  stage.add(rec(100));
+  assertEquals(stage.due(50, false), []);
+  stage.age(50);
+  // The drain after it did not empty the connector, but its events passed both connects.
+  stage.add(rec(200));
+  assertEquals(stage.due(300, false).map((l) => l.timeNs), [100, 200]);
+  assert(!stage.holding());
+});
+
 Deno.test("netOffsetsFrom: every member found in the running kernel's BTF", () => {
   const bytes = readFileBytes("/sys/kernel/btf/vmlinux");
   if (!bytes) return;

@@ -168,11 +168,11 @@ export class NetStage implements LineStage {
       return [];
     }
     this.#pair();
-    const out = held ? this.#older : [];
-    if (held) this.#older = [];
-    const keep: NetEvent[] = [];
-    for (const e of this.#fresh) (e.ktimeNs <= appliedNs ? out : keep).push(e);
-    this.#fresh = keep;
+    // What was held across a drain is due when that drain emptied the connector; either way
+    // a held line as early as a fresh one due now goes with it, never after it.
+    const out: NetEvent[] = [];
+    this.#older = this.#split(this.#older, held ? Infinity : appliedNs, out);
+    this.#fresh = this.#split(this.#fresh, appliedNs, out);
     out.sort((a, b) => a.ktimeNs - b.ktimeNs);
     this.#counts.net_events += out.length;
     return out.map((e) => ({
@@ -182,6 +182,13 @@ export class NetStage implements LineStage {
       event: e.event,
       fields: netFields(e),
     }));
+  }
+
+  /** Moves the events of `from` at or before `untilNs` to `out`; returns the rest. */
+  #split(from: NetEvent[], untilNs: number, out: NetEvent[]): NetEvent[] {
+    const keep: NetEvent[] = [];
+    for (const e of from) (e.ktimeNs <= untilNs ? out : keep).push(e);
+    return keep;
   }
 
   age(appliedNs: number): void {
