@@ -1,5 +1,5 @@
 import { assert, assertEquals } from "@std/assert";
-import { drainNote, LineWriter } from "../lib/sink/line_writer.ts";
+import { drainNote, LineWriter, WRITE_BUFFER_BYTES } from "../lib/sink/line_writer.ts";
 import { FdWriter } from "../ffi/sink/fd_writer.ts";
 import { libc } from "../ffi/libc.ts";
 
@@ -31,6 +31,22 @@ Deno.test("LineWriter: a slow reader delays output, never reorders or splits lin
   w.push("three");
   w.flush();
   assertEquals(sink.got, "one\ntwo\nthree\n");
+});
+
+Deno.test("LineWriter: lines across the reused buffer's end, and one longer than it, in order", () => {
+  const sink = new SlowSink();
+  const w = new LineWriter(sink);
+  const long = "é".repeat(WRITE_BUFFER_BYTES); // two bytes each: twice the buffer
+  const lines = Array.from(
+    { length: 3000 },
+    (_, i) => i === 1500 ? long : `line ${i} ${"x".repeat(i % 90)}`,
+  );
+  sink.room = 100_000; // the reader takes part, then nothing
+  for (const l of lines) w.push(l);
+  w.flush();
+  sink.room = Infinity;
+  w.flush();
+  assertEquals(sink.got, lines.join("\n") + "\n");
 });
 
 Deno.test("LineWriter: past the buffer, lines are dropped, counted and reported", () => {

@@ -17,8 +17,13 @@ export interface ByteSink {
 /** How long a stopping proctree waits for a slow reader to take what is queued. */
 export const DRAIN_MS = 2000;
 
-/** Lines buffered before they are written even in the middle of a batch. */
-const FLUSH_LINES = 256;
+/**
+ * Bytes of lines gathered before they are written even in the middle of a batch. Each line is
+ * encoded into one buffer, reused: in a storm, joining lines into a string and encoding that
+ * into a new array passed the output through memory twice more, while the storm's workers
+ * had the caches (measured in BENCHMARKS.md).
+ */
+export const WRITE_BUFFER_BYTES = 64 * 1024;
 
 /** Most output bytes held while the reader is slow; past it, lines are dropped and counted. */
 export const MAX_PENDING_BYTES = 64 * 1024 * 1024;
@@ -30,8 +35,11 @@ export const MAX_PENDING_BYTES = 64 * 1024 * 1024;
  * closed reader (EPIPE) marks the writer closed: `proctree watch | head -3` ends quietly.
  */
 export class LineWriter {
-  #lines: string[] = [];
+  /** Lines encoded, not handed to the output yet: the first `#used` bytes. */
+  readonly #buf = new Uint8Array(WRITE_BUFFER_BYTES);
+  #used = 0;
   #out: ByteSink;
+  /** What the output did not take yet, in order (copies: the buffer is reused). */
   #pending: Uint8Array[] = [];
   #pendingBytes = 0;
   #dropLine: (count: number) => string;
@@ -62,10 +70,27 @@ export class LineWriter {
       this.#droppedUnreported++;
       return;
     }
-    this.#lines.push(line);
-    // Written in small groups, lines die young: with a 1 MiB young generation, holding a
-    // whole 4096-event batch of them got them promoted and grew the old generation.
-    if (this.#lines.length >= FLUSH_LINES) this.flush();
+    this.#add(line);
+  }
+
+  /** Encodes `line` into the buffer, written first if full; a line longer than it, alone. */
+  #add(line: string): void {
+    if (this.#append(line)) return;
+    this.flush();
+    if (this.closed || this.#append(line)) return;
+    this.#hold(encoder.encode(line + "\n"));
+    this.#writePending();
+  }
+
+  /** Whether `line` and its newline fit in the buffer (then they are in it). */
+  #append(line: string): boolean {
+    const end = this.#buf.length - 1; // room for the newline
+    if (this.#used >= end) return false;
+    const r = encoder.encodeInto(line, this.#buf.subarray(this.#used, end));
+    if (r.read < line.length) return false;
+    this.#used += r.written;
+    this.#buf[this.#used++] = NEWLINE;
+    return true;
   }
 
   #lastFlushMs = 0;
@@ -81,32 +106,52 @@ export class LineWriter {
     this.#lastFlushMs = performance.now();
     if (this.closed) return;
     if (this.#droppedUnreported > 0 && this.#pendingBytes <= this.#maxPendingBytes / 2) {
-      this.#lines.push(this.#dropLine(this.#droppedUnreported));
+      const note = this.#dropLine(this.#droppedUnreported);
       this.#droppedUnreported = 0;
+      this.#add(note);
     }
-    if (this.#lines.length) {
-      const bytes = encoder.encode(this.#lines.join("\n") + "\n");
-      this.#lines.length = 0;
-      this.#pending.push(bytes);
-      this.#pendingBytes += bytes.length;
+    if (this.#used > 0) {
+      const bytes = this.#buf.subarray(0, this.#used);
+      this.#used = 0;
+      // Straight from the buffer while nothing waits before it; what is left, copied.
+      const n = this.#pending.length ? 0 : this.#write(bytes);
+      if (n === "closed") return;
+      if (n < bytes.length) this.#hold(bytes.slice(n));
     }
+    this.#writePending();
+  }
+
+  /** Writes what waits, in order, as far as the output takes it now. */
+  #writePending(): void {
     while (this.#pending.length) {
       const head = this.#pending[0];
-      const n = this.#out.writeNow(head);
-      if (n === "closed") {
-        this.closed = true;
-        this.#pending.length = 0;
-        this.#pendingBytes = 0;
-        return;
-      }
+      const n = this.#write(head);
+      if (n === "closed") return;
       this.#pendingBytes -= n;
-      if (n > 0) this.#midLine = head[n - 1] !== NEWLINE;
       if (n < head.length) {
         this.#pending[0] = head.subarray(n);
         return;
       }
       this.#pending.shift();
     }
+  }
+
+  /** Hands `bytes` to the output: bytes taken, or `closed` (then nothing waits any more). */
+  #write(bytes: Uint8Array): number | "closed" {
+    const n = this.#out.writeNow(bytes);
+    if (n === "closed") {
+      this.closed = true;
+      this.#pending.length = 0;
+      this.#pendingBytes = 0;
+      return n;
+    }
+    if (n > 0) this.#midLine = bytes[n - 1] !== NEWLINE;
+    return n;
+  }
+
+  #hold(bytes: Uint8Array): void {
+    this.#pending.push(bytes);
+    this.#pendingBytes += bytes.length;
   }
 
   /**
