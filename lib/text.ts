@@ -33,6 +33,47 @@ export function decodeBytes(bytes: Uint8Array): string {
   }
 }
 
+/** Slots of a {@linkcode RecentStrings} (a power of two). */
+export const RECENT_STRING_SLOTS = 4096;
+/** Longest byte run a {@linkcode RecentStrings} keeps; longer ones are decoded each time. */
+export const RECENT_STRING_MAX_BYTES = 256;
+
+/**
+ * Decodes byte ranges as {@linkcode decodeBytes} does, and hands back the string it made
+ * for the same ASCII bytes before when that is still in its slot: the names, paths and
+ * arguments of a storm's execs repeat, and a string shared with an earlier line costs no
+ * new memory, nor a copy in each garbage collection while its process is held. Bounded:
+ * one string per slot, picked by a hash of the bytes, replaced on a miss; a hit is checked
+ * byte by byte, so a collision only costs a decode.
+ */
+export class RecentStrings {
+  #slots: (string | undefined)[] = new Array(RECENT_STRING_SLOTS);
+
+  /** `bytes[start, end)` decoded. */
+  decode(bytes: Uint8Array, start: number, end: number): string {
+    const length = end - start;
+    if (length > RECENT_STRING_MAX_BYTES) return decodeBytes(bytes.subarray(start, end));
+    let hash = length;
+    let high = 0;
+    for (let i = start; i < end; i++) {
+      hash = Math.imul(hash ^ bytes[i], 0x01000193); // FNV-1a's prime
+      high |= bytes[i];
+    }
+    if (high >= 0x80) return decodeBytes(bytes.subarray(start, end)); // not 1 byte per char
+    const slot = (hash ^ (hash >>> 15)) & (RECENT_STRING_SLOTS - 1);
+    const seen = this.#slots[slot];
+    if (seen !== undefined && seen.length === length && sameAscii(seen, bytes, start)) return seen;
+    const s = decodeBytes(bytes.subarray(start, end));
+    this.#slots[slot] = s;
+    return s;
+  }
+}
+
+function sameAscii(s: string, bytes: Uint8Array, start: number): boolean {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) !== bytes[start + i]) return false;
+  return true;
+}
+
 function seqLength(b: number): number {
   if (b >= 0xc2 && b <= 0xdf) return 2;
   if (b >= 0xe0 && b <= 0xef) return 3;

@@ -494,3 +494,16 @@ Deno.test("stage: a name from fanotify or /proc that is not the file that ran is
   assertEquals([wrong.exe, wrong.script], ["/usr/bin/prog", null], "named from the record");
   assertEquals(st.counters().execs_exe_corrected, 1);
 });
+
+Deno.test("record: 64-bit fields read whole (an inode past 2^53, a ktime past 2^32)", () => {
+  const r = record({ ns: 2 ** 40 + 7, tgid: 9 });
+  const v = new DataView(r.buffer);
+  assertEquals(decodeBpfExec(r)!.ktimeNs, 2 ** 40 + 7);
+  assertEquals(decodeBpfExec(r)!.exeId, "8:1:77");
+  v.setBigUint64(Rec.exeIno, 2n ** 60n + 1n, true);
+  assertEquals(decodeBpfExec(r)!.exeId, `8:1:${2n ** 60n + 1n}`);
+  v.setBigUint64(Rec.exeIno, 2n ** 32n + 5n, true);
+  assertEquals(decodeBpfExec(r)!.exeId, `8:1:${2 ** 32 + 5}`);
+  v.setBigUint64(Rec.exeIno, 0n, true);
+  assertEquals(decodeBpfExec(r)!.exeId, null, "no inode read");
+});

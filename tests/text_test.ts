@@ -1,5 +1,13 @@
 import { assertEquals } from "@std/assert";
-import { bytesOf, decodeBytes, terminalSafe } from "../lib/text.ts";
+import { assert } from "@std/assert";
+import {
+  bytesOf,
+  decodeBytes,
+  RECENT_STRING_MAX_BYTES,
+  RECENT_STRING_SLOTS,
+  RecentStrings,
+  terminalSafe,
+} from "../lib/text.ts";
 
 Deno.test("text: valid UTF-8 decodes as is", () => {
   const s = "héllo ✓ 😀";
@@ -27,4 +35,27 @@ Deno.test("displayName: argv, else [comm], else [the executable's name], else <u
   assertEquals(displayName(null, "ls", "/usr/bin/ls"), "[ls]");
   assertEquals(displayName(null, null, "/usr/bin/netcat.traditional"), "[netcat.traditional]");
   assertEquals(displayName(null, null, null), "<unknown>");
+});
+
+Deno.test("RecentStrings: what decodeBytes gives, the same string again for the same bytes", () => {
+  const cache = new RecentStrings();
+  const enc = (t: string) => new TextEncoder().encode(t);
+  const buf = enc("xx/usr/bin/prog\0yy");
+  const a = cache.decode(buf, 2, 15);
+  assertEquals(a, "/usr/bin/prog");
+  assert(Object.is(cache.decode(enc("/usr/bin/prog"), 0, 13), a), "shared, not decoded again");
+  assertEquals(cache.decode(buf, 2, 2), "", "empty");
+  // Not ASCII (not one byte per character) and too long: decoded each time, exactly.
+  const raw = new Uint8Array([0x61, 0xff, 0xc3, 0xa9]);
+  assertEquals(cache.decode(raw, 0, 4), decodeBytes(raw));
+  assertEquals(cache.decode(raw, 0, 4), "a\udcffé");
+  const long = enc("/".repeat(RECENT_STRING_MAX_BYTES + 1));
+  assertEquals(cache.decode(long, 0, long.length), "/".repeat(RECENT_STRING_MAX_BYTES + 1));
+  // Far more strings than slots: every answer is still the bytes' own, hit or miss.
+  for (let round = 0; round < 2; round++) {
+    for (let i = 0; i < RECENT_STRING_SLOTS * 3; i++) {
+      const t = `/p/${i.toString(36)}`;
+      assertEquals(cache.decode(enc(t), 0, t.length), t);
+    }
+  }
 });

@@ -37,6 +37,27 @@ Deno.test("tree: chain through fork and exec, fsmon format", () => {
   );
 });
 
+Deno.test("tree: a chain entry written before is not reused once its name or user changed", () => {
+  const t = seeded();
+  t.fork(101, 100, 1e9);
+  t.exec(101, info("sh"));
+  t.fork(102, 101, 1.1e9);
+  t.exec(102, info("touch"));
+  const line = () => formatChain(t.chain(t.get(102)!), users);
+  assertEquals(line(), "102|touch|root;101|sh|root;100|agent|root;1|systemd|root");
+  t.exec(101, { ...info("bash"), uid: 1000 });
+  assertEquals(line(), "102|touch|root;101|bash|alice;100|agent|root;1|systemd|root");
+  t.exec(101, { ...info(null), exe: "/bin/dash", uid: 1000 });
+  assertEquals(line(), "102|touch|root;101|[dash]|alice;100|agent|root;1|systemd|root");
+  t.exec(101, { ...info(null), exe: "/bin/zsh", uid: 1000 });
+  assertEquals(line(), "102|touch|root;101|[zsh]|alice;100|agent|root;1|systemd|root");
+  const renamed = new Users(() => "root:x:0:0::/:/bin/sh\nbob:x:1000:1000::/:/bin/sh\n");
+  assertEquals(
+    formatChain(t.chain(t.get(102)!), renamed),
+    "102|touch|root;101|[zsh]|bob;100|agent|root;1|systemd|root",
+  );
+});
+
 Deno.test("tree: an exec that could not be read leaves the name unknown, not stale", () => {
   const t = seeded();
   t.fork(101, 100, 1e9);

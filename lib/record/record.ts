@@ -166,6 +166,40 @@ export const MAX_CHAIN_ENTRIES = 1024;
 /** The last entry of a chain cut at {@linkcode MAX_CHAIN_ENTRIES}. */
 export const CHAIN_CUT = "…";
 
+/** Slots of the chain entries kept for reuse (a power of two; one per pid modulo it). */
+export const CHAIN_ENTRY_SLOTS = 4096;
+
+/** One chain entry as last written for its pid, and what it was written from. */
+interface ChainEntry {
+  pid: number;
+  comm: string | null;
+  exe: string | null;
+  user: string;
+  /** `;pid|name|user`: the entry after another. */
+  text: string;
+}
+
+/**
+ * The entries of ancestors repeat on every line of their descendants: each pid's last one
+ * is kept and used again while its name and user are the same strings (a rename, a uid
+ * change, reloaded user names: written anew).
+ */
+const chainEntries: (ChainEntry | undefined)[] = new Array(CHAIN_ENTRY_SLOTS);
+
+/** `;pid|name|user` for `n`. */
+function chainEntry(n: ProcNode, users: Users): string {
+  const user = n.uid === null ? "?" : users.name(n.uid) ?? "?";
+  const slot = n.pid & (CHAIN_ENTRY_SLOTS - 1);
+  const e = chainEntries[slot];
+  if (
+    e !== undefined && e.pid === n.pid && e.comm === n.comm && e.user === user &&
+    (n.comm !== null || e.exe === n.exe)
+  ) return e.text;
+  const text = ";" + n.pid + "|" + chainName(n) + "|" + (n.uid === null ? "?" : chainField(user));
+  chainEntries[slot] = { pid: n.pid, comm: n.comm, exe: n.exe, user, text };
+  return text;
+}
+
 /**
  * The fsmon chain of `nodes` (self first): `102|touch|root;101|sh|root`. A name the kernel's
  * comm did not give is the executable's in brackets (`[touch]`); an unknown name or user is
@@ -175,13 +209,10 @@ export const CHAIN_CUT = "…";
 export function formatChain(nodes: readonly ProcNode[], users: Users): string {
   let out = "";
   for (let i = 0; i < nodes.length; i++) {
-    if (i === MAX_CHAIN_ENTRIES) return out + ";" + CHAIN_CUT;
-    const n = nodes[i];
-    if (i) out += ";";
-    out += n.pid + "|" + chainName(n) + "|" +
-      (n.uid === null ? "?" : chainField(users.name(n.uid) ?? "?"));
+    if (i === MAX_CHAIN_ENTRIES) return out.slice(1) + ";" + CHAIN_CUT;
+    out += chainEntry(nodes[i], users);
   }
-  return out;
+  return out.slice(1);
 }
 
 /** The chain as objects, for `chain --json` and the library. */

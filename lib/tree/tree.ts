@@ -247,6 +247,9 @@ function newNode(pid: number, parent: Node | null): Node {
  */
 export const MAX_FREED_PIDS = 65_536;
 
+/** How far past {@linkcode MAX_FREED_PIDS} the remembered exits grow before the oldest go. */
+export const FREED_PIDS_TRIM = 1_024;
+
 /** The questions consumers may ask the live tree (the library's `onListening` gets this). */
 export interface ProcessTree {
   /** The newest node for `pid`, alive or exited-but-held. */
@@ -501,10 +504,14 @@ export class PidTree implements ProcessTree {
   #freed(pid: number, exitNs: number): void {
     this.#freedNs.delete(pid);
     this.#freedNs.set(pid, exitNs);
-    if (this.#freedNs.size <= MAX_FREED_PIDS) return;
-    const [oldest, ns] = this.#freedNs.entries().next().value!;
-    this.#freedNs.delete(oldest);
-    this.#forgottenNs = Math.max(this.#forgottenNs, ns);
+    if (this.#freedNs.size <= MAX_FREED_PIDS + FREED_PIDS_TRIM) return;
+    // The oldest go together: one walk of the map for many, not one per freed pid.
+    let over = this.#freedNs.size - MAX_FREED_PIDS;
+    for (const oldest of this.#freedNs.keys()) {
+      if (over-- === 0) break;
+      this.#forgottenNs = Math.max(this.#forgottenNs, this.#freedNs.get(oldest)!);
+      this.#freedNs.delete(oldest);
+    }
   }
 
   /** The live or held process with this id, if any. */

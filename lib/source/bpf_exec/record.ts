@@ -5,8 +5,8 @@
  * @module
  */
 
-import { decodeBytes } from "../../text.ts";
-import { parseCmdline, UNSET_LOGIN_UID } from "../../tree/proc_parse.ts";
+import { RecentStrings } from "../../text.ts";
+import { UNSET_LOGIN_UID } from "../../tree/proc_parse.ts";
 import { ARGV_CAP_BYTES, FILENAME_BYTES, PATH_CAP_BYTES, PathWalk, Rec } from "./program.ts";
 
 /** The facts of one exec, as the kernel held them inside `execve`. */
@@ -52,45 +52,80 @@ export interface BpfExec {
 /** Nanoseconds per clock tick (`USER_HZ` 100, as `/proc` counts start times). */
 const NS_PER_TICK = 10_000_000;
 
-function cString(bytes: Uint8Array): string {
-  const end = bytes.indexOf(0);
-  return decodeBytes(end < 0 ? bytes : bytes.subarray(0, end));
+/**
+ * The record's strings repeat from exec to exec (a storm runs one program from one
+ * directory): decoded once while they keep coming, shared by every line after.
+ */
+const strings = new RecentStrings();
+
+/** The NUL-terminated string in `r[from, from + max)`. */
+function cString(r: Uint8Array, from: number, max: number): string {
+  const end = r.indexOf(0, from);
+  return strings.decode(r, from, end < 0 || end > from + max ? from + max : end);
+}
+
+/** A u64 as a number: exact below 2^53 (ns of uptime for 104 days; byte counts; inodes). */
+function u64(v: DataView, at: number): number {
+  return v.getUint32(at, true) + v.getUint32(at + 4, true) * 2 ** 32;
+}
+
+/** `major:minor:inode` as `fileId` in `ffi/procfs.ts` writes it. */
+function fileId(v: DataView, devAt: number, inoAt: number): string | null {
+  const dev = v.getUint32(devAt, true);
+  const ino = v.getUint32(inoAt + 4, true) < 2 ** 21 ? u64(v, inoAt) : v.getBigUint64(inoAt, true); // beyond a number's exact integers
+  return ino === 0 ? null : `${dev >>> 20}:${dev & 0xfffff}:${ino}`;
 }
 
 /** Decodes one record; null when it is shorter than its fixed part says (never trusted). */
 export function decodeBpfExec(r: Uint8Array): BpfExec | null {
   if (r.length < Rec.header) return null;
   const v = new DataView(r.buffer, r.byteOffset, r.byteLength);
-  const argvBytes = Number(v.getBigUint64(Rec.argvBytes, true));
+  const argvBytes = u64(v, Rec.argvBytes);
   const carried = Math.min(argvBytes, ARGV_CAP_BYTES);
   const pathBytes = v.getUint32(Rec.pathBytes, true);
   if (pathBytes > PATH_CAP_BYTES || r.length !== Rec.header + carried + pathBytes) return null;
   const pathAt = Rec.header + carried;
   const login = v.getUint32(Rec.loginUid, true);
   const argvOk = v.getInt32(Rec.argvRead, true) === 0;
-  const ino = v.getBigUint64(Rec.exeIno, true);
-  const dev = v.getUint32(Rec.exeDev, true);
   return {
-    ktimeNs: Number(v.getBigUint64(Rec.ktimeNs, true)),
+    ktimeNs: u64(v, Rec.ktimeNs),
     tgid: v.getUint32(Rec.tgid, true),
     ppid: v.getUint32(Rec.ppid, true),
     uid: v.getUint32(Rec.uid, true),
     gid: v.getUint32(Rec.gid, true),
     euid: v.getUint32(Rec.euid, true),
     loginUid: login === UNSET_LOGIN_UID ? null : login,
-    startTicks: Math.floor(Number(v.getBigUint64(Rec.startBoottimeNs, true)) / NS_PER_TICK),
-    comm: cString(r.subarray(Rec.comm, Rec.comm + 16)),
-    filename: cString(r.subarray(Rec.filename, Rec.filename + FILENAME_BYTES)),
-    interp: cString(r.subarray(Rec.interp, Rec.interp + FILENAME_BYTES)),
-    exeId: ino === 0n ? null : `${dev >>> 20}:${dev & 0xfffff}:${ino}`,
+    startTicks: Math.floor(u64(v, Rec.startBoottimeNs) / NS_PER_TICK),
+    comm: cString(r, Rec.comm, 16),
+    filename: cString(r, Rec.filename, FILENAME_BYTES),
+    interp: cString(r, Rec.interp, FILENAME_BYTES),
+    exeId: fileId(v, Rec.exeDev, Rec.exeIno),
     exePath: v.getUint32(Rec.pathWalk, true) === PathWalk.ROOT
       ? walkedPath(r.subarray(pathAt, pathAt + pathBytes))
       : null,
-    argv: argvOk ? parseCmdline(r.subarray(Rec.header, pathAt)) ?? [] : null,
+    argv: argvOk ? argvOf(r, Rec.header, pathAt) : null,
     argvBytes,
     argvTruncated: argvBytes > ARGV_CAP_BYTES,
   };
 }
+
+/** argv from NUL-separated bytes, as `parseCmdline` splits them (none: `[]`). */
+function argvOf(r: Uint8Array, from: number, to: number): string[] {
+  const out: string[] = [];
+  if (to === from) return out;
+  const end = r[to - 1] === 0 ? to - 1 : to;
+  let start = from;
+  for (let i = from; i <= end; i++) {
+    if (i === end || r[i] === 0) {
+      out.push(strings.decode(r, start, i));
+      start = i + 1;
+    }
+  }
+  return out;
+}
+
+const SLASH = 0x2f;
+let pathScratch = new Uint8Array(PATH_CAP_BYTES);
 
 /**
  * The path the program's walk wrote: names from the file up, each ending in NUL. Null when
@@ -99,14 +134,22 @@ export function decodeBpfExec(r: Uint8Array): BpfExec | null {
 export function walkedPath(names: Uint8Array): string | null {
   if (names.length === 0) return null; // the file is the namespace's root: not a program
   if (names[names.length - 1] !== 0) return null;
-  const parts: string[] = [];
+  // The path is as long as the names with their NULs (each NUL becomes the `/` before its
+  // name): written back to front into one buffer, decoded once.
+  const path = pathScratch.length >= names.length
+    ? pathScratch
+    : (pathScratch = new Uint8Array(names.length));
+  let at = 0;
   let end = names.length - 1;
   for (let i = end - 1; i >= -1; i--) {
     if (i >= 0 && names[i] !== 0) continue;
-    const name = names.subarray(i + 1, end);
-    if (name.length === 0 || name.indexOf(0x2f) >= 0) return null;
-    parts.push(decodeBytes(name));
+    if (end === i + 1) return null;
+    path[at++] = SLASH;
+    for (let j = i + 1; j < end; j++) {
+      if (names[j] === SLASH) return null;
+      path[at++] = names[j];
+    }
     end = i;
   }
-  return "/" + parts.join("/");
+  return strings.decode(path, 0, at);
 }
