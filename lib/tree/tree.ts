@@ -242,8 +242,9 @@ function newNode(pid: number, parent: Node | null): Node {
 }
 
 /**
- * Most pids whose last process the tree has dropped and remembers the exit of; beyond,
- * the oldest are forgotten and their exits only bounded (a pid can be up to 4 million).
+ * Most pids whose last process the tree has dropped and remembers the exit of; beyond
+ * (checked each {@linkcode FREED_PIDS_TRIM} more), the oldest are forgotten and their exits
+ * only bounded (a pid can be up to 4 million).
  */
 export const MAX_FREED_PIDS = 65_536;
 

@@ -72,7 +72,9 @@ function u64(v: DataView, at: number): number {
 /** `major:minor:inode` as `fileId` in `ffi/procfs.ts` writes it. */
 function fileId(v: DataView, devAt: number, inoAt: number): string | null {
   const dev = v.getUint32(devAt, true);
-  const ino = v.getUint32(inoAt + 4, true) < 2 ** 21 ? u64(v, inoAt) : v.getBigUint64(inoAt, true); // beyond a number's exact integers
+  // Past a number's exact integers (2^53), an inode is read as a BigInt.
+  const exact = v.getUint32(inoAt + 4, true) < 2 ** 21;
+  const ino = exact ? u64(v, inoAt) : v.getBigUint64(inoAt, true);
   return ino === 0 ? null : `${dev >>> 20}:${dev & 0xfffff}:${ino}`;
 }
 
