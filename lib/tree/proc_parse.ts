@@ -7,7 +7,7 @@
  * @module
  */
 
-import { decodeBytes } from "../text.ts";
+import { decodeBytes, type RecentStrings } from "../text.ts";
 import { type Container, containerOf } from "./container.ts";
 
 /** What `/proc/<pid>/stat` says about a process. */
@@ -151,15 +151,18 @@ export function parseStatus(bytes: Uint8Array): StatusInfo | null {
 /**
  * Splits `/proc/<pid>/cmdline`. Empty (a zombie, a kernel thread, or gone) is null. A
  * process that rewrote its argument area may leave no trailing NUL; all its bytes are kept.
+ * `strings`: decodes through it (its strings shared while they repeat).
  */
-export function parseCmdline(bytes: Uint8Array): string[] | null {
+export function parseCmdline(bytes: Uint8Array, strings?: RecentStrings): string[] | null {
   if (bytes.length === 0) return null;
   const end = bytes[bytes.length - 1] === 0 ? bytes.length - 1 : bytes.length;
   const out: string[] = [];
   let from = 0;
   for (let i = 0; i <= end; i++) {
     if (i === end || bytes[i] === 0) {
-      out.push(decodeBytes(bytes.subarray(from, i)));
+      out.push(
+        strings ? strings.decode(bytes, from, i) : decodeBytes(bytes.subarray(from, i)),
+      );
       from = i + 1;
     }
   }

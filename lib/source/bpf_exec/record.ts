@@ -6,7 +6,7 @@
  */
 
 import { RecentStrings } from "../../text.ts";
-import { UNSET_LOGIN_UID } from "../../tree/proc_parse.ts";
+import { parseCmdline, UNSET_LOGIN_UID } from "../../tree/proc_parse.ts";
 import { ARGV_CAP_BYTES, FILENAME_BYTES, PATH_CAP_BYTES, PathWalk, Rec } from "./program.ts";
 
 /** The facts of one exec, as the kernel held them inside `execve`. */
@@ -105,25 +105,10 @@ export function decodeBpfExec(r: Uint8Array): BpfExec | null {
     exePath: v.getUint32(Rec.pathWalk, true) === PathWalk.ROOT
       ? walkedPath(r.subarray(pathAt, pathAt + pathBytes))
       : null,
-    argv: argvOk ? argvOf(r, Rec.header, pathAt) : null,
+    argv: argvOk ? parseCmdline(r.subarray(Rec.header, pathAt), strings) ?? [] : null,
     argvBytes,
     argvTruncated: argvBytes > ARGV_CAP_BYTES,
   };
-}
-
-/** argv from NUL-separated bytes, as `parseCmdline` splits them (none: `[]`). */
-function argvOf(r: Uint8Array, from: number, to: number): string[] {
-  const out: string[] = [];
-  if (to === from) return out;
-  const end = r[to - 1] === 0 ? to - 1 : to;
-  let start = from;
-  for (let i = from; i <= end; i++) {
-    if (i === end || r[i] === 0) {
-      out.push(strings.decode(r, start, i));
-      start = i + 1;
-    }
-  }
-  return out;
 }
 
 const SLASH = 0x2f;
