@@ -4,6 +4,7 @@
 import { assert, assertEquals, assertThrows } from "@std/assert";
 import { Alu, Asm, Helper, insn, Jmp } from "../lib/bpf/insn.ts";
 import { Btf, BtfError, BtfKind } from "../lib/bpf/btf.ts";
+import { NS_PER_TICK, startTicksAt, u64 } from "../lib/bpf/fields.ts";
 import {
   ARGV_CAP_BYTES,
   execProgram,
@@ -506,4 +507,16 @@ Deno.test("record: 64-bit fields read whole (an inode past 2^53, a ktime past 2^
   assertEquals(decodeBpfExec(r)!.exeId, `8:1:${2 ** 32 + 5}`);
   v.setBigUint64(Rec.exeIno, 0n, true);
   assertEquals(decodeBpfExec(r)!.exeId, null, "no inode read");
+});
+
+Deno.test("fields: a u64 read as a number is what Number() of the BigInt gives, start times in ticks", () => {
+  const v = new DataView(new ArrayBuffer(8));
+  for (
+    const x of [0n, 1n, 2n ** 32n - 1n, 2n ** 32n, 2n ** 53n - 1n, 2n ** 53n + 1n, 2n ** 64n - 1n]
+  ) {
+    v.setBigUint64(0, x, true);
+    assertEquals(u64(v, 0), Number(x), String(x));
+  }
+  v.setBigUint64(0, BigInt(NS_PER_TICK) * 123n + 5n, true);
+  assertEquals(startTicksAt(v, 0), 123);
 });

@@ -196,7 +196,16 @@ function chainEntry(n: ProcNode, users: Users): string {
     (n.comm !== null || e.exe === n.exe)
   ) return e.text;
   const text = ";" + n.pid + "|" + chainName(n) + "|" + (n.uid === null ? "?" : chainField(user));
-  chainEntries[slot] = { pid: n.pid, comm: n.comm, exe: n.exe, user, text };
+  if (e === undefined) {
+    chainEntries[slot] = { pid: n.pid, comm: n.comm, exe: n.exe, user, text };
+    return text;
+  }
+  // The slot's object is rewritten: no new one for each process's own entry.
+  e.pid = n.pid;
+  e.comm = n.comm;
+  e.exe = n.exe;
+  e.user = user;
+  e.text = text;
   return text;
 }
 

@@ -5,6 +5,7 @@
  * @module
  */
 
+import { startTicksAt, u64 } from "../../bpf/fields.ts";
 import { RecentStrings } from "../../text.ts";
 import { parseCmdline, UNSET_LOGIN_UID } from "../../tree/proc_parse.ts";
 import { ARGV_CAP_BYTES, FILENAME_BYTES, PATH_CAP_BYTES, PathWalk, Rec } from "./program.ts";
@@ -49,9 +50,6 @@ export interface BpfExec {
   argvTruncated: boolean;
 }
 
-/** Nanoseconds per clock tick (`USER_HZ` 100, as `/proc` counts start times). */
-const NS_PER_TICK = 10_000_000;
-
 /**
  * The record's strings repeat from exec to exec (a storm runs one program from one
  * directory): decoded once while they keep coming, shared by every line after.
@@ -62,11 +60,6 @@ const strings = new RecentStrings();
 function cString(r: Uint8Array, from: number, max: number): string {
   const end = r.indexOf(0, from);
   return strings.decode(r, from, end < 0 || end > from + max ? from + max : end);
-}
-
-/** A u64 as a number: exact below 2^53 (ns of uptime for 104 days; byte counts; inodes). */
-function u64(v: DataView, at: number): number {
-  return v.getUint32(at, true) + v.getUint32(at + 4, true) * 2 ** 32;
 }
 
 /** `major:minor:inode` as `fileId` in `ffi/procfs.ts` writes it. */
@@ -97,7 +90,7 @@ export function decodeBpfExec(r: Uint8Array): BpfExec | null {
     gid: v.getUint32(Rec.gid, true),
     euid: v.getUint32(Rec.euid, true),
     loginUid: login === UNSET_LOGIN_UID ? null : login,
-    startTicks: Math.floor(u64(v, Rec.startBoottimeNs) / NS_PER_TICK),
+    startTicks: startTicksAt(v, Rec.startBoottimeNs),
     comm: cString(r, Rec.comm, 16),
     filename: cString(r, Rec.filename, FILENAME_BYTES),
     interp: cString(r, Rec.interp, FILENAME_BYTES),

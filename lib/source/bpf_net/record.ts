@@ -10,6 +10,7 @@
  * @module
  */
 
+import { startTicksAt, u64 } from "../../bpf/fields.ts";
 import { errnoName } from "../../errno.ts";
 import { decodeBytes } from "../../text.ts";
 import { NetRec, OUTCOME_NR, TCP_STATE, USER_ADDR_BYTES } from "./program.ts";
@@ -104,7 +105,6 @@ export interface NetSyscalls {
   bind: number;
 }
 
-const NS_PER_TICK = 10_000_000;
 const EINPROGRESS = 115;
 const EAGAIN = 11;
 const PROTOCOLS: Readonly<Record<number, "tcp" | "udp">> = { 6: "tcp", 17: "udp" };
@@ -190,10 +190,10 @@ export function decodeNet(
   }
   const result = ret >= 0 ? "ok" : ret === -EINPROGRESS ? "in_progress" : errnoName(-ret);
   const ev: NetEvent = {
-    ktimeNs: Number(v.getBigUint64(NetRec.ktimeNs, true)),
+    ktimeNs: u64(v, NetRec.ktimeNs),
     pid: v.getUint32(NetRec.tgid, true),
     tid: v.getUint32(NetRec.tid, true),
-    startTicks: Math.floor(Number(v.getBigUint64(NetRec.startBoottimeNs, true)) / NS_PER_TICK),
+    startTicks: startTicksAt(v, NetRec.startBoottimeNs),
     event,
     family: familyNo === AF.UNIX ? "unix" : familyNo === AF.INET ? "inet" : "inet6",
     protocol: null,
@@ -256,7 +256,7 @@ function decodeOutcome(bytes: Uint8Array, v: DataView): NetOutcome {
     : formatIpv4(bytes.subarray(NetRec.localV4, NetRec.localV4 + 4));
   return {
     kind: "outcome",
-    ktimeNs: Number(v.getBigUint64(NetRec.ktimeNs, true)),
+    ktimeNs: u64(v, NetRec.ktimeNs),
     sk: v.getBigUint64(NetRec.sk, true),
     result: endResult(v.getUint32(NetRec.state, true), v),
     localAddress: localPort ? local : null,
