@@ -5,12 +5,21 @@
  * @module
  */
 
+/**
+ * Texts of recent times kept (a power of two; one per µs modulo it): a process's lines repeat
+ * its start time, and a fork's start is the fork's own time.
+ */
+export const ISO_MEMO_SLOTS = 1024;
+
 /** Formats monotonic timestamps as wall-clock ISO-8601 strings, `…T12:34:56.123456Z`. */
 export class WallClock {
   /** CLOCK_REALTIME − CLOCK_MONOTONIC, in ns. */
   offsetNs: number;
   #second = NaN;
   #prefix = "";
+  /** The wall µs each slot's text is of (NaN: none): a text depends on nothing else. */
+  readonly #memoUs = new Float64Array(ISO_MEMO_SLOTS).fill(NaN);
+  readonly #memoText: string[] = new Array(ISO_MEMO_SLOTS).fill("");
 
   /** A clock with a measured offset (refresh `offsetNs` now and then: NTP steps it). */
   constructor(offsetNs: number) {
@@ -25,12 +34,17 @@ export class WallClock {
   /** ISO-8601 UTC with microseconds. */
   iso(monotonicNs: number): string {
     const us = Math.floor(this.wallNs(monotonicNs) / 1000);
+    const slot = us & (ISO_MEMO_SLOTS - 1);
+    if (this.#memoUs[slot] === us) return this.#memoText[slot];
     const second = Math.floor(us / 1e6);
     if (second !== this.#second) {
       this.#second = second;
       this.#prefix = new Date(second * 1000).toISOString().slice(0, 20); // "YYYY-MM-DDTHH:MM:SS."
     }
-    return this.#prefix + String(us - second * 1e6).padStart(6, "0") + "Z";
+    const text = this.#prefix + String(us - second * 1e6).padStart(6, "0") + "Z";
+    this.#memoUs[slot] = us;
+    this.#memoText[slot] = text;
+    return text;
   }
 }
 

@@ -7,7 +7,7 @@ import { resyncTree } from "../lib/tree/resync.ts";
 import { processRecord } from "../lib/record/record.ts";
 import { PidTree } from "../lib/tree/tree.ts";
 import { Users } from "../lib/tree/users.ts";
-import { WallClock } from "../lib/time.ts";
+import { ISO_MEMO_SLOTS, WallClock } from "../lib/time.ts";
 import { byName, nameMatches } from "../lib/tree/lineage.ts";
 import {
   EVENT_BITS,
@@ -30,6 +30,24 @@ Deno.test("event kinds: lists, bits and help derive from the one table", () => {
   const help = eventsHelp("  ").split("\n");
   assertEquals(help.length, EVENT_KINDS.length);
   assert(help.every((l, i) => l.trimStart().startsWith(EVENT_KINDS[i])), help.join("\n"));
+});
+
+Deno.test("clock: a time's text is kept and used again, never for another µs or offset", () => {
+  const clock = new WallClock(1_764_000_000_000_000_000); // 2025-11-24T16:00:00Z
+  const viaDate = (ns: number) => {
+    const us = Math.floor((ns + clock.offsetNs) / 1000);
+    return new Date(Math.floor(us / 1000)).toISOString().slice(0, 20) +
+      String(us % 1_000_000).padStart(6, "0") + "Z";
+  };
+  const t = 5_123_456_000;
+  assertEquals(clock.iso(t), "2025-11-24T16:00:05.123456Z");
+  assertEquals(clock.iso(t + 500), clock.iso(t), "the same µs");
+  // Same slot, other µs: seconds apart, and one slot's worth of µs apart.
+  for (const ns of [t + ISO_MEMO_SLOTS * 1000, t + ISO_MEMO_SLOTS * 1e9, t, t - 1e9]) {
+    assertEquals(clock.iso(ns), viaDate(ns));
+  }
+  clock.offsetNs += 2_000_000_000; // NTP stepped the clock
+  assertEquals(clock.iso(t), "2025-11-24T16:00:07.123456Z");
 });
 
 Deno.test("loss: gaps counted per CPU, an unseen overrun reported uncounted once", () => {

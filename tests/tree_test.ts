@@ -1,6 +1,6 @@
 import { assert, assertEquals } from "@std/assert";
 import { PidTree } from "../lib/tree/tree.ts";
-import { formatChain } from "../lib/record/record.ts";
+import { chainOf, formatChain, MAX_CHAIN_ENTRIES } from "../lib/record/record.ts";
 import { Users } from "../lib/tree/users.ts";
 
 const users = new Users(() => "root:x:0:0::/:/bin/sh\nalice:x:1000:1000::/:/bin/sh\n");
@@ -56,6 +56,45 @@ Deno.test("tree: a chain entry written before is not reused once its name or use
     formatChain(t.chain(t.get(102)!), renamed),
     "102|touch|root;101|[zsh]|bob;100|agent|root;1|systemd|root",
   );
+});
+
+Deno.test("tree: a user the table did not name is named by a reload, and the same table's names are kept", () => {
+  const t = seeded();
+  t.fork(101, 100, 1e9);
+  t.exec(101, { ...info("sh"), uid: 2000 });
+  let passwd = "root:x:0:0::/:/bin/sh\n";
+  const loads: string[] = [];
+  const table = new Users(() => (loads.push(passwd), passwd));
+  const line = () => chainOf(t.get(101)!, table);
+  assertEquals(line(), "101|sh|2000;100|agent|root;1|systemd|root");
+  passwd += "carol:x:2000:2000::/:/bin/sh\n";
+  // Users reloads a missing uid at most every 5 s: until then the number stands.
+  assertEquals(line(), "101|sh|2000;100|agent|root;1|systemd|root");
+  const realNow = Date.now;
+  Date.now = () => realNow() + 10_000;
+  try {
+    assertEquals(line(), "101|sh|carol;100|agent|root;1|systemd|root");
+  } finally {
+    Date.now = realNow;
+  }
+  const generation = table.generation;
+  assertEquals(line(), "101|sh|carol;100|agent|root;1|systemd|root");
+  assertEquals(table.generation, generation, "named entries reused: no reload");
+});
+
+Deno.test("tree: chainOf walks the creators as formatChain writes tree.chain, cut alike", () => {
+  const t = seeded();
+  let parent = 100;
+  for (let pid = 1000; pid < 1000 + MAX_CHAIN_ENTRIES + 5; pid++) {
+    t.fork(pid, parent, pid * 1e6);
+    t.exec(pid, info(pid % 2 ? "sh" : "a|b;c"));
+    parent = pid;
+  }
+  for (const pid of [1000, 1001, 1000 + MAX_CHAIN_ENTRIES - 3, parent]) {
+    const n = t.get(pid)!;
+    assertEquals(chainOf(n, users), formatChain(t.chain(n), users));
+  }
+  assert(chainOf(t.get(parent)!, users).endsWith(";…"));
 });
 
 Deno.test("tree: an exec that could not be read leaves the name unknown, not stale", () => {

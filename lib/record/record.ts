@@ -174,37 +174,56 @@ interface ChainEntry {
   pid: number;
   comm: string | null;
   exe: string | null;
-  user: string;
+  uid: number | null;
+  /** The table that named the user, its generation, and whether it had an entry for uid. */
+  users: Users;
+  generation: number;
+  named: boolean;
   /** `;pid|name|user`: the entry after another. */
   text: string;
 }
 
 /**
  * The entries of ancestors repeat on every line of their descendants: each pid's last one
- * is kept and used again while its name and user are the same strings (a rename, a uid
- * change, reloaded user names: written anew).
+ * is kept and used again while its name, uid and the user table are the same (a rename, a
+ * uid change, reloaded user names: written anew). A user the table did not name is looked
+ * up again each time, so that a reload (`users.ts`) can name it.
  */
 const chainEntries: (ChainEntry | undefined)[] = new Array(CHAIN_ENTRY_SLOTS);
 
 /** `;pid|name|user` for `n`. */
 function chainEntry(n: ProcNode, users: Users): string {
-  const user = n.uid === null ? "?" : users.name(n.uid) ?? "?";
   const slot = n.pid & (CHAIN_ENTRY_SLOTS - 1);
   const e = chainEntries[slot];
   if (
-    e !== undefined && e.pid === n.pid && e.comm === n.comm && e.user === user &&
-    (n.comm !== null || e.exe === n.exe)
+    e !== undefined && e.pid === n.pid && e.comm === n.comm && e.uid === n.uid && e.named &&
+    e.users === users && e.generation === users.generation && (n.comm !== null || e.exe === n.exe)
   ) return e.text;
+  const user = n.uid === null ? "?" : users.name(n.uid) ?? "?";
+  const named = n.uid === null || users.has(n.uid);
   const text = ";" + n.pid + "|" + chainName(n) + "|" + (n.uid === null ? "?" : chainField(user));
+  const generation = users.generation;
   if (e === undefined) {
-    chainEntries[slot] = { pid: n.pid, comm: n.comm, exe: n.exe, user, text };
+    chainEntries[slot] = {
+      pid: n.pid,
+      comm: n.comm,
+      exe: n.exe,
+      uid: n.uid,
+      users,
+      generation,
+      named,
+      text,
+    };
     return text;
   }
   // The slot's object is rewritten: no new one for each process's own entry.
   e.pid = n.pid;
   e.comm = n.comm;
   e.exe = n.exe;
-  e.user = user;
+  e.uid = n.uid;
+  e.users = users;
+  e.generation = generation;
+  e.named = named;
   e.text = text;
   return text;
 }
@@ -220,6 +239,20 @@ export function formatChain(nodes: readonly ProcNode[], users: Users): string {
   for (let i = 0; i < nodes.length; i++) {
     if (i === MAX_CHAIN_ENTRIES) return out.slice(1) + ";" + CHAIN_CUT;
     out += chainEntry(nodes[i], users);
+  }
+  return out.slice(1);
+}
+
+/**
+ * {@linkcode formatChain} of `node` and its creators (`ProcessTree.chain`), walked without
+ * gathering them first: a line's chain.
+ */
+export function chainOf(node: ProcNode, users: Users): string {
+  let out = "";
+  let i = 0;
+  for (let n: ProcNode | null = node; n !== null; n = n.parent, i++) {
+    if (i === MAX_CHAIN_ENTRIES) return out.slice(1) + ";" + CHAIN_CUT;
+    out += chainEntry(n, users);
   }
   return out.slice(1);
 }
@@ -328,7 +361,7 @@ export function processRecord(
       if (node.container.podUid !== null) rec.pod_uid = node.container.podUid;
     }
     if (ctx.chains) {
-      rec.chain = formatChain(ctx.chains.chain(node, MAX_CHAIN_ENTRIES + 1), ctx.users);
+      rec.chain = chainOf(node, ctx.users);
     }
   }
   return rec;
@@ -350,7 +383,7 @@ function withActor(
   rec.user = node ? ctx.users.name(node.uid) : null;
   if (node && ctx.ids) rec.id = ctx.ids.idOf(node);
   if (node && ctx.chains) {
-    rec.chain = formatChain(ctx.chains.chain(node, MAX_CHAIN_ENTRIES + 1), ctx.users);
+    rec.chain = chainOf(node, ctx.users);
   }
   return rec;
 }

@@ -27,6 +27,11 @@ export class Users {
   #map = new Map<number, string>();
   #loadedAtMs = -Infinity;
   #load: () => string;
+  /**
+   * Counts the loads of the table: names given under one generation stay what
+   * {@linkcode name} says until the next (a caller may keep them meanwhile).
+   */
+  generation = 0;
 
   /**
    * Loads passwd text with `load` now (the first batch of events must be quick), and again
@@ -39,6 +44,7 @@ export class Users {
 
   #reload(): void {
     this.#loadedAtMs = Date.now();
+    this.generation++;
     try {
       this.#map = parsePasswd(this.#load());
     } catch {
@@ -55,6 +61,11 @@ export class Users {
       n = this.#map.get(uid);
     }
     return n ?? String(uid);
+  }
+
+  /** Whether `uid` has an entry in the table as loaded now (no load is tried). */
+  has(uid: number): boolean {
+    return this.#map.has(uid);
   }
 
   /** The uid of a user name, or null when there is none. */
