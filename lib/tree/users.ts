@@ -27,11 +27,7 @@ export class Users {
   #map = new Map<number, string>();
   #loadedAtMs = -Infinity;
   #load: () => string;
-  /**
-   * Counts the loads of the table: names given under one generation stay what
-   * {@linkcode name} says until the next (a caller may keep them meanwhile).
-   */
-  generation = 0;
+  #generation = 0;
 
   /**
    * Loads passwd text with `load` now (the first batch of events must be quick), and again
@@ -44,7 +40,7 @@ export class Users {
 
   #reload(): void {
     this.#loadedAtMs = Date.now();
-    this.generation++;
+    this.#generation++;
     try {
       this.#map = parsePasswd(this.#load());
     } catch {
@@ -61,6 +57,14 @@ export class Users {
       n = this.#map.get(uid);
     }
     return n ?? String(uid);
+  }
+
+  /**
+   * Counts the loads of the table: names given under one generation stay what
+   * {@linkcode name} says until the next (a caller may keep them meanwhile).
+   */
+  get generation(): number {
+    return this.#generation;
   }
 
   /** Whether `uid` has an entry in the table as loaded now (no load is tried). */
