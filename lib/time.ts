@@ -5,6 +5,8 @@
  * @module
  */
 
+import { flatJoin } from "./text.ts";
+
 /**
  * Texts of recent times kept (a power of two; one per µs modulo it): a process's lines repeat
  * its start time, and a fork's start is the fork's own time.
@@ -20,6 +22,7 @@ export class WallClock {
   /** The wall µs each slot's text is of (NaN: none): a text depends on nothing else. */
   readonly #memoUs = new Float64Array(ISO_MEMO_SLOTS).fill(NaN);
   readonly #memoText: string[] = new Array(ISO_MEMO_SLOTS).fill("");
+  readonly #parts: string[] = ["", "", "Z"];
 
   /** A clock with a measured offset (refresh `offsetNs` now and then: NTP steps it). */
   constructor(offsetNs: number) {
@@ -41,7 +44,10 @@ export class WallClock {
       this.#second = second;
       this.#prefix = new Date(second * 1000).toISOString().slice(0, 20); // "YYYY-MM-DDTHH:MM:SS."
     }
-    const text = this.#prefix + String(us - second * 1e6).padStart(6, "0") + "Z";
+    const parts = this.#parts;
+    parts[0] = this.#prefix;
+    parts[1] = String(us - second * 1e6).padStart(6, "0");
+    const text = flatJoin(parts);
     this.#memoUs[slot] = us;
     this.#memoText[slot] = text;
     return text;

@@ -3,6 +3,8 @@ import { assert } from "@std/assert";
 import {
   bytesOf,
   decodeBytes,
+  flatCopy,
+  flatJoin,
   RECENT_STRING_MAX_BYTES,
   RECENT_STRING_SLOTS,
   RecentStrings,
@@ -58,4 +60,16 @@ Deno.test("RecentStrings: what decodeBytes gives, the same string again for the 
       assertEquals(cache.decode(enc(t), 0, t.length), t);
     }
   }
+});
+
+Deno.test("text: flat joins and copies are the same strings (the representation is V8's)", () => {
+  const id = /-([0-9a-f]{64})\./.exec(`docker-${"0123456789abcdef".repeat(4)}.scope`)![1];
+  for (
+    const s of ["", "x", "twelve chars", "thirteen char", id, "é\u{1F600}\udc80 and more than 13"]
+  ) {
+    assertEquals(flatCopy(s), s);
+  }
+  assertEquals(flatJoin(["1", "systemd", "root"], "|"), "1|systemd|root");
+  assertEquals(flatJoin(["only"], ";"), "only");
+  assertEquals(flatJoin([], ";"), "");
 });

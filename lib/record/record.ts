@@ -11,7 +11,7 @@ import type { EventKind } from "../event/kinds.ts";
 import type { ProcEvent } from "../event/wire.ts";
 import type { WallClock } from "../time.ts";
 import { decodeWaitStatus } from "../event/wait_status.ts";
-import { decodeBytes } from "../text.ts";
+import { decodeBytes, flatJoin } from "../text.ts";
 import type { StageLine } from "../pipeline/stage.ts";
 
 /** Every `event` value a line can carry: each event kind, and proctree's own lines. */
@@ -179,7 +179,7 @@ interface ChainEntry {
   users: Users;
   generation: number;
   named: boolean;
-  /** `;pid|name|user`: the entry after another. */
+  /** `pid|name|user`. */
   text: string;
 }
 
@@ -191,7 +191,7 @@ interface ChainEntry {
  */
 const chainEntries: (ChainEntry | undefined)[] = new Array(CHAIN_ENTRY_SLOTS);
 
-/** `;pid|name|user` for `n`. */
+/** `pid|name|user` for `n`. */
 function chainEntry(n: ProcNode, users: Users): string {
   const slot = n.pid & (CHAIN_ENTRY_SLOTS - 1);
   const e = chainEntries[slot];
@@ -201,7 +201,10 @@ function chainEntry(n: ProcNode, users: Users): string {
   ) return e.text;
   const user = n.uid === null ? "?" : users.name(n.uid) ?? "?";
   const named = n.uid === null || users.has(n.uid);
-  const text = ";" + n.pid + "|" + chainName(n) + "|" + (n.uid === null ? "?" : chainField(user));
+  const text = flatJoin(
+    [String(n.pid), chainName(n), n.uid === null ? "?" : chainField(user)],
+    "|",
+  );
   const generation = users.generation;
   if (e === undefined) {
     chainEntries[slot] = {
@@ -228,6 +231,18 @@ function chainEntry(n: ProcNode, users: Users): string {
   return text;
 }
 
+/** A chain's entries, gathered to be joined (one array for every line). */
+const chainParts: string[] = [];
+
+/** The chain's entries in `chainParts` joined (flat: `flatJoin`), cut if past the bound. */
+function joinChain(): string {
+  if (chainParts.length > MAX_CHAIN_ENTRIES) {
+    chainParts.length = MAX_CHAIN_ENTRIES;
+    chainParts.push(CHAIN_CUT);
+  }
+  return flatJoin(chainParts, ";");
+}
+
 /**
  * The fsmon chain of `nodes` (self first): `102|touch|root;101|sh|root`. A name the kernel's
  * comm did not give is the executable's in brackets (`[touch]`); an unknown name or user is
@@ -235,26 +250,23 @@ function chainEntry(n: ProcNode, users: Users): string {
  * {@linkcode MAX_CHAIN_ENTRIES} nodes: the first ones, then `;…`.
  */
 export function formatChain(nodes: readonly ProcNode[], users: Users): string {
-  let out = "";
-  for (let i = 0; i < nodes.length; i++) {
-    if (i === MAX_CHAIN_ENTRIES) return out.slice(1) + ";" + CHAIN_CUT;
-    out += chainEntry(nodes[i], users);
-  }
-  return out.slice(1);
+  const n = Math.min(nodes.length, MAX_CHAIN_ENTRIES + 1);
+  chainParts.length = 0;
+  for (let i = 0; i < n; i++) chainParts.push(chainEntry(nodes[i], users));
+  return joinChain();
 }
 
 /**
  * {@linkcode formatChain} of `node` and its creators (`ProcessTree.chain`), walked without
- * gathering them first: a line's chain.
+ * gathering the nodes first: a line's chain.
  */
 export function chainOf(node: ProcNode, users: Users): string {
-  let out = "";
-  let i = 0;
-  for (let n: ProcNode | null = node; n !== null; n = n.parent, i++) {
-    if (i === MAX_CHAIN_ENTRIES) return out.slice(1) + ";" + CHAIN_CUT;
-    out += chainEntry(n, users);
+  chainParts.length = 0;
+  for (let n: ProcNode | null = node; n !== null; n = n.parent) {
+    chainParts.push(chainEntry(n, users));
+    if (chainParts.length > MAX_CHAIN_ENTRIES) break;
   }
-  return out.slice(1);
+  return joinChain();
 }
 
 /** The chain as objects, for `chain --json` and the library. */

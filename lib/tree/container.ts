@@ -12,6 +12,8 @@
  * @module
  */
 
+import { flatCopy } from "../text.ts";
+
 /** A process's container, as its cgroup path names it. */
 export interface Container {
   /** The runtime's 64-hex container id. */
@@ -39,7 +41,8 @@ export function containerOfPath(path: string): Container | null {
     if (runtime) id = runtime[1];
     else if (BARE_ID.test(seg) && (parts[i - 1] === "docker" || podUid !== null)) id = seg;
     // The outermost container wins: a container's own nested cgroups do not rename it.
-    if (id) return { id, podUid };
+    // Copied: a match is a view into the path, and lines carry these (`flatCopy`).
+    if (id) return { id: flatCopy(id), podUid: podUid === null ? null : flatCopy(podUid) };
   }
   return null;
 }

@@ -12,6 +12,8 @@
  * @module
  */
 
+import { flatJoin } from "../text.ts";
+
 /** Clock ticks per second of `/proc` start times (USER_HZ). */
 const TICKS_PER_SECOND = 100;
 
@@ -27,7 +29,7 @@ export function bootTag(bootId: string): string {
 
 /** The id of process `pid` that started `startTicks` ticks after boot. */
 export function processId(boot: string, startTicks: number, pid: number): string {
-  return `${boot}.${startTicks.toString(36)}.${pid.toString(36)}`;
+  return flatJoin([boot, startTicks.toString(36), pid.toString(36)], ".");
 }
 
 /** Start ticks of a start seen as a CLOCK_MONOTONIC time (`bootOffsetNs`: boottime − monotonic). */

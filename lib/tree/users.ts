@@ -7,6 +7,8 @@
  * @module
  */
 
+import { flatCopy } from "../text.ts";
+
 /** Parses passwd lines into uid → name (the first entry of a uid wins, as getpwuid does). */
 export function parsePasswd(text: string): Map<number, string> {
   const map = new Map<number, string>();
@@ -14,7 +16,8 @@ export function parsePasswd(text: string): Map<number, string> {
     const f = line.split(":");
     if (f.length < 3 || line.startsWith("#")) continue;
     const uid = Number(f[2]);
-    if (Number.isInteger(uid) && !map.has(uid)) map.set(uid, f[0]);
+    // Copied: a part of a split is a view into the text, and lines carry names (`flatCopy`).
+    if (Number.isInteger(uid) && !map.has(uid)) map.set(uid, flatCopy(f[0]));
   }
   return map;
 }
