@@ -34,22 +34,29 @@ export function decodeBytes(bytes: Uint8Array): string {
 }
 
 /**
- * `parts` joined by `separator` into one flat string. V8's `JSON.stringify` keeps to its fast
- * path only while every string it meets is flat; a string made by `+` or a template literal
- * (a rope, past 12 characters) or by `slice` (a view into another) sends the line down the
- * slow path: a storm's exit line took 1.2 µs instead of 0.55 (measured, all else equal).
- * `Array.prototype.join` builds its result flat. Strings of a line are made with it.
+ * The length from which V8 makes a string by `+` or a template literal a rope (a pair of
+ * pointers), and `slice`, a `split` part or a match a view into another string; shorter ones
+ * are copied into a new flat string.
+ */
+const ROPE_MIN_CHARS = 13;
+
+/**
+ * `parts` joined by `separator` into one flat string (one part is handed back as it is). V8's
+ * `JSON.stringify` keeps to its fast path only while every string it meets is flat; a rope or
+ * a view ({@linkcode ROPE_MIN_CHARS}) sends the line down the slow path: a storm's exit line
+ * took 1.2 µs instead of 0.55 (measured, all else equal). `Array.prototype.join` builds its
+ * result flat. The strings of a line are made with it.
  */
 export function flatJoin(parts: readonly string[], separator = ""): string {
   return parts.join(separator);
 }
 
 /**
- * `s` as a flat string (see {@linkcode flatJoin}): a copy of a longer one, which may be a
- * view (a regular expression's match, a `split` part); V8 copies shorter ones already.
+ * `s` as a flat string (see {@linkcode flatJoin}): a copy when it may be a view (a regular
+ * expression's match, a `split` part); a shorter one is flat already.
  */
 export function flatCopy(s: string): string {
-  return s.length < 13 ? s : flatJoin([s.slice(0, 1), s.slice(1)]);
+  return s.length < ROPE_MIN_CHARS ? s : flatJoin([s.slice(0, 1), s.slice(1)]);
 }
 
 /** Slots of a {@linkcode RecentStrings} (a power of two). */
