@@ -10,6 +10,7 @@ import { AT_FDCWD, Errno, errno, libc, O, S_IFMT, S_IFREG, STATX } from "./libc.
 import { bytesOf, decodeBytes } from "../lib/text.ts";
 import { type EcsHost, parseOsRelease } from "../lib/sink/ecs.ts";
 import {
+  fileIdText,
   NOT_HERE,
   parseCmdline,
   parseLoginUid,
@@ -70,10 +71,11 @@ export function fileId(fd: number, path: string): string | null {
   const at = path === "" ? fd : AT_FDCWD;
   const flags = path === "" ? STATX.emptyPath : 0;
   if (libc().statx(at, cBytes(path), flags, STATX.maskIno, statxBuf) !== 0) return null;
-  return `${statxView.getUint32(STATX.devMajor, true)}:${
-    statxView.getUint32(STATX.devMinor, true)
-  }` +
-    `:${statxView.getBigUint64(STATX.ino, true)}`;
+  return fileIdText(
+    statxView.getUint32(STATX.devMajor, true),
+    statxView.getUint32(STATX.devMinor, true),
+    statxView.getBigUint64(STATX.ino, true),
+  );
 }
 
 /**

@@ -4,7 +4,8 @@
 import { assert, assertEquals, assertThrows } from "@std/assert";
 import { Alu, Asm, Helper, insn, Jmp } from "../lib/bpf/insn.ts";
 import { Btf, BtfError, BtfKind } from "../lib/bpf/btf.ts";
-import { NS_PER_TICK, startTicksAt, u64 } from "../lib/bpf/fields.ts";
+import { startTicksAt, u64 } from "../lib/bpf/fields.ts";
+import { NS_PER_TICK } from "../lib/tree/proc_parse.ts";
 import {
   ARGV_CAP_BYTES,
   execProgram,

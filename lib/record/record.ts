@@ -194,41 +194,34 @@ const chainEntries: (ChainEntry | undefined)[] = new Array(CHAIN_ENTRY_SLOTS);
 /** `pid|name|user` for `n`. */
 function chainEntry(n: ProcNode, users: Users): string {
   const slot = n.pid & (CHAIN_ENTRY_SLOTS - 1);
-  const e = chainEntries[slot];
+  // One object per slot, rewritten on a miss: none made for each process's own entry.
+  const e = chainEntries[slot] ??= {
+    pid: -1,
+    comm: null,
+    exe: null,
+    uid: null,
+    users,
+    generation: -1,
+    named: false,
+    text: "",
+  };
   if (
-    e !== undefined && e.pid === n.pid && e.comm === n.comm && e.uid === n.uid && e.named &&
-    e.users === users && e.generation === users.generation && (n.comm !== null || e.exe === n.exe)
+    e.pid === n.pid && e.comm === n.comm && e.uid === n.uid && e.named && e.users === users &&
+    e.generation === users.generation && (n.comm !== null || e.exe === n.exe)
   ) return e.text;
   const user = n.uid === null ? "?" : users.name(n.uid) ?? "?";
-  const named = n.uid === null || users.has(n.uid);
-  const text = flatJoin(
-    [String(n.pid), chainName(n), n.uid === null ? "?" : chainField(user)],
-    "|",
-  );
-  const generation = users.generation;
-  if (e === undefined) {
-    chainEntries[slot] = {
-      pid: n.pid,
-      comm: n.comm,
-      exe: n.exe,
-      uid: n.uid,
-      users,
-      generation,
-      named,
-      text,
-    };
-    return text;
-  }
-  // The slot's object is rewritten: no new one for each process's own entry.
   e.pid = n.pid;
   e.comm = n.comm;
   e.exe = n.exe;
   e.uid = n.uid;
   e.users = users;
-  e.generation = generation;
-  e.named = named;
-  e.text = text;
-  return text;
+  e.generation = users.generation; // after name(): a lookup may have loaded the table
+  e.named = n.uid === null || users.has(n.uid);
+  e.text = flatJoin(
+    [String(n.pid), chainName(n), n.uid === null ? "?" : chainField(user)],
+    "|",
+  );
+  return e.text;
 }
 
 /** A chain's entries, gathered to be joined (one array for every line). */

@@ -13,9 +13,7 @@
  */
 
 import { flatJoin } from "../text.ts";
-
-/** Clock ticks per second of `/proc` start times (USER_HZ). */
-const TICKS_PER_SECOND = 100;
+import { NS_PER_TICK } from "./proc_parse.ts";
 
 /** The boot part of every id on this boot: 8 bytes of the boot id, base64url. */
 export function bootTag(bootId: string): string {
@@ -34,12 +32,12 @@ export function processId(boot: string, startTicks: number, pid: number): string
 
 /** Start ticks of a start seen as a CLOCK_MONOTONIC time (`bootOffsetNs`: boottime − monotonic). */
 export function ticksOf(monotonicNs: number, bootOffsetNs: number): number {
-  return Math.floor((monotonicNs + bootOffsetNs) / (1e9 / TICKS_PER_SECOND));
+  return Math.floor((monotonicNs + bootOffsetNs) / NS_PER_TICK);
 }
 
 /** The CLOCK_MONOTONIC time of a start known only in ticks. */
 export function monotonicOfTicks(startTicks: number, bootOffsetNs: number): number {
-  return startTicks * (1e9 / TICKS_PER_SECOND) - bootOffsetNs;
+  return startTicks * NS_PER_TICK - bootOffsetNs;
 }
 
 /** Whether `s` has the form of an id (for `--under ID`). */

@@ -41,6 +41,17 @@ export const NOT_HERE = "<not reachable by its path here>";
 /** Clock ticks per second of `/proc` times (USER_HZ, fixed at 100 on Linux ABIs). */
 export const TICKS_PER_SECOND = 100;
 
+/** Nanoseconds per clock tick of {@linkcode TICKS_PER_SECOND}. */
+export const NS_PER_TICK = 1e9 / TICKS_PER_SECOND;
+
+/**
+ * A file's identity as proctree compares it: `major:minor:inode` of its device and inode
+ * (`statx` of a path or descriptor, or what a BPF program read in the kernel).
+ */
+export function fileIdText(major: number, minor: number, inode: number | bigint): string {
+  return `${major}:${minor}:${inode}`;
+}
+
 /** Parses `/proc/<pid>/stat`. The name may hold spaces and parentheses: it ends at the last `)`. */
 export function parseStat(bytes: Uint8Array): StatInfo | null {
   const open = bytes.indexOf(0x28); // (

@@ -7,7 +7,7 @@
 
 import { startTicksAt, u64 } from "../../bpf/fields.ts";
 import { RecentStrings } from "../../text.ts";
-import { parseCmdline, UNSET_LOGIN_UID } from "../../tree/proc_parse.ts";
+import { fileIdText, parseCmdline, UNSET_LOGIN_UID } from "../../tree/proc_parse.ts";
 import { ARGV_CAP_BYTES, FILENAME_BYTES, PATH_CAP_BYTES, PathWalk, Rec } from "./program.ts";
 
 /** The facts of one exec, as the kernel held them inside `execve`. */
@@ -34,7 +34,7 @@ export interface BpfExec {
   filename: string;
   /** The path of the file that runs (`#!`: its interpreter), as the kernel was given it. */
   interp: string;
-  /** That file's identity, `major:minor:inode` (as `fileId` in `ffi/procfs.ts`); null: unread. */
+  /** That file's identity (`fileIdText`); null: unread. */
   exeId: string | null;
   /**
    * That file's path from the root of its mount namespace, walked inside `execve` (`/` and
@@ -62,13 +62,13 @@ function cString(r: Uint8Array, from: number, max: number): string {
   return strings.decode(r, from, end < 0 || end > from + max ? from + max : end);
 }
 
-/** `major:minor:inode` as `fileId` in `ffi/procfs.ts` writes it. */
+/** The file's identity (`fileIdText`) from the kernel's `dev_t` and inode; null: none read. */
 function fileId(v: DataView, devAt: number, inoAt: number): string | null {
   const dev = v.getUint32(devAt, true);
   // Past a number's exact integers (2^53), an inode is read as a BigInt.
   const exact = v.getUint32(inoAt + 4, true) < 2 ** 21;
   const ino = exact ? u64(v, inoAt) : v.getBigUint64(inoAt, true);
-  return ino === 0 ? null : `${dev >>> 20}:${dev & 0xfffff}:${ino}`;
+  return ino === 0 ? null : fileIdText(dev >>> 20, dev & 0xfffff, ino);
 }
 
 /** Decodes one record; null when it is shorter than its fixed part says (never trusted). */
