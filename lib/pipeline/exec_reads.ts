@@ -85,21 +85,26 @@ function changeOf(ev: Decoded): number {
   }
 }
 
-interface Read {
-  info: ExecInfo;
-  /** CLOCK_MONOTONIC time of the read. */
-  readNs: number;
-}
-
 /** Reads taken during one drain, validated when the drain ends. */
 export class ExecReads {
   #reader: ProcReader;
   #now: () => number;
-  /** Reads of this batch's execs, by batch index. */
-  #reads: (Read | undefined)[] = [];
-  /** Per pid: the batch's events that change what a read shows, with their times. */
-  /** Flat pairs `[timestampNs, CHANGE, …]`: no object per event. */
-  #changes = new Map<number, number[]>();
+  /**
+   * What the reads of this batch's execs found, by batch index, and when each read was made
+   * (CLOCK_MONOTONIC ns): two lists, no object per exec.
+   */
+  #infos: (ExecInfo | undefined)[] = [];
+  #readNs: number[] = [];
+  /** A read of this batch found something: only then do the batch's changes matter. */
+  #found = false;
+  /**
+   * The batch's events that change what a read shows, as parallel lists (time, CHANGE, the
+   * index of the same pid's previous change or -1), and per pid the index of its last.
+   */
+  #changeNs: number[] = [];
+  #changeKind: number[] = [];
+  #changePrev: number[] = [];
+  #lastChange = new Map<number, number>();
   #complete = true;
   #lastNs = 0;
   #vouched: ((pid: number, execNs: number) => boolean) | null;
@@ -129,15 +134,41 @@ export class ExecReads {
    */
   readNew(batch: readonly Decoded[], from: number, storm = false): void {
     const freshNs = storm ? STORM_FRESH_READ_NS : FRESH_READ_NS;
+    const ended = this.#vouched ? this.#endsIn(batch, from) : null;
     for (let i = from; i < batch.length; i++) {
       const ev = batch[i];
       if (ev.what !== "exec") continue;
       const fresh = this.#now() - ev.timestampNs <= freshNs;
-      const info = this.#vouched?.(ev.tgid, ev.timestampNs)
-        ? this.#readRest(ev.tgid, fresh)
-        : this.#read(ev.tgid, fresh);
-      this.#reads[i] = { info, readNs: this.#now() };
+      let info: ExecInfo;
+      if (!this.#vouched?.(ev.tgid, ev.timestampNs)) info = this.#read(ev.tgid, fresh);
+      else if ((ended?.get(ev.tgid) ?? -1) > i) info = NULL_INFO;
+      else info = this.#readRest(ev.tgid, fresh);
+      this.#infos[i] = info;
+      this.#readNs[i] = this.#now();
+      if (info !== NULL_INFO) this.#found = true;
     }
+  }
+
+  /** Per pid, the index of the last exit of a whole process among `batch[from…]`. */
+  #ended = new Map<number, number>();
+
+  /**
+   * Where a process's exit is already in hand, nothing of what {@linkcode #readRest} reads
+   * is left: the kernel sends the exit after `exit_mm` and `exit_fs`, so `/proc` has no
+   * executable or directory for it, and a cgroup read without the directory is not kept
+   * ({@linkcode placedBefore}). In a storm many execs end within the part of the batch that
+   * has them: their reads were the most frequent system calls of the main thread.
+   */
+  #endsIn(batch: readonly Decoded[], from: number): Map<number, number> {
+    const ended = this.#ended;
+    ended.clear();
+    for (let i = from; i < batch.length; i++) {
+      const ev = batch[i];
+      // The main thread's exit: after it, its directory and memory are gone even when other
+      // threads live on (/proc/<pid>/cwd and exe are the main thread's).
+      if (ev.what === "exit" && ev.pid === ev.tgid) ended.set(ev.tgid, i);
+    }
+    return ended;
   }
 
   /**
@@ -146,35 +177,37 @@ export class ExecReads {
    */
   begin(batch: readonly Decoded[], complete: boolean): void {
     this.#complete = complete;
-    this.#changes.clear();
+    this.#lastChange.clear();
+    this.#changeNs.length = this.#changeKind.length = this.#changePrev.length = 0;
+    // Reads that found nothing stay nothing whatever changed: in a storm, most batches.
+    const track = this.#found;
     let lastNs = 0;
     for (const ev of batch) {
       if (ev.what === "error") continue;
       if (ev.timestampNs > lastNs) lastNs = ev.timestampNs;
+      if (!track || ev.what === "unknown") continue;
       const kind = changeOf(ev);
-      if (kind !== CHANGE.NONE && ev.what !== "unknown") {
-        const list = this.#changes.get(ev.tgid);
-        if (list) list.push(ev.timestampNs, kind);
-        else this.#changes.set(ev.tgid, [ev.timestampNs, kind]);
-      }
+      if (kind === CHANGE.NONE) continue;
+      this.#changePrev.push(this.#lastChange.get(ev.tgid) ?? -1);
+      this.#lastChange.set(ev.tgid, this.#changeNs.length);
+      this.#changeNs.push(ev.timestampNs);
+      this.#changeKind.push(kind);
     }
     this.#lastNs = lastNs;
   }
 
   /** What the exec at `batch[index]` may claim: its read, or {@linkcode NULL_INFO}. */
   take(index: number, pid: number, execNs: number): ExecInfo {
-    const read = this.#reads[index];
-    if (!read) return NULL_INFO;
+    let info = this.#infos[index];
+    if (info === undefined || info === NULL_INFO) return NULL_INFO;
+    const readNs = this.#readNs[index];
     // Every event up to the read must be in this batch…
-    if (!this.#complete && this.#lastNs < read.readNs + READ_MARGIN_NS) return NULL_INFO;
+    if (!this.#complete && this.#lastNs < readNs + READ_MARGIN_NS) return NULL_INFO;
     // …and what any of them changed before the read is not the exec's: null, never the
     // changed value.
-    let info = read.info;
-    const changes = this.#changes.get(pid);
-    if (!changes) return info;
-    for (let i = 0; i < changes.length; i += 2) {
-      const ts = changes[i], kind = changes[i + 1];
-      if (ts <= execNs || ts > read.readNs + READ_MARGIN_NS) continue;
+    for (let c = this.#lastChange.get(pid) ?? -1; c >= 0; c = this.#changePrev[c]) {
+      const ts = this.#changeNs[c], kind = this.#changeKind[c];
+      if (ts <= execNs || ts > readNs + READ_MARGIN_NS) continue;
       if (kind === CHANGE.ALL) return NULL_INFO;
       info = kind === CHANGE.NAME ? { ...info, comm: null, argv: null } : { ...info, uid: null };
     }
@@ -183,7 +216,8 @@ export class ExecReads {
 
   /** Forgets the batch's reads. */
   end(): void {
-    this.#reads.length = 0;
+    this.#infos.length = this.#readNs.length = 0;
+    this.#found = false;
   }
 
   /**
@@ -201,7 +235,10 @@ export class ExecReads {
     }
     if (!fresh && exe === null && !notHere) return NULL_INFO;
     const cgroup = fresh ? r.cgroup(pid) : null;
-    const cwd = fresh ? r.cwd(pid) : null;
+    // No cgroup file: the process is reaped, and its directory with it.
+    const cwd = cgroup !== null ? r.cwd(pid) : null;
+    // Nothing found (the usual end of a storm's reads): one shared object, no changes to track.
+    if (exe === null && !notHere && cwd === null) return NULL_INFO;
     return {
       ...NULL_INFO,
       exe,

@@ -177,7 +177,9 @@ export function parseCmdline(bytes: Uint8Array, strings?: RecentStrings): string
       from = i + 1;
     }
   }
-  return out;
+  // A list grown by push keeps room for 16 more: a copy holds just its arguments, and it is
+  // held as long as its process (and an exited one for its grace period).
+  return out.slice();
 }
 
 /** `/proc/<pid>/loginuid` says this when no login set it (`(uid_t)-1`). */
