@@ -105,6 +105,8 @@ export class ExecReads {
   #changeKind: number[] = [];
   #changePrev: number[] = [];
   #lastChange = new Map<number, number>();
+  /** Per pid, the index of the last exit of a whole process among the part just decoded. */
+  #ended = new Map<number, number>();
   #complete = true;
   #lastNs = 0;
   #vouched: ((pid: number, execNs: number) => boolean) | null;
@@ -148,9 +150,6 @@ export class ExecReads {
       if (info !== NULL_INFO) this.#found = true;
     }
   }
-
-  /** Per pid, the index of the last exit of a whole process among `batch[from…]`. */
-  #ended = new Map<number, number>();
 
   /**
    * Where a process's exit is already in hand, nothing of what {@linkcode #readRest} reads
