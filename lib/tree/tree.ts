@@ -13,7 +13,7 @@
  * @module
  */
 
-import { TICKS_PER_SECOND } from "./proc_parse.ts";
+import { NS_PER_TICK } from "./proc_parse.ts";
 import { monotonicOfTicks, processId, ticksOf } from "./identity.ts";
 import type { Container } from "./container.ts";
 
@@ -484,7 +484,7 @@ export class PidTree implements ProcessTree {
     if (n.startNs !== null) return [n.startNs, n.startNs];
     if (n.startTicks === null) return [-Infinity, Infinity];
     const t = monotonicOfTicks(n.startTicks, this.#bootOffsetNs);
-    return [t, t + 1e9 / TICKS_PER_SECOND];
+    return [t, t + NS_PER_TICK];
   }
 
   /** `n` takes its pid over from `old` (or from a process dropped or never seen). */
@@ -571,7 +571,7 @@ export class PidTree implements ProcessTree {
   sameStart(node: Pick<ProcNode, "startTicks" | "startNs">, startTicks: number): boolean {
     if (node.startTicks !== null) return node.startTicks === startTicks;
     if (node.startNs === null) return true;
-    const expected = Math.floor((node.startNs + this.#bootOffsetNs) / (1e9 / TICKS_PER_SECOND));
+    const expected = ticksOf(node.startNs, this.#bootOffsetNs);
     return Math.abs(expected - startTicks) <= 1;
   }
 
