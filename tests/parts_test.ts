@@ -277,17 +277,6 @@ Deno.test("exec reads: what another source vouches for is not read from /proc", 
   const unnamed = new ExecReads(spy, () => 1e9, () => true, false);
   unnamed.readNew(batch, 0);
   assertEquals(asked, ["exe"]);
-  // Fresh, but its exit is already in the batch: nothing of it is left to read.
-  asked.length = 0;
-  const ended = [ev.exec(5, 1), ev.exit(5, 0, 1, 1.5)];
-  named.readNew(ended, 0);
-  unnamed.readNew(ended, 0);
-  assertEquals(asked, []);
-  named.begin(ended, true);
-  assertEquals(named.take(0, 5, 1e6), NULL_INFO);
-  // An exit before the exec is the pid's previous process: this one is read.
-  named.readNew([ev.exit(5, 0, 1, 0.5), ev.exec(5, 1)], 0);
-  assertEquals(asked.sort(), ["cgroup", "cwd"]);
   // Reaped (no cgroup file): its directory is not asked for.
   asked.length = 0;
   const gone = new ExecReads(spy, () => 2e6, () => true, true);

@@ -105,8 +105,6 @@ export class ExecReads {
   #changeKind: number[] = [];
   #changePrev: number[] = [];
   #lastChange = new Map<number, number>();
-  /** Per pid, the index of the last exit of a whole process among the part just decoded. */
-  #ended = new Map<number, number>();
   #complete = true;
   #lastNs = 0;
   #vouched: ((pid: number, execNs: number) => boolean) | null;
@@ -136,38 +134,17 @@ export class ExecReads {
    */
   readNew(batch: readonly Decoded[], from: number, storm = false): void {
     const freshNs = storm ? STORM_FRESH_READ_NS : FRESH_READ_NS;
-    const ended = this.#vouched ? this.#endsIn(batch, from) : null;
     for (let i = from; i < batch.length; i++) {
       const ev = batch[i];
       if (ev.what !== "exec") continue;
       const fresh = this.#now() - ev.timestampNs <= freshNs;
-      let info: ExecInfo;
-      if (!this.#vouched?.(ev.tgid, ev.timestampNs)) info = this.#read(ev.tgid, fresh);
-      else if ((ended?.get(ev.tgid) ?? -1) > i) info = NULL_INFO;
-      else info = this.#readRest(ev.tgid, fresh);
+      const info = this.#vouched?.(ev.tgid, ev.timestampNs)
+        ? this.#readRest(ev.tgid, fresh)
+        : this.#read(ev.tgid, fresh);
       this.#infos[i] = info;
       this.#readNs[i] = this.#now();
       if (info !== NULL_INFO) this.#found = true;
     }
-  }
-
-  /**
-   * Where a process's exit is already in hand, nothing of what {@linkcode #readRest} reads
-   * is left: the kernel sends the exit after `exit_mm` and `exit_fs`, so `/proc` has no
-   * executable or directory for it, and a cgroup read without the directory is not kept
-   * ({@linkcode placedBefore}). In a storm many execs end within the part of the batch that
-   * has them: their reads were the most frequent system calls of the main thread.
-   */
-  #endsIn(batch: readonly Decoded[], from: number): Map<number, number> {
-    const ended = this.#ended;
-    ended.clear();
-    for (let i = from; i < batch.length; i++) {
-      const ev = batch[i];
-      // The main thread's exit: after it, its directory and memory are gone even when other
-      // threads live on (/proc/<pid>/cwd and exe are the main thread's).
-      if (ev.what === "exit" && ev.pid === ev.tgid) ended.set(ev.tgid, i);
-    }
-    return ended;
   }
 
   /**
