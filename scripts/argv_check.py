@@ -8,7 +8,8 @@ proctree parses the truth).
 Installs an audit rule for execve/execveat scoped to a fresh login uid, starts
 `proctree watch --events exec` (default settings unless --proctree-args), runs CMD with that
 login uid (written to /proc/self/loginuid first), and compares every successful exec the
-kernel audited with proctree's exec line of the same pid (in order): argv, comm and exe.
+kernel audited with proctree's exec line of the same pid (in order): argv, comm, exe and
+cwd.
 Prints one JSON line of counts. Restores the audit state (rules deleted, enabled as found).
 Needs root and auditctl.
 """
@@ -24,7 +25,7 @@ import sys
 import time
 
 AUDIT_NLGRP_READLOG = 1
-AUDIT_SYSCALL, AUDIT_EXECVE, AUDIT_EOE = 1300, 1309, 1320
+AUDIT_SYSCALL, AUDIT_CWD, AUDIT_EXECVE, AUDIT_EOE = 1300, 1307, 1309, 1320
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -66,7 +67,7 @@ def read_records(sock, stop_at, records):
 
 
 def audited_execs(records):
-    """Successful execs: pid, argv, comm, exe, in serial order."""
+    """Successful execs: pid, argv, comm, exe, cwd, in serial order."""
     out = []
     for serial in sorted(records):
         rec = records[serial]
@@ -78,8 +79,9 @@ def audited_execs(records):
         ex = dict(FIELD.findall(" ".join(rec[AUDIT_EXECVE])))
         argc = int(ex["argc"])
         argv = [unhex(ex.get(f"a{i}", '""')) for i in range(argc)]
+        cwd = dict(FIELD.findall(rec[AUDIT_CWD][0])).get("cwd") if AUDIT_CWD in rec else None
         out.append({"pid": int(sc["pid"]), "argv": argv, "comm": unhex(sc["comm"]),
-                    "exe": unhex(sc["exe"])})
+                    "exe": unhex(sc["exe"]), "cwd": unhex(cwd) if cwd else None})
     return out
 
 
@@ -133,7 +135,7 @@ def main():
     truth = audited_execs(records)
     counts = {"execs": len(truth), "argv_right": 0, "argv_null": 0, "argv_wrong": 0,
               "comm_right": 0, "comm_null": 0, "comm_wrong": 0, "exe_right": 0, "exe_null": 0,
-              "exe_wrong": 0, "no_line": 0}
+              "exe_wrong": 0, "cwd_right": 0, "cwd_null": 0, "cwd_wrong": 0, "no_line": 0}
     wrong = []
     # Audited execs of a pid are the last ones proctree saw of it: the workload's first
     # process exec'd before it set its login uid (not audited).
@@ -149,7 +151,7 @@ def main():
         if r is None:
             counts["no_line"] += 1
             continue
-        for key in ("argv", "comm", "exe"):
+        for key in ("argv", "comm", "exe", "cwd"):
             got = r.get(key)
             if got is None:
                 counts[f"{key}_null"] += 1

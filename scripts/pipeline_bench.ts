@@ -43,7 +43,8 @@ const text = new TextEncoder();
 function bpfRecord(ns: number, tgid: number, ppid: number): Uint8Array {
   const argv = text.encode(PROGRAM + "\0");
   const names = text.encode("zzstorm_true\0storm\0tmp\0");
-  const r = new Uint8Array(Rec.header + argv.length + names.length);
+  const cwd = text.encode("tmp\0");
+  const r = new Uint8Array(Rec.header + argv.length + names.length + cwd.length);
   const v = new DataView(r.buffer);
   v.setBigUint64(Rec.ktimeNs, BigInt(ns), true);
   v.setUint32(Rec.tgid, tgid, true);
@@ -61,6 +62,11 @@ function bpfRecord(ns: number, tgid: number, ppid: number): Uint8Array {
   v.setUint32(Rec.pathBytes, names.length, true);
   v.setUint32(Rec.pathWalk, PathWalk.ROOT, true);
   r.set(names, Rec.header + argv.length);
+  v.setBigUint64(Rec.cwdIno, 4343n, true);
+  v.setUint32(Rec.cwdDev, (8 << 20) | 1, true);
+  v.setUint32(Rec.cwdBytes, cwd.length, true);
+  v.setUint32(Rec.cwdWalk, PathWalk.ROOT, true);
+  r.set(cwd, Rec.header + argv.length + names.length);
   return r;
 }
 

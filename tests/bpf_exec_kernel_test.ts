@@ -246,3 +246,34 @@ Deno.test({
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test({
+  name: "kernel: bpf cwd is the exec's, exact bytes, whatever the process does next",
+  ignore,
+}, async () => {
+  // A directory name with a space, a newline and a byte that is not UTF-8; the root; a
+  // program that changes directory at once; one in a mount namespace of its own where that
+  // name is a bind mount of /usr (the walked path names another directory from here).
+  const dir = await Deno.makeTempDir();
+  const odd = `${dir}/a b\nc\udcff`;
+  const script =
+    `cd ${dir} && mkdir "$(printf 'a b\\nc\\377')" && cd "$(printf 'a b\\nc\\377')" && ` +
+    `/bin/true c1 && cd / && /bin/true c2 && cd "${dir}" && perl -e 'chdir "/usr"' c3 && ` +
+    `unshare -m sh -c 'mount --bind /usr "$1" && cd "$1" && exec /bin/true c4' sh ` +
+    `"${dir}/$(printf 'a b\\nc\\377')"`;
+  try {
+    const w = await startProctree(["watch", "--events", "exec", "--stats", "1"]);
+    const sh = new Deno.Command("sh", { args: ["-c", script] }).spawn();
+    assert((await sh.status).success, script);
+    await sleep(1300);
+    const { records } = await w.stop();
+    const cwdOf = (tag: string) =>
+      records.find((r) => r.event === "exec" && r.argv?.[r.argv.length - 1] === tag)?.cwd;
+    assertEquals([cwdOf("c1"), cwdOf("c2"), cwdOf("c3")], [odd, "/", dir]);
+    assert([odd, null].includes(cwdOf("c4")!), "not /usr, the directory it names from here");
+    const stats = records.filter((r) => r.event === "stats").pop() as Record<string, unknown>;
+    assert(Number(stats?.execs_cwd_unverified) >= 1, "the namespace's walk was not taken");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -215,12 +215,16 @@ function record(o: {
   names?: string;
   walk?: number;
   interp?: string;
+  /** The working directory's names, as `names`; with `cwdWalk` how that walk ended. */
+  cwd?: string;
+  cwdWalk?: number;
 }): Uint8Array {
   const argv = new TextEncoder().encode(o.argv ?? "prog\0");
   const trueLen = o.argvBytes ?? argv.length;
   const names = Uint8Array.from(o.names ?? "", (c) => c.charCodeAt(0));
+  const cwd = Uint8Array.from(o.cwd ?? "", (c) => c.charCodeAt(0));
   const carried = Math.min(argv.length, ARGV_CAP_BYTES);
-  const r = new Uint8Array(Rec.header + carried + names.length);
+  const r = new Uint8Array(Rec.header + carried + names.length + cwd.length);
   const v = new DataView(r.buffer);
   v.setBigUint64(Rec.ktimeNs, BigInt(o.ns), true);
   v.setUint32(Rec.tgid, o.tgid, true);
@@ -240,6 +244,15 @@ function record(o: {
   v.setUint32(Rec.pathBytes, names.length, true);
   v.setUint32(Rec.pathWalk, o.walk ?? (names.length ? PathWalk.ROOT : PathWalk.NONE), true);
   r.set(names, Rec.header + carried);
+  v.setBigUint64(Rec.cwdIno, 78n, true);
+  v.setUint32(Rec.cwdDev, (8 << 20) | 1, true);
+  v.setUint32(Rec.cwdBytes, cwd.length, true);
+  v.setUint32(
+    Rec.cwdWalk,
+    o.cwdWalk ?? (o.cwd !== undefined ? PathWalk.ROOT : PathWalk.NONE),
+    true,
+  );
+  r.set(cwd, Rec.header + carried + names.length);
   return r;
 }
 
@@ -261,6 +274,20 @@ Deno.test("record: the walked path is its names in the kernel's order, reversed,
   assertEquals(decodeBpfExec(long), null, "a length the record does not have");
 });
 
+Deno.test("record: the working directory's walked path follows the program's", () => {
+  const cwd = (o: { cwd?: string; cwdWalk?: number; names?: string }) =>
+    decodeBpfExec(record({ ns: 1, tgid: 1, argv: "a\0", ...o }));
+  const r = cwd({ names: "prog\0bin\0", cwd: "x y\n\xff\0tmp\0" })!;
+  assertEquals([r.exePath, r.cwdPath, r.cwdId], ["/bin/prog", "/tmp/x y\n\udcff", "8:1:78"]);
+  assertEquals(cwd({ cwd: "" })!.cwdPath, "/", "no names: the root itself");
+  assertEquals(cwd({ cwd: "tmp\0", cwdWalk: PathWalk.CUT })!.cwdPath, null);
+  assertEquals(cwd({ cwd: "tmp\0", cwdWalk: PathWalk.DETACHED })!.cwdPath, null);
+  assertEquals(cwd({})!.cwdPath, null, "not walked");
+  const long = record({ ns: 1, tgid: 1, cwd: "tmp\0" });
+  new DataView(long.buffer).setUint32(Rec.cwdBytes, 5, true);
+  assertEquals(decodeBpfExec(long), null, "a length the record does not have");
+});
+
 Deno.test("stage: the walked path names the exec when it reaches the file that ran", () => {
   const src = new FakeRecords();
   const resolved: string[] = [];
@@ -279,6 +306,20 @@ Deno.test("stage: the walked path names the exec when it reaches the file that r
   assertEquals(resolved, [], "no realpath for a walked path that reaches the file");
   assertEquals(st.exec(4, 2, NULL_INFO).exe, "/resolved", "else the path as given, resolved");
   assertEquals(reached, ["/opt/prog", "/elsewhere/prog"]);
+});
+
+Deno.test("stage: the walked working directory is the exec's when it reaches that directory", () => {
+  const src = new FakeRecords();
+  const st = new BpfExecStage(src, () => null, (id, path) => id === "8:1:78" && path === "/srv");
+  src.queue.push(record({ ns: 1, tgid: 3, cwd: "srv\0" }));
+  src.queue.push(record({ ns: 1, tgid: 4, cwd: "app\0" })); // another namespace's name
+  src.queue.push(record({ ns: 1, tgid: 5, cwd: "srv\0", cwdWalk: PathWalk.CUT }));
+  st.poll();
+  const proc = { ...NULL_INFO, cwd: "/from-proc" };
+  assertEquals(st.exec(3, 2, proc).cwd, "/srv", "over a read made after the exec");
+  assertEquals(st.exec(4, 2, proc).cwd, "/from-proc", "a path that does not reach it: /proc's");
+  assertEquals(st.exec(5, 2, NULL_INFO).cwd, null, "a walk cut short, nothing read: unknown");
+  assertEquals(st.counters().execs_cwd_unverified, 2);
 });
 
 Deno.test("stage: says it names an exec exactly only for a program run as given, with its path", () => {

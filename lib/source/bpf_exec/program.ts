@@ -6,8 +6,9 @@
  * is installed (new mm, new credentials, new comm) and before it runs one instruction, and
  * just before the proc connector's exec event is sent from the same call. So argv read
  * there is exactly what the program was given: nothing it does later can change it. The
- * path of the file that runs is taken there too, by walking its dentries and mounts (a
- * path proctree keeps only when it reaches that file's device and inode from here).
+ * path of the file that runs is taken there too, by walking its dentries and mounts, and the
+ * working directory the same way (a path proctree keeps only when it reaches that file's or
+ * directory's device and inode from here).
  *
  * The record is built in a per-CPU slot of an array map (the BPF stack is 512 bytes) and
  * copied into the ring buffer with its true length; the ring buffer is not asked to wake
@@ -67,11 +68,19 @@ export const Rec = {
   pathBytes: 596,
   /** u32 how the walk of that path ended ({@linkcode PathWalk}). */
   pathWalk: 600,
+  /** u64 inode number of the working directory (`task->fs->pwd`). */
+  cwdIno: 608,
+  /** u32 its filesystem's device, as {@linkcode Rec.exeDev}. */
+  cwdDev: 616,
+  /** u32 bytes of the working directory's path, after the program's. */
+  cwdBytes: 620,
+  /** u32 how the walk of that path ended ({@linkcode PathWalk}). */
+  cwdWalk: 624,
   /**
    * Length of the fixed part; argv's bytes (at most {@linkcode ARGV_CAP_BYTES}) follow, then
-   * the path's.
+   * the program's path, then the working directory's.
    */
-  header: 608,
+  header: 632,
 } as const;
 
 /**
@@ -105,7 +114,7 @@ const NAME_BYTES = 256;
 export const PATH_MAX_STEPS = 32;
 
 /** Bytes of one scratch slot: the largest record. */
-export const SLOT_BYTES: number = Rec.header + ARGV_CAP_BYTES + PATH_CAP_BYTES;
+export const SLOT_BYTES: number = Rec.header + ARGV_CAP_BYTES + 2 * PATH_CAP_BYTES;
 
 /** `BPF_RB_NO_WAKEUP`. */
 const RB_NO_WAKEUP = 1;
@@ -145,6 +154,9 @@ export const WALK_MEMBERS = {
   mountMnt: ["mount", "mnt", null],
   mountParent: ["mount", "mnt_parent", 8],
   mountMountpoint: ["mount", "mnt_mountpoint", 8],
+  taskFs: ["task_struct", "fs", 8],
+  fsPwd: ["fs_struct", "pwd", null],
+  dentryInode: ["dentry", "d_inode", 8],
 } as const satisfies MemberTable;
 
 /** Byte offsets of {@linkcode WALK_MEMBERS} in the running kernel. */
@@ -187,6 +199,7 @@ const PARENT = -64;
 const PATH_OFF = -72;
 const FILE = -80;
 const ROOT = -88;
+const EXE_PATH = -96;
 
 /**
  * The program. Registers kept across calls: r6 the tracepoint's arguments (`task`,
@@ -246,9 +259,12 @@ export function execProgram(off: Offsets, maps: ProgramMaps): Uint8Array {
   a.call(Helper.probe_read_user).store(4, 7, Rec.argvRead, 0);
 
   a.storeImm(4, 7, Rec.pathBytes, 0).storeImm(4, 7, Rec.pathWalk, PathWalk.NONE);
-  a.storeImm(8, 10, PATH_OFF, 0);
-  if (off.walk) walkPath(a, off.bprmFile, off.walk);
-  a.load(8, 3, 10, PATH_OFF).alu(Alu.ADD, 3, 8); // argv's bytes, then the path's
+  a.storeImm(4, 7, Rec.cwdBytes, 0).storeImm(4, 7, Rec.cwdWalk, PathWalk.NONE);
+  a.storeImm(8, 7, Rec.cwdIno, 0).storeImm(4, 7, Rec.cwdDev, 0);
+  a.storeImm(8, 10, PATH_OFF, 0).storeImm(8, 10, EXE_PATH, 0);
+  if (off.walk) walkExe(a, off, off.walk);
+  // argv's bytes, then the program's path, then the directory's.
+  a.load(8, 3, 10, PATH_OFF).load(8, 1, 10, EXE_PATH).alu(Alu.ADD, 3, 1).alu(Alu.ADD, 3, 8);
 
   a.loadMap(1, maps.ringFd).mov(2, 7).aluImm(Alu.ADD, 3, Rec.header);
   a.movImm(4, RB_NO_WAKEUP).call(Helper.ringbuf_output);
@@ -264,34 +280,66 @@ export function execProgram(off: Offsets, maps: ProgramMaps): Uint8Array {
 }
 
 /**
- * The path of the file that runs, taken inside `execve` by walking its dentries up to the
- * root of the mount namespace its mount is in — what `d_path` would say from that root,
- * without `d_path`'s lock (a rename during the walk can give a path that never was:
- * proctree keeps a path only when it reaches the file's device and inode). Names are
- * written last first after argv (r7 + header + r8), each with its NUL; `Rec.pathBytes` and
- * `Rec.pathWalk` say how much and whether it is whole. Unrolled
- * {@linkcode PATH_MAX_STEPS} times; each step crosses a mount or takes one name. Uses r6
- * (the tracepoint's arguments) for `bprm` and r9 for where the names go; keeps r7, r8.
+ * The two walks: the file that runs (its path after argv), then the working directory (its
+ * path after the file's, its identity read from its dentry). Uses r6 (the tracepoint's
+ * arguments) and r9; keeps r7, r8. Leaves the file's path length in `EXE_PATH` and the
+ * directory's in `PATH_OFF`.
  */
-function walkPath(a: Asm, bprmFile: number, off: WalkOffsets): void {
-  a.storeImm(4, 7, Rec.pathWalk, PathWalk.CUT);
+function walkExe(a: Asm, off: Offsets, walk: WalkOffsets): void {
   a.mov(9, 7).aluImm(Alu.ADD, 9, Rec.header).alu(Alu.ADD, 9, 8);
   a.load(8, 3, 6, 16); // args[2]: the linux_binprm
-  readKernel(a, 10, FILE, 8, 3, bprmFile);
+  readKernel(a, 10, FILE, 8, 3, off.bprmFile);
   a.load(8, 3, 10, FILE);
-  readKernel(a, 10, DENTRY, 8, 3, off.filePath + off.pathDentry);
+  readKernel(a, 10, DENTRY, 8, 3, walk.filePath + walk.pathDentry);
   a.load(8, 3, 10, FILE);
-  readKernel(a, 10, TMP, 8, 3, off.filePath + off.pathMnt);
+  readKernel(a, 10, TMP, 8, 3, walk.filePath + walk.pathMnt);
+  walkPath(a, "exe", walk, Rec.pathBytes, Rec.pathWalk);
+  // Bounded again for the verifier: the directory's names go after the file's.
+  a.load(8, 1, 10, PATH_OFF).jumpImm(Jmp.JGT, 1, PATH_CAP_BYTES, "cwd_done");
+  a.store(8, 10, EXE_PATH, 1).storeImm(8, 10, PATH_OFF, 0);
+  a.mov(9, 7).aluImm(Alu.ADD, 9, Rec.header).alu(Alu.ADD, 9, 8).alu(Alu.ADD, 9, 1);
+  a.load(8, 3, 6, 0); // args[0]: the task
+  readKernel(a, 10, FILE, 8, 3, walk.taskFs); // its fs_struct
+  a.load(8, 3, 10, FILE);
+  readKernel(a, 10, DENTRY, 8, 3, walk.fsPwd + walk.pathDentry);
+  a.load(8, 3, 10, FILE);
+  readKernel(a, 10, TMP, 8, 3, walk.fsPwd + walk.pathMnt);
+  // The directory by identity, as the program: its inode's number and device.
+  a.load(8, 3, 10, DENTRY);
+  readKernel(a, 10, INODE, 8, 3, walk.dentryInode);
+  a.load(8, 3, 10, INODE);
+  readKernel(a, 7, Rec.cwdIno, 8, 3, off.inodeIno);
+  a.load(8, 3, 10, INODE);
+  readKernel(a, 10, PARENT, 8, 3, off.inodeSb);
+  a.load(8, 3, 10, PARENT);
+  readKernel(a, 7, Rec.cwdDev, 4, 3, off.sbDev);
+  walkPath(a, "cwd", walk, Rec.cwdBytes, Rec.cwdWalk);
+  a.label("cwd_done");
+}
+
+/**
+ * A path taken inside `execve` by walking from a dentry (`DENTRY`) of a mount (`TMP`, its
+ * `vfsmount`) up to the root of the mount namespace that mount is in — what `d_path` would
+ * say from that root, without `d_path`'s lock (a rename during the walk can give a path that
+ * never was: proctree keeps a path only when it reaches the walk's start, by device and
+ * inode, from here). Names are written last first from r9, each with its NUL; the record's
+ * `bytesAt` and `walkAt` say how much and whether it is whole. Unrolled
+ * {@linkcode PATH_MAX_STEPS} times; each step crosses a mount or takes one name. Labels are
+ * prefixed with `tag`. Keeps r6–r9.
+ */
+function walkPath(a: Asm, tag: string, off: WalkOffsets, bytesAt: number, walkAt: number): void {
+  a.storeImm(4, 7, walkAt, PathWalk.CUT);
   a.load(8, 3, 10, TMP);
   readKernel(a, 10, ROOT, 8, 3, off.vfsmountRoot);
   a.load(8, 1, 10, TMP).aluImm(Alu.SUB, 1, off.mountMnt).store(8, 10, MOUNT, 1);
+  const at = (label: string) => `${tag}_${label}`;
   for (let step = 0; step < PATH_MAX_STEPS; step++) {
-    const name = `name${step}`, next = `step${step + 1}`;
+    const name = at(`name${step}`), next = at(`step${step + 1}`);
     // At the root of its mount: cross to the mount it is mounted on, or stop at the top.
     a.load(8, 1, 10, ROOT).load(8, 2, 10, DENTRY).jumpReg(Jmp.JNE, 1, 2, name);
     a.load(8, 3, 10, MOUNT);
     readKernel(a, 10, PARENT, 8, 3, off.mountParent);
-    a.load(8, 1, 10, PARENT).load(8, 3, 10, MOUNT).jumpReg(Jmp.JEQ, 1, 3, "walked");
+    a.load(8, 1, 10, PARENT).load(8, 3, 10, MOUNT).jumpReg(Jmp.JEQ, 1, 3, at("walked"));
     readKernel(a, 10, DENTRY, 8, 3, off.mountMountpoint);
     a.load(8, 3, 10, PARENT).store(8, 10, MOUNT, 3).aluImm(Alu.ADD, 3, off.mountMnt);
     readKernel(a, 10, ROOT, 8, 3, off.vfsmountRoot);
@@ -300,17 +348,17 @@ function walkPath(a: Asm, bprmFile: number, off: WalkOffsets): void {
     a.label(name);
     a.load(8, 3, 10, DENTRY);
     readKernel(a, 10, PARENT, 8, 3, off.dentryParent);
-    a.load(8, 1, 10, PARENT).load(8, 3, 10, DENTRY).jumpReg(Jmp.JEQ, 1, 3, "detached");
+    a.load(8, 1, 10, PARENT).load(8, 3, 10, DENTRY).jumpReg(Jmp.JEQ, 1, 3, at("detached"));
     readKernel(a, 10, TMP, 8, 3, off.dentryName + off.qstrName);
-    a.load(8, 1, 10, PATH_OFF).jumpImm(Jmp.JGT, 1, PATH_CAP_BYTES - NAME_BYTES, "cut");
+    a.load(8, 1, 10, PATH_OFF).jumpImm(Jmp.JGT, 1, PATH_CAP_BYTES - NAME_BYTES, at("cut"));
     a.alu(Alu.ADD, 1, 9).movImm(2, NAME_BYTES).load(8, 3, 10, TMP);
-    a.call(Helper.probe_read_kernel_str).jumpImm(Jmp.JSLE, 0, 0, "cut");
+    a.call(Helper.probe_read_kernel_str).jumpImm(Jmp.JSLE, 0, 0, at("cut"));
     a.load(8, 1, 10, PATH_OFF).alu(Alu.ADD, 1, 0).store(8, 10, PATH_OFF, 1);
     a.load(8, 1, 10, PARENT).store(8, 10, DENTRY, 1);
     a.label(next);
   }
-  a.jump("cut");
-  a.label("detached").storeImm(4, 7, Rec.pathWalk, PathWalk.DETACHED).jump("cut");
-  a.label("walked").storeImm(4, 7, Rec.pathWalk, PathWalk.ROOT);
-  a.label("cut").load(8, 1, 10, PATH_OFF).store(4, 7, Rec.pathBytes, 1);
+  a.jump(at("cut"));
+  a.label(at("detached")).storeImm(4, 7, walkAt, PathWalk.DETACHED).jump(at("cut"));
+  a.label(at("walked")).storeImm(4, 7, walkAt, PathWalk.ROOT);
+  a.label(at("cut")).load(8, 1, 10, PATH_OFF).store(4, 7, bytesAt, 1);
 }

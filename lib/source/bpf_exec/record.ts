@@ -42,6 +42,13 @@ export interface BpfExec {
    * a name until checked against `exeId`.
    */
   exePath: string | null;
+  /** The working directory's identity (`fileIdText`); null: unread. */
+  cwdId: string | null;
+  /**
+   * The working directory's path, walked inside `execve` as {@linkcode BpfExec.exePath} is;
+   * null when the walk did not reach the root. Only a name until checked against `cwdId`.
+   */
+  cwdPath: string | null;
   /** argv; null when the new image's memory could not be read. */
   argv: string[] | null;
   /** argv's true length in bytes. */
@@ -78,8 +85,11 @@ export function decodeBpfExec(r: Uint8Array): BpfExec | null {
   const argvBytes = u64(v, Rec.argvBytes);
   const carried = Math.min(argvBytes, ARGV_CAP_BYTES);
   const pathBytes = v.getUint32(Rec.pathBytes, true);
-  if (pathBytes > PATH_CAP_BYTES || r.length !== Rec.header + carried + pathBytes) return null;
+  const cwdBytes = v.getUint32(Rec.cwdBytes, true);
+  if (pathBytes > PATH_CAP_BYTES || cwdBytes > PATH_CAP_BYTES) return null;
+  if (r.length !== Rec.header + carried + pathBytes + cwdBytes) return null;
   const pathAt = Rec.header + carried;
+  const cwdAt = pathAt + pathBytes;
   const login = v.getUint32(Rec.loginUid, true);
   const argvOk = v.getInt32(Rec.argvRead, true) === 0;
   return {
@@ -96,8 +106,15 @@ export function decodeBpfExec(r: Uint8Array): BpfExec | null {
     interp: cString(r, Rec.interp, FILENAME_BYTES),
     exeId: fileId(v, Rec.exeDev, Rec.exeIno),
     exePath: v.getUint32(Rec.pathWalk, true) === PathWalk.ROOT
-      ? walkedPath(r.subarray(pathAt, pathAt + pathBytes))
+      ? walkedPath(r.subarray(pathAt, cwdAt))
       : null,
+    cwdId: fileId(v, Rec.cwdDev, Rec.cwdIno),
+    // No names: the directory is the namespace's root.
+    cwdPath: v.getUint32(Rec.cwdWalk, true) !== PathWalk.ROOT
+      ? null
+      : cwdBytes === 0
+      ? "/"
+      : walkedPath(r.subarray(cwdAt, cwdAt + cwdBytes)),
     argv: argvOk ? parseCmdline(r.subarray(Rec.header, pathAt), strings) ?? [] : null,
     argvBytes,
     argvTruncated: argvBytes > ARGV_CAP_BYTES,

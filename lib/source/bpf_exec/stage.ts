@@ -62,6 +62,7 @@ interface Counts {
   bpf_records_malformed: number;
   bpf_records_dropped: number;
   argv_truncated: number;
+  execs_cwd_unverified: number;
   execs_named_by_bpf: number;
   execs_exe_unverified: number;
   execs_exe_corrected: number;
@@ -128,6 +129,7 @@ export class BpfExecStage implements ExecStage {
     bpf_records_malformed: 0,
     bpf_records_dropped: 0,
     argv_truncated: 0,
+    execs_cwd_unverified: 0,
     execs_named_by_bpf: 0,
     execs_exe_unverified: 0,
     execs_exe_corrected: 0,
@@ -136,7 +138,8 @@ export class BpfExecStage implements ExecStage {
   /**
    * A stage over `src`; `resolveExe` names the executable of an exec no other source could
    * name (absent: such an exec's `exe` stays null); `reaches` checks a name another source
-   * gave against the file that ran (absent: such names are kept unchecked).
+   * gave against the file that ran (absent: such names are kept unchecked), and the record's
+   * own paths against the file and the directory it names (absent: those are not used).
    */
   constructor(src: BpfRecords, resolveExe?: ExeResolver, reaches?: ExeCheck) {
     this.#src = src;
@@ -193,6 +196,7 @@ export class BpfExecStage implements ExecStage {
       // Unreadable in the new image (never seen here): what `/proc` could vouch for.
       argv: whole ? facts.argv : rec.argv ?? facts.argv,
       argvTrueBytes: rec.argvTruncated && !whole ? rec.argvBytes : undefined,
+      cwd: this.#cwd(facts, rec),
       uid: rec.euid,
       ppid: rec.ppid,
       startTicks: rec.startTicks,
@@ -232,6 +236,18 @@ export class BpfExecStage implements ExecStage {
     }
     this.#counts.execs_named_by_bpf++;
     return { ...dropped, exe };
+  }
+
+  /**
+   * The working directory at the exec: the record's walked path when it reaches, from here,
+   * the directory the record names; else what `/proc` said (a process in another mount
+   * namespace walks to its own root), counted.
+   */
+  #cwd(facts: ExecInfo, rec: BpfExec): string | null {
+    const path = rec.cwdPath;
+    if (path !== null && rec.cwdId !== null && this.#reaches?.(rec.cwdId, path)) return path;
+    this.#counts.execs_cwd_unverified++;
+    return facts.cwd;
   }
 
   /** The record's walked path, when it reaches the file that ran from here; else null. */
