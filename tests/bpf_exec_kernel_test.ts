@@ -260,7 +260,8 @@ Deno.test({
     `cd ${dir} && mkdir "$(printf 'a b\\nc\\377')" && cd "$(printf 'a b\\nc\\377')" && ` +
     `/bin/true c1 && cd / && /bin/true c2 && cd "${dir}" && perl -e 'chdir "/usr"' c3 && ` +
     `unshare -m sh -c 'mount --bind /usr "$1" && cd "$1" && exec /bin/true c4' sh ` +
-    `"${dir}/$(printf 'a b\\nc\\377')"`;
+    `"${dir}/$(printf 'a b\\nc\\377')" && mkdir ${dir}/rm && cd ${dir}/rm && ` +
+    `rmdir ${dir}/rm && /bin/true c5`;
   try {
     const w = await startProctree(["watch", "--events", "exec", "--stats", "1"]);
     const sh = new Deno.Command("sh", { args: ["-c", script] }).spawn();
@@ -271,6 +272,8 @@ Deno.test({
       records.find((r) => r.event === "exec" && r.argv?.[r.argv.length - 1] === tag)?.cwd;
     assertEquals([cwdOf("c1"), cwdOf("c2"), cwdOf("c3")], [odd, "/", dir]);
     assert([odd, null].includes(cwdOf("c4")!), "not /usr, the directory it names from here");
+    // Removed before the exec (rmdir ran in it first, so its path was checked once).
+    assert([`${dir}/rm (deleted)`, null].includes(cwdOf("c5")!), `${cwdOf("c5")}`);
     const stats = records.filter((r) => r.event === "stats").pop() as Record<string, unknown>;
     assert(Number(stats?.execs_cwd_unverified) >= 1, "the namespace's walk was not taken");
   } finally {

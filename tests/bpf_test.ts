@@ -282,6 +282,7 @@ Deno.test("record: the working directory's walked path follows the program's", (
   assertEquals(cwd({ cwd: "" })!.cwdPath, "/", "no names: the root itself");
   assertEquals(cwd({ cwd: "tmp\0", cwdWalk: PathWalk.CUT })!.cwdPath, null);
   assertEquals(cwd({ cwd: "tmp\0", cwdWalk: PathWalk.DETACHED })!.cwdPath, null);
+  assertEquals(cwd({ cwd: "", cwdWalk: PathWalk.DELETED })!.cwdPath, null, "removed: no path");
   assertEquals(cwd({})!.cwdPath, null, "not walked");
   const long = record({ ns: 1, tgid: 1, cwd: "tmp\0" });
   new DataView(long.buffer).setUint32(Rec.cwdBytes, 5, true);

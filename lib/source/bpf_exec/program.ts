@@ -96,6 +96,11 @@ export const PathWalk = {
   CUT: 2,
   /** A directory that is its own parent but not its mount's root (a detached or lazily unmounted tree). */
   DETACHED: 3,
+  /**
+   * Not walked: the file or directory was deleted (its dentry is unhashed, as `d_path` says
+   * `(deleted)`); its old names reach nothing, or another file.
+   */
+  DELETED: 4,
 } as const;
 
 /**
@@ -157,7 +162,11 @@ export const WALK_MEMBERS = {
   taskFs: ["task_struct", "fs", 8],
   fsPwd: ["fs_struct", "pwd", null],
   dentryInode: ["dentry", "d_inode", 8],
+  dentryHash: ["dentry", "d_hash", null],
 } as const satisfies MemberTable;
+
+/** `pprev` in `struct hlist_bl_node`: null while the dentry is not hashed (`d_unhashed`). */
+const HLIST_BL_PPREV = 8;
 
 /** Byte offsets of {@linkcode WALK_MEMBERS} in the running kernel. */
 export type WalkOffsets = OffsetsOf<typeof WALK_MEMBERS>;
@@ -322,17 +331,26 @@ function walkExe(a: Asm, off: Offsets, walk: WalkOffsets): void {
  * `vfsmount`) up to the root of the mount namespace that mount is in — what `d_path` would
  * say from that root, without `d_path`'s lock (a rename during the walk can give a path that
  * never was: proctree keeps a path only when it reaches the walk's start, by device and
- * inode, from here). Names are written last first from r9, each with its NUL; the record's
+ * inode, from here). A deleted start is not walked: its old path would still reach it from
+ * a check that remembers paths (`sameFile`). Names are written last first from r9, each with its NUL; the record's
  * `bytesAt` and `walkAt` say how much and whether it is whole. Unrolled
  * {@linkcode PATH_MAX_STEPS} times; each step crosses a mount or takes one name. Labels are
  * prefixed with `tag`. Keeps r6–r9.
  */
 function walkPath(a: Asm, tag: string, off: WalkOffsets, bytesAt: number, walkAt: number): void {
+  const at = (label: string) => `${tag}_${label}`;
   a.storeImm(4, 7, walkAt, PathWalk.CUT);
+  // Deleted (`d_unlinked`: unhashed, and not a root, which is never hashed): no path.
+  a.load(8, 3, 10, DENTRY);
+  readKernel(a, 10, PARENT, 8, 3, off.dentryHash + HLIST_BL_PPREV);
+  a.load(8, 1, 10, PARENT).jumpImm(Jmp.JNE, 1, 0, at("hashed"));
+  a.load(8, 3, 10, DENTRY);
+  readKernel(a, 10, PARENT, 8, 3, off.dentryParent);
+  a.load(8, 1, 10, PARENT).load(8, 3, 10, DENTRY).jumpReg(Jmp.JNE, 1, 3, at("deleted"));
+  a.label(at("hashed"));
   a.load(8, 3, 10, TMP);
   readKernel(a, 10, ROOT, 8, 3, off.vfsmountRoot);
   a.load(8, 1, 10, TMP).aluImm(Alu.SUB, 1, off.mountMnt).store(8, 10, MOUNT, 1);
-  const at = (label: string) => `${tag}_${label}`;
   for (let step = 0; step < PATH_MAX_STEPS; step++) {
     const name = at(`name${step}`), next = at(`step${step + 1}`);
     // At the root of its mount: cross to the mount it is mounted on, or stop at the top.
@@ -359,6 +377,7 @@ function walkPath(a: Asm, tag: string, off: WalkOffsets, bytesAt: number, walkAt
   }
   a.jump(at("cut"));
   a.label(at("detached")).storeImm(4, 7, walkAt, PathWalk.DETACHED).jump(at("cut"));
+  a.label(at("deleted")).storeImm(4, 7, walkAt, PathWalk.DELETED).jump(at("cut"));
   a.label(at("walked")).storeImm(4, 7, walkAt, PathWalk.ROOT);
   a.label(at("cut")).load(8, 1, 10, PATH_OFF).store(4, 7, bytesAt, 1);
 }
