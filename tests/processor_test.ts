@@ -212,6 +212,13 @@ Deno.test("processor: malformed and unknown messages are counted lines", () => {
   assertEquals(h.processor.counters.malformed, 1);
 });
 
+Deno.test("processor: a line of proctree's own before any event is dated now, not at boot", () => {
+  const h = harness(world(), { now: () => 7e9 });
+  h.run([{ what: "error", reason: "bad_cn_len", offset: 0 }]);
+  // WallClock(0): CLOCK_MONOTONIC's zero is the epoch; 7 s after it, not the zero itself.
+  assertEquals(h.records.map((r) => r.time), ["1970-01-01T00:00:07.000000Z"]);
+});
+
 Deno.test("processor: --user and --comm filters", () => {
   const procs = world();
   procs.set(200, { comm: "alice-sh", ppid: 1, startTicks: 5, euid: 1000 });

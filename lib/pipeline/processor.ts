@@ -203,15 +203,23 @@ export class EventProcessor {
   resync(): void {
     this.#loss.resynced();
     const r = this.#resyncs.run(this.#lastNs);
-    this.#o.sink(resyncRecord(this.#o.clock.iso(this.#lastNs), r), null);
+    this.#o.sink(resyncRecord(this.#o.clock.iso(this.#seenNs()), r), null);
   }
 
   /** A `lost` line for each loss, dated by the newest event seen. */
   #sayLosses = (losses: readonly StageLoss[]): void => {
     for (const l of losses) {
-      this.#o.sink(lostRecord(this.#o.clock.iso(this.#lastNs), l.count, l.reason), null);
+      this.#o.sink(lostRecord(this.#o.clock.iso(this.#seenNs()), l.count, l.reason), null);
     }
   };
+
+  /**
+   * The newest event's time, for a line of proctree's own; now before any event (else such
+   * a line would be dated at boot, CLOCK_MONOTONIC's zero).
+   */
+  #seenNs(): number {
+    return this.#lastNs > 0 ? this.#lastNs : this.#o.now();
+  }
 
   #uncountedLoss(): void {
     this.#sayLosses([{ reason: "overrun", count: null }]);
@@ -273,7 +281,7 @@ export class EventProcessor {
     const { clock, sink } = this.#o;
     if (ev.what === "error") {
       this.#counts.malformed++;
-      sink({ event: "malformed", time: clock.iso(this.#lastNs), reason: ev.reason }, null);
+      sink({ event: "malformed", time: clock.iso(this.#seenNs()), reason: ev.reason }, null);
       return;
     }
     const gap = this.#loss.observe(ev.cpu, ev.seq);
