@@ -175,7 +175,7 @@ export {
   type NetSkip,
   type NetSyscalls,
 } from "./lib/source/bpf_net/record.ts";
-export { BpfExecStage, type BpfRecords } from "./lib/source/bpf_exec/stage.ts";
+export { BpfExecStage, type BpfRecords, type CgroupBaseline } from "./lib/source/bpf_exec/stage.ts";
 export type { BpfExec } from "./lib/source/bpf_exec/record.ts";
 export {
   type FileAction,

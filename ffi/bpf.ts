@@ -10,7 +10,7 @@
  */
 
 import { SourceUnavailable } from "../lib/pipeline/unavailable.ts";
-import { errno, libc, LibcError } from "./libc.ts";
+import { Errno, errno, libc, LibcError } from "./libc.ts";
 import { cBytes, readFileBytes } from "./procfs.ts";
 import { Btf, BtfError } from "../lib/bpf/btf.ts";
 
@@ -122,6 +122,9 @@ function withSignalsBlocked<T>(f: () => T): T {
   }
 }
 
+/** How many times a load the verifier gave up on (EAGAIN) is made. */
+const LOAD_TRIES = 3;
+
 /** Loads a program of `type`; returns its fd or throws {@linkcode VerifierError}. */
 export function loadProgram(type: number, insns: Uint8Array, name: string): number {
   const log = new Uint8Array(1 << 20);
@@ -137,10 +140,16 @@ export function loadProgram(type: number, insns: Uint8Array, name: string): numb
   v.setUint32(28, log.length, true);
   v.setBigUint64(32, address(log), true);
   attr.set(new TextEncoder().encode(name.slice(0, 15)), 48); // prog_name
-  const { r, e } = withSignalsBlocked(() => {
-    const r = sysBpf(BpfCmd.PROG_LOAD, attr);
-    return { r, e: r < 0 ? errno() : 0 };
-  });
+  // EAGAIN: the verifier stopped early, as it does on a pending signal; blocking them did not
+  // hold every stop off (once in ~20 starts, 112 000 insns into the exec program): again.
+  let r = -1, e = 0;
+  for (let tries = 0; tries < LOAD_TRIES; tries++) {
+    ({ r, e } = withSignalsBlocked(() => {
+      const r = sysBpf(BpfCmd.PROG_LOAD, attr);
+      return { r, e: r < 0 ? errno() : 0 };
+    }));
+    if (r >= 0 || e !== Errno.EAGAIN) break;
+  }
   if (r >= 0) return r;
   const end = log.indexOf(0);
   const text = new TextDecoder().decode(log.subarray(0, end < 0 ? log.length : end));
@@ -325,8 +334,11 @@ export function openAll<T>(build: (fds: number[], rings: RingBuffer[]) => T): T 
   }
 }
 
-/** A program's count of records its ring buffer could not take (an array map, one u64). */
-export class DropCount {
+/**
+ * One u64 count in an array map that programs add to: records a ring buffer could not take,
+ * or the exec source's cgroup moves.
+ */
+export class MapCounter {
   readonly fd: number;
   readonly #buf = new Uint8Array(8);
 
@@ -350,11 +362,11 @@ export class DropCount {
 export class Attached {
   readonly #fds: number[];
   readonly #ring: RingBuffer;
-  readonly #drops: DropCount;
+  readonly #drops: MapCounter;
   #closed = false;
 
   /** Holds `fds`, `ring` and `drops` (from {@linkcode openAll}). */
-  constructor(fds: number[], ring: RingBuffer, drops: DropCount) {
+  constructor(fds: number[], ring: RingBuffer, drops: MapCounter) {
     this.#fds = fds;
     this.#ring = ring;
     this.#drops = drops;

@@ -8,6 +8,7 @@ import { startTicksAt, u64 } from "../lib/bpf/fields.ts";
 import { NS_PER_TICK } from "../lib/tree/proc_parse.ts";
 import {
   ARGV_CAP_BYTES,
+  cgroupMoveProgram,
   execProgram,
   MEMBERS,
   type Offsets,
@@ -178,7 +179,7 @@ Deno.test("btf: a kernel without a member the path walk reads gets the program w
   } as unknown as Btf;
   const off = offsetsFrom(btf);
   assert(typeof off !== "string", String(off));
-  assertEquals([off.taskMm, off.walk], [0, null]);
+  assertEquals([off.taskMm, off.walk, off.cgroups], [0, null, null]);
 });
 
 Deno.test("program: assembles for any offsets, with the walk and without; the map fds are in its 64-bit loads", () => {
@@ -186,21 +187,46 @@ Deno.test("program: assembles for any offsets, with the walk and without; the ma
   const walk = Object.fromEntries(
     Object.keys(WALK_MEMBERS).map((k, i) => [k, 8 * i]),
   ) as WalkOffsets;
+  const cgroups = { taskCgroups: 800 };
   const lengths: number[] = [];
-  for (const off of [{ ...base, walk }, { ...base, walk: null }] as Offsets[]) {
-    const prog = execProgram(off, { scratchFd: 7, ringFd: 8, dropsFd: 9 });
+  const maps = { scratchFd: 7, ringFd: 8, dropsFd: 9, movesFd: 10 };
+  for (
+    const off of [
+      { ...base, walk, cgroups },
+      { ...base, walk: null, cgroups },
+      { ...base, walk: null, cgroups: null },
+    ] as Offsets[]
+  ) {
+    const prog = execProgram(off, maps);
     assertEquals(prog.length % 8, 0);
-    const fds: number[] = [];
-    const v = new DataView(prog.buffer);
-    for (let i = 0; i < prog.length; i += 8) {
-      if (prog[i] === 0x18) fds.push(v.getInt32(i + 4, true)), i += 8;
-    }
-    assertEquals(fds, [7, 8, 9]);
+    assertEquals(mapFds(prog), off.cgroups ? [7, 10, 8, 9] : [7, 8, 9]);
     assertEquals(prog[prog.length - 8], 0x95, "ends with exit");
     lengths.push(prog.length);
   }
   assert(lengths[0] > lengths[1], "the walk is in the first only");
+  assert(lengths[1] > lengths[2], "the cgroup facts are not in the last");
 });
+
+Deno.test("program: the cgroup move counters add to their map, the fork's after a comparison", () => {
+  const any = cgroupMoveProgram(10, null), fork = cgroupMoveProgram(10, { taskCgroups: 800 });
+  assertEquals([mapFds(any), mapFds(fork)], [[10], [10]]);
+  assert(fork.length > any.length);
+  // `lock *(u64 *)(r0 + 0) += r1` (BPF_STX | BPF_ATOMIC | BPF_DW, imm BPF_ADD) in each.
+  for (const p of [any, fork]) {
+    const at = p.findIndex((b, i) => i % 8 === 0 && b === 0xdb);
+    assert(at >= 0 && p[at + 1] === 0x10, "an atomic add of r1 into r0's u64");
+  }
+});
+
+/** The map fds of `prog`'s 64-bit immediate loads, in order. */
+function mapFds(prog: Uint8Array): number[] {
+  const fds: number[] = [];
+  const v = new DataView(prog.buffer);
+  for (let i = 0; i < prog.length; i += 8) {
+    if (prog[i] === 0x18) fds.push(v.getInt32(i + 4, true)), i += 8;
+  }
+  return fds;
+}
 
 /** A record as the program writes it. */
 function record(o: {

@@ -1,6 +1,6 @@
 // Records that travel (issue 14): cwd, login uid, container id from real cgroups, ECS lines.
 import { assert, assertEquals } from "@std/assert";
-import { noKernel, of, sleep, spawnAndWait, startProctree } from "./kernel.ts";
+import { compileHelper, noKernel, of, sleep, spawnAndWait, startProctree } from "./kernel.ts";
 import type { WatchRecord } from "../lib/record/record.ts";
 import { ECS_VERSION } from "../lib/sink/ecs.ts";
 
@@ -99,6 +99,32 @@ Deno.test(
       assert(trueExec, JSON.stringify(kids));
       assertEquals(trueExec.container_id, ID, "the short-lived child is in the container too");
       for (const r of of(records, trueExec.pid!)) assertEquals(r.container_id, ID);
+    }
+  },
+);
+
+Deno.test(
+  { name: "kernel: a child created straight into a container's cgroup, that forks first", ignore },
+  async () => {
+    // clone3(CLONE_INTO_CGROUP) moves nothing and writes no cgroup.procs: the child is in
+    // other cgroups than its parent from birth, and does not exec; its own child execs. The
+    // BPF exec facts must not take that exec for one in its creator's (outside) cgroups.
+    const helper = await compileHelper("intocgroup");
+    if (!helper) return;
+    const dir = `/sys/fs/cgroup/unified/proctree-test-into.slice/docker-${ID}.scope`;
+    const w = await startProctree(["watch"]);
+    const mk = await spawnAndWait("mkdir", ["-p", dir]);
+    assert(mk.status.success);
+    try {
+      const { status } = await spawnAndWait(helper, [dir, "-f", "/bin/sleep", "0.3"]);
+      assert(status.success);
+      await sleep(200);
+      const { records } = await w.stop();
+      const sleeps = records.filter((r) => r.event === "exec" && r.argv?.[0] === "/bin/sleep");
+      assertEquals(sleeps.length, 1, JSON.stringify(sleeps));
+      assertEquals(sleeps[0].container_id, ID);
+    } finally {
+      await spawnAndWait("sh", ["-c", `rmdir ${dir} ${dir}/..`]);
     }
   },
 );

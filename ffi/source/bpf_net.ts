@@ -21,9 +21,9 @@ import type { BatchSink, Source } from "../../lib/pipeline/loop.ts";
 import {
   Attached,
   BpfUnavailable,
-  DropCount,
   kernelOffsets,
   loadProgram,
+  MapCounter,
   openAll,
   openRawTracepoint,
   PROG_TYPE_RAW_TRACEPOINT,
@@ -83,7 +83,7 @@ export class BpfNetSource implements Source {
     if (!syscalls) throw new BpfUnavailable(`not written for ${Deno.build.arch} yet`);
     const offsets = kernelOffsets(btfPath, netOffsetsFrom);
     return openAll((fds, rings) => {
-      const drops = new DropCount("pt_net_drops");
+      const drops = new MapCounter("pt_net_drops");
       fds.push(drops.fd);
       const ring = new RingBuffer(NET_RINGBUF_BYTES, "pt_net_ring");
       rings.push(ring);

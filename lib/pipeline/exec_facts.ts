@@ -27,6 +27,15 @@ export interface FactBatch {
   stage: number;
 }
 
+/** Whether some stage's `ask` says yes for an exec; undefined when no stage can say. */
+function anyStage(
+  stages: readonly ExecStage[],
+  of: (s: ExecStage) => ((pid: number, execNs: number) => boolean) | undefined,
+): ((pid: number, execNs: number) => boolean) | undefined {
+  const asking = stages.filter((s) => of(s));
+  return asking.length ? (pid, ns) => asking.some((s) => of(s)!.call(s, pid, ns)) : undefined;
+}
+
 /** The exec facts of a batch, from `/proc` and the stages. */
 export class ExecFacts {
   readonly #stages: readonly ExecStage[];
@@ -40,12 +49,15 @@ export class ExecFacts {
     this.#stages = stages;
     this.#settling = stages.filter((s) => s.settle);
     this.waitMs = Math.max(0, ...this.#settling.map((s) => s.waitMs ?? 0));
-    const vouching = stages.filter((s) => s.vouches);
     this.#reads = new ExecReads(
       reader,
       now,
-      vouching.length ? (pid, ns) => vouching.some((s) => s.vouches!(pid, ns)) : undefined,
+      anyStage(stages, (s) => s.vouches),
       stages.some((s) => s.namesPrograms),
+      {
+        inCreatorsCgroups: anyStage(stages, (s) => s.inCreatorsCgroups),
+        knowsCwd: anyStage(stages, (s) => s.knowsCwd),
+      },
     );
   }
 

@@ -49,6 +49,9 @@ function placedBefore(cgroup: string | null, cwd: string | null): Container | nu
   return cwd === null ? undefined : containerOf(cgroup);
 }
 
+/** A question about the exec of `pid` at `execNs` that a stage answers. */
+type ExecCheck = (pid: number, execNs: number) => boolean;
+
 /** Every fact unknown: what an exec gets when no read can vouch for it. */
 export const NULL_INFO: ExecInfo = Object.freeze({
   comm: null,
@@ -107,8 +110,10 @@ export class ExecReads {
   #lastChange = new Map<number, number>();
   #complete = true;
   #lastNs = 0;
-  #vouched: ((pid: number, execNs: number) => boolean) | null;
+  #vouched: ExecCheck | null;
   #exeElsewhere: boolean;
+  #inCreatorsCgroups: ExecCheck | null;
+  #knowsCwd: ExecCheck | null;
 
   /**
    * `now`: CLOCK_MONOTONIC in ns, to date each read. `vouched`: whether another source gives
@@ -119,13 +124,16 @@ export class ExecReads {
   constructor(
     reader: ProcReader,
     now: () => number,
-    vouched?: (pid: number, execNs: number) => boolean,
+    vouched?: ExecCheck,
     exeElsewhere = false,
+    rest: { inCreatorsCgroups?: ExecCheck; knowsCwd?: ExecCheck } = {},
   ) {
     this.#reader = reader;
     this.#now = now;
     this.#vouched = vouched ?? null;
     this.#exeElsewhere = exeElsewhere;
+    this.#inCreatorsCgroups = rest.inCreatorsCgroups ?? null;
+    this.#knowsCwd = rest.knowsCwd ?? null;
   }
 
   /**
@@ -139,7 +147,7 @@ export class ExecReads {
       if (ev.what !== "exec") continue;
       const fresh = this.#now() - ev.timestampNs <= freshNs;
       const info = this.#vouched?.(ev.tgid, ev.timestampNs)
-        ? this.#readRest(ev.tgid, fresh)
+        ? this.#readRest(ev.tgid, ev.timestampNs, fresh)
         : this.#read(ev.tgid, fresh);
       this.#infos[i] = info;
       this.#readNs[i] = this.#now();
@@ -198,10 +206,10 @@ export class ExecReads {
 
   /**
    * What no other source says of a vouched-for exec: cwd and cgroup (kept only fresh, as in
-   * {@linkcode #read}), and the executable when nothing else names it. In a storm, often
-   * nothing: the exec costs no `/proc` read at all.
+   * {@linkcode #read}) unless a source says them too, and the executable when nothing else
+   * names it. Usually nothing: the exec costs no `/proc` read at all.
    */
-  #readRest(pid: number, fresh: boolean): ExecInfo {
+  #readRest(pid: number, execNs: number, fresh: boolean): ExecInfo {
     const r = this.#reader;
     let exe: string | null = null, notHere = false;
     if (!this.#exeElsewhere) {
@@ -210,9 +218,15 @@ export class ExecReads {
       exe = notHere ? null : link;
     }
     if (!fresh && exe === null && !notHere) return NULL_INFO;
-    const cgroup = fresh ? r.cgroup(pid) : null;
-    // No cgroup file: the process is reaped, and its directory with it.
-    const cwd = cgroup !== null ? r.cwd(pid) : null;
+    // In its creator's cgroups: its container is its creator's (undefined: kept).
+    const placed = fresh && this.#inCreatorsCgroups !== null &&
+      this.#inCreatorsCgroups(pid, execNs);
+    const cgroup = fresh && !placed ? r.cgroup(pid) : null;
+    // The directory, unless a source says it; also the proof that a cgroup read came before
+    // the process left its cgroups. No cgroup file: the process is reaped, directory and all.
+    const cwd = fresh && (placed ? !this.#knowsCwd?.(pid, execNs) : cgroup !== null)
+      ? r.cwd(pid)
+      : null;
     // Nothing found (the usual end of a storm's reads): one shared object, no changes to track.
     if (exe === null && !notHere && cwd === null) return NULL_INFO;
     return {
@@ -220,7 +234,7 @@ export class ExecReads {
       exe,
       exeNotHere: notHere || undefined,
       cwd,
-      container: placedBefore(cgroup, cwd),
+      container: placed ? undefined : placedBefore(cgroup, cwd),
     };
   }
 

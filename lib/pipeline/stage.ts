@@ -44,6 +44,13 @@ export interface ExecStage {
    * and parent, exactly: `/proc` need not be read for them.
    */
   vouches?(pid: number, execNs: number): boolean;
+  /**
+   * Whether the exec of `pid` at `execNs` runs in the cgroups its creator's container was
+   * read from: its container is then its creator's, and `/proc/<pid>/cgroup` need not be read.
+   */
+  inCreatorsCgroups?(pid: number, execNs: number): boolean;
+  /** Whether the stage will give the exec its working directory: `/proc` need not say it. */
+  knowsCwd?(pid: number, execNs: number): boolean;
   /** The stage names every exec's program: `/proc/<pid>/exe` is read only if it is cheap. */
   readonly namesPrograms?: boolean;
   /**

@@ -77,10 +77,17 @@ export const Rec = {
   /** u32 how the walk of that path ended ({@linkcode PathWalk}). */
   cwdWalk: 624,
   /**
+   * u64 the cgroup moves counted on the host since the source was loaded (the counter map of
+   * {@linkcode cgroupMoveProgram}), read inside `execve`; all ones when unread.
+   */
+  cgroupMoves: 632,
+  /** u32 1 when the task's cgroups (`task->cgroups`) are its parent's at the exec, else 0. */
+  sameCgroups: 640,
+  /**
    * Length of the fixed part; argv's bytes (at most {@linkcode ARGV_CAP_BYTES}) follow, then
    * the program's path, then the working directory's.
    */
-  header: 632,
+  header: 648,
 } as const;
 
 /**
@@ -120,6 +127,12 @@ export const PATH_MAX_STEPS = 32;
 
 /** Bytes of one scratch slot: the largest record. */
 export const SLOT_BYTES: number = Rec.header + ARGV_CAP_BYTES + 2 * PATH_CAP_BYTES;
+
+/**
+ * Where in the slot the directory's walk writes its names, before they are moved to just
+ * after the file's: the slot's last {@linkcode PATH_CAP_BYTES}.
+ */
+const CWD_SCRATCH: number = SLOT_BYTES - PATH_CAP_BYTES;
 
 /** `BPF_RB_NO_WAKEUP`. */
 const RB_NO_WAKEUP = 1;
@@ -168,11 +181,28 @@ export const WALK_MEMBERS = {
 /** `pprev` in `struct hlist_bl_node`: null while the dentry is not hashed (`d_unhashed`). */
 const HLIST_BL_PPREV = 8;
 
+/**
+ * The member the cgroup checks read (a kernel built without cgroups has none): without it
+ * no exec is said to keep its creator's cgroups, and each is read from `/proc`.
+ */
+export const CGROUP_MEMBERS = {
+  taskCgroups: ["task_struct", "cgroups", 8],
+} as const satisfies MemberTable;
+
+/** Byte offsets of {@linkcode CGROUP_MEMBERS} in the running kernel. */
+export type CgroupOffsets = OffsetsOf<typeof CGROUP_MEMBERS>;
+
 /** Byte offsets of {@linkcode WALK_MEMBERS} in the running kernel. */
 export type WalkOffsets = OffsetsOf<typeof WALK_MEMBERS>;
 
-/** Byte offsets of {@linkcode MEMBERS} in the running kernel, and of the walk's (null: no walk). */
-export type Offsets = OffsetsOf<typeof MEMBERS> & { walk: WalkOffsets | null };
+/**
+ * Byte offsets of {@linkcode MEMBERS} in the running kernel, and of the walk's and the cgroup
+ * check's (null: not in this kernel's BTF).
+ */
+export type Offsets = OffsetsOf<typeof MEMBERS> & {
+  walk: WalkOffsets | null;
+  cgroups: CgroupOffsets | null;
+};
 
 /**
  * The offsets of {@linkcode MEMBERS} from `btf`; a string saying which one is missing (or of
@@ -183,7 +213,12 @@ export function offsetsFrom(btf: Btf): Offsets | string {
   const off = memberOffsets(btf, MEMBERS);
   if (typeof off === "string") return off;
   const walk = memberOffsets(btf, WALK_MEMBERS);
-  return { ...off, walk: typeof walk === "string" ? null : walk };
+  const cgroups = memberOffsets(btf, CGROUP_MEMBERS);
+  return {
+    ...off,
+    walk: typeof walk === "string" ? null : walk,
+    cgroups: typeof cgroups === "string" ? null : cgroups,
+  };
 }
 
 /** The maps the program uses, by file descriptor. */
@@ -194,6 +229,8 @@ export interface ProgramMaps {
   ringFd: number;
   /** Array, one u64: records the ring buffer could not take. */
   dropsFd: number;
+  /** Array, one u64: cgroup moves ({@linkcode cgroupMoveProgram}). */
+  movesFd: number;
 }
 
 /** Stack slots (below r10). */
@@ -209,6 +246,7 @@ const PATH_OFF = -72;
 const FILE = -80;
 const ROOT = -88;
 const EXE_PATH = -96;
+const CSS = -104;
 
 /**
  * The program. Registers kept across calls: r6 the tracepoint's arguments (`task`,
@@ -238,6 +276,7 @@ export function execProgram(off: Offsets, maps: ProgramMaps): Uint8Array {
   readKernel(a, 7, Rec.euid, 4, 3, off.credEuid);
   readKernel(a, 7, Rec.loginUid, 4, 9, off.taskLoginUid);
   readKernel(a, 7, Rec.startBoottimeNs, 8, 9, off.taskStartBoottime);
+  cgroupFacts(a, off, maps.movesFd);
 
   a.load(8, 8, 6, 16); // args[2]: the linux_binprm
   readKernel(a, 10, TMP, 8, 8, off.bprmFilename);
@@ -289,6 +328,53 @@ export function execProgram(off: Offsets, maps: ProgramMaps): Uint8Array {
 }
 
 /**
+ * The cgroup facts of the exec (r9: the task; r7: the record): the moves counted so far, and
+ * whether the task's cgroups are its parent's (the same `css_set`, read at the same instant).
+ */
+function cgroupFacts(a: Asm, off: Offsets, movesFd: number): void {
+  a.storeImm(8, 7, Rec.cgroupMoves, -1).storeImm(4, 7, Rec.sameCgroups, 0);
+  const cg = off.cgroups;
+  if (!cg) return;
+  a.storeImm(4, 10, KEY, 0);
+  a.loadMap(1, movesFd).mov(2, 10).aluImm(Alu.ADD, 2, KEY).call(Helper.map_lookup_elem);
+  a.jumpImm(Jmp.JEQ, 0, 0, "cg_unread").load(8, 1, 0, 0).store(8, 7, Rec.cgroupMoves, 1);
+  a.label("cg_unread");
+  readKernel(a, 10, CSS, 8, 9, cg.taskCgroups);
+  readKernel(a, 10, TMP, 8, 9, off.taskRealParent);
+  a.load(8, 3, 10, TMP);
+  readKernel(a, 10, TMP, 8, 3, cg.taskCgroups);
+  // A read that failed leaves zeros: never "the same".
+  a.load(8, 1, 10, CSS).jumpImm(Jmp.JEQ, 1, 0, "cg_other");
+  a.load(8, 2, 10, TMP).jumpReg(Jmp.JNE, 1, 2, "cg_other");
+  a.storeImm(4, 7, Rec.sameCgroups, 1).label("cg_other");
+}
+
+/**
+ * A program that counts cgroup moves in `movesFd`: every run when `fork` is null (on the
+ * tracepoints of a task attached to a cgroup, tasks transferred, a cgroup renamed), else on
+ * `sched_process_fork` only a child whose cgroups are not its parent's (`clone3` with
+ * `CLONE_INTO_CGROUP`). An exec counted no move since the tree's containers were read, in its
+ * parent's cgroups, is in the cgroups its creator's container was read from.
+ */
+export function cgroupMoveProgram(movesFd: number, fork: CgroupOffsets | null): Uint8Array {
+  const a = new Asm();
+  if (fork) {
+    a.mov(6, 1);
+    a.load(8, 3, 6, 0); // args[0]: the parent
+    readKernel(a, 10, CSS, 8, 3, fork.taskCgroups);
+    a.load(8, 3, 6, 8); // args[1]: the child
+    readKernel(a, 10, TMP, 8, 3, fork.taskCgroups);
+    a.load(8, 1, 10, CSS).load(8, 2, 10, TMP).jumpReg(Jmp.JEQ, 1, 2, "out");
+  }
+  a.storeImm(4, 10, KEY, 0);
+  a.loadMap(1, movesFd).mov(2, 10).aluImm(Alu.ADD, 2, KEY).call(Helper.map_lookup_elem);
+  a.jumpImm(Jmp.JEQ, 0, 0, "out");
+  a.movImm(1, 1).atomicAdd64(0, 0, 1);
+  a.label("out").movImm(0, 0).exit();
+  return a.bytes();
+}
+
+/**
  * The two walks: the file that runs (its path after argv), then the working directory (its
  * path after the file's, its identity read from its dentry). Uses r6 (the tracepoint's
  * arguments) and r9; keeps r7, r8. Leaves the file's path length in `EXE_PATH` and the
@@ -303,10 +389,11 @@ function walkExe(a: Asm, off: Offsets, walk: WalkOffsets): void {
   a.load(8, 3, 10, FILE);
   readKernel(a, 10, TMP, 8, 3, walk.filePath + walk.pathMnt);
   walkPath(a, "exe", walk, Rec.pathBytes, Rec.pathWalk);
-  // Bounded again for the verifier: the directory's names go after the file's.
-  a.load(8, 1, 10, PATH_OFF).jumpImm(Jmp.JGT, 1, PATH_CAP_BYTES, "cwd_done");
-  a.store(8, 10, EXE_PATH, 1).storeImm(8, 10, PATH_OFF, 0);
-  a.mov(9, 7).aluImm(Alu.ADD, 9, Rec.header).alu(Alu.ADD, 9, 8).alu(Alu.ADD, 9, 1);
+  // The directory's walk starts from a state that does not depend on how the file's ended
+  // (its length is in the record, not on the stack): the verifier then checks it once, not
+  // once per way the first walk ended (that made loading 5 times slower).
+  a.storeImm(8, 10, PATH_OFF, 0);
+  a.mov(9, 7).aluImm(Alu.ADD, 9, CWD_SCRATCH);
   a.load(8, 3, 6, 0); // args[0]: the task
   readKernel(a, 10, FILE, 8, 3, walk.taskFs); // its fs_struct
   a.load(8, 3, 10, FILE);
@@ -323,7 +410,19 @@ function walkExe(a: Asm, off: Offsets, walk: WalkOffsets): void {
   a.load(8, 3, 10, PARENT);
   readKernel(a, 7, Rec.cwdDev, 4, 3, off.sbDev);
   walkPath(a, "cwd", walk, Rec.cwdBytes, Rec.cwdWalk);
-  a.label("cwd_done");
+  // Both lengths back from the record (bounded again), the directory's names moved to just
+  // after the file's: the record is one piece.
+  a.load(4, 1, 7, Rec.pathBytes).jumpImm(Jmp.JGT, 1, PATH_CAP_BYTES, "paths_cut");
+  a.load(4, 2, 7, Rec.cwdBytes).jumpImm(Jmp.JGT, 2, PATH_CAP_BYTES, "paths_cut");
+  a.store(8, 10, EXE_PATH, 1).store(8, 10, PATH_OFF, 2);
+  a.mov(3, 7).aluImm(Alu.ADD, 3, CWD_SCRATCH);
+  a.mov(1, 7).aluImm(Alu.ADD, 1, Rec.header).alu(Alu.ADD, 1, 8);
+  a.load(8, 4, 10, EXE_PATH).alu(Alu.ADD, 1, 4);
+  a.call(Helper.probe_read_kernel).jump("paths_done");
+  // Never (the walks stop at the cap); a record with no path then, rather than a wrong one.
+  a.label("paths_cut").storeImm(4, 7, Rec.pathBytes, 0).storeImm(4, 7, Rec.cwdBytes, 0);
+  a.storeImm(8, 10, EXE_PATH, 0).storeImm(8, 10, PATH_OFF, 0);
+  a.label("paths_done");
 }
 
 /**

@@ -49,6 +49,10 @@ export interface BpfExec {
    * null when the walk did not reach the root. Only a name until checked against `cwdId`.
    */
   cwdPath: string | null;
+  /** Cgroup moves the host had counted at the exec (see `program.ts`); null: not counted. */
+  cgroupMoves: number | null;
+  /** The task's cgroups were its parent's at the exec. */
+  sameCgroups: boolean;
   /** argv; null when the new image's memory could not be read. */
   argv: string[] | null;
   /** argv's true length in bytes. */
@@ -115,6 +119,10 @@ export function decodeBpfExec(r: Uint8Array): BpfExec | null {
       : cwdBytes === 0
       ? "/"
       : walkedPath(r.subarray(cwdAt, cwdAt + cwdBytes)),
+    cgroupMoves: v.getUint32(Rec.cgroupMoves + 4, true) === 0xffffffff
+      ? null
+      : u64(v, Rec.cgroupMoves),
+    sameCgroups: v.getUint32(Rec.sameCgroups, true) === 1,
     argv: argvOk ? parseCmdline(r.subarray(Rec.header, pathAt), strings) ?? [] : null,
     argvBytes,
     argvTruncated: argvBytes > ARGV_CAP_BYTES,

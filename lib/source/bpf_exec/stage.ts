@@ -18,12 +18,27 @@ import type { ExecStage, StageLoss } from "../../pipeline/stage.ts";
 import type { ExecInfo } from "../../tree/tree.ts";
 import { type BpfExec, decodeBpfExec } from "./record.ts";
 
+/** The cgroup moves counted when the tree's containers began to be read, and when (ns). */
+export interface CgroupBaseline {
+  /** The count of moves then. */
+  moves: number;
+  /** CLOCK_MONOTONIC then: an exec before it is never said to be in its creator's cgroups. */
+  ns: number;
+}
+
 /** What the stage reads: the ring buffer's records and the program's drop count. */
 export interface BpfRecords {
   /** Hands every committed record to `take` (a view valid during the call). */
   drain(take: (record: Uint8Array) => void): void;
   /** Records the ring buffer could not take, since the program was loaded. */
   drops(): number;
+  /**
+   * The moves counted just before the tree was read from `/proc` (absent or null: moves are
+   * not counted, and no exec is said to keep its creator's cgroups).
+   */
+  readonly cgroupBaseline?: CgroupBaseline | null;
+  /** Cgroup moves counted since the program was loaded. */
+  cgroupMoves?(): number;
 }
 
 /**
@@ -63,6 +78,7 @@ interface Counts {
   bpf_records_dropped: number;
   argv_truncated: number;
   execs_cwd_unverified: number;
+  execs_in_creators_cgroups: number;
   execs_named_by_bpf: number;
   execs_exe_unverified: number;
   execs_exe_corrected: number;
@@ -130,6 +146,7 @@ export class BpfExecStage implements ExecStage {
     bpf_records_dropped: 0,
     argv_truncated: 0,
     execs_cwd_unverified: 0,
+    execs_in_creators_cgroups: 0,
     execs_named_by_bpf: 0,
     execs_exe_unverified: 0,
     execs_exe_corrected: 0,
@@ -178,6 +195,30 @@ export class BpfExecStage implements ExecStage {
     return rec !== null && !rec.argvTruncated && rec.argv !== null;
   }
 
+  /**
+   * Whether the exec of `pid` at `execNs` runs in the cgroups its creator's container was
+   * read from, by its record: no task changed cgroup on the host since the tree was read
+   * (the moves counted at the exec are those counted then), and its cgroups are its
+   * parent's. Its container is then its creator's, without reading `/proc/<pid>/cgroup`.
+   */
+  inCreatorsCgroups(pid: number, execNs: number): boolean {
+    const rec = this.#newest(pid, execNs);
+    return rec !== null && this.#unmoved(rec);
+  }
+
+  /** See {@linkcode inCreatorsCgroups}. */
+  #unmoved(rec: BpfExec): boolean {
+    const base = this.#src.cgroupBaseline;
+    return base != null && rec.sameCgroups && rec.cgroupMoves === base.moves &&
+      rec.ktimeNs > base.ns;
+  }
+
+  /** Whether the exec's record names its working directory (see {@linkcode #cwd}). */
+  knowsCwd(pid: number, execNs: number): boolean {
+    const rec = this.#newest(pid, execNs);
+    return rec !== null && this.#cwdOf(rec) !== null;
+  }
+
   exec(pid: number, execNs: number, facts: ExecInfo): ExecInfo {
     const rec = this.#take(pid, execNs);
     if (!rec) {
@@ -185,6 +226,7 @@ export class BpfExecStage implements ExecStage {
       return facts;
     }
     this.#counts.execs_facts_from_bpf++;
+    if (this.#unmoved(rec)) this.#counts.execs_in_creators_cgroups++;
     // A cut argv that a validated /proc read shows whole (it begins the same): the whole one.
     const whole = rec.argvTruncated && facts.argv !== null &&
       extends_(facts.argv, rec.argv, rec.argvBytes);
@@ -244,10 +286,16 @@ export class BpfExecStage implements ExecStage {
    * namespace walks to its own root), counted.
    */
   #cwd(facts: ExecInfo, rec: BpfExec): string | null {
-    const path = rec.cwdPath;
-    if (path !== null && rec.cwdId !== null && this.#reaches?.(rec.cwdId, path)) return path;
+    const cwd = this.#cwdOf(rec);
+    if (cwd !== null) return cwd;
     this.#counts.execs_cwd_unverified++;
     return facts.cwd;
+  }
+
+  /** The record's working directory when its path reaches that directory from here. */
+  #cwdOf(rec: BpfExec): string | null {
+    const path = rec.cwdPath;
+    return path !== null && rec.cwdId !== null && this.#reaches?.(rec.cwdId, path) ? path : null;
   }
 
   /** The record's walked path, when it reaches the file that ran from here; else null. */
@@ -295,7 +343,9 @@ export class BpfExecStage implements ExecStage {
   }
 
   counters(): Readonly<Record<string, number>> {
-    return { ...this.#counts };
+    const base = this.#src.cgroupBaseline;
+    const moves = base && this.#src.cgroupMoves ? this.#src.cgroupMoves() - base.moves : null;
+    return moves === null ? { ...this.#counts } : { ...this.#counts, cgroup_moves: moves };
   }
 
   /**
