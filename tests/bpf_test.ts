@@ -244,6 +244,9 @@ function record(o: {
   /** The working directory's names, as `names`; with `cwdWalk` how that walk ended. */
   cwd?: string;
   cwdWalk?: number;
+  /** Cgroup moves counted at the exec (default: none counted), and its parent's cgroups. */
+  moves?: number;
+  sameCgroups?: boolean;
 }): Uint8Array {
   const argv = new TextEncoder().encode(o.argv ?? "prog\0");
   const trueLen = o.argvBytes ?? argv.length;
@@ -279,6 +282,8 @@ function record(o: {
     true,
   );
   r.set(cwd, Rec.header + carried + names.length);
+  v.setBigInt64(Rec.cgroupMoves, BigInt(o.moves ?? -1), true);
+  v.setUint32(Rec.sameCgroups, o.sameCgroups ? 1 : 0, true);
   return r;
 }
 
@@ -392,6 +397,26 @@ class FakeRecords implements BpfRecords {
     return this.dropCount;
   }
 }
+
+Deno.test("stage: an exec is in its creator's cgroups only with no move since the baseline, after it, in its parent's", () => {
+  const src = Object.assign(new FakeRecords(), { cgroupBaseline: { moves: 5, ns: 10 } });
+  const st = new BpfExecStage(src);
+  src.queue.push(record({ ns: 20, tgid: 1, moves: 5, sameCgroups: true }));
+  src.queue.push(record({ ns: 20, tgid: 2, moves: 6, sameCgroups: true })); // a move since
+  src.queue.push(record({ ns: 20, tgid: 3, moves: 5, sameCgroups: false })); // not its parent's
+  src.queue.push(record({ ns: 5, tgid: 4, moves: 5, sameCgroups: true })); // before the baseline
+  src.queue.push(record({ ns: 20, tgid: 5, sameCgroups: true })); // moves not counted
+  st.poll();
+  assertEquals([1, 2, 3, 4, 5].map((pid) => st.inCreatorsCgroups(pid, 30)), [
+    true,
+    false,
+    false,
+    false,
+    false,
+  ]);
+  assertEquals(new BpfExecStage(new FakeRecords()).inCreatorsCgroups(1, 30), false, "no baseline");
+  assertEquals(decodeBpfExec(record({ ns: 1, tgid: 1 }))!.cgroupMoves, null, "all ones: unread");
+});
 
 Deno.test("stage: each exec gets the newest record of its pid no later than itself", () => {
   const src = new FakeRecords();

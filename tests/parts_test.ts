@@ -282,6 +282,17 @@ Deno.test("exec reads: what another source vouches for is not read from /proc", 
   const gone = new ExecReads(spy, () => 2e6, () => true, true);
   gone.readNew([ev.exec(6, 1)], 0);
   assertEquals(asked, ["cgroup"]);
+  // In its creator's cgroups: no cgroup read, and the container is left to the creator's;
+  // the directory only when no source says it.
+  const yes = () => true, no = () => false;
+  for (const [knowsCwd, reads] of [[yes, []], [no, ["cwd"]]] as const) {
+    asked.length = 0;
+    const placed = new ExecReads(spy, () => 2e6, yes, true, { inCreatorsCgroups: yes, knowsCwd });
+    placed.readNew(batch, 0);
+    placed.begin(batch, true);
+    assertEquals(asked, [...reads]);
+    assertEquals(placed.take(0, 5, 1e6).container, undefined);
+  }
 });
 
 Deno.test("lineage: --under means one thing live and in a log: comm cut to 15, program, script, argv[0]", () => {
