@@ -289,12 +289,7 @@ export function execProgram(off: Offsets, maps: ProgramMaps): Uint8Array {
   readKernel(a, 10, TMP, 8, 8, off.bprmFile);
   a.load(8, 3, 10, TMP);
   readKernel(a, 10, INODE, 8, 3, off.fileInode);
-  a.load(8, 3, 10, INODE);
-  readKernel(a, 7, Rec.exeIno, 8, 3, off.inodeIno);
-  a.load(8, 3, 10, INODE);
-  readKernel(a, 10, TMP, 8, 3, off.inodeSb);
-  a.load(8, 3, 10, TMP);
-  readKernel(a, 7, Rec.exeDev, 4, 3, off.sbDev);
+  inodeId(a, off, Rec.exeIno, Rec.exeDev);
 
   readKernel(a, 10, TMP, 8, 9, off.taskMm);
   a.load(8, 8, 10, TMP);
@@ -325,6 +320,19 @@ export function execProgram(off: Offsets, maps: ProgramMaps): Uint8Array {
 
   a.label("out").movImm(0, 0).exit();
   return a.bytes();
+}
+
+/**
+ * The identity of the inode the stack's `INODE` slot points to, into the record: its number
+ * at `inoAt`, its filesystem's device at `devAt`. Uses the `PARENT` slot.
+ */
+function inodeId(a: Asm, off: Offsets, inoAt: number, devAt: number): void {
+  a.load(8, 3, 10, INODE);
+  readKernel(a, 7, inoAt, 8, 3, off.inodeIno);
+  a.load(8, 3, 10, INODE);
+  readKernel(a, 10, PARENT, 8, 3, off.inodeSb);
+  a.load(8, 3, 10, PARENT);
+  readKernel(a, 7, devAt, 4, 3, off.sbDev);
 }
 
 /**
@@ -403,12 +411,7 @@ function walkExe(a: Asm, off: Offsets, walk: WalkOffsets): void {
   // The directory by identity, as the program: its inode's number and device.
   a.load(8, 3, 10, DENTRY);
   readKernel(a, 10, INODE, 8, 3, walk.dentryInode);
-  a.load(8, 3, 10, INODE);
-  readKernel(a, 7, Rec.cwdIno, 8, 3, off.inodeIno);
-  a.load(8, 3, 10, INODE);
-  readKernel(a, 10, PARENT, 8, 3, off.inodeSb);
-  a.load(8, 3, 10, PARENT);
-  readKernel(a, 7, Rec.cwdDev, 4, 3, off.sbDev);
+  inodeId(a, off, Rec.cwdIno, Rec.cwdDev);
   walkPath(a, "cwd", walk, Rec.cwdBytes, Rec.cwdWalk);
   // Both lengths back from the record (bounded again), the directory's names moved to just
   // after the file's: the record is one piece.
@@ -431,8 +434,8 @@ function walkExe(a: Asm, off: Offsets, walk: WalkOffsets): void {
  * say from that root, without `d_path`'s lock (a rename during the walk can give a path that
  * never was: proctree keeps a path only when it reaches the walk's start, by device and
  * inode, from here). A deleted start is not walked: its old path would still reach it from
- * a check that remembers paths (`sameFile`). Names are written last first from r9, each with its NUL; the record's
- * `bytesAt` and `walkAt` say how much and whether it is whole. Unrolled
+ * a check that remembers paths (`sameFile`). Names are written last first from r9, each with
+ * its NUL; the record's `bytesAt` and `walkAt` say how much and whether it is whole. Unrolled
  * {@linkcode PATH_MAX_STEPS} times; each step crosses a mount or takes one name. Labels are
  * prefixed with `tag`. Keeps r6–r9.
  */
