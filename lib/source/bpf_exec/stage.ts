@@ -213,10 +213,10 @@ export class BpfExecStage implements ExecStage {
       rec.ktimeNs > base.ns;
   }
 
-  /** Whether the exec's record names its working directory (see {@linkcode #cwd}). */
+  /** Whether the exec's record names its working directory (see `#cwd`). */
   knowsCwd(pid: number, execNs: number): boolean {
     const rec = this.#newest(pid, execNs);
-    return rec !== null && this.#cwdOf(rec) !== null;
+    return rec !== null && this.#reached(rec.cwdPath, rec.cwdId) !== null;
   }
 
   exec(pid: number, execNs: number, facts: ExecInfo): ExecInfo {
@@ -270,7 +270,7 @@ export class BpfExecStage implements ExecStage {
       dropped = { exe: null, script: null };
     }
     if (!this.#resolveExe) return dropped;
-    const exe = this.#walked(rec) ??
+    const exe = this.#reached(rec.exePath, rec.exeId) ??
       (rec.interp.startsWith("/") ? this.#resolveExe(rec.interp, rec.exeId) : null);
     if (exe === null) {
       this.#counts.execs_exe_unverified++;
@@ -286,22 +286,18 @@ export class BpfExecStage implements ExecStage {
    * namespace walks to its own root), counted.
    */
   #cwd(facts: ExecInfo, rec: BpfExec): string | null {
-    const cwd = this.#cwdOf(rec);
+    const cwd = this.#reached(rec.cwdPath, rec.cwdId);
     if (cwd !== null) return cwd;
     this.#counts.execs_cwd_unverified++;
     return facts.cwd;
   }
 
-  /** The record's working directory when its path reaches that directory from here. */
-  #cwdOf(rec: BpfExec): string | null {
-    const path = rec.cwdPath;
-    return path !== null && rec.cwdId !== null && this.#reaches?.(rec.cwdId, path) ? path : null;
-  }
-
-  /** The record's walked path, when it reaches the file that ran from here; else null. */
-  #walked(rec: BpfExec): string | null {
-    const path = rec.exePath;
-    return path !== null && rec.exeId !== null && this.#reaches?.(rec.exeId, path) ? path : null;
+  /**
+   * A path the record walked, when it reaches from here the file or directory `id` the record
+   * names (the program's: `exePath`, `exeId`; the directory's: `cwdPath`, `cwdId`); else null.
+   */
+  #reached(path: string | null, id: string | null): string | null {
+    return path !== null && id !== null && this.#reaches?.(id, path) ? path : null;
   }
 
   /**
@@ -317,7 +313,7 @@ export class BpfExecStage implements ExecStage {
     const list = this.#pending.get(pid);
     const rec = list?.[list.length - 1].rec;
     return rec !== undefined && rec.interp === rec.filename && this.#usable(rec) &&
-      this.#walked(rec) !== null;
+      this.#reached(rec.exePath, rec.exeId) !== null;
   }
 
   lost(): void {
