@@ -2,7 +2,7 @@
 // BTF reader against a hand-made blob (and the running kernel's, when there is one), the
 // record decoder and the pairing of records with exec events.
 import { assert, assertEquals, assertThrows } from "@std/assert";
-import { Alu, Asm, Helper, insn, Jmp } from "../lib/bpf/insn.ts";
+import { Alu, Asm, countOne, Helper, insn, Jmp } from "../lib/bpf/insn.ts";
 import { Btf, BtfError, BtfKind } from "../lib/bpf/btf.ts";
 import { startTicksAt, u64 } from "../lib/bpf/fields.ts";
 import { NS_PER_TICK } from "../lib/tree/proc_parse.ts";
@@ -54,6 +54,26 @@ Deno.test("insn: encodings as llvm-objdump prints them", () => {
   ];
   for (const [a, want] of cases) assertEquals(hex(a.bytes()), want);
   assertEquals(hex(insn(0xbf, 1, 6, 0, 0)), "bf 61 00 00 00 00 00 00");
+});
+
+Deno.test("insn: countOne adds one to key 0 of a counter map, skipping to the label without it", () => {
+  const a = new Asm();
+  countOne(a, 5, -4, "out");
+  a.label("out").exit();
+  assertEquals(
+    hex(a.bytes()),
+    [
+      "62 0a fc ff 00 00 00 00", // *(u32 *)(r10 - 4) = 0
+      "18 11 00 00 05 00 00 00 00 00 00 00 00 00 00 00", // r1 = map 5
+      "bf a2 00 00 00 00 00 00", // r2 = r10
+      "07 02 00 00 fc ff ff ff", // r2 += -4
+      "85 00 00 00 01 00 00 00", // map_lookup_elem
+      "15 00 02 00 00 00 00 00", // if r0 == 0 goto out
+      "b7 01 00 00 01 00 00 00", // r1 = 1
+      "db 10 00 00 00 00 00 00", // lock *(u64 *)(r0 + 0) += r1
+      "95 00 00 00 00 00 00 00", // out: exit
+    ].join(" "),
+  );
 });
 
 Deno.test("insn: jumps resolve to labels, forward and back; unknown labels throw", () => {

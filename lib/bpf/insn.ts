@@ -230,3 +230,20 @@ export function readKernel(
   if (src !== 3) a.mov(3, src);
   a.aluImm(Alu.ADD, 3, srcOff).call(Helper.probe_read_kernel);
 }
+
+/**
+ * r0 = the address of key 0's value in array map `mapFd` (one u64 count, as `MapCounter`
+ * reads it), using the 4-byte stack slot `keyAt`; jumps to `missing` when there is none (the
+ * verifier's proof that r0 is not null). Clobbers r1–r5.
+ */
+export function counterAddress(a: Asm, mapFd: number, keyAt: number, missing: string): void {
+  a.storeImm(4, 10, keyAt, 0);
+  a.loadMap(1, mapFd).mov(2, 10).aluImm(Alu.ADD, 2, keyAt).call(Helper.map_lookup_elem);
+  a.jumpImm(Jmp.JEQ, 0, 0, missing);
+}
+
+/** Adds one to that count (see {@linkcode counterAddress}); jumps to `missing` without it. */
+export function countOne(a: Asm, mapFd: number, keyAt: number, missing: string): void {
+  counterAddress(a, mapFd, keyAt, missing);
+  a.movImm(1, 1).atomicAdd64(0, 0, 1);
+}

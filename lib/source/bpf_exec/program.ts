@@ -19,7 +19,7 @@
  * @module
  */
 
-import { Alu, Asm, Helper, Jmp, readKernel } from "../../bpf/insn.ts";
+import { Alu, Asm, counterAddress, countOne, Helper, Jmp, readKernel } from "../../bpf/insn.ts";
 import { type Btf, memberOffsets, type MemberTable, type OffsetsOf } from "../../bpf/btf.ts";
 
 /** The most argv bytes a record carries; longer argv is cut there and marked truncated. */
@@ -313,10 +313,7 @@ export function execProgram(off: Offsets, maps: ProgramMaps): Uint8Array {
   a.movImm(4, RB_NO_WAKEUP).call(Helper.ringbuf_output);
   a.jumpImm(Jmp.JEQ, 0, 0, "out");
 
-  a.storeImm(4, 10, KEY, 0);
-  a.loadMap(1, maps.dropsFd).mov(2, 10).aluImm(Alu.ADD, 2, KEY).call(Helper.map_lookup_elem);
-  a.jumpImm(Jmp.JEQ, 0, 0, "out");
-  a.movImm(1, 1).atomicAdd64(0, 0, 1);
+  countOne(a, maps.dropsFd, KEY, "out");
 
   a.label("out").movImm(0, 0).exit();
   return a.bytes();
@@ -343,9 +340,8 @@ function cgroupFacts(a: Asm, off: Offsets, movesFd: number): void {
   a.storeImm(8, 7, Rec.cgroupMoves, -1).storeImm(4, 7, Rec.sameCgroups, 0);
   const cg = off.cgroups;
   if (!cg) return;
-  a.storeImm(4, 10, KEY, 0);
-  a.loadMap(1, movesFd).mov(2, 10).aluImm(Alu.ADD, 2, KEY).call(Helper.map_lookup_elem);
-  a.jumpImm(Jmp.JEQ, 0, 0, "cg_unread").load(8, 1, 0, 0).store(8, 7, Rec.cgroupMoves, 1);
+  counterAddress(a, movesFd, KEY, "cg_unread");
+  a.load(8, 1, 0, 0).store(8, 7, Rec.cgroupMoves, 1);
   a.label("cg_unread");
   readKernel(a, 10, CSS, 8, 9, cg.taskCgroups);
   readKernel(a, 10, TMP, 8, 9, off.taskRealParent);
@@ -374,10 +370,7 @@ export function cgroupMoveProgram(movesFd: number, fork: CgroupOffsets | null): 
     readKernel(a, 10, TMP, 8, 3, fork.taskCgroups);
     a.load(8, 1, 10, CSS).load(8, 2, 10, TMP).jumpReg(Jmp.JEQ, 1, 2, "out");
   }
-  a.storeImm(4, 10, KEY, 0);
-  a.loadMap(1, movesFd).mov(2, 10).aluImm(Alu.ADD, 2, KEY).call(Helper.map_lookup_elem);
-  a.jumpImm(Jmp.JEQ, 0, 0, "out");
-  a.movImm(1, 1).atomicAdd64(0, 0, 1);
+  countOne(a, movesFd, KEY, "out");
   a.label("out").movImm(0, 0).exit();
   return a.bytes();
 }

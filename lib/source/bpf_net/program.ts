@@ -16,7 +16,15 @@
  * @module
  */
 
-import { Alu, Asm, Helper, Jmp, readKernel as readInto, type Reg } from "../../bpf/insn.ts";
+import {
+  Alu,
+  Asm,
+  countOne,
+  Helper,
+  Jmp,
+  readKernel as readInto,
+  type Reg,
+} from "../../bpf/insn.ts";
 import { type Btf, memberOffsets, type MemberTable, type OffsetsOf } from "../../bpf/btf.ts";
 
 /** `probe_read_kernel` into the stack frame: `r10 + dstOff`. */
@@ -176,10 +184,7 @@ function send(a: Asm, ringFd: number, dropsFd: number): void {
   a.loadMap(1, ringFd).mov(2, 10).aluImm(Alu.ADD, 2, REC);
   a.movImm(3, NetRec.size).movImm(4, 0).call(Helper.ringbuf_output);
   a.jumpImm(Jmp.JEQ, 0, 0, "out");
-  a.storeImm(4, 10, KEY, 0);
-  a.loadMap(1, dropsFd).mov(2, 10).aluImm(Alu.ADD, 2, KEY).call(Helper.map_lookup_elem);
-  a.jumpImm(Jmp.JEQ, 0, 0, "out");
-  a.movImm(1, 1).atomicAdd64(0, 0, 1);
+  countOne(a, dropsFd, KEY, "out");
   a.label("out").movImm(0, 0).exit();
 }
 
