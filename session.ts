@@ -20,6 +20,7 @@ import { hostUsers } from "./ffi/passwd.ts";
 import { Poller } from "./ffi/poller.ts";
 import { EventProcessor, type ProcessorOptions } from "./lib/pipeline/processor.ts";
 import {
+  BPF_PACE_MS,
   EventLoop,
   type LoopHandlers,
   PACE_MS,
@@ -433,8 +434,9 @@ export class Session {
   /**
    * The read loop of `processor` over this session's sources, the one assembly `watch`,
    * `run` and the library share: the session's upkeep ({@linkcode Session.tick}) on every
-   * tick before `hooks.tick`. Paced ({@linkcode PACE_MS}) unless reading at real-time
-   * priority, whose point is to read each process before it can exit.
+   * tick before `hooks.tick`. Paced ({@linkcode PACE_MS}, {@linkcode BPF_PACE_MS} with BPF exec
+   * facts) unless reading at real-time priority, whose point is to read each process before
+   * it can exit.
    */
   loop(processor: EventProcessor, hooks: LoopHooks, tickMs?: number): EventLoop {
     const handlers: LoopHandlers = {
@@ -448,9 +450,9 @@ export class Session {
       hangup: hooks.hangup,
     };
     // Without BPF exec facts a paced drain costs short-lived execs their argv: pace only
-    // true storms then.
+    // true storms then, and briefly.
     const stormUnits = this.bpfExec ? STORM_UNITS : PROC_STORM_UNITS;
-    const paceMs = this.#realtime ? 0 : PACE_MS;
+    const paceMs = this.#realtime ? 0 : this.bpfExec ? BPF_PACE_MS : PACE_MS;
     return new EventLoop(this.sources, this.poller, handlers, tickMs, paceMs, stormUnits);
   }
 

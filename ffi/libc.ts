@@ -229,6 +229,7 @@ export const SOCK = {
   SOL_SOCKET: 1,
   SO_RCVBUF: 8,
   SO_RCVBUFFORCE: 33,
+  SO_MEMINFO: 55,
   MSG_TRUNC: 0x20,
   MSG_DONTWAIT: 0x40,
 } as const;
@@ -266,6 +267,31 @@ export function setRcvbuf(fd: number, bytes: number): number {
     new Uint8Array(len.buffer),
   );
   return r === 0 ? out[0] : 0;
+}
+
+// `getsockopt(SO_MEMINFO)` fills `u32 [SK_MEMINFO_VARS]`; index 0 is `SK_MEMINFO_RMEM_ALLOC`.
+const MEMINFO_VARS = 9;
+const SK_MEMINFO_RMEM_ALLOC = 0;
+const meminfo = new Uint32Array(MEMINFO_VARS);
+const meminfoBytes = new Uint8Array(meminfo.buffer);
+const meminfoLen = new Uint32Array(1);
+const meminfoLenBytes = new Uint8Array(meminfoLen.buffer);
+
+/**
+ * Kernel memory the socket's receive queue holds now, in bytes (the `skb`s charged against
+ * its receive buffer, as `SO_RCVBUF` reports it); null when the kernel does not say
+ * (`SO_MEMINFO` is Linux ≥ 4.12).
+ */
+export function queuedBytes(fd: number): number | null {
+  meminfoLen[0] = meminfo.byteLength;
+  const r = libc().getsockopt(
+    fd,
+    SOCK.SOL_SOCKET,
+    SOCK.SO_MEMINFO,
+    meminfoBytes,
+    meminfoLenBytes,
+  );
+  return r === 0 ? meminfo[SK_MEMINFO_RMEM_ALLOC] : null;
 }
 
 /** `struct pollfd` layout and the `poll(2)` event bits proctree uses. */

@@ -1,5 +1,6 @@
 import { assert, assertEquals } from "@std/assert";
-import { ProcConnector } from "../ffi/source/connector.ts";
+import { ARM_AT_QUEUED_SHARE, ProcConnector } from "../ffi/source/connector.ts";
+import { queuedBytes } from "../ffi/libc.ts";
 import { type Decoded, decodeDatagram } from "../lib/event/wire.ts";
 import { LossAccounting } from "../lib/event/loss.ts";
 import { noKernel } from "./kernel.ts";
@@ -148,6 +149,33 @@ Deno.test({
   const gone = () => stat() === null;
   for (let i = 0; i < 100 && !gone(); i++) await new Promise((res) => setTimeout(res, 20));
   assert(gone(), `thread ${tid} still there after close`);
+});
+
+Deno.test({
+  name:
+    "kernel: over a large queue the thread is armed once the loop is behind and the queue fills",
+  ignore,
+}, async () => {
+  // 16M asked: the kernel grants 32M, the smallest queue not read all along.
+  const c = ProcConnector.open({ rcvbufBytes: 16 * 1024 * 1024 });
+  try {
+    const r = c.reader;
+    assert(r !== null, c.readerNote ?? "");
+    c.readAhead(true);
+    assert(!r.armed, "behind, but the kernel's queue is empty");
+    // ~9 000 datagrams unread: more than an eighth of 32M in the kernel's own accounting.
+    await children(3000);
+    const queued = queuedBytes(c.fd);
+    assert(queued !== null && queued >= c.rcvbufBytes * ARM_AT_QUEUED_SHARE, `${queued}`);
+    assert(!r.armed, "armed only when the loop looks");
+    const into: Decoded[] = [];
+    c.receive((v, o, l) => decodeDatagram(v, o, l, into), undefined, 1);
+    assert(r.armed, "the next drain arms it");
+    c.readAhead(false);
+    assert(!r.armed, "disarmed once the loop has caught up");
+  } finally {
+    c.close();
+  }
 });
 
 Deno.test({

@@ -22,6 +22,7 @@ import {
   netlinkAddress,
   POLL,
   POLLFD,
+  queuedBytes,
   setRcvbuf,
   SOCK,
   SOCKADDR_NL,
@@ -65,6 +66,17 @@ export const DEFAULT_RCVBUF_BYTES: number = 128 * 1024 * 1024;
  * armed only while behind).
  */
 export const ALWAYS_ARMED_BELOW_RCVBUF_BYTES: number = 32 * 1024 * 1024;
+
+/**
+ * Over a larger queue, the reader thread is armed once the loop is behind **and** the
+ * kernel's queue holds this share of the receive buffer (`SO_MEMINFO`, checked at each
+ * drain while behind): a loop that keeps the queue short needs no second reader, and the
+ * thread costs CPU in every storm it reads (measured, BENCHMARKS.md: 0.4 s of ~3.2 s over
+ * a fast storm on a quiet host, where the 256 MB queue never held more than a few MB).
+ * An eighth of the default queue is 32 MB, ~50 000 datagrams: seconds of a fast storm
+ * before the queue is full.
+ */
+export const ARM_AT_QUEUED_SHARE = 1 / 8;
 
 /** Why the connector could not be opened; `code` is stable for scripts and tests. */
 export class ConnectorError extends SourceUnavailable {
@@ -169,6 +181,9 @@ export class ProcConnector implements Source {
   #recv: RecvBuffers = recvBuffers(RECV_LAYOUT);
   #reader: ReaderThread | null = null;
   #alwaysArmed = false;
+  /** The loop is behind (`readAhead`); the thread is armed (`ARM_AT_QUEUED_SHARE`). */
+  #behind = false;
+  #armed = false;
 
   private constructor(fd: number, rcvbuf: [asked: number, granted: number]) {
     this.fd = fd;
@@ -344,6 +359,7 @@ export class ProcConnector implements Source {
     if (r === null) {
       return delivered + this.#receiveSocket(sink, onOverrun, maxDatagrams - delivered);
     }
+    if (this.#behind && !this.#armed) this.#armIfFilling(r);
     const visit = { datagram: sink, loss: () => onOverrun?.() };
     delivered += r.read(maxDatagrams - delivered, visit);
     if (delivered >= maxDatagrams) return this.#readerStats(delivered);
@@ -413,9 +429,25 @@ export class ProcConnector implements Source {
     return delivered;
   }
 
-  /** While the loop is behind, the reader thread reads ahead (`connector_reader.ts`); else it sleeps. */
+  /**
+   * While the loop is behind and the kernel's queue fills ({@linkcode ARM_AT_QUEUED_SHARE}),
+   * the reader thread reads ahead (`connector_reader.ts`); else it sleeps.
+   */
   readAhead(on: boolean): void {
-    if (!this.#alwaysArmed) this.#reader?.arm(on);
+    if (this.#alwaysArmed || this.#reader === null) return;
+    this.#behind = on;
+    if (on) this.#armIfFilling(this.#reader);
+    else if (this.#armed) {
+      this.#armed = false;
+      this.#reader.arm(false);
+    }
+  }
+
+  #armIfFilling(r: ReaderThread): void {
+    const queued = queuedBytes(this.fd);
+    if (queued !== null && queued < this.rcvbufBytes * ARM_AT_QUEUED_SHARE) return;
+    this.#armed = true;
+    r.arm(true);
   }
 
   /** True once `close()` was called. */
