@@ -70,13 +70,12 @@ export const ALWAYS_ARMED_BELOW_RCVBUF_BYTES: number = 32 * 1024 * 1024;
 /**
  * Over a larger queue, the reader thread is armed once the loop is behind **and** the
  * kernel's queue holds this share of the receive buffer (`SO_MEMINFO`, checked at each
- * drain while behind): a loop that keeps the queue short needs no second reader, and the
- * thread costs CPU in every storm it reads (measured, BENCHMARKS.md: 0.4 s of ~3.2 s over
- * a fast storm on a quiet host, where the 256 MB queue never held more than a few MB).
- * An eighth of the default queue is 32 MB, ~50 000 datagrams: seconds of a fast storm
- * before the queue is full.
+ * drain while behind): a loop that keeps the queue short needs no second reader, and an
+ * armed thread costs 7–9 % more CPU per storm event (BENCHMARKS.md). In the fast storm,
+ * quiet or beside two busy loops, the default queue never reached the mark. An eighth of
+ * the default queue is 32 MB, ~50 000 datagrams: seconds of a fast storm before it is full.
  */
-export const ARM_AT_QUEUED_SHARE = 1 / 8;
+export const ARM_AT_QUEUED_SHARE: number = 1 / 8;
 
 /** Why the connector could not be opened; `code` is stable for scripts and tests. */
 export class ConnectorError extends SourceUnavailable {

@@ -8,9 +8,10 @@
  * socket itself (`connector.ts`), in the kernel's order.
  *
  * **Armed only while the loop is behind** (`Source.readAhead`: its drains took a storm's
- * worth of events within 100 ms, or within a longer window while it was starved): else
- * the thread sleeps on a futex and costs nothing, and the loop, parked on the socket, takes
- * each event as soon as it comes. Over a small kernel queue it is armed all along
+ * worth of events within 100 ms, or within a longer window while it was starved) and the
+ * kernel's queue fills (`ARM_AT_QUEUED_SHARE` in `connector.ts`): else the thread sleeps on
+ * a futex and costs nothing, and the loop, parked on the socket, takes each event as soon
+ * as it comes. Over a small kernel queue it is armed all along
  * (`ALWAYS_ARMED_BELOW_RCVBUF_BYTES` in `connector.ts`).
  * Measured (BENCHMARKS.md): always armed, a thread woken per datagram cost 50 % more CPU
  * on a shell loop and 4.7 s over a fast storm's 150 000 datagrams.
