@@ -1,6 +1,7 @@
 import { assert, assertEquals } from "@std/assert";
 import {
   type BatchSink,
+  BPF_PACE_MS,
   EventLoop,
   MAX_BATCH,
   PACE_MS,
@@ -162,6 +163,35 @@ Deno.test("loop: drains at once outside a storm, at most every PACE_MS in one", 
   await unpaced.park(unpaced.drainOnce());
   assertEquals(rt.sleeps, []);
   assert(rtStorms.every((s) => !s), "unpaced reads are never storm reads");
+});
+
+Deno.test("loop: paced at 100 ms, a drain that finds little does not end the storm", async () => {
+  const src = new QueueSource();
+  const storms: boolean[] = [];
+  const loop = new EventLoop(
+    [src],
+    new RecordingWaiter(),
+    {
+      decoded: (_b, _from, storm) => storms.push(storm),
+      batch: () => {},
+      overrun: () => {},
+      tick: () => {},
+      stopped: () => false,
+    },
+    1000,
+    BPF_PACE_MS,
+  );
+  loop.drainOnce(); // the first drain is a backlog, never a storm
+  // A steady storm drained at the pace (twice the rate that makes one), one drain finding
+  // little in the middle of it.
+  let pid = 100;
+  for (const units of [2 * STORM_UNITS, 2 * STORM_UNITS, 2 * STORM_UNITS, 2, 2 * STORM_UNITS]) {
+    await new Promise((r) => setTimeout(r, BPF_PACE_MS + 1));
+    for (let i = 0; i < units; i++) src.queue.push(ev.exec(pid++, 0));
+    storms.length = 0;
+    loop.drainOnce();
+  }
+  assert(storms.length > 0 && storms.every((s) => s), "the last drain is still a storm's");
 });
 
 Deno.test("loop: with a higher storm threshold, a burst below it is not paced", async () => {

@@ -146,7 +146,13 @@ export const STORM_UNITS = 50;
  */
 export const PROC_STORM_UNITS = 400;
 
-/** The window over which the drain rate is judged; the pace holds for the next one. */
+/**
+ * The window over which the drain rate is judged; the pace holds for the next one. A loop
+ * paced at more than half of it judges over twice its pace instead (with as many more
+ * units): a window holding a single paced drain ends the storm whenever that drain finds
+ * little, and the next window is then drained event by event (measured at a 100 ms pace:
+ * 4 067 drains over a 2-worker storm of 30 000 events, 420 with the longer window).
+ */
 export const STORM_WINDOW_MS = 100;
 
 /** Drives sources through handlers; see the module doc. */
@@ -157,6 +163,8 @@ export class EventLoop implements BatchSink {
   #h: LoopHandlers;
   #tickMs: number;
   #paceMs: number;
+  /** The storm window ({@linkcode STORM_WINDOW_MS}, or twice the pace) and its threshold. */
+  #windowMs: number;
   #stormUnits: number;
   #syncSince = performance.now();
   #drainStartMs = -Infinity;
@@ -181,7 +189,8 @@ export class EventLoop implements BatchSink {
     paceMs = 0,
     stormUnits: number = STORM_UNITS,
   ) {
-    this.#stormUnits = stormUnits;
+    this.#windowMs = Math.max(STORM_WINDOW_MS, 2 * paceMs);
+    this.#stormUnits = Math.ceil((stormUnits * this.#windowMs) / STORM_WINDOW_MS);
     this.#sources = sources;
     this.#waiter = waiter;
     this.#h = handlers;
@@ -202,9 +211,9 @@ export class EventLoop implements BatchSink {
     const startMs = this.#drainStartMs = performance.now();
     // The first drain takes what queued while proctree started: a backlog, not a storm.
     const first = this.#windowStartMs === -Infinity;
-    if (startMs - this.#windowStartMs >= STORM_WINDOW_MS) {
+    if (startMs - this.#windowStartMs >= this.#windowMs) {
       this.#storm = this.#windowUnits >= this.#stormUnits &&
-        startMs - this.#windowStartMs < 2 * STORM_WINDOW_MS;
+        startMs - this.#windowStartMs < 2 * this.#windowMs;
       if (this.#behind && this.#windowUnits < this.#stormUnits) this.#setBehind(false);
       this.#windowStartMs = startMs;
       this.#windowUnits = 0;
