@@ -3,6 +3,7 @@ import {
   type BatchSink,
   BPF_PACE_MS,
   EventLoop,
+  type LoopHandlers,
   MAX_BATCH,
   PACE_MS,
   PROC_STORM_UNITS,
@@ -110,24 +111,25 @@ class RecordingWaiter implements Waiter {
   }
 }
 
+/**
+ * Loop handlers that record, per decoded unit, whether the loop said it was pacing a storm
+ * (reads then keep less).
+ */
+function stormRecorder(storms: boolean[]): LoopHandlers {
+  return {
+    decoded: (_b, _from, storm) => storms.push(storm),
+    batch: () => {},
+    overrun: () => {},
+    tick: () => {},
+    stopped: () => false,
+  };
+}
+
 Deno.test("loop: drains at once outside a storm, at most every PACE_MS in one", async () => {
   const src = new QueueSource();
   const waiter = new RecordingWaiter();
-  // Per decoded unit: whether the loop said it was pacing a storm (reads then keep less).
   const storms: boolean[] = [];
-  const loop = new EventLoop(
-    [src],
-    waiter,
-    {
-      decoded: (_b, _from, storm) => storms.push(storm),
-      batch: () => {},
-      overrun: () => {},
-      tick: () => {},
-      stopped: () => false,
-    },
-    1000,
-    PACE_MS,
-  );
+  const loop = new EventLoop([src], waiter, stormRecorder(storms), 1000, PACE_MS);
   // A few events: every wake-up drains at once.
   for (let i = 0; i < 3; i++) {
     src.queue.push(ev.exec(10 + i, i));
@@ -148,13 +150,7 @@ Deno.test("loop: drains at once outside a storm, at most every PACE_MS in one", 
   // Unpaced, as --realtime reads: no sleep even in a storm.
   const rt = new RecordingWaiter();
   const rtStorms: boolean[] = [];
-  const unpaced = new EventLoop([src], rt, {
-    decoded: (_b, _from, storm) => rtStorms.push(storm),
-    batch: () => {},
-    overrun: () => {},
-    tick: () => {},
-    stopped: () => false,
-  });
+  const unpaced = new EventLoop([src], rt, stormRecorder(rtStorms));
   for (let i = 0; i < STORM_UNITS; i++) src.queue.push(ev.exec(300 + i, i));
   unpaced.drainOnce();
   await new Promise((r) => setTimeout(r, STORM_WINDOW_MS + 1));
@@ -171,13 +167,7 @@ Deno.test("loop: paced at 100 ms, a drain that finds little does not end the sto
   const loop = new EventLoop(
     [src],
     new RecordingWaiter(),
-    {
-      decoded: (_b, _from, storm) => storms.push(storm),
-      batch: () => {},
-      overrun: () => {},
-      tick: () => {},
-      stopped: () => false,
-    },
+    stormRecorder(storms),
     1000,
     BPF_PACE_MS,
   );

@@ -180,9 +180,8 @@ export class ProcConnector implements Source {
   #recv: RecvBuffers = recvBuffers(RECV_LAYOUT);
   #reader: ReaderThread | null = null;
   #alwaysArmed = false;
-  /** The loop is behind (`readAhead`); the thread is armed (`ARM_AT_QUEUED_SHARE`). */
+  /** The loop is behind (`readAhead`): the thread is armed once the queue fills. */
   #behind = false;
-  #armed = false;
 
   private constructor(fd: number, rcvbuf: [asked: number, granted: number]) {
     this.fd = fd;
@@ -358,7 +357,7 @@ export class ProcConnector implements Source {
     if (r === null) {
       return delivered + this.#receiveSocket(sink, onOverrun, maxDatagrams - delivered);
     }
-    if (this.#behind && !this.#armed) this.#armIfFilling(r);
+    if (this.#behind && !r.armed) this.#armIfFilling(r);
     const visit = { datagram: sink, loss: () => onOverrun?.() };
     delivered += r.read(maxDatagrams - delivered, visit);
     if (delivered >= maxDatagrams) return this.#readerStats(delivered);
@@ -436,16 +435,12 @@ export class ProcConnector implements Source {
     if (this.#alwaysArmed || this.#reader === null) return;
     this.#behind = on;
     if (on) this.#armIfFilling(this.#reader);
-    else if (this.#armed) {
-      this.#armed = false;
-      this.#reader.arm(false);
-    }
+    else this.#reader.arm(false);
   }
 
   #armIfFilling(r: ReaderThread): void {
     const queued = queuedBytes(this.fd);
     if (queued !== null && queued < this.rcvbufBytes * ARM_AT_QUEUED_SHARE) return;
-    this.#armed = true;
     r.arm(true);
   }
 
