@@ -30,6 +30,17 @@ Deno.test("procfs: cmdline splitting", () => {
   assertEquals(parseCmdline(enc("a\0\0b\0")), ["a", "", "b"]);
 });
 
+Deno.test("procfs: cmdline split from a range, each list its own", () => {
+  const bytes = enc("xx\0one\0two\0yy");
+  assertEquals(parseCmdline(bytes, undefined, 3, 11), ["one", "two"]);
+  assertEquals(parseCmdline(bytes, undefined, 3, 3), null, "an empty range");
+  // The split list is reused: a long one, then a short one, then the long one kept as it was.
+  const long = parseCmdline(enc("a\0b\0c\0d\0"));
+  const short = parseCmdline(enc("e\0"));
+  assertEquals(long, ["a", "b", "c", "d"]);
+  assertEquals(short, ["e"]);
+});
+
 Deno.test("procfs: name, parent and effective uid from status", () => {
   const status =
     "Name:\ta\\nb\nUmask:\t0022\nPPid:\t7\nTracerPid:\t42\nUid:\t1000\t0\t0\t0\nGid:\t0\t0\t0\t0\n";

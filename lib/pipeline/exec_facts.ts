@@ -32,8 +32,14 @@ function anyStage(
   stages: readonly ExecStage[],
   of: (s: ExecStage) => ((pid: number, execNs: number) => boolean) | undefined,
 ): ((pid: number, execNs: number) => boolean) | undefined {
-  const asking = stages.filter((s) => of(s));
-  return asking.length ? (pid, ns) => asking.some((s) => of(s)!.call(s, pid, ns)) : undefined;
+  const asks = stages.filter((s) => of(s)).map((s) => of(s)!.bind(s));
+  if (asks.length === 0) return undefined;
+  if (asks.length === 1) return asks[0];
+  // A loop, not `some` with a closure: this runs for every exec, up to three times.
+  return (pid, ns) => {
+    for (let i = 0; i < asks.length; i++) if (asks[i](pid, ns)) return true;
+    return false;
+  };
 }
 
 /** The exec facts of a batch, from `/proc` and the stages. */

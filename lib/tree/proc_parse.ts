@@ -159,27 +159,40 @@ export function parseStatus(bytes: Uint8Array): StatusInfo | null {
   };
 }
 
+/** Arguments split before being copied out; kept (with its storage) while no longer. */
+const SPLIT_SCRATCH_MAX = 1024;
+let splitScratch: string[] = [];
+
 /**
- * Splits `/proc/<pid>/cmdline`. Empty (a zombie, a kernel thread, or gone) is null. A
- * process that rewrote its argument area may leave no trailing NUL; all its bytes are kept.
- * `strings`: decodes through it (its strings shared while they repeat).
+ * Splits `/proc/<pid>/cmdline` (`bytes[start, end)`: the whole array unless said). Empty (a
+ * zombie, a kernel thread, or gone) is null. A process that rewrote its argument area may
+ * leave no trailing NUL; all its bytes are kept. `strings`: decodes through it (its strings
+ * shared while they repeat).
  */
-export function parseCmdline(bytes: Uint8Array, strings?: RecentStrings): string[] | null {
-  if (bytes.length === 0) return null;
-  const end = bytes[bytes.length - 1] === 0 ? bytes.length - 1 : bytes.length;
-  const out: string[] = [];
-  let from = 0;
-  for (let i = 0; i <= end; i++) {
-    if (i === end || bytes[i] === 0) {
-      out.push(
-        strings ? strings.decode(bytes, from, i) : decodeBytes(bytes.subarray(from, i)),
-      );
+export function parseCmdline(
+  bytes: Uint8Array,
+  strings?: RecentStrings,
+  start = 0,
+  end = bytes.length,
+): string[] | null {
+  if (end <= start) return null;
+  const last = bytes[end - 1] === 0 ? end - 1 : end;
+  // Split into a reused list, then copied at its exact length: the copy is held as long as
+  // its process, and a list grown by push for each exec was garbage at once.
+  const out = splitScratch;
+  let count = 0;
+  let from = start;
+  for (let i = start; i <= last; i++) {
+    if (i === last || bytes[i] === 0) {
+      out[count++] = strings
+        ? strings.decode(bytes, from, i)
+        : decodeBytes(bytes.subarray(from, i));
       from = i + 1;
     }
   }
-  // A list grown by push keeps room for 16 more: a copy holds just its arguments, and it is
-  // held as long as its process (and an exited one for its grace period).
-  return out.slice();
+  const argv = out.slice(0, count);
+  if (out.length > SPLIT_SCRATCH_MAX) splitScratch = [];
+  return argv;
 }
 
 /** `/proc/<pid>/loginuid` says this when no login set it (`(uid_t)-1`). */

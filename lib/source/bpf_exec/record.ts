@@ -59,6 +59,8 @@ export interface BpfExec {
   argvBytes: number;
   /** argv was longer than {@linkcode ARGV_CAP_BYTES}: the last element is cut. */
   argvTruncated: boolean;
+  /** The record's own size in the ring buffer (what holding it costs). */
+  recordBytes: number;
 }
 
 /**
@@ -110,7 +112,7 @@ export function decodeBpfExec(r: Uint8Array): BpfExec | null {
     interp: cString(r, Rec.interp, FILENAME_BYTES),
     exeId: fileId(v, Rec.exeDev, Rec.exeIno),
     exePath: v.getUint32(Rec.pathWalk, true) === PathWalk.ROOT
-      ? walkedPath(r.subarray(pathAt, cwdAt))
+      ? walkedPath(r, pathAt, cwdAt)
       : null,
     cwdId: fileId(v, Rec.cwdDev, Rec.cwdIno),
     // No names: the directory is the namespace's root.
@@ -118,14 +120,15 @@ export function decodeBpfExec(r: Uint8Array): BpfExec | null {
       ? null
       : cwdBytes === 0
       ? "/"
-      : walkedPath(r.subarray(cwdAt, cwdAt + cwdBytes)),
+      : walkedPath(r, cwdAt, cwdAt + cwdBytes),
     cgroupMoves: v.getUint32(Rec.cgroupMoves + 4, true) === 0xffffffff
       ? null
       : u64(v, Rec.cgroupMoves),
     sameCgroups: v.getUint32(Rec.sameCgroups, true) === 1,
-    argv: argvOk ? parseCmdline(r.subarray(Rec.header, pathAt), strings) ?? [] : null,
+    argv: argvOk ? parseCmdline(r, strings, Rec.header, pathAt) ?? [] : null,
     argvBytes,
     argvTruncated: argvBytes > ARGV_CAP_BYTES,
+    recordBytes: r.length,
   };
 }
 
@@ -133,28 +136,28 @@ const SLASH = 0x2f;
 let pathScratch = new Uint8Array(PATH_CAP_BYTES);
 
 /**
- * The path the program's walk wrote: names from the file up, each ending in NUL. Null when
- * a name is empty or holds a `/` (never from a real dentry: the record is not trusted).
+ * The path the program's walk wrote into `r[start, end)`: names from the file up, each ending
+ * in NUL. Null when a name is empty or holds a `/` (never from a real dentry: the record is
+ * not trusted).
  */
-export function walkedPath(names: Uint8Array): string | null {
-  if (names.length === 0) return null; // the file is the namespace's root: not a program
-  if (names[names.length - 1] !== 0) return null;
+export function walkedPath(r: Uint8Array, start: number, end: number): string | null {
+  const length = end - start;
+  if (length <= 0) return null; // the file is the namespace's root: not a program
+  if (r[end - 1] !== 0) return null;
   // The path is as long as the names with their NULs (each NUL becomes the `/` before its
   // name): written back to front into one buffer, decoded once.
-  const path = pathScratch.length >= names.length
-    ? pathScratch
-    : (pathScratch = new Uint8Array(names.length));
+  const path = pathScratch.length >= length ? pathScratch : (pathScratch = new Uint8Array(length));
   let at = 0;
-  let end = names.length - 1;
-  for (let i = end - 1; i >= -1; i--) {
-    if (i >= 0 && names[i] !== 0) continue;
-    if (end === i + 1) return null;
+  let nameEnd = end - 1;
+  for (let i = nameEnd - 1; i >= start - 1; i--) {
+    if (i >= start && r[i] !== 0) continue;
+    if (nameEnd === i + 1) return null;
     path[at++] = SLASH;
-    for (let j = i + 1; j < end; j++) {
-      if (names[j] === SLASH) return null;
-      path[at++] = names[j];
+    for (let j = i + 1; j < nameEnd; j++) {
+      if (r[j] === SLASH) return null;
+      path[at++] = r[j];
     }
-    end = i;
+    nameEnd = i;
   }
   return strings.decode(path, 0, at);
 }

@@ -69,6 +69,10 @@ export const STALE_RECORD_NS = 10_000_000_000;
 /** Least time between two sweeps for stale records (in kernel time). */
 const SWEEP_EVERY_NS = 1_000_000_000;
 
+/** `#exe`'s verdicts besides a name: the facts' own name stands; no name reaches the file. */
+const KEEP_EXE = Symbol("keep");
+const NOT_REACHED = Symbol("not reached");
+
 /** The counters, as the stats line names them. */
 interface Counts {
   execs_facts_from_bpf: number;
@@ -82,12 +86,6 @@ interface Counts {
   execs_named_by_bpf: number;
   execs_exe_unverified: number;
   execs_exe_corrected: number;
-}
-
-/** A record waiting for its event, and its size in the ring buffer. */
-interface Held {
-  rec: BpfExec;
-  bytes: number;
 }
 
 /** Bytes of `argv` as the kernel holds it: each element's bytes (see `text.ts`) and a NUL. */
@@ -129,8 +127,8 @@ export class BpfExecStage implements ExecStage {
   readonly #src: BpfRecords;
   readonly #resolveExe: ExeResolver | null;
   readonly #reaches: ExeCheck | null;
-  /** Unpaired records by pid, oldest first, with their sizes in bytes. */
-  readonly #pending = new Map<number, Held[]>();
+  /** Unpaired records by pid, oldest first. */
+  readonly #pending = new Map<number, BpfExec[]>();
   #size = 0;
   #bytes = 0;
   /** Newest record time seen. */
@@ -171,10 +169,9 @@ export class BpfExecStage implements ExecStage {
         this.#counts.bpf_records_malformed++;
         return;
       }
-      const held = { rec, bytes: r.length };
       const list = this.#pending.get(rec.tgid);
-      if (list) list.push(held);
-      else this.#pending.set(rec.tgid, [held]);
+      if (list) list.push(rec);
+      else this.#pending.set(rec.tgid, [rec]);
       this.#size++;
       this.#bytes += r.length;
       if (rec.ktimeNs > this.#newestNs) this.#newestNs = rec.ktimeNs;
@@ -231,18 +228,24 @@ export class BpfExecStage implements ExecStage {
     const whole = rec.argvTruncated && facts.argv !== null &&
       extends_(facts.argv, rec.argv, rec.argvBytes);
     if (rec.argvTruncated && !whole) this.#counts.argv_truncated++;
+    const exe = this.#exe(facts, rec);
+    const kept = exe === KEEP_EXE;
+    // Every field written out (no spread of `facts`): one object of one shape per exec.
     return {
-      ...facts,
-      ...this.#exe(facts, rec),
       comm: rec.comm,
       // Unreadable in the new image (never seen here): what `/proc` could vouch for.
       argv: whole ? facts.argv : rec.argv ?? facts.argv,
-      argvTrueBytes: rec.argvTruncated && !whole ? rec.argvBytes : undefined,
-      cwd: this.#cwd(facts, rec),
+      exe: kept ? facts.exe : exe === NOT_REACHED ? null : exe,
+      // A name dropped takes its script with it.
+      script: kept || facts.exe === null ? facts.script : null,
       uid: rec.euid,
       ppid: rec.ppid,
       startTicks: rec.startTicks,
+      cwd: this.#cwd(facts, rec),
       loginUid: rec.loginUid,
+      container: facts.container,
+      exeNotHere: kept ? facts.exeNotHere : exe === NOT_REACHED || undefined,
+      argvTrueBytes: rec.argvTruncated && !whole ? rec.argvBytes : undefined,
     };
   }
 
@@ -258,26 +261,21 @@ export class BpfExecStage implements ExecStage {
    * exec is marked so that no later source names it by that path either (audit's `exe=` is
    * the same path, unchecked).
    */
-  #exe(
-    facts: ExecInfo,
-    rec: BpfExec,
-  ): Partial<Pick<ExecInfo, "exe" | "script" | "exeNotHere">> {
-    if (facts.exeNotHere || !rec.exeId) return {};
-    let dropped: Partial<Pick<ExecInfo, "exe" | "script">> = {};
+  #exe(facts: ExecInfo, rec: BpfExec): string | null | typeof KEEP_EXE | typeof NOT_REACHED {
+    if (facts.exeNotHere || !rec.exeId) return KEEP_EXE;
     if (facts.exe !== null) {
-      if (!this.#reaches || this.#reaches(rec.exeId, facts.exe)) return {};
+      if (!this.#reaches || this.#reaches(rec.exeId, facts.exe)) return KEEP_EXE;
       this.#counts.execs_exe_corrected++;
-      dropped = { exe: null, script: null };
     }
-    if (!this.#resolveExe) return dropped;
+    if (!this.#resolveExe) return null;
     const exe = this.#reached(rec.exePath, rec.exeId) ??
       (rec.interp.startsWith("/") ? this.#resolveExe(rec.interp, rec.exeId) : null);
     if (exe === null) {
       this.#counts.execs_exe_unverified++;
-      return { ...dropped, exeNotHere: true };
+      return NOT_REACHED;
     }
     this.#counts.execs_named_by_bpf++;
-    return { ...dropped, exe };
+    return exe;
   }
 
   /**
@@ -311,7 +309,7 @@ export class BpfExecStage implements ExecStage {
   namesExactly(pid: number): boolean {
     this.poll();
     const list = this.#pending.get(pid);
-    const rec = list?.[list.length - 1].rec;
+    const rec = list?.[list.length - 1];
     return rec !== undefined && rec.interp === rec.filename && this.#usable(rec) &&
       this.#reached(rec.exePath, rec.exeId) !== null;
   }
@@ -330,12 +328,13 @@ export class BpfExecStage implements ExecStage {
   #sweepNow(appliedNs: number): void {
     this.#sweptNs = appliedNs;
     const before = appliedNs - STALE_RECORD_NS;
-    for (const [pid, list] of this.#pending) {
+    // `forEach`, not `for…of`: the entries iterator makes a [pid, list] pair for every pid
+    // held, and a storm's connector can lag its records by tens of thousands.
+    this.#pending.forEach((list, pid) => {
       let i = 0;
-      while (i < list.length && list[i].rec.ktimeNs < before) i++;
-      if (i === 0) continue;
-      this.#forget(pid, list, i);
-    }
+      while (i < list.length && list[i].ktimeNs < before) i++;
+      if (i > 0) this.#forget(pid, list, i);
+    });
   }
 
   counters(): Readonly<Record<string, number>> {
@@ -345,15 +344,14 @@ export class BpfExecStage implements ExecStage {
   }
 
   /**
-   * The records of `pid` up to `execNs`: the list and how many (the last is the exec's own
-   * candidate); null when there is none.
+   * How many of `list`'s records are up to `execNs` (the last is the exec's own candidate);
+   * 0 when there is none or no list.
    */
-  #upTo(pid: number, execNs: number): { list: Held[]; n: number } | null {
-    const list = this.#pending.get(pid);
-    if (!list) return null;
+  #upTo(list: BpfExec[] | undefined, execNs: number): number {
+    if (!list) return 0;
     let n = 0;
-    while (n < list.length && list[n].rec.ktimeNs <= execNs) n++;
-    return n === 0 ? null : { list, n };
+    while (n < list.length && list[n].ktimeNs <= execNs) n++;
+    return n;
   }
 
   /** Whether `rec` may be used: not older than a connector loss once the ring has dropped. */
@@ -363,27 +361,29 @@ export class BpfExecStage implements ExecStage {
 
   /** The newest record of `pid` no later than `execNs`, if it can be used; left in place. */
   #newest(pid: number, execNs: number): BpfExec | null {
-    const found = this.#upTo(pid, execNs);
-    const rec = found ? found.list[found.n - 1].rec : null;
+    const list = this.#pending.get(pid);
+    const n = this.#upTo(list, execNs);
+    const rec = n > 0 ? list![n - 1] : null;
     return rec && this.#usable(rec) ? rec : null;
   }
 
   /** The record of the exec of `pid` at `execNs`, if one can be vouched for; taken. */
   #take(pid: number, execNs: number): BpfExec | null {
-    const found = this.#upTo(pid, execNs);
-    if (!found) return null;
-    const rec = found.list[found.n - 1].rec;
-    this.#forget(pid, found.list, found.n); // older ones: their events were lost
+    const list = this.#pending.get(pid);
+    const n = this.#upTo(list, execNs);
+    if (n === 0) return null;
+    const rec = list![n - 1];
+    this.#forget(pid, list!, n); // older ones: their events were lost
     if (!this.#usable(rec)) return null;
     this.#counts.bpf_records_unpaired--; // the one taken is paired
     return rec;
   }
 
   /** Drops the first `n` records of `pid` (counted unpaired). */
-  #forget(pid: number, list: Held[], n: number): void {
+  #forget(pid: number, list: BpfExec[], n: number): void {
     this.#counts.bpf_records_unpaired += n;
     this.#size -= n;
-    for (let i = 0; i < n && i < list.length; i++) this.#bytes -= list[i].bytes;
+    for (let i = 0; i < n && i < list.length; i++) this.#bytes -= list[i].recordBytes;
     if (n >= list.length) this.#pending.delete(pid);
     else list.splice(0, n);
   }
@@ -395,7 +395,7 @@ export class BpfExecStage implements ExecStage {
       let n = 0;
       while (n < list.length && (size > MAX_PENDING_RECORDS || bytes > MAX_PENDING_BYTES)) {
         size--;
-        bytes -= list[n++].bytes;
+        bytes -= list[n++].recordBytes;
       }
       if (n > 0) this.#forget(pid, list, n);
       if (size <= MAX_PENDING_RECORDS && bytes <= MAX_PENDING_BYTES) return;
