@@ -173,7 +173,7 @@ export class BpfExecStage implements ExecStage {
       if (list) list.push(rec);
       else this.#pending.set(rec.tgid, [rec]);
       this.#size++;
-      this.#bytes += r.length;
+      this.#bytes += rec.recordBytes;
       if (rec.ktimeNs > this.#newestNs) this.#newestNs = rec.ktimeNs;
     });
     if (this.#size > MAX_PENDING_RECORDS || this.#bytes > MAX_PENDING_BYTES) this.#trim();
@@ -259,7 +259,8 @@ export class BpfExecStage implements ExecStage {
    * interpreter's, as `/proc` says). When neither does (a path that names another file from
    * here, e.g. a bind mount in the process's own mount namespace, or a relative one), the
    * exec is marked so that no later source names it by that path either (audit's `exe=` is
-   * the same path, unchecked).
+   * the same path, unchecked). The verdict: the name to use (null: none), `KEEP_EXE` (the
+   * facts' own name, script and mark stand) or `NOT_REACHED` (no name; the exec is marked).
    */
   #exe(facts: ExecInfo, rec: BpfExec): string | null | typeof KEEP_EXE | typeof NOT_REACHED {
     if (facts.exeNotHere || !rec.exeId) return KEEP_EXE;
