@@ -97,6 +97,7 @@ export function errno(): number {
 }
 
 import { errnoName } from "../lib/errno.ts";
+import { u64 } from "../lib/bpf/fields.ts";
 export { Errno, errnoName } from "../lib/errno.ts";
 
 /** `struct statfs` on 64-bit Linux: `f_type` (the filesystem's magic) and `f_fsid` (8 bytes). */
@@ -305,16 +306,15 @@ export const POLL = { IN: 0x1, PRI: 0x2, OUT: 0x4, ERR: 0x8, HUP: 0x10 } as cons
 /** Clock ids for {@linkcode clockNs}. */
 export const Clock = { REALTIME: 0, MONOTONIC: 1, BOOTTIME: 7 } as const;
 
-// Read as 32-bit halves: a BigInt64Array's element is a new BigInt on every read, and a clock
-// is read twice for each exec of a storm.
-const timespec = new Uint32Array(4);
-const timespecBytes = new Uint8Array(timespec.buffer);
+// Read with `u64`: a BigInt64Array's element is a new BigInt on every read, and a clock is
+// read twice for each exec of a storm.
+const timespecBytes = new Uint8Array(16);
+const timespec = new DataView(timespecBytes.buffer);
 
 /** Reads a clock as nanoseconds (a number: exact to well below a microsecond for decades). */
 export function clockNs(clock: number): number {
   if (libc().clock_gettime(clock, timespecBytes) !== 0) {
     throw new LibcError("clock_gettime", errno());
   }
-  // tv_sec and tv_nsec are little-endian 64-bit, both far below 2^53 (x86-64, arm64).
-  return (timespec[0] + timespec[1] * 2 ** 32) * 1e9 + timespec[2];
+  return u64(timespec, 0) * 1e9 + u64(timespec, 8); // tv_sec, tv_nsec
 }

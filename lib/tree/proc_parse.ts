@@ -159,7 +159,7 @@ export function parseStatus(bytes: Uint8Array): StatusInfo | null {
   };
 }
 
-/** Arguments split before being copied out; kept (with its storage) while no longer. */
+/** The list `parseCmdline` splits into, reused while it has held at most this many arguments. */
 const SPLIT_SCRATCH_MAX = 1024;
 let splitScratch: string[] = [];
 
