@@ -4,6 +4,7 @@ proctree's code (Python's socket module reads the audit multicast group; nothing
 proctree parses the truth).
 
     python3 scripts/argv_check.py [--proctree-args "..."] -- CMD ARGS...
+    python3 scripts/argv_check.py -- sh scripts/workloads.sh shell   (the workloads checked)
 
 Installs an audit rule for execve/execveat scoped to a fresh login uid, starts
 `proctree watch --events exec` (default settings unless --proctree-args), runs CMD with that

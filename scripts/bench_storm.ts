@@ -20,6 +20,7 @@
 
 import { parseArgs } from "@std/cli";
 import { PROCTREE } from "./command.ts";
+import { buildSharedStorm, SHARED_STORM } from "./storm/shared.ts";
 
 const here = new URL(".", import.meta.url).pathname;
 const work = Deno.makeTempDirSync({ prefix: "proctree-bench-" });
@@ -78,25 +79,17 @@ const STORMS: Storm[] = [
   },
 ];
 
-/** Where `../shared/storm` is (beside the checkout), if anywhere. */
-const SHARED_STORM = ["../shared/storm", "../../shared/storm"].map((p) =>
-  new URL(p, new URL("..", import.meta.url)).pathname
-)
-  .find((p) => {
-    try {
-      return Deno.statSync(`${p}/stormgen.c`).isFile;
-    } catch {
-      return false;
-    }
-  });
-
 /** pid_max during the benchmark: far more pids than any storm makes. */
 const BENCH_PID_MAX = 4_194_304;
 
-/** A program named in an exec line: the executable and argv[0] (basenames; null: none). */
+/** A program named in an exec line (null: the line named none). */
 interface ExecSeen {
+  /** The executable's basename. */
   exe: string | null;
-  argv0: string | null;
+  /** argv as the line gave it, every element. */
+  argv: string[] | null;
+  /** The task's comm (null too for a tool that does not print one). */
+  comm: string | null;
 }
 
 /** What a tool reported, per child pid (as multisets). */
@@ -154,7 +147,8 @@ const TOOLS: Tool[] = [
         else if (r.event === "exec") {
           push(o.execs, r.pid, {
             exe: r.exe ? basename(r.exe) : null,
-            argv0: r.argv?.length ? basename(r.argv[0]) : null,
+            argv: r.argv ?? null,
+            comm: r.comm ?? null,
           });
         } else if (r.event === "exit") o.exits.set(r.pid, (o.exits.get(r.pid) ?? 0) + 1);
         else if (r.event === "lost") o.lostCounted! += r.count ?? 1;
@@ -221,10 +215,7 @@ const TOOLS: Tool[] = [
         } else if (m[1] === "exec") {
           // forkstat prints the command line: argv.
           const cmdline = `${m[3] ?? ""} ${m[4]}`.trim();
-          push(o.execs, pid, {
-            exe: null,
-            argv0: cmdline ? basename(cmdline.split(" ")[0]) : null,
-          });
+          push(o.execs, pid, { exe: null, argv: cmdline ? cmdline.split(" ") : null, comm: null });
         } else o.exits.set(pid, (o.exits.get(pid) ?? 0) + 1);
       }
       return o;
@@ -240,7 +231,7 @@ const TOOLS: Tool[] = [
       for (const line of text.split("\n")) {
         const e = /^\s*(\d+)\+ (\S+)/.exec(line);
         // With -l extrace prints the executable's path (from /proc/<pid>/exe).
-        if (e) push(o.execs, Number(e[1]), { exe: basename(e[2]), argv0: null });
+        if (e) push(o.execs, Number(e[1]), { exe: basename(e[2]), argv: null, comm: null });
         const x = /^\s*(\d+)- /.exec(line);
         if (x) o.exits.set(Number(x[1]), (o.exits.get(Number(x[1])) ?? 0) + 1);
       }
@@ -306,8 +297,10 @@ interface Score {
   execs: number | null;
   /** Execs whose executable was named right. */
   rightExe: number | null;
-  /** Execs whose argv was named right. */
+  /** Execs whose argv was the storm's, element for element. */
   rightArgv: number | null;
+  /** Execs whose comm was the program's (null: the tool prints none). */
+  rightComm: number | null;
   /** Execs that named a program, and the wrong one (null names are not counted). */
   wrongName: number | null;
   exits: number;
@@ -320,16 +313,24 @@ interface Score {
   peakRssMb: number;
 }
 
+/** The kernel's comm: a name's first 15 bytes (`TASK_COMM_LEN` 16 with its NUL). */
+const COMM_MAX_BYTES = 15;
+
 function score(
   truth: Truth,
   o: Observed,
   storm: Storm,
+  targetPath: string,
   cpuS: number,
   hwmKb: number,
   tool: string,
 ): Score {
-  const target = storm.fast ? "zzstorm_true" : storm.target === "tiny" ? "tinybin" : "true";
+  const target = basename(targetPath);
+  const comm = target.slice(0, COMM_MAX_BYTES);
+  // Every child runs `execv(targetPath, [targetPath])`.
+  const exactArgv = (a: string[] | null) => a?.length === 1 && a[0] === targetPath;
   let forks = 0, rightParent = 0, execs = 0, rightExe = 0, rightArgv = 0, wrongName = 0;
+  let rightComm = 0;
   let exits = 0;
   const hasExec = storm.mode !== "fork";
   for (const [pid, workers] of truth.children) {
@@ -348,9 +349,11 @@ function score(
       const seen = o.execs.get(pid) ?? [];
       execs += Math.min(k, seen.length);
       rightExe += Math.min(k, seen.filter((e) => e.exe === target).length);
-      rightArgv += Math.min(k, seen.filter((e) => e.argv0 === target).length);
+      rightArgv += Math.min(k, seen.filter((e) => exactArgv(e.argv)).length);
+      rightComm += Math.min(k, seen.filter((e) => e.comm === comm).length);
       const wrong = (n: string | null) => n !== null && n !== "" && n !== target;
-      wrongName += seen.filter((e) => wrong(e.exe) || wrong(e.argv0)).length;
+      const argv0 = (e: ExecSeen) => e.argv?.length ? basename(e.argv[0]) : null;
+      wrongName += seen.filter((e) => wrong(e.exe) || wrong(argv0(e))).length;
     }
     exits += Math.min(k, o.exits.get(pid) ?? 0);
   }
@@ -365,6 +368,7 @@ function score(
     execs: hasExec ? execs / n : null,
     rightExe: hasExec && tool !== "forkstat" ? rightExe / n : null,
     rightArgv: hasExec && tool !== "extrace" ? rightArgv / n : null,
+    rightComm: hasExec && tool.startsWith("proctree") ? rightComm / n : null,
     wrongName: hasExec ? wrongName : null,
     exits: exits / n,
     lostCounted: o.lostCounted,
@@ -405,7 +409,11 @@ async function runOnce(tool: Tool, storm: Storm, storm_bin: string, tiny: string
   } else await sleep(1500);
   // CPU from here on: the storm's, not start-up's.
   const atReady = procStat(child.pid);
-  const target = storm.target === "tiny" ? tiny : storm.target;
+  const target = storm.fast
+    ? `${work}/zzstorm_true`
+    : storm.target === "tiny"
+    ? tiny
+    : storm.target;
   const busy = storm.busy
     ? [0, 1].map(() => new Deno.Command("sh", { args: ["-c", "while :; do :; done"] }).spawn())
     : [];
@@ -421,7 +429,7 @@ async function runOnce(tool: Tool, storm: Storm, storm_bin: string, tiny: string
           "-m",
           storm.mode.split("-")[0],
           "-e",
-          `${work}/zzstorm_true`,
+          target,
           "-p",
           pids,
         ],
@@ -455,7 +463,8 @@ async function runOnce(tool: Tool, storm: Storm, storm_bin: string, tiny: string
   child.kill("SIGINT");
   await child.status;
   const truth = readTruth(truthPath);
-  return score(truth, tool.parse(Deno.readTextFileSync(out)), storm, cpuS, hwmKb, tool.name);
+  const o = tool.parse(Deno.readTextFileSync(out));
+  return score(truth, o, storm, target, cpuS, hwmKb, tool.name);
 }
 
 function median(xs: number[]): number {
@@ -474,6 +483,7 @@ function medianScore(scores: Score[]): Score {
     execs: m("execs"),
     rightExe: m("rightExe"),
     rightArgv: m("rightArgv"),
+    rightComm: m("rightComm"),
     wrongName: m("wrongName"),
     exits: m("exits")!,
     lostCounted: m("lostCounted"),
@@ -489,14 +499,14 @@ const pct = (x: number | null) => (x === null ? "–" : `${(x * 100).toFixed(1)}
 
 function table(results: { storm: Storm; tool: string; s: Score }[]): string {
   const lines = [
-    "| storm | tool | forks | right parent | execs | right exe | right argv | wrong names | exits | lost counted | actually missing | CPU s | CPU µs/event | CPU µs/reported event | peak RSS MB |",
-    "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    "| storm | tool | forks | right parent | execs | right exe | right argv | right comm | wrong names | exits | lost counted | actually missing | CPU s | CPU µs/event | CPU µs/reported event | peak RSS MB |",
+    "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
   ];
   for (const { storm, tool, s } of results) {
     lines.push(
       `| ${storm.name} | ${tool} | ${pct(s.forks)} | ${pct(s.rightParent)} | ${pct(s.execs)} | ${
         pct(s.rightExe)
-      } | ${pct(s.rightArgv)} | ${s.wrongName ?? "–"} | ${pct(s.exits)} | ${
+      } | ${pct(s.rightArgv)} | ${pct(s.rightComm)} | ${s.wrongName ?? "–"} | ${pct(s.exits)} | ${
         s.lostCounted ?? "–"
       } | ${s.missing} | ${s.cpuS.toFixed(2)} | ${s.cpuUsPerEvent.toFixed(2)} | ${
         s.cpuUsPerReported.toFixed(2)
@@ -526,12 +536,7 @@ if (import.meta.main) {
   const stormBin = `${work}/storm`;
   const tiny = `${work}/tinybin`;
   sh(`cc -O2 -o ${stormBin} ${here}storm/storm.c && cc -static -O2 -o ${tiny} ${here}storm/tiny.c`);
-  if (SHARED_STORM) {
-    sh(
-      `cc -O2 -o ${work}/stormgen ${SHARED_STORM}/stormgen.c && ` +
-        `cc -O2 -static -nostdlib -o ${work}/zzstorm_true ${SHARED_STORM}/zzstorm_true.c`,
-    );
-  }
+  buildSharedStorm(work);
   const scale = Number(f.scale);
   const storms = STORMS.filter((_, i) => !f.storms || f.storms.split(",").includes(String(i + 1)))
     .filter((s) => !s.fast || SHARED_STORM !== undefined)
@@ -558,7 +563,9 @@ if (import.meta.main) {
           const one = await runOnce(tool, storm, stormBin, tiny);
           console.error(
             `  ${storm.name} · ${tool.name} · run ${r + 1}: missing ${one.missing}, ` +
-              `lost counted ${one.lostCounted}, CPU ${one.cpuUsPerEvent.toFixed(1)} µs/event ` +
+              `lost counted ${one.lostCounted}, right exe ${pct(one.rightExe)}, argv ${
+                pct(one.rightArgv)
+              }, comm ${pct(one.rightComm)}, CPU ${one.cpuUsPerEvent.toFixed(1)} µs/event ` +
               `(${one.cpuUsPerReported.toFixed(1)} per event reported), ` +
               `peak RSS ${one.peakRssMb.toFixed(1)} MB`,
           );
