@@ -491,6 +491,10 @@ Deno.test("stage: stale and excess records are dropped and counted", () => {
   assertEquals(st.counters().bpf_records_unpaired, 6);
   assertEquals(st.exec(0, 20, NULL_INFO).argv, null, "the oldest went first");
   assertEquals(st.exec(MAX_PENDING_RECORDS + 4, 20, NULL_INFO).argv, ["prog"]);
+  const c = st.counters();
+  assertEquals(c.bpf_records_held, MAX_PENDING_RECORDS - 1, "one paired since");
+  assertEquals(c.bpf_records_held_peak, MAX_PENDING_RECORDS, "the bound, never past it");
+  assert(c.bpf_records_held_peak_bytes <= MAX_PENDING_BYTES);
 });
 
 Deno.test("stage: records held are bounded in bytes too (long argv)", () => {

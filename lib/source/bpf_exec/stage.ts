@@ -131,6 +131,9 @@ export class BpfExecStage implements ExecStage {
   readonly #pending = new Map<number, BpfExec[]>();
   #size = 0;
   #bytes = 0;
+  /** The most records, and bytes, held after any drain: what pairing has cost in memory. */
+  #peakSize = 0;
+  #peakBytes = 0;
   /** Newest record time seen. */
   #newestNs = 0;
   /** Newest record time seen when connector events were last lost (-1: never). */
@@ -177,6 +180,8 @@ export class BpfExecStage implements ExecStage {
       if (rec.ktimeNs > this.#newestNs) this.#newestNs = rec.ktimeNs;
     });
     if (this.#size > MAX_PENDING_RECORDS || this.#bytes > MAX_PENDING_BYTES) this.#trim();
+    if (this.#size > this.#peakSize) this.#peakSize = this.#size;
+    if (this.#bytes > this.#peakBytes) this.#peakBytes = this.#bytes;
   }
 
   losses(): StageLoss[] {
@@ -338,10 +343,18 @@ export class BpfExecStage implements ExecStage {
     });
   }
 
+  /** The counters, and the records held for their events: now, and the most after a drain. */
   counters(): Readonly<Record<string, number>> {
     const base = this.#src.cgroupBaseline;
     const moves = base && this.#src.cgroupMoves ? this.#src.cgroupMoves() - base.moves : null;
-    return moves === null ? { ...this.#counts } : { ...this.#counts, cgroup_moves: moves };
+    const held = {
+      bpf_records_held: this.#size,
+      bpf_records_held_peak: this.#peakSize,
+      bpf_records_held_peak_bytes: this.#peakBytes,
+    };
+    return moves === null
+      ? { ...this.#counts, ...held }
+      : { ...this.#counts, ...held, cgroup_moves: moves };
   }
 
   /**
