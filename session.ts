@@ -330,7 +330,9 @@ export class Session {
     this.#lineStages = [files?.stage, net?.stage].filter((s) => s !== undefined);
     this.bpfExec = facts.source;
     this.execFactsWhy = facts.why;
-    const bpfStage = facts.source ? new BpfExecStage(facts.source, exePathOf, sameFile) : null;
+    const bpfStage = facts.source
+      ? new BpfExecStage(facts.source, exePathOf, sameFile, connector.subscribedNs)
+      : null;
     this.#execStages = [fanotify.stage, bpfStage, audit?.stage ?? null].filter((s) => s !== null);
     this.connector = connector;
     this.fanotify = fanotify.source;
@@ -358,14 +360,12 @@ export class Session {
 
   /**
    * Subscribes first and snapshots `/proc` second, so no process can start unseen between
-   * the two. Throws {@linkcode ConnectorError} when the kernel cannot be listened to.
+   * the two; the BPF exec program is attached before both, so every exec the connector
+   * reports was recorded too. Throws {@linkcode ConnectorError} when the kernel cannot be
+   * listened to.
    */
   static open(opts: ListenOptions = {}): Session {
-    const connector = ProcConnector.open({
-      rcvbufBytes: opts.rcvbufBytes,
-      eventMask: opts.eventMask,
-      backlogBytes: opts.backlogBytes,
-    });
+    let connector: ProcConnector | null = null;
     let fan: ExecNamesOpened = { source: null, stage: null, note: null };
     let audit: AuditOpened | null = null;
     let files: { source: FileSource; stage: FileStage } | null = null;
@@ -373,10 +373,16 @@ export class Session {
     let net: { source: BpfNetSource; stage: NetStage } | null = null;
     const clock = new WallClock(wallOffsetNs());
     try {
+      // Attached before the subscription (loading takes 0.1–0.2 s), so every exec the
+      // connector reports was recorded too; records of execs before it are dropped uncounted.
+      facts = openExecFacts(opts.execFacts ?? "auto", opts);
+      connector = ProcConnector.open({
+        rcvbufBytes: opts.rcvbufBytes,
+        eventMask: opts.eventMask,
+        backlogBytes: opts.backlogBytes,
+      });
       // Marked before the snapshot, like the subscription: no exec after it goes unnamed.
       fan = openExecNames(opts.execNames ?? "auto");
-      // Attached before the snapshot, like the subscription: no exec after it goes unseen.
-      facts = openExecFacts(opts.execFacts ?? "auto", opts);
       if (opts.argv === "audit") audit = openAudit(clock);
       if (opts.files?.length) files = openFiles(opts.files);
       if (opts.net) net = openNet(opts.btfPath);
@@ -401,7 +407,7 @@ export class Session {
         net,
       );
     } catch (e) {
-      connector.close();
+      connector?.close();
       facts.source?.close();
       fan.source?.close();
       audit?.source.close();

@@ -144,6 +144,43 @@ Deno.test({
   assertEquals(argv, Array.from({ length: 300 }, (_, i) => `/bin/true n${i}`));
 });
 
+Deno.test({
+  name: "kernel: execs while proctree starts have their bpf facts (attached before subscribing)",
+  ignore,
+}, async () => {
+  // Execs all along proctree's start-up: those between the subscription and the listening
+  // line had no record when the program was loaded after the subscription (51–70 null argv
+  // in each of three starts beside a shell loop).
+  const sh = new Deno.Command("sh", {
+    args: ["-c", 'i=0; while :; do /bin/true "n$i"; i=$((i+1)); done'],
+  }).spawn();
+  try {
+    await sleep(100);
+    const w = await startProctree(["watch", "--events", "exec"]);
+    await sleep(300);
+    sh.kill("SIGKILL");
+    await sh.status;
+    await sleep(300);
+    const { records } = await w.stop();
+    const execs = records.filter((r) => r.event === "exec" && r.ppid === sh.pid);
+    assert(execs.length > 0, "the loop ran while proctree listened");
+    const n = Number(/^n(\d+)$/.exec(execs[0].argv?.[1] ?? "")?.[1] ?? -1);
+    assert(n >= 0, `the first exec's argv: ${JSON.stringify(execs[0].argv)}`);
+    // Every one, from the first the connector sent, in order: none without its facts.
+    assertEquals(
+      execs.map((r) => r.argv?.join(" ")),
+      execs.map((_, i) => `/bin/true n${n + i}`),
+    );
+    const exe = Deno.realPathSync("/bin/true");
+    assertEquals(execs.filter((r) => r.comm !== "true" || r.exe !== exe), []);
+  } finally {
+    try {
+      sh.kill("SIGKILL");
+    } catch { /* ended */ }
+    await sh.status;
+  }
+});
+
 /** Program ids among the fds of process `pid` (`/proc/<pid>/fdinfo`, `prog_id:`). */
 function programsOf(pid: number): number[] {
   // Through libc: Deno reads /proc only with --allow-all.

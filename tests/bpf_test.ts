@@ -497,6 +497,23 @@ Deno.test("stage: stale and excess records are dropped and counted", () => {
   assert(c.bpf_records_held_peak_bytes <= MAX_PENDING_BYTES);
 });
 
+Deno.test("stage: records older than the subscription are used, but not owed an event", () => {
+  const src = new FakeRecords();
+  const st = new BpfExecStage(src, undefined, undefined, 1000);
+  src.queue.push(record({ ns: 900, tgid: 5, argv: "before\0" })); // its event never sent
+  src.queue.push(record({ ns: 990, tgid: 6, argv: "straddles\0" })); // its event after 1000
+  src.queue.push(record({ ns: 995, tgid: 7, argv: "old\0" }));
+  src.queue.push(record({ ns: 1100, tgid: 7, argv: "new\0" }));
+  src.queue.push(record({ ns: 1200, tgid: 8, argv: "lost\0" })); // its event was lost
+  st.poll();
+  assertEquals(st.exec(6, 1001, NULL_INFO).argv, ["straddles"]);
+  assertEquals(st.exec(7, 1101, NULL_INFO).argv, ["new"]);
+  assertEquals(st.counters().bpf_records_unpaired, 0, "the one before it skipped, uncounted");
+  st.sweep(1200 + STALE_RECORD_NS + 1);
+  assertEquals(st.counters().bpf_records_unpaired, 1, "only the one owed an event");
+  assertEquals(st.counters().bpf_records_held, 0);
+});
+
 Deno.test("stage: records held are bounded in bytes too (long argv)", () => {
   const src = new FakeRecords();
   const st = new BpfExecStage(src);

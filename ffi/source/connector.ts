@@ -173,8 +173,16 @@ export class ProcConnector implements Source {
   }
   /** Socket counters. */
   readonly stats: ConnectorStats = { datagrams: 0, overruns: 0, foreign: 0, truncated: 0 };
+  /**
+   * CLOCK_MONOTONIC when the kernel acknowledged the subscription: every event stamped
+   * later is delivered (or counted lost); one stamped earlier may never have been sent.
+   */
+  get subscribedNs(): number {
+    return this.#subscribedNs;
+  }
 
   #closed = false;
+  #subscribedNs = 0;
   #kernelFilter = false;
   #pending: Uint8Array[] = [];
   #recv: RecvBuffers = recvBuffers(RECV_LAYOUT);
@@ -223,6 +231,7 @@ export class ProcConnector implements Source {
         : (options.eventMask & WHAT_ALL) >>> 0;
       const conn = new ProcConnector(fd, [asked, granted]);
       const filterKnown = conn.#subscribe(options.ackTimeoutMs ?? 2000, wanted !== WHAT_ALL);
+      conn.#subscribedNs = clockNs(Clock.MONOTONIC);
       if (filterKnown) {
         conn.#kernelFilter = true;
         // The kernel acks this too, but its own filter then drops the ack (what = NONE).

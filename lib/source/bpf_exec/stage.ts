@@ -11,6 +11,11 @@
  * older record's event was lost too. So after the ring buffer has dropped anything, a
  * record older than a connector loss is not used (the exec keeps its `/proc` facts).
  *
+ * The program is loaded before the connector is subscribed (the verifier takes a tenth of
+ * a second or more, and an exec in between would have an event and no record), so the first
+ * records can be of execs whose events were never sent: those, older than the subscription,
+ * are dropped without being counted.
+ *
  * @module
  */
 
@@ -127,6 +132,8 @@ export class BpfExecStage implements ExecStage {
   readonly #src: BpfRecords;
   readonly #resolveExe: ExeResolver | null;
   readonly #reaches: ExeCheck | null;
+  /** When the connector's events began to be sent (kernel time): older records are not owed. */
+  readonly #subscribedNs: number;
   /** Unpaired records by pid, oldest first. */
   readonly #pending = new Map<number, BpfExec[]>();
   #size = 0;
@@ -158,11 +165,19 @@ export class BpfExecStage implements ExecStage {
    * name (absent: such an exec's `exe` stays null); `reaches` checks a name another source
    * gave against the file that ran (absent: such names are kept unchecked), and the record's
    * own paths against the file and the directory it names (absent: those are not used).
+   * `subscribedNs`: when the connector was subscribed (CLOCK_MONOTONIC; absent: before any
+   * record): a record older than that whose event never comes is not counted unpaired.
    */
-  constructor(src: BpfRecords, resolveExe?: ExeResolver, reaches?: ExeCheck) {
+  constructor(
+    src: BpfRecords,
+    resolveExe?: ExeResolver,
+    reaches?: ExeCheck,
+    subscribedNs = -Infinity,
+  ) {
     this.#src = src;
     this.#resolveExe = resolveExe ?? null;
     this.#reaches = reaches ?? null;
+    this.#subscribedNs = subscribedNs;
   }
 
   poll(): void {
@@ -387,19 +402,35 @@ export class BpfExecStage implements ExecStage {
     const n = this.#upTo(list, execNs);
     if (n === 0) return null;
     const rec = list![n - 1];
-    this.#forget(pid, list!, n); // older ones: their events were lost
-    if (!this.#usable(rec)) return null;
-    this.#counts.bpf_records_unpaired--; // the one taken is paired
-    return rec;
+    // Older ones: their events were lost.
+    const owed = this.#remove(pid, list!, n);
+    const taken = this.#usable(rec);
+    // The one taken is paired.
+    this.#counts.bpf_records_unpaired += taken && this.#owed(rec) ? owed - 1 : owed;
+    return taken ? rec : null;
   }
 
-  /** Drops the first `n` records of `pid` (counted unpaired). */
+  /** Whether `rec`'s event was sent to proctree: the record is younger than the subscription. */
+  #owed(rec: BpfExec): boolean {
+    return rec.ktimeNs >= this.#subscribedNs;
+  }
+
+  /** Drops the first `n` records of `pid`: the owed ones counted unpaired. */
   #forget(pid: number, list: BpfExec[], n: number): void {
-    this.#counts.bpf_records_unpaired += n;
+    this.#counts.bpf_records_unpaired += this.#remove(pid, list, n);
+  }
+
+  /** Removes the first `n` records of `pid`; how many of them were owed an event. */
+  #remove(pid: number, list: BpfExec[], n: number): number {
+    let owed = 0;
     this.#size -= n;
-    for (let i = 0; i < n && i < list.length; i++) this.#bytes -= list[i].recordBytes;
+    for (let i = 0; i < n && i < list.length; i++) {
+      this.#bytes -= list[i].recordBytes;
+      if (this.#owed(list[i])) owed++;
+    }
     if (n >= list.length) this.#pending.delete(pid);
     else list.splice(0, n);
+    return owed;
   }
 
   /** Drops the oldest pids' records until within bounds (one pass: a Map deletes lazily). */
