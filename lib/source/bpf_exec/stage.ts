@@ -402,15 +402,14 @@ export class BpfExecStage implements ExecStage {
     const n = this.#upTo(list, execNs);
     if (n === 0) return null;
     const rec = list![n - 1];
-    // Older ones: their events were lost.
+    // The older ones' events were lost: counted, when owed. The one taken is paired.
     const owed = this.#remove(pid, list!, n);
     const taken = this.#usable(rec);
-    // The one taken is paired.
     this.#counts.bpf_records_unpaired += taken && this.#owed(rec) ? owed - 1 : owed;
     return taken ? rec : null;
   }
 
-  /** Whether `rec`'s event was sent to proctree: the record is younger than the subscription. */
+  /** Whether `rec`'s event is owed to proctree: the record is not older than the subscription. */
   #owed(rec: BpfExec): boolean {
     return rec.ktimeNs >= this.#subscribedNs;
   }
