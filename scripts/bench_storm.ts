@@ -21,6 +21,7 @@
 import { parseArgs } from "@std/cli";
 import { PROCTREE } from "./command.ts";
 import { buildSharedStorm, SHARED_STORM } from "./storm/shared.ts";
+import { COMM_BYTES } from "../lib/source/bpf_exec/program.ts";
 
 const here = new URL(".", import.meta.url).pathname;
 const work = Deno.makeTempDirSync({ prefix: "proctree-bench-" });
@@ -313,9 +314,6 @@ interface Score {
   peakRssMb: number;
 }
 
-/** The kernel's comm: a name's first 15 bytes (`TASK_COMM_LEN` 16 with its NUL). */
-const COMM_MAX_BYTES = 15;
-
 function score(
   truth: Truth,
   o: Observed,
@@ -326,7 +324,7 @@ function score(
   tool: string,
 ): Score {
   const target = basename(targetPath);
-  const comm = target.slice(0, COMM_MAX_BYTES);
+  const comm = target.slice(0, COMM_BYTES - 1); // the kernel's comm: the name's first bytes
   // Every child runs `execv(targetPath, [targetPath])`.
   const exactArgv = (a: string[] | null) => a?.length === 1 && a[0] === targetPath;
   let forks = 0, rightParent = 0, execs = 0, rightExe = 0, rightArgv = 0, wrongName = 0;

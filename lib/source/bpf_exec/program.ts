@@ -28,6 +28,9 @@ export const ARGV_CAP_BYTES = 32768;
 /** Bytes of the path as passed to `execve` a record carries (with its NUL). */
 export const FILENAME_BYTES = 256;
 
+/** Bytes of a task's comm with its NUL (the kernel's `TASK_COMM_LEN`): 15 of the name at most. */
+export const COMM_BYTES = 16;
+
 /** The record's fields: byte offsets, little-endian (one table, shared with the decoder). */
 export const Rec = {
   /** u64 CLOCK_MONOTONIC ns (the connector's clock). */
@@ -49,7 +52,7 @@ export const Rec = {
   argvRead: 36,
   /** u64 `task->start_boottime`, ns. */
   startBoottimeNs: 40,
-  /** 16 bytes, NUL-padded. */
+  /** {@linkcode COMM_BYTES}, NUL-padded. */
   comm: 48,
   /** {@linkcode FILENAME_BYTES}, NUL-terminated. */
   filename: 64,
@@ -265,7 +268,7 @@ export function execProgram(off: Offsets, maps: ProgramMaps): Uint8Array {
   a.aluImm(Alu.RSH, 0, 32).store(4, 7, Rec.tgid, 0);
   a.call(Helper.get_current_uid_gid).store(4, 7, Rec.uid, 0);
   a.aluImm(Alu.RSH, 0, 32).store(4, 7, Rec.gid, 0);
-  a.mov(1, 7).aluImm(Alu.ADD, 1, Rec.comm).movImm(2, 16).call(Helper.get_current_comm);
+  a.mov(1, 7).aluImm(Alu.ADD, 1, Rec.comm).movImm(2, COMM_BYTES).call(Helper.get_current_comm);
 
   a.load(8, 9, 6, 0); // args[0]: the task
   readKernel(a, 10, TMP, 8, 9, off.taskRealParent);

@@ -8,7 +8,14 @@
 import { startTicksAt, u64 } from "../../bpf/fields.ts";
 import { RecentStrings } from "../../text.ts";
 import { fileIdText, parseCmdline, UNSET_LOGIN_UID } from "../../tree/proc_parse.ts";
-import { ARGV_CAP_BYTES, FILENAME_BYTES, PATH_CAP_BYTES, PathWalk, Rec } from "./program.ts";
+import {
+  ARGV_CAP_BYTES,
+  COMM_BYTES,
+  FILENAME_BYTES,
+  PATH_CAP_BYTES,
+  PathWalk,
+  Rec,
+} from "./program.ts";
 
 /** The facts of one exec, as the kernel held them inside `execve`. */
 export interface BpfExec {
@@ -107,7 +114,7 @@ export function decodeBpfExec(r: Uint8Array): BpfExec | null {
     euid: v.getUint32(Rec.euid, true),
     loginUid: login === UNSET_LOGIN_UID ? null : login,
     startTicks: startTicksAt(v, Rec.startBoottimeNs),
-    comm: cString(r, Rec.comm, 16),
+    comm: cString(r, Rec.comm, COMM_BYTES),
     filename: cString(r, Rec.filename, FILENAME_BYTES),
     interp: cString(r, Rec.interp, FILENAME_BYTES),
     exeId: fileId(v, Rec.exeDev, Rec.exeIno),
